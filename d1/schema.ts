@@ -1,0 +1,2 @@
+// drizzle schema: one section per area (identity, catalog, orders read model, ...).
+export {};

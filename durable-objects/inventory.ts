@@ -1,0 +1,4 @@
+import { DurableObject } from "cloudflare:workers";
+
+/** Placeholder so the binding exists; replaced by the issue that owns this object. */
+export class InventoryObject extends DurableObject<Env> {}

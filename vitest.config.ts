@@ -1,0 +1,52 @@
+import { generateKeyPairSync } from "node:crypto";
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Test-only signing keys: two, so key rotation (old key still verifies) is testable.
+function testSigningKey(kid: string) {
+  const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  return { kid, privateJwk: privateKey.export({ format: "jwk" }) };
+}
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations(path.join(import.meta.dirname, "d1/migrations"));
+  return {
+    test: {
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  JWT_PRIVATE_KEYS: JSON.stringify([testSigningKey("test-current"), testSigningKey("test-previous")]),
+                  SERVICE_TOKEN_SECRET: "test-service-secret",
+                  LOG_REQUESTS: "false",
+                },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: [
+              "test/**/*.test.ts",
+              "workers/**/*.test.ts",
+              "durable-objects/**/*.test.ts",
+              "queues/**/*.test.ts",
+            ],
+            setupFiles: ["./test/apply-migrations.ts"],
+          },
+        },
+        {
+          test: {
+            name: "collector-host",
+            environment: "node",
+            include: ["collector-host/**/*.test.ts"],
+          },
+        },
+      ],
+    },
+  };
+});

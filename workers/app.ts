@@ -1,0 +1,71 @@
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { bodySizeLimit, requireJsonBody } from "./middleware/body-guard";
+import { requestLog } from "./middleware/request-log";
+import { traceContext } from "./middleware/trace";
+import { createRouter } from "./openapi";
+import { ProblemError, problemResponse } from "./problem";
+import { health } from "./routes/health";
+
+/** The edge gateway: cross-cutting middleware, then one sub-app per resource under /v1. */
+export const app = createRouter();
+
+app.use(requestId());
+app.use(traceContext());
+app.use(requestLog());
+app.use(secureHeaders());
+app.use("*", async (c, next) => {
+  const origins = (c.env.CORS_ORIGINS ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  return cors({
+    origin: origins,
+    allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id", "traceparent"],
+    exposeHeaders: ["X-Request-Id", "traceparent", "Retry-After", "RateLimit", "RateLimit-Policy", "ETag"],
+    maxAge: 600,
+  })(c, next);
+});
+app.use(bodySizeLimit());
+app.use(requireJsonBody());
+
+app.route("/", health);
+
+app.notFound((c) =>
+  problemResponse(c, 404, "not-found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+);
+
+app.onError((error, c) => {
+  if (error instanceof ProblemError) {
+    return problemResponse(c, error.status, error.slug, error.message, error.extra);
+  }
+  if (error instanceof HTTPException) {
+    // Hono's own middleware (malformed JSON, body limits, ...) speaks HTTPException.
+    const status = error.status as ContentfulStatusCode;
+    const headers: Record<string, string> = {};
+    error.getResponse().headers.forEach((value, key) => {
+      if (key.toLowerCase() !== "content-type") headers[key] = value;
+    });
+    return problemResponse(c, status, status === 400 ? "bad-request" : "http-error", error.message, { headers });
+  }
+  console.error(
+    JSON.stringify({
+      level: "error",
+      msg: "unhandled error",
+      requestId: c.var.requestId,
+      route: c.req.routePath,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      stack: error instanceof Error ? error.stack : undefined,
+    }),
+  );
+  return problemResponse(c, 500, "internal", "An unexpected error occurred; it has been logged");
+});
+
+app.doc31("/v1/openapi.json", (c) => ({
+  openapi: "3.1.0",
+  info: { title: "edgepulse API", version: "1.0.0", description: "Edge-first commerce and market data." },
+  servers: [{ url: new URL(c.req.url).origin }],
+}));

@@ -1,0 +1,14 @@
+import { dispatchBatch } from "../queues/dispatch";
+import { app } from "./app";
+
+export { CartObject } from "../durable-objects/cart";
+export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
+export { InventoryObject } from "../durable-objects/inventory";
+export { LoginGuardObject } from "../durable-objects/login-guard";
+export { MarketFeedObject } from "../durable-objects/market-feed";
+export { OrderObject } from "../durable-objects/order";
+
+export default {
+  fetch: app.fetch,
+  queue: dispatchBatch,
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,87 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ZodError } from "zod";
+
+/** One entry of a validation failure: where in the input, and what is wrong there. */
+export interface ProblemFieldError {
+  path: string;
+  message: string;
+}
+
+/** RFC 9457 problem details, the body of every error response. */
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  errors?: ProblemFieldError[];
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Content",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/**
+ * A domain error that becomes a problem+json response in `app.onError`. Throw it from any handler,
+ * middleware or service function; `slug` names the problem type.
+ */
+export class ProblemError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly slug: string,
+    detail?: string,
+    readonly extra: { errors?: ProblemFieldError[]; headers?: Record<string, string> } = {},
+  ) {
+    super(detail ?? TITLES[status] ?? "Error");
+  }
+}
+
+export const badRequest = (detail: string, errors?: ProblemFieldError[]) =>
+  new ProblemError(400, "bad-request", detail, { errors });
+export const unauthorized = (detail = "Missing or invalid credentials") =>
+  new ProblemError(401, "unauthorized", detail, { headers: { "WWW-Authenticate": 'Bearer realm="edgepulse"' } });
+export const forbidden = (detail = "This action is not allowed for your role") =>
+  new ProblemError(403, "forbidden", detail);
+export const notFound = (detail = "No such resource") => new ProblemError(404, "not-found", detail);
+export const conflict = (detail: string, slug = "conflict") => new ProblemError(409, slug, detail);
+
+/** Flattens a zod error into `errors: [{path, message}]` (paths like `items.0.sku`). */
+export function zodFieldErrors(error: ZodError): ProblemFieldError[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join(".") || "(root)",
+    message: issue.message,
+  }));
+}
+
+/** Builds the problem+json response; `instance` is the request path so logs and bodies line up. */
+export function problemResponse(
+  c: Context,
+  status: ContentfulStatusCode,
+  slug: string,
+  detail?: string,
+  extra: { errors?: ProblemFieldError[]; headers?: Record<string, string> } = {},
+): Response {
+  const body: ProblemDetails = {
+    type: `https://edgepulse.dev/problems/${slug}`,
+    title: TITLES[status] ?? "Error",
+    status,
+    detail,
+    instance: new URL(c.req.url).pathname,
+  };
+  if (extra.errors) body.errors = extra.errors;
+  const headers = new Headers(extra.headers);
+  headers.set("Content-Type", "application/problem+json");
+  return new Response(JSON.stringify(body), { status, headers });
+}

@@ -1,0 +1,50 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { createRouter } from "../openapi";
+
+const Health = z.object({ status: z.literal("ok") }).openapi("Health");
+const Ready = z
+  .object({ status: z.enum(["ready", "unavailable"]), checks: z.record(z.string(), z.enum(["ok", "failed"])) })
+  .openapi("Ready");
+
+/** Liveness and readiness, mounted at the root (not under /v1): load balancers call them. */
+export const health = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/health",
+      tags: ["Health"],
+      summary: "Liveness: answers without touching any storage",
+      responses: { 200: { description: "Alive", content: { "application/json": { schema: Health } } } },
+    }),
+    (c) => c.json({ status: "ok" as const }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/ready",
+      tags: ["Health"],
+      summary: "Readiness: D1 and Durable Objects both answer",
+      responses: {
+        200: { description: "Ready", content: { "application/json": { schema: Ready } } },
+        503: { description: "A dependency is down", content: { "application/json": { schema: Ready } } },
+      },
+    }),
+    async (c) => {
+      const probe = async (check: () => Promise<unknown>) => {
+        try {
+          await check();
+          return "ok" as const;
+        } catch (error) {
+          console.error(JSON.stringify({ level: "error", msg: "readiness probe failed", error: String(error) }));
+          return "failed" as const;
+        }
+      };
+      const [d1, durableObjects] = await Promise.all([
+        probe(() => c.env.DB.prepare("select 1").first()),
+        probe(() => c.env.LOGIN_GUARD.getByName("readiness-probe").ping()),
+      ]);
+      const checks = { d1, durableObjects };
+      const ready = d1 === "ok" && durableObjects === "ok";
+      return c.json({ status: ready ? ("ready" as const) : ("unavailable" as const), checks }, ready ? 200 : 503);
+    },
+  );
