@@ -13,9 +13,7 @@ export const Exchange = z.enum(EXCHANGES);
 export type Exchange = z.infer<typeof Exchange>;
 
 /** Normalized symbol: BASE-QUOTE in upper case, e.g. `BTC-USD`. */
-export const MarketSymbol = z
-  .string()
-  .regex(/^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$/, "symbols look like BTC-USD");
+export const MarketSymbol = z.string().regex(/^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$/, "symbols look like BTC-USD");
 export type MarketSymbol = z.infer<typeof MarketSymbol>;
 
 /** A decimal string: digits with an optional fraction; no exponent, no sign (sizes and prices are >= 0). */

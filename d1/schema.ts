@@ -1,2 +1,0 @@
-// drizzle schema: one section per area (identity, catalog, orders read model, ...).
-export {};

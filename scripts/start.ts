@@ -1,0 +1,69 @@
+// `npm start`: the whole platform locally — migrations, demo data, Worker, collector host.
+import type { ChildProcess } from "node:child_process";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import {
+  BASE_URL,
+  createSeedContext,
+  ensureDevVars,
+  PORT,
+  ROOT,
+  spawnWrangler,
+  waitUntilReady,
+  wrangler,
+} from "./local.ts";
+
+const children: ChildProcess[] = [];
+const stopAll = () => {
+  for (const child of children) child.kill("SIGTERM");
+};
+process.on("SIGINT", () => {
+  stopAll();
+  process.exit(0);
+});
+process.on("SIGTERM", () => {
+  stopAll();
+  process.exit(0);
+});
+
+ensureDevVars();
+console.log("[start] applying D1 migrations (local)");
+wrangler(["d1", "migrations", "apply", "DB", "--local"], { quiet: true });
+
+console.log(`[start] starting the Worker on ${BASE_URL}`);
+const worker = spawnWrangler(
+  ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"],
+  "worker",
+);
+children.push(worker);
+worker.on("exit", (code) => {
+  console.error(`[start] the Worker exited (${code}); stopping`);
+  stopAll();
+  process.exit(code ?? 1);
+});
+await waitUntilReady(`${BASE_URL}/ready`, 120_000);
+
+// Demo data: every module in scripts/seed/, in file-name order. Each is idempotent.
+const seedDir = path.join(ROOT, "scripts", "seed");
+const ctx = createSeedContext(BASE_URL);
+for (const file of readdirSync(seedDir)
+  .filter((f) => f.endsWith(".ts"))
+  .sort()) {
+  const started = Date.now();
+  const mod = (await import(path.join(seedDir, file))) as { default: (c: typeof ctx) => Promise<void> };
+  await mod.default(ctx);
+  console.log(`[start] seed ${file} done in ${Date.now() - started} ms`);
+}
+
+console.log(`
+edgepulse is running (local mode, no network needed)
+
+  API            ${BASE_URL}/v1
+  API docs       ${BASE_URL}/docs
+  OpenAPI        ${BASE_URL}/v1/openapi.json
+  Health         ${BASE_URL}/health   ${BASE_URL}/ready
+  Demo admin     admin@edgepulse.test / edgepulse-admin-local
+  Demo shopper   shopper@edgepulse.test / edgepulse-shopper-local
+
+Ctrl-C stops everything; data persists in .wrangler/state (npm run reset wipes it).
+`);

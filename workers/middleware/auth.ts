@@ -1,0 +1,44 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, AuthContext, Role } from "../env";
+import { verifyAccessToken } from "../identity/access-tokens";
+import { forbidden, unauthorized } from "../problem";
+
+/**
+ * Revocation check for a verified token (logout, family revocation, erased account).
+ * The identity module installs the real check; until then nothing is revoked.
+ */
+export type RevocationCheck = (env: Env, auth: AuthContext) => Promise<boolean>;
+let isRevoked: RevocationCheck = async () => false;
+/** Installs the revocation check used by `requireAuth` (called once by the identity module). */
+export function setRevocationCheck(check: RevocationCheck): void {
+  isRevoked = check;
+}
+
+/** 401 unless a valid, unrevoked `Authorization: Bearer` access token is present; sets `c.var.auth`. */
+export const requireAuth = (): MiddlewareHandler<AppEnv> => async (c, next) => {
+  const header = c.req.header("authorization");
+  const match = header ? /^Bearer\s+([A-Za-z0-9_\-.]{10,4096})$/.exec(header.trim()) : null;
+  if (!match) throw unauthorized();
+  const auth = await verifyAccessToken(c.env, match[1]!);
+  if (!auth || (await isRevoked(c.env, auth))) throw unauthorized("The access token is invalid, expired or revoked");
+  c.set("auth", auth);
+  await next();
+};
+
+/** 403 unless the authenticated caller has one of `roles`. Use after `requireAuth()`. */
+export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
+  if (roles.length === 0) throw new Error("requireRole needs at least one role");
+  return async (c, next) => {
+    const auth = c.get("auth");
+    if (!auth) throw unauthorized();
+    if (!auth.roles.some((role) => roles.includes(role))) throw forbidden();
+    await next();
+  };
+}
+
+/** The authenticated caller; only valid behind `requireAuth()`. */
+export function authOf(c: { get(key: "auth"): AuthContext | undefined }): AuthContext {
+  const auth = c.get("auth");
+  if (!auth) throw unauthorized();
+  return auth;
+}
