@@ -1,0 +1,120 @@
+import { z } from "zod";
+import { Money } from "./cart";
+import { InventoryEvent, SkuCode } from "./inventory-events";
+
+/**
+ * Everything that travels on the `saga-events` queue. The OrderObject (the saga orchestrator)
+ * writes each order event into its SQLite outbox in the same transaction as the state change it
+ * describes, then relays it here; the InventoryObject does the same for inventory events.
+ *
+ * Every order event is a state-transfer event: it carries a snapshot of the order after the change
+ * and the order's `revision` (+1 per state change), so a consumer can drop stale or duplicate ones
+ * (the read model keeps the highest revision) and never needs a second lookup.
+ */
+
+export const SAGA_EVENT_VERSION = 1 as const;
+
+export const OrderStatus = z.enum(["pending", "reserved", "paid", "confirmed", "cancelled", "refunded"]);
+export type OrderStatus = z.infer<typeof OrderStatus>;
+
+export const CancelReason = z.enum(["out_of_stock", "payment_declined", "payment_error", "timeout", "customer"]);
+export type CancelReason = z.infer<typeof CancelReason>;
+
+export const PaymentStatus = z.enum(["pending", "captured", "failed", "voided", "partially_refunded", "refunded"]);
+export type PaymentStatus = z.infer<typeof PaymentStatus>;
+
+export const OrderLine = z.object({
+  sku: SkuCode,
+  productId: z.string(),
+  name: z.string(),
+  quantity: z.number().int().positive(),
+  unitPrice: Money,
+  lineTotal: Money,
+});
+export type OrderLine = z.infer<typeof OrderLine>;
+
+export const HistoryEntry = z.object({
+  status: OrderStatus,
+  at: z.iso.datetime(),
+  reason: z.string().optional(),
+});
+export type HistoryEntry = z.infer<typeof HistoryEntry>;
+
+/** The order as events carry it (no payment token: that travels only on `order.reserved`). */
+export const OrderSnapshot = z.object({
+  id: z.string(),
+  userId: z.string(),
+  status: OrderStatus,
+  reason: CancelReason.optional(),
+  items: z.array(OrderLine),
+  total: Money,
+  payment: z.object({ status: PaymentStatus, refunded: z.number().int().nonnegative() }),
+  createdAt: z.iso.datetime(),
+  updatedAt: z.iso.datetime(),
+});
+export type OrderSnapshot = z.infer<typeof OrderSnapshot>;
+
+const OrderEventBase = z.object({
+  id: z.uuid(),
+  version: z.literal(SAGA_EVENT_VERSION),
+  orderId: z.string(),
+  /** Order revision after this change; increases by 1 per state change of the order. */
+  revision: z.number().int().positive(),
+  /** Ties every event of one checkout together (the order id unless the client sent one). */
+  correlationId: z.string().max(255),
+  /** W3C traceparent of the request that started the saga. */
+  traceparent: z.string().max(55).optional(),
+  occurredAt: z.iso.datetime(),
+  order: OrderSnapshot,
+});
+
+/** A cart became an order: reserve every line (inventory consumer). */
+export const OrderPlaced = OrderEventBase.extend({ type: z.literal("order.placed") });
+/** Every line is reserved: authorize and capture the payment (payment consumer). */
+export const OrderReserved = OrderEventBase.extend({
+  type: z.literal("order.reserved"),
+  /** Provider payment-method token (never a card number). */
+  paymentToken: z.string().min(1).max(255),
+});
+/** Payment captured: turn the reservations into sales (inventory consumer). */
+export const OrderPaid = OrderEventBase.extend({ type: z.literal("order.paid") });
+/** Terminal success (notification, read model). */
+export const OrderConfirmed = OrderEventBase.extend({ type: z.literal("order.confirmed") });
+/** Terminal failure: release stock, void an authorization (inventory + payment consumers, notification). */
+export const OrderCancelled = OrderEventBase.extend({ type: z.literal("order.cancelled") });
+/** Money must go back: full or partial refund of the captured payment (payment consumer). */
+export const OrderRefundRequested = OrderEventBase.extend({
+  type: z.literal("order.refund_requested"),
+  refundId: z.string().min(1).max(255),
+  amount: z.number().int().positive(),
+});
+/** A refund went through (notification, read model). */
+export const OrderRefunded = OrderEventBase.extend({
+  type: z.literal("order.refunded"),
+  refundId: z.string().min(1).max(255),
+  amount: z.number().int().positive(),
+});
+
+export const OrderEvent = z.discriminatedUnion("type", [
+  OrderPlaced,
+  OrderReserved,
+  OrderPaid,
+  OrderConfirmed,
+  OrderCancelled,
+  OrderRefundRequested,
+  OrderRefunded,
+]);
+export type OrderEvent = z.infer<typeof OrderEvent>;
+export type OrderEventType = OrderEvent["type"];
+
+/** Every message on `saga-events` (and, after max retries, on `saga-events-dlq`). */
+export const SagaEvent = z.union([OrderEvent, InventoryEvent]);
+export type SagaEvent = z.infer<typeof SagaEvent>;
+
+/** Distributive Omit, so each member of the union keeps its own fields. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** What the OrderObject supplies for a new event; the envelope (id, version, revision, ...) it adds itself. */
+export type OrderEventDraft = DistributiveOmit<
+  OrderEvent,
+  "id" | "version" | "orderId" | "revision" | "correlationId" | "traceparent" | "occurredAt" | "order"
+>;
