@@ -1,4 +1,278 @@
 import { DurableObject } from "cloudflare:workers";
+import { type Cart, type CartLine, type CheckoutResult, MAX_CART_LINES, MAX_LINE_QUANTITY } from "../contracts/cart";
+import { findSku } from "../workers/catalog/sku-lookup";
 
-/** Placeholder so the binding exists; replaced by the issue that owns this object. */
-export class CartObject extends DurableObject<Env> {}
+export type { Cart, CartLine, CheckoutResult, Money } from "../contracts/cart";
+
+/** An open cart nobody touched for this long is deleted by its alarm (then it answers 404). */
+export const CART_IDLE_TTL_MS = 7 * 24 * 3600 * 1000;
+/** A checked-out cart is kept this long so the order saga can re-read it on replays. */
+export const CHECKED_OUT_RETENTION_MS = 30 * 24 * 3600 * 1000;
+/** Currency of an empty cart's zero total. */
+const DEFAULT_CURRENCY = "USD";
+
+/** Why a cart mutation was refused; the route maps each to a problem+json status. */
+export type CartError =
+  | { error: "not_found" }
+  | { error: "unknown_sku" }
+  | { error: "line_not_found" }
+  | { error: "checked_out"; orderId?: string }
+  | { error: "unavailable"; available: number }
+  | { error: "too_many_lines" }
+  | { error: "quantity_limit" }
+  | { error: "currency_mismatch"; currency: string };
+
+/** Result of every cart mutation. */
+export type CartMutation = { ok: true; cart: Cart } | ({ ok: false } & CartError);
+
+interface CartRow extends Record<string, SqlStorageValue> {
+  id: string;
+  owner_id: string;
+  status: "open" | "checked_out";
+  order_id: string | null;
+  updated_at: number;
+}
+
+interface LineRow extends Record<string, SqlStorageValue> {
+  sku: string;
+  product_id: string;
+  name: string;
+  quantity: number;
+  unit_amount: number;
+  currency: string;
+}
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE cart (
+     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+     id TEXT NOT NULL,
+     owner_id TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('open', 'checked_out')),
+     order_id TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE lines (
+     sku TEXT PRIMARY KEY,
+     product_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     quantity INTEGER NOT NULL CHECK (quantity > 0),
+     unit_amount INTEGER NOT NULL,
+     currency TEXT NOT NULL,
+     position INTEGER NOT NULL
+   );`,
+];
+
+/**
+ * One object per cart (`env.CART.getByName(cartId)`), owned by the user who created it. Lines keep
+ * the catalog price from when they were added; availability is checked against the SKU's
+ * InventoryObject (advisory: stock is only held once the order reserves it). Anyone but the owner
+ * is told the cart does not exist. Idle open carts expire by alarm.
+ */
+export class CartObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => this.migrate());
+  }
+
+  private migrate(): void {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    const from = this.sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_version").one().v ?? 0;
+    if (from >= MIGRATIONS.length) return;
+    this.ctx.storage.transactionSync(() => {
+      for (let v = from; v < MIGRATIONS.length; v++) {
+        this.sql.exec(MIGRATIONS[v]!);
+        this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", v + 1);
+      }
+    });
+  }
+
+  /** Creates the cart for `ownerId`; a repeat by the same owner returns it, anyone else gets null. */
+  async create(ownerId: string): Promise<Cart | null> {
+    const existing = this.row();
+    if (existing) return existing.owner_id === ownerId ? this.snapshot(existing) : null;
+    const id = this.ctx.id.name;
+    if (!id) throw new Error("CartObject must be addressed by name (the cart id)");
+    const now = Date.now();
+    this.sql.exec(
+      "INSERT INTO cart (singleton, id, owner_id, status, created_at, updated_at) VALUES (1, ?, ?, 'open', ?, ?)",
+      id,
+      ownerId,
+      now,
+      now,
+    );
+    this.armExpiry(now, "open");
+    return this.snapshot(this.row()!);
+  }
+
+  /** The cart, or null when it does not exist (or expired) or `ownerId` is not its owner. */
+  async view(ownerId: string): Promise<Cart | null> {
+    const row = this.owned(ownerId);
+    return row ? this.snapshot(row) : null;
+  }
+
+  /** Adds `quantity` units of `sku` (to an existing line if there is one), checking availability. */
+  async addItem(ownerId: string, sku: string, quantity: number): Promise<CartMutation> {
+    return this.putLine(ownerId, sku, (current) => (current?.quantity ?? 0) + quantity);
+  }
+
+  /** Sets a line's quantity; 0 removes the line. */
+  async setQuantity(ownerId: string, sku: string, quantity: number): Promise<CartMutation> {
+    if (quantity === 0) return this.removeItem(ownerId, sku);
+    return this.putLine(ownerId, sku, (current) => (current ? quantity : null));
+  }
+
+  /** Removes a line. */
+  async removeItem(ownerId: string, sku: string): Promise<CartMutation> {
+    const row = this.owned(ownerId);
+    if (!row) return { ok: false, error: "not_found" };
+    if (row.status !== "open") return { ok: false, error: "checked_out", orderId: row.order_id ?? undefined };
+    if (!this.line(sku)) return { ok: false, error: "line_not_found" };
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM lines WHERE sku = ?", sku);
+      this.sql.exec("UPDATE cart SET updated_at = ? WHERE singleton = 1", now);
+    });
+    this.armExpiry(now, "open");
+    return { ok: true, cart: this.snapshot(this.row()!) };
+  }
+
+  /**
+   * Freezes the cart for `orderId` and returns it. Idempotent: the same orderId again returns ok
+   * with the same cart; another orderId after checkout is refused with the first one.
+   */
+  async checkout(ownerId: string, orderId: string): Promise<CheckoutResult> {
+    const row = this.owned(ownerId);
+    if (!row) return { ok: false, reason: "not_found" };
+    if (row.status === "checked_out") {
+      if (row.order_id === orderId) return { ok: true, cart: this.snapshot(row) };
+      return { ok: false, reason: "checked_out", orderId: row.order_id ?? undefined };
+    }
+    if (this.lines().length === 0) return { ok: false, reason: "empty" };
+    const now = Date.now();
+    this.sql.exec(
+      "UPDATE cart SET status = 'checked_out', order_id = ?, updated_at = ? WHERE singleton = 1",
+      orderId,
+      now,
+    );
+    this.armExpiry(now, "checked_out");
+    return { ok: true, cart: this.snapshot(this.row()!) };
+  }
+
+  /** Deletes the cart once it has been idle past its retention; otherwise re-arms. */
+  override async alarm(): Promise<void> {
+    const row = this.row();
+    if (!row) return;
+    const due = row.updated_at + (row.status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
+    if (due > Date.now()) {
+      await this.ctx.storage.setAlarm(due);
+      return;
+    }
+    await this.ctx.storage.deleteAll();
+    // deleteAll dropped the tables too; recreate them so this instance keeps answering (404).
+    this.migrate();
+  }
+
+  /**
+   * Shared add/update path. The catalog lookup and the inventory level are fetched first; the
+   * line is read and written only afterwards, with no await in between, so concurrent requests
+   * on this cart cannot lose each other's updates.
+   */
+  private async putLine(
+    ownerId: string,
+    sku: string,
+    nextQuantity: (current: LineRow | undefined) => number | null,
+  ): Promise<CartMutation> {
+    const before = this.owned(ownerId);
+    if (!before) return { ok: false, error: "not_found" };
+    if (before.status !== "open") return { ok: false, error: "checked_out", orderId: before.order_id ?? undefined };
+
+    const [item, level] = await Promise.all([findSku(this.env, sku), this.env.INVENTORY.getByName(sku).level()]);
+    if (item?.status !== "active") return { ok: false, error: "unknown_sku" };
+
+    // Re-read after the awaits: the cart may have changed (or been checked out) meanwhile.
+    const row = this.row();
+    if (!row || row.owner_id !== ownerId) return { ok: false, error: "not_found" };
+    if (row.status !== "open") return { ok: false, error: "checked_out", orderId: row.order_id ?? undefined };
+    const current = this.line(sku);
+    const quantity = nextQuantity(current);
+    if (quantity === null) return { ok: false, error: "line_not_found" };
+    if (quantity > MAX_LINE_QUANTITY) return { ok: false, error: "quantity_limit" };
+    const lines = this.lines();
+    if (!current && lines.length >= MAX_CART_LINES) return { ok: false, error: "too_many_lines" };
+    const currency = lines.find((l) => l.sku !== sku)?.currency;
+    if (currency && currency !== item.unitPrice.currency) return { ok: false, error: "currency_mismatch", currency };
+    if (quantity > level.available) return { ok: false, error: "unavailable", available: level.available };
+
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      if (current) {
+        // The price stays as snapshotted when the line was first added.
+        this.sql.exec("UPDATE lines SET quantity = ? WHERE sku = ?", quantity, sku);
+      } else {
+        this.sql.exec(
+          `INSERT INTO lines (sku, product_id, name, quantity, unit_amount, currency, position)
+           VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM lines))`,
+          sku,
+          item.productId,
+          item.name,
+          quantity,
+          item.unitPrice.amount,
+          item.unitPrice.currency,
+        );
+      }
+      this.sql.exec("UPDATE cart SET updated_at = ? WHERE singleton = 1", now);
+    });
+    this.armExpiry(now, "open");
+    return { ok: true, cart: this.snapshot(this.row()!) };
+  }
+
+  private armExpiry(updatedAt: number, status: "open" | "checked_out"): void {
+    // Not awaited: the output gate holds the reply until the alarm is durably set.
+    void this.ctx.storage.setAlarm(updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS));
+  }
+
+  private row(): CartRow | undefined {
+    return this.sql
+      .exec<CartRow>("SELECT id, owner_id, status, order_id, updated_at FROM cart WHERE singleton = 1")
+      .toArray()[0];
+  }
+
+  private owned(ownerId: string): CartRow | undefined {
+    const row = this.row();
+    return row && row.owner_id === ownerId ? row : undefined;
+  }
+
+  private line(sku: string): LineRow | undefined {
+    return this.sql.exec<LineRow>("SELECT * FROM lines WHERE sku = ?", sku).toArray()[0];
+  }
+
+  private lines(): LineRow[] {
+    return this.sql.exec<LineRow>("SELECT * FROM lines ORDER BY position").toArray();
+  }
+
+  private snapshot(row: CartRow): Cart {
+    const items: CartLine[] = this.lines().map((l) => ({
+      sku: l.sku,
+      productId: l.product_id,
+      name: l.name,
+      quantity: l.quantity,
+      unitPrice: { amount: l.unit_amount, currency: l.currency },
+      lineTotal: { amount: l.unit_amount * l.quantity, currency: l.currency },
+    }));
+    const currency = items[0]?.unitPrice.currency ?? DEFAULT_CURRENCY;
+    const cart: Cart = {
+      id: row.id,
+      ownerId: row.owner_id,
+      items,
+      total: { amount: items.reduce((sum, l) => sum + l.lineTotal.amount, 0), currency },
+      status: row.status,
+      updatedAt: new Date(row.updated_at).toISOString(),
+    };
+    if (row.order_id) cart.orderId = row.order_id;
+    return cart;
+  }
+}

@@ -1,4 +1,450 @@
 import { DurableObject } from "cloudflare:workers";
+import {
+  INVENTORY_EVENT_VERSION,
+  type InventoryEvent,
+  type InventoryLevel,
+  type ReserveInput,
+  type ReserveResult,
+} from "../contracts/inventory-events";
 
-/** Placeholder so the binding exists; replaced by the issue that owns this object. */
-export class InventoryObject extends DurableObject<Env> {}
+export type { InventoryLevel, ReserveInput, ReserveResult } from "../contracts/inventory-events";
+
+/** Reservations live this long unless the caller says otherwise. */
+export const DEFAULT_RESERVATION_TTL_MS = 15 * 60 * 1000;
+/** `inventory.low_stock` fires when `available` drops below this (per SKU, adjustable by admins). */
+export const DEFAULT_LOW_STOCK_THRESHOLD = 10;
+/** Outbox rows relayed per queue `sendBatch` (the Queues limit is 100 messages per batch). */
+const RELAY_BATCH = 100;
+/** Backoff of a failed relay: 1 s, 2 s, 4 s … capped at 5 min; retried until it succeeds. */
+const relayBackoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
+
+/**
+ * Prefix of the error `setOnHand` throws when onHand would drop below reserved + sold. RPC keeps an
+ * error's message but not its class, so callers recognise it with `isStockConflict`.
+ */
+const STOCK_CONFLICT = "stock-conflict:";
+/** True for the error `setOnHand` throws when onHand < reserved + sold (a 409 for the API). */
+export function isStockConflict(error: unknown): error is Error {
+  return error instanceof Error && error.message.startsWith(STOCK_CONFLICT);
+}
+
+type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted";
+type ReservationStatus = "reserved" | "released" | "committed";
+
+interface StockRow extends Record<string, SqlStorageValue> {
+  sku: string;
+  on_hand: number;
+  reserved: number;
+  sold: number;
+  low_stock_threshold: number;
+  revision: number;
+  stocked: number;
+}
+
+interface ReservationRow extends Record<string, SqlStorageValue> {
+  order_id: string;
+  quantity: number;
+  status: ReservationStatus;
+  expires_at: number;
+}
+
+interface OutboxRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  body: string;
+  attempts: number;
+}
+
+/**
+ * Schema migrations, applied in order once per object; the applied version is kept in
+ * `schema_version` (a table, so it is part of the same SQLite transaction as the DDL).
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE stock (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     sku TEXT NOT NULL,
+     on_hand INTEGER NOT NULL DEFAULT 0 CHECK (on_hand >= 0),
+     reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+     sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
+     low_stock_threshold INTEGER NOT NULL,
+     revision INTEGER NOT NULL DEFAULT 0,
+     stocked INTEGER NOT NULL DEFAULT 0,
+     CHECK (reserved + sold <= on_hand)
+   );
+   CREATE TABLE reservations (
+     order_id TEXT PRIMARY KEY,
+     quantity INTEGER NOT NULL CHECK (quantity > 0),
+     status TEXT NOT NULL CHECK (status IN ('reserved', 'released', 'committed')),
+     expires_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX reservations_live_expiry ON reservations (expires_at) WHERE status = 'reserved';
+   CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     event_id TEXT NOT NULL UNIQUE,
+     type TEXT NOT NULL,
+     body TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL
+   );`,
+];
+
+/**
+ * One object per SKU (`env.INVENTORY.getByName(sku)`): the single writer of that SKU's stock, so
+ * reservations never oversell. Invariant, enforced by CHECK constraints as well as by the code:
+ * `0 ≤ reserved`, `0 ≤ sold`, `reserved + sold ≤ onHand`.
+ *
+ * Every state change writes its events to the outbox in the same `transactionSync`; the alarm
+ * relays the outbox to `SAGA_EVENTS` (retrying with backoff until sent) and releases reservations
+ * whose TTL has passed. All RPC methods are idempotent by orderId.
+ */
+export class InventoryObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** The alarm time we last asked for (mirrors storage so the hot path needs no getAlarm()). */
+  private alarmAt: number | null = null;
+  private relaying = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    void ctx.blockConcurrencyWhile(async () => {
+      this.migrate();
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
+  }
+
+  private migrate(): void {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    const current = this.sql
+      .exec<{ version: number }>("SELECT max(version) AS version FROM schema_version")
+      .one().version;
+    const from = current ?? 0;
+    if (from >= MIGRATIONS.length) return;
+    this.ctx.storage.transactionSync(() => {
+      for (let v = from; v < MIGRATIONS.length; v++) {
+        this.sql.exec(MIGRATIONS[v]!);
+        this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", v + 1);
+      }
+    });
+  }
+
+  private get label(): string {
+    return `${this.constructor.name}:${this.ctx.id.name ?? this.ctx.id.toString()}`;
+  }
+
+  /** The stock row, created on first use; the SKU is the object's name. */
+  private stock(): StockRow {
+    const row = this.sql.exec<StockRow>("SELECT * FROM stock WHERE id = 1").toArray()[0];
+    if (row) return row;
+    const sku = this.ctx.id.name;
+    if (!sku) throw new Error("InventoryObject must be addressed by name (the SKU)");
+    this.sql.exec(
+      "INSERT INTO stock (id, sku, low_stock_threshold) VALUES (1, ?, ?)",
+      sku,
+      DEFAULT_LOW_STOCK_THRESHOLD,
+    );
+    return this.sql.exec<StockRow>("SELECT * FROM stock WHERE id = 1").one();
+  }
+
+  private static toLevel(row: StockRow): InventoryLevel {
+    return {
+      sku: row.sku,
+      onHand: row.on_hand,
+      reserved: row.reserved,
+      available: row.on_hand - row.reserved - row.sold,
+      sold: row.sold,
+    };
+  }
+
+  /** Current counters. Read-only: creates nothing for a SKU that was never stocked. */
+  async level(): Promise<InventoryLevel> {
+    const row = this.sql.exec<StockRow>("SELECT * FROM stock WHERE id = 1").toArray()[0];
+    if (row) return InventoryObject.toLevel(row);
+    return { sku: this.ctx.id.name ?? "", onHand: 0, reserved: 0, available: 0, sold: 0 };
+  }
+
+  /** Holds `quantity` units for `orderId` until commit, release or TTL expiry. Idempotent by orderId. */
+  async reserve(input: ReserveInput): Promise<ReserveResult> {
+    const { orderId, quantity } = input;
+    if (typeof orderId !== "string" || orderId.length === 0 || orderId.length > 255) {
+      throw new RangeError("orderId must be 1-255 characters");
+    }
+    if (!Number.isSafeInteger(quantity) || quantity < 1) throw new RangeError("quantity must be a positive integer");
+    const ttlMs = input.ttlMs ?? DEFAULT_RESERVATION_TTL_MS;
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError("ttlMs must be a positive integer");
+
+    const existing = this.reservation(orderId);
+    if (existing) {
+      // A replay: report the first outcome. A released reservation is not revived, so a late
+      // duplicate after expiry/cancel can never hold stock again.
+      if (existing.status === "released") {
+        return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
+      }
+      return { ok: true, sku: this.stock().sku, quantity: existing.quantity, expiresAt: iso(existing.expires_at) };
+    }
+
+    const now = Date.now();
+    const expiresAt = now + ttlMs;
+    const result = this.ctx.storage.transactionSync((): ReserveResult => {
+      const row = this.stock();
+      const available = row.on_hand - row.reserved - row.sold;
+      if (quantity > available) return { ok: false, reason: "out_of_stock", available };
+      this.sql.exec(
+        `INSERT INTO reservations (order_id, quantity, status, expires_at, created_at, updated_at)
+         VALUES (?, ?, 'reserved', ?, ?, ?)`,
+        orderId,
+        quantity,
+        expiresAt,
+        now,
+        now,
+      );
+      this.sql.exec("UPDATE stock SET reserved = reserved + ? WHERE id = 1", quantity);
+      this.changed(row, "reserved", { correlationId: orderId, traceparent: input.traceparent });
+      return { ok: true, sku: row.sku, quantity, expiresAt: iso(expiresAt) };
+    });
+    if (result.ok) this.scheduleAlarm(Math.min(expiresAt, now));
+    return result;
+  }
+
+  /** Returns a live reservation's units to available. No-op when unknown, released or committed. */
+  async release(orderId: string): Promise<{ released: boolean }> {
+    const released = this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "released"));
+    if (released) this.scheduleAlarm(Date.now());
+    return { released };
+  }
+
+  /** Turns a live reservation into a sale. True when committed now or before; false without a live one. */
+  async commit(orderId: string): Promise<{ committed: boolean }> {
+    const existing = this.reservation(orderId);
+    if (!existing) return { committed: false };
+    if (existing.status === "committed") return { committed: true };
+    if (existing.status === "released") return { committed: false };
+    if (existing.expires_at <= Date.now()) {
+      // Past its TTL but the alarm has not run yet: it is expired all the same.
+      this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "expired"));
+      this.scheduleAlarm(Date.now());
+      return { committed: false };
+    }
+    this.ctx.storage.transactionSync(() => {
+      const row = this.stock();
+      this.sql.exec(
+        "UPDATE reservations SET status = 'committed', updated_at = ? WHERE order_id = ?",
+        Date.now(),
+        orderId,
+      );
+      this.sql.exec(
+        "UPDATE stock SET reserved = reserved - ?, sold = sold + ? WHERE id = 1",
+        existing.quantity,
+        existing.quantity,
+      );
+      this.changed(row, "committed", { correlationId: orderId });
+    });
+    this.scheduleAlarm(Date.now());
+    return { committed: true };
+  }
+
+  /**
+   * Admin stock adjustment: sets the units on hand (received minus written off, sold units included).
+   * Throws an `isStockConflict` error when `onHand < reserved + sold`.
+   */
+  async setOnHand(
+    onHand: number,
+    options: { lowStockThreshold?: number; onlyIfUnstocked?: boolean; correlationId?: string } = {},
+  ): Promise<InventoryLevel> {
+    if (!Number.isSafeInteger(onHand) || onHand < 0) throw new RangeError("onHand must be a non-negative integer");
+    const threshold = options.lowStockThreshold;
+    if (threshold !== undefined && (!Number.isSafeInteger(threshold) || threshold < 0)) {
+      throw new RangeError("lowStockThreshold must be a non-negative integer");
+    }
+    const level = this.ctx.storage.transactionSync(() => {
+      const row = this.stock();
+      // Seeds re-run on every start: they must not reset stock that was already set or sold.
+      if (options.onlyIfUnstocked && row.stocked) return InventoryObject.toLevel(row);
+      if (onHand < row.reserved + row.sold) {
+        throw new Error(
+          `${STOCK_CONFLICT} onHand ${onHand} is below reserved (${row.reserved}) + sold (${row.sold}) for ${row.sku}`,
+        );
+      }
+      this.sql.exec(
+        "UPDATE stock SET on_hand = ?, stocked = 1, low_stock_threshold = coalesce(?, low_stock_threshold) WHERE id = 1",
+        onHand,
+        threshold ?? null,
+      );
+      this.changed(row, "adjusted", { correlationId: options.correlationId });
+      return InventoryObject.toLevel(this.stock());
+    });
+    this.scheduleAlarm(Date.now());
+    return level;
+  }
+
+  /** Releases expired reservations and relays the outbox; re-arms itself for the next due work. */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const now = Date.now();
+    const expired = this.sql
+      .exec<{ order_id: string }>(
+        "SELECT order_id FROM reservations WHERE status = 'reserved' AND expires_at <= ? ORDER BY expires_at LIMIT 500",
+        now,
+      )
+      .toArray();
+    if (expired.length > 0) {
+      this.ctx.storage.transactionSync(() => {
+        for (const { order_id } of expired) this.releaseLocked(order_id, "expired");
+      });
+    }
+    await this.relay();
+    this.rearm();
+  }
+
+  /** Sends due outbox rows to the queue; failures stay in the outbox with a backoff. */
+  private async relay(): Promise<void> {
+    if (this.relaying) return;
+    this.relaying = true;
+    try {
+      for (;;) {
+        const rows = this.sql
+          .exec<OutboxRow>(
+            "SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?",
+            Date.now(),
+            RELAY_BATCH,
+          )
+          .toArray();
+        if (rows.length === 0) return;
+        try {
+          await this.env.SAGA_EVENTS.sendBatch(
+            rows.map((r) => ({ body: JSON.parse(r.body) as InventoryEvent, contentType: "json" as const })),
+          );
+        } catch (error) {
+          const now = Date.now();
+          this.ctx.storage.transactionSync(() => {
+            for (const r of rows) {
+              this.sql.exec(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
+                now + relayBackoffMs(r.attempts + 1),
+                r.seq,
+              );
+            }
+          });
+          console.error(
+            JSON.stringify({
+              level: "warn",
+              msg: "outbox relay failed; will retry",
+              object: this.label,
+              error: String(error),
+            }),
+          );
+          return;
+        }
+        // Rows superseded while the batch was in flight are already gone; deleting by seq is safe.
+        this.ctx.storage.transactionSync(() => {
+          for (const r of rows) this.sql.exec("DELETE FROM outbox WHERE seq = ?", r.seq);
+        });
+        if (rows.length < RELAY_BATCH) return;
+      }
+    } finally {
+      this.relaying = false;
+    }
+  }
+
+  /** Arms the alarm for the earliest due work: an outbox retry or a reservation expiry. */
+  private rearm(): void {
+    const next = this.sql
+      .exec<{ at: number | null }>(
+        `SELECT min(at) AS at FROM (
+           SELECT min(next_attempt_at) AS at FROM outbox
+           UNION ALL SELECT min(expires_at) AS at FROM reservations WHERE status = 'reserved')`,
+      )
+      .one().at;
+    if (next === null) {
+      if (this.alarmAt !== null) void this.ctx.storage.deleteAlarm();
+      this.alarmAt = null;
+      return;
+    }
+    this.alarmAt = next;
+    void this.ctx.storage.setAlarm(next);
+  }
+
+  /** Moves the alarm earlier when needed; never later (the alarm handler re-arms precisely). */
+  private scheduleAlarm(at: number): void {
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    // Not awaited: the output gate holds the response until the alarm write is durable.
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  private reservation(orderId: string): ReservationRow | undefined {
+    return this.sql
+      .exec<ReservationRow>(
+        "SELECT order_id, quantity, status, expires_at FROM reservations WHERE order_id = ?",
+        String(orderId),
+      )
+      .toArray()[0];
+  }
+
+  /** Releases a live reservation inside the caller's transaction; false when there is none. */
+  private releaseLocked(orderId: string, cause: "released" | "expired"): boolean {
+    const existing = this.reservation(orderId);
+    if (existing?.status !== "reserved") return false;
+    const row = this.stock();
+    this.sql.exec(
+      "UPDATE reservations SET status = 'released', updated_at = ? WHERE order_id = ?",
+      Date.now(),
+      orderId,
+    );
+    this.sql.exec("UPDATE stock SET reserved = reserved - ? WHERE id = 1", existing.quantity);
+    this.changed(row, cause, { correlationId: orderId });
+    return true;
+  }
+
+  /**
+   * Records a stock change: bumps the revision and writes `inventory.changed` (superseding any
+   * unsent one — consumers only need the newest level) plus `inventory.low_stock` when available
+   * crossed below the threshold. Must run inside the transaction that changed the stock.
+   */
+  private changed(before: StockRow, cause: ChangeCause, meta: { correlationId?: string; traceparent?: string }): void {
+    this.sql.exec("UPDATE stock SET revision = revision + 1 WHERE id = 1");
+    const after = this.sql.exec<StockRow>("SELECT * FROM stock WHERE id = 1").one();
+    const level = InventoryObject.toLevel(after);
+    const now = Date.now();
+    const base = {
+      version: INVENTORY_EVENT_VERSION,
+      ...level,
+      revision: after.revision,
+      occurredAt: iso(now),
+      ...(meta.correlationId ? { correlationId: meta.correlationId.slice(0, 255) } : {}),
+      ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
+    };
+    const events: InventoryEvent[] = [{ ...base, id: crypto.randomUUID(), type: "inventory.changed", cause }];
+    const previousAvailable = before.on_hand - before.reserved - before.sold;
+    if (level.available < after.low_stock_threshold && previousAvailable >= after.low_stock_threshold) {
+      events.push({
+        ...base,
+        id: crypto.randomUUID(),
+        type: "inventory.low_stock",
+        threshold: after.low_stock_threshold,
+      });
+    }
+    this.sql.exec("DELETE FROM outbox WHERE type = 'inventory.changed'");
+    for (const event of events) {
+      this.sql.exec(
+        "INSERT INTO outbox (event_id, type, body, next_attempt_at) VALUES (?, ?, ?, ?)",
+        event.id,
+        event.type,
+        JSON.stringify(event),
+        now,
+      );
+    }
+  }
+
+  /** Test and ops introspection: the outbox rows not yet relayed. */
+  async pendingEvents(): Promise<InventoryEvent[]> {
+    return this.sql
+      .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq")
+      .toArray()
+      .map((r) => JSON.parse(r.body) as InventoryEvent);
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
