@@ -24,6 +24,8 @@ export default defineConfig(async () => {
                   JWT_PRIVATE_KEYS: JSON.stringify([testSigningKey("test-current"), testSigningKey("test-previous")]),
                   SERVICE_TOKEN_SECRET: "test-service-secret",
                   LOG_REQUESTS: "false",
+                  // The "hang" test card waits for this; keep the payment-timeout tests quick.
+                  PAYMENT_TIMEOUT_MS: "300",
                 },
               },
             }),
