@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+/** Where the recorded feeds live: `EDGEPULSE_FIXTURES`, else `../shared/fixtures/exchanges` beside the repo. */
+export function fixturesDir(): string {
+  return process.env.EDGEPULSE_FIXTURES ?? path.resolve(import.meta.dirname, "../../../../shared/fixtures/exchanges");
+}
+
+/** One recorded message the exchange sent, with its receive time in seconds. */
+export interface FixtureMessage {
+  t: number;
+  text: string;
+}
+
+/** A recorded REST response: `url -> t: body`. */
+export interface FixtureResponse {
+  url: string;
+  t: number;
+  body: string;
+}
+
+/** Reads the server→client messages of a recorded WebSocket session (connection and subscription lines skipped). */
+export function readWsFixture(name: string, dir = fixturesDir()): FixtureMessage[] {
+  const out: FixtureMessage[] = [];
+  for (const line of readFileSync(path.join(dir, name), "utf8").split("\n")) {
+    if (!line || line.includes(" <-> ") || line.includes(" <- ")) continue;
+    const sep = line.indexOf(": ");
+    if (sep < 0) continue;
+    const t = Number(line.slice(0, sep));
+    if (!Number.isFinite(t)) continue;
+    out.push({ t, text: line.slice(sep + 2) });
+  }
+  return out;
+}
+
+/** Reads recorded REST responses (`BINANCE_US.http.0.0`). */
+export function readHttpFixture(name: string, dir = fixturesDir()): FixtureResponse[] {
+  const out: FixtureResponse[] = [];
+  for (const line of readFileSync(path.join(dir, name), "utf8").split("\n")) {
+    const m = /^(\S+) -> ([\d.]+): (.*)$/.exec(line);
+    if (m) out.push({ url: m[1]!, t: Number(m[2]), body: m[3]! });
+  }
+  return out;
+}
