@@ -28,6 +28,21 @@ export function isStockConflict(error: unknown): error is Error {
   return error instanceof Error && error.message.startsWith(STOCK_CONFLICT);
 }
 
+/** Options of an admin stock adjustment. */
+export interface AdjustOptions {
+  /** New low-stock threshold for this SKU. */
+  lowStockThreshold?: number;
+  /** Leave the SKU alone if its stock was ever set (idempotent seeding). */
+  onlyIfUnstocked?: boolean;
+  /** Request id or similar, copied into the emitted event. */
+  correlationId?: string;
+}
+
+/** Outcome of `adjust`: the new level, or the unchanged level when onHand < reserved + sold. */
+export type AdjustResult =
+  | { ok: true; level: InventoryLevel }
+  | { ok: false; reason: "below_reserved_and_sold"; level: InventoryLevel };
+
 type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted";
 type ReservationStatus = "reserved" | "released" | "committed";
 
@@ -247,23 +262,36 @@ export class InventoryObject extends DurableObject<Env> {
    * Admin stock adjustment: sets the units on hand (received minus written off, sold units included).
    * Throws an `isStockConflict` error when `onHand < reserved + sold`.
    */
-  async setOnHand(
-    onHand: number,
-    options: { lowStockThreshold?: number; onlyIfUnstocked?: boolean; correlationId?: string } = {},
-  ): Promise<InventoryLevel> {
+  async setOnHand(onHand: number, options: AdjustOptions = {}): Promise<InventoryLevel> {
+    const result = this.applyOnHand(onHand, options);
+    if (!result.ok) {
+      throw new Error(
+        `${STOCK_CONFLICT} onHand ${onHand} is below reserved (${result.level.reserved}) + sold (${result.level.sold}) for ${result.level.sku}`,
+      );
+    }
+    return result.level;
+  }
+
+  /**
+   * `setOnHand` that answers instead of throwing, for callers that map the conflict to a 409
+   * (a rejected RPC costs an exception on both sides).
+   */
+  async adjust(onHand: number, options: AdjustOptions = {}): Promise<AdjustResult> {
+    return this.applyOnHand(onHand, options);
+  }
+
+  private applyOnHand(onHand: number, options: AdjustOptions): AdjustResult {
     if (!Number.isSafeInteger(onHand) || onHand < 0) throw new RangeError("onHand must be a non-negative integer");
     const threshold = options.lowStockThreshold;
     if (threshold !== undefined && (!Number.isSafeInteger(threshold) || threshold < 0)) {
       throw new RangeError("lowStockThreshold must be a non-negative integer");
     }
-    const level = this.ctx.storage.transactionSync(() => {
+    const result = this.ctx.storage.transactionSync((): AdjustResult => {
       const row = this.stock();
       // Seeds re-run on every start: they must not reset stock that was already set or sold.
-      if (options.onlyIfUnstocked && row.stocked) return InventoryObject.toLevel(row);
+      if (options.onlyIfUnstocked && row.stocked) return { ok: true, level: InventoryObject.toLevel(row) };
       if (onHand < row.reserved + row.sold) {
-        throw new Error(
-          `${STOCK_CONFLICT} onHand ${onHand} is below reserved (${row.reserved}) + sold (${row.sold}) for ${row.sku}`,
-        );
+        return { ok: false, reason: "below_reserved_and_sold", level: InventoryObject.toLevel(row) };
       }
       this.sql.exec(
         "UPDATE stock SET on_hand = ?, stocked = 1, low_stock_threshold = coalesce(?, low_stock_threshold) WHERE id = 1",
@@ -271,10 +299,10 @@ export class InventoryObject extends DurableObject<Env> {
         threshold ?? null,
       );
       this.changed(row, "adjusted", { correlationId: options.correlationId });
-      return InventoryObject.toLevel(this.stock());
+      return { ok: true, level: InventoryObject.toLevel(this.stock()) };
     });
-    this.scheduleAlarm(Date.now());
-    return level;
+    if (result.ok) this.scheduleAlarm(Date.now());
+    return result;
   }
 
   /** Releases expired reservations and relays the outbox; re-arms itself for the next due work. */
@@ -296,18 +324,16 @@ export class InventoryObject extends DurableObject<Env> {
     this.rearm();
   }
 
-  /** Sends due outbox rows to the queue; failures stay in the outbox with a backoff. */
+  /** Sends the outbox to the queue; on failure the rows stay, with a backoff before the next try. */
   private async relay(): Promise<void> {
     if (this.relaying) return;
     this.relaying = true;
     try {
       for (;;) {
+        // Everything pending goes, due or not: backoff decides when the alarm runs, and a row
+        // merely waiting out its backoff gains nothing by being held back from a working queue.
         const rows = this.sql
-          .exec<OutboxRow>(
-            "SELECT seq, body, attempts FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?",
-            Date.now(),
-            RELAY_BATCH,
-          )
+          .exec<OutboxRow>("SELECT seq, body, attempts FROM outbox ORDER BY seq LIMIT ?", RELAY_BATCH)
           .toArray();
         if (rows.length === 0) return;
         try {

@@ -1,0 +1,29 @@
+import { env } from "cloudflare:workers";
+
+/**
+ * Inserts a sellable SKU straight into the catalog tables (commerce tests do not depend on the
+ * catalog admin API). Idempotent per SKU.
+ */
+export async function insertSku(
+  sku: string,
+  opts: { amount?: number; currency?: string; status?: "draft" | "active" | "archived"; name?: string } = {},
+): Promise<void> {
+  const amount = opts.amount ?? 1999;
+  const currency = opts.currency ?? "USD";
+  const name = opts.name ?? `Product ${sku}`;
+  await env.DB.batch([
+    env.DB.prepare("INSERT OR IGNORE INTO categories (id, name) VALUES ('test-commerce', 'Commerce tests')"),
+    env.DB.prepare(
+      `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount, currency, status)
+       VALUES (?, ?, ?, 'test-commerce', ?, ?, ?)`,
+    ).bind(`p-${sku}`, sku, name, amount, currency, opts.status ?? "active"),
+    env.DB.prepare(
+      "INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount, currency) VALUES (?, ?, ?, ?, ?)",
+    ).bind(sku, `p-${sku}`, name, amount, currency),
+  ]);
+}
+
+/** Gives a SKU `onHand` units directly through its InventoryObject. */
+export async function stock(sku: string, onHand: number): Promise<void> {
+  await env.INVENTORY.getByName(sku).setOnHand(onHand);
+}
