@@ -8,7 +8,10 @@ import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
 import { createRouter } from "./openapi";
 import { ProblemError, problemResponse } from "./problem";
+import { adminCatalog } from "./routes/admin-catalog";
+import { categories } from "./routes/categories";
 import { health } from "./routes/health";
+import { products } from "./routes/products";
 
 /** The edge gateway: cross-cutting middleware, then one sub-app per resource under /v1. */
 export const app = createRouter();
@@ -33,6 +36,9 @@ app.use(bodySizeLimit());
 app.use(requireJsonBody());
 
 app.route("/", health);
+app.route("/v1/products", products);
+app.route("/v1/categories", categories);
+app.route("/v1/admin", adminCatalog);
 
 app.notFound((c) =>
   problemResponse(c, 404, "not-found", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`),

@@ -1,0 +1,73 @@
+import { call, tokenFor } from "./helpers";
+
+/** A minimal product body for the admin API; override what a test cares about. */
+export function productBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const n = crypto.randomUUID().slice(0, 8);
+  return {
+    sku: `SKU-${n}`,
+    name: `Thing ${n}`,
+    description: "",
+    category: "electronics",
+    price: { amount: 1000, currency: "USD" },
+    ...overrides,
+  };
+}
+
+export interface CatalogProduct {
+  id: string;
+  sku: string;
+  name: string;
+  category: string;
+  price: { amount: number; currency: string };
+  available: number;
+  status: string;
+  createdAt: string;
+  updatedAt: string;
+  attributes: Record<string, unknown>;
+  variants?: { sku: string; name: string; price: { amount: number; currency: string }; available: number }[];
+}
+
+export interface ProductPage {
+  items: CatalogProduct[];
+  nextCursor: string | null;
+  total: number;
+  facets: {
+    categories: { value: string; name: string; count: number }[];
+    price: { min: number | null; max: number | null };
+  };
+}
+
+/** Admin helpers bound to one admin token. */
+export async function adminClient() {
+  const token = await tokenFor("catalog-admin", ["admin"]);
+  return {
+    token,
+    async category(id: string, name: string, parentId: string | null = null): Promise<void> {
+      const res = await call("/v1/admin/categories", { method: "POST", token, json: { id, name, parentId } });
+      if (res.status !== 201) throw new Error(`category ${id}: HTTP ${res.status} ${await res.text()}`);
+    },
+    async product(overrides: Record<string, unknown> = {}): Promise<CatalogProduct> {
+      const res = await call("/v1/admin/products", { method: "POST", token, json: productBody(overrides) });
+      if (res.status !== 201) throw new Error(`product: HTTP ${res.status} ${await res.text()}`);
+      return (await res.json()) as CatalogProduct;
+    },
+  };
+}
+
+/** electronics > computers > laptops, electronics > audio; home > kitchen. */
+export async function categoryTree(admin: Awaited<ReturnType<typeof adminClient>>): Promise<void> {
+  await admin.category("electronics", "Electronics");
+  await admin.category("computers", "Computers", "electronics");
+  await admin.category("laptops", "Laptops", "computers");
+  await admin.category("audio", "Audio", "electronics");
+  await admin.category("home", "Home");
+  await admin.category("kitchen", "Kitchen", "home");
+}
+
+/** GET /v1/products with a query object; asserts 200 and returns the page. */
+export async function search(query: Record<string, string | number | boolean>, token?: string): Promise<ProductPage> {
+  const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+  const res = await call(`/v1/products?${qs}`, { token });
+  if (res.status !== 200) throw new Error(`search ${qs}: HTTP ${res.status} ${await res.text()}`);
+  return (await res.json()) as ProductPage;
+}

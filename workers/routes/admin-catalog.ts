@@ -1,0 +1,113 @@
+import { createRoute, type z } from "@hono/zod-openapi";
+import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../catalog/schemas";
+import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../catalog/store";
+import { requireAuth, requireRole } from "../middleware/auth";
+import { createRouter } from "../openapi";
+import { notFound } from "../problem";
+
+// Auth runs as route middleware, i.e. before body validation: a non-admin gets 403 whatever it sends.
+const adminOnly = [requireAuth(), requireRole("admin")];
+const security = [{ bearerAuth: [] }];
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const problems = {
+  400: { description: "Invalid input (problem+json with errors[])" },
+  401: { description: "No or bad credentials" },
+  403: { description: "Not an admin" },
+};
+
+/** Catalog administration (admin role only): products and categories. Mounted at /v1/admin. */
+export const adminCatalog = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/products",
+      tags: ["Catalog admin"],
+      summary: "Create a product (with optional extra variants)",
+      security,
+      middleware: adminOnly,
+      request: { body: { required: true, content: json(ProductCreate) } },
+      responses: {
+        201: { description: "Created", content: json(ProductDetail) },
+        ...problems,
+        409: { description: "SKU already in use" },
+      },
+    }),
+    async (c) => {
+      const product = await createProduct(c.env, c.req.valid("json"));
+      c.header("Location", `/v1/products/${product.id}`);
+      return c.json(product, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/products/{id}",
+      tags: ["Catalog admin"],
+      summary: "One product, drafts included (never cached)",
+      security,
+      middleware: adminOnly,
+      request: { params: IdParam },
+      responses: {
+        200: { description: "The product", content: json(ProductDetail) },
+        ...problems,
+        404: { description: "No such product" },
+      },
+    }),
+    async (c) => {
+      const product = await getProduct(c.env, c.req.valid("param").id, { includeDrafts: true });
+      if (!product) throw notFound("No such product");
+      c.header("Cache-Control", "private, no-store");
+      return c.json(product, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "patch",
+      path: "/products/{id}",
+      tags: ["Catalog admin"],
+      summary: "Change a product; listed variants are upserted by SKU",
+      security,
+      middleware: adminOnly,
+      request: { params: IdParam, body: { required: true, content: json(ProductPatch) } },
+      responses: {
+        200: { description: "Updated", content: json(ProductDetail) },
+        ...problems,
+        404: { description: "No such product" },
+        409: { description: "SKU already in use by another product" },
+      },
+    }),
+    async (c) => c.json(await updateProduct(c.env, c.req.valid("param").id, c.req.valid("json")), 200),
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/products/{id}",
+      tags: ["Catalog admin"],
+      summary: "Archive a product: gone from search, still readable by id for existing orders",
+      security,
+      middleware: adminOnly,
+      request: { params: IdParam },
+      responses: { 204: { description: "Archived" }, ...problems, 404: { description: "No such product" } },
+    }),
+    async (c) => {
+      await archiveProduct(c.env, c.req.valid("param").id);
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/categories",
+      tags: ["Catalog admin"],
+      summary: "Create a category",
+      security,
+      middleware: adminOnly,
+      request: { body: { required: true, content: json(CategoryCreate) } },
+      responses: {
+        201: { description: "Created", content: json(Category) },
+        ...problems,
+        409: { description: "Id taken" },
+      },
+    }),
+    async (c) => c.json(await createCategory(c.env, c.req.valid("json")), 201),
+  );

@@ -1,0 +1,24 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { cachedJson } from "../catalog/edge-cache";
+import { Category } from "../catalog/schemas";
+import { listCategories } from "../catalog/store";
+import { createRouter } from "../openapi";
+import { untyped } from "./products";
+
+/** The category tree, flat with parent ids (parents listed before their children). */
+export const categories = createRouter().openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["Catalog"],
+    summary: "All categories",
+    responses: {
+      200: {
+        description: "The tree, flat",
+        content: { "application/json": { schema: z.object({ items: z.array(Category) }) } },
+      },
+      304: { description: "Not modified (If-None-Match)" },
+    },
+  }),
+  async (c) => untyped(await cachedJson(c, async () => ({ items: await listCategories(c.env) }))),
+);

@@ -1,0 +1,73 @@
+import { createRoute } from "@hono/zod-openapi";
+import { cachedJson } from "../catalog/edge-cache";
+import { IdParam, ProductDetail, ProductList, ProductQuery } from "../catalog/schemas";
+import { searchProducts } from "../catalog/search";
+import { getProduct } from "../catalog/store";
+import { createRouter } from "../openapi";
+import { notFound } from "../problem";
+
+/**
+ * The cache layer answers with ready-made Responses (cached bytes, 304s) that the typed-response
+ * inference of zod-openapi cannot see; the schemas below still document what the body is.
+ */
+export const untyped = (response: Response) => response as never;
+
+const cachingHeaders = {
+  ETag: { description: "Strong validator; send it back as If-None-Match", schema: { type: "string" as const } },
+  "Cache-Control": {
+    description: "public for anonymous reads, private otherwise",
+    schema: { type: "string" as const },
+  },
+};
+
+/** Public catalog reads: search/browse and product detail, cached at the edge. */
+export const products = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags: ["Catalog"],
+      summary: "Search and browse products (full-text, filters, sorts, facets, cursor pagination)",
+      request: { query: ProductQuery },
+      responses: {
+        200: {
+          description: "One page",
+          headers: cachingHeaders,
+          content: { "application/json": { schema: ProductList } },
+        },
+        304: { description: "Not modified (If-None-Match)" },
+      },
+    }),
+    async (c) => {
+      const query = c.req.valid("query");
+      return untyped(await cachedJson(c, () => searchProducts(c.env, query)));
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}",
+      tags: ["Catalog"],
+      summary: "One product with its variants",
+      request: { params: IdParam },
+      responses: {
+        200: {
+          description: "The product",
+          headers: cachingHeaders,
+          content: { "application/json": { schema: ProductDetail } },
+        },
+        304: { description: "Not modified (If-None-Match)" },
+        404: { description: "No such product (drafts are not visible)" },
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return untyped(
+        await cachedJson(c, async () => {
+          const product = await getProduct(c.env, id);
+          if (!product) throw notFound("No such product");
+          return product;
+        }),
+      );
+    },
+  );
