@@ -4,13 +4,19 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { bodySizeLimit, requireJsonBody } from "./middleware/body-guard";
+import { ipRateLimit } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
 import { createRouter } from "./openapi";
 import { ProblemError, problemResponse } from "./problem";
 import { adminCatalog } from "./routes/admin-catalog";
 import { categories } from "./routes/categories";
+import { adminUsers } from "./routes/admin-users";
+import { auth } from "./routes/auth";
+import { docsPage } from "./routes/docs";
 import { health } from "./routes/health";
+import { usersRouter } from "./routes/users";
+import { wellKnown } from "./routes/well-known";
 import { products } from "./routes/products";
 
 /** The edge gateway: cross-cutting middleware, then one sub-app per resource under /v1. */
@@ -32,10 +38,16 @@ app.use("*", async (c, next) => {
     maxAge: 600,
   })(c, next);
 });
+app.use(ipRateLimit());
 app.use(bodySizeLimit());
 app.use(requireJsonBody());
 
 app.route("/", health);
+app.route("/", wellKnown);
+app.route("/docs", docsPage(app));
+app.route("/v1/auth", auth);
+app.route("/v1/users", usersRouter);
+app.route("/v1/admin/users", adminUsers);
 app.route("/v1/products", products);
 app.route("/v1/categories", categories);
 app.route("/v1/admin", adminCatalog);

@@ -1,0 +1,123 @@
+import { and, eq, isNull } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { refreshTokens, tokenFamilies } from "../../d1/schema/identity";
+import { unauthorized } from "../problem";
+import { REVOCATION_HORIZON_MS, revoke } from "./revocation";
+
+export const REFRESH_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+
+function toBase64Url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Hex SHA-256: the only form in which refresh tokens are stored. */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** 256 random bits, base64url: unguessable, so a fast hash (not a KDF) is enough to store it. */
+function newOpaqueToken(): string {
+  return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** Starts a new login session (refresh family) and returns its first refresh token. */
+export async function startFamily(
+  env: Pick<Env, "DB">,
+  userId: string,
+): Promise<{ familyId: string; refreshToken: string }> {
+  const db = drizzle(env.DB);
+  const familyId = crypto.randomUUID();
+  const refreshToken = newOpaqueToken();
+  const now = Date.now();
+  await db.batch([
+    db.insert(tokenFamilies).values({ id: familyId, userId, createdAt: now }),
+    db.insert(refreshTokens).values({
+      tokenHash: await sha256Hex(refreshToken),
+      familyId,
+      userId,
+      expiresAt: now + REFRESH_TOKEN_TTL_MS,
+    }),
+  ]);
+  return { familyId, refreshToken };
+}
+
+/**
+ * Exchanges a refresh token for a new one in the same family. The presented token is spent.
+ * Presenting a spent token again (a stolen token being replayed, or the legitimate client after
+ * the thief used it) revokes the whole family, so neither party keeps a session (RFC 9700 §4.14.2).
+ */
+export async function rotateRefreshToken(
+  env: Pick<Env, "DB">,
+  presented: string,
+): Promise<{ userId: string; familyId: string; refreshToken: string }> {
+  const db = drizzle(env.DB);
+  const tokenHash = await sha256Hex(presented);
+  const row = await db
+    .select({
+      familyId: refreshTokens.familyId,
+      userId: refreshTokens.userId,
+      expiresAt: refreshTokens.expiresAt,
+      spentAt: refreshTokens.spentAt,
+      familyRevokedAt: tokenFamilies.revokedAt,
+    })
+    .from(refreshTokens)
+    .innerJoin(tokenFamilies, eq(tokenFamilies.id, refreshTokens.familyId))
+    .where(eq(refreshTokens.tokenHash, tokenHash))
+    .get();
+  const invalid = () => unauthorized("The refresh token is invalid, expired or revoked");
+  if (!row || row.familyRevokedAt !== null) throw invalid();
+  if (row.spentAt !== null) {
+    await revokeFamily(env, row.familyId, "refresh-token-reuse");
+    throw invalid();
+  }
+  const now = Date.now();
+  if (row.expiresAt <= now) throw invalid();
+
+  // Conditional update: of two concurrent exchanges of one token only one wins; the loser is
+  // indistinguishable from a replay and is treated as one.
+  const spent = await db
+    .update(refreshTokens)
+    .set({ spentAt: now })
+    .where(and(eq(refreshTokens.tokenHash, tokenHash), isNull(refreshTokens.spentAt)))
+    .run();
+  if (spent.meta.changes !== 1) {
+    await revokeFamily(env, row.familyId, "refresh-token-reuse");
+    throw invalid();
+  }
+  const refreshToken = newOpaqueToken();
+  await db.insert(refreshTokens).values({
+    tokenHash: await sha256Hex(refreshToken),
+    familyId: row.familyId,
+    userId: row.userId,
+    expiresAt: now + REFRESH_TOKEN_TTL_MS,
+  });
+  return { userId: row.userId, familyId: row.familyId, refreshToken };
+}
+
+/** Ends a login session: its refresh tokens stop working and so do access tokens issued from it. */
+export async function revokeFamily(env: Pick<Env, "DB">, familyId: string, reason: string): Promise<void> {
+  const now = Date.now();
+  await drizzle(env.DB)
+    .update(tokenFamilies)
+    .set({ revokedAt: now, revokedReason: reason })
+    .where(and(eq(tokenFamilies.id, familyId), isNull(tokenFamilies.revokedAt)))
+    .run();
+  await revoke(env, [{ kind: "family", subject: familyId, expiresAt: now + REVOCATION_HORIZON_MS }]);
+}
+
+/** Ends every session of a user (account erasure); their refresh tokens are deleted outright. */
+export async function revokeUserSessions(env: Pick<Env, "DB">, userId: string, reason: string): Promise<void> {
+  const db = drizzle(env.DB);
+  const now = Date.now();
+  await db.batch([
+    db
+      .update(tokenFamilies)
+      .set({ revokedAt: now, revokedReason: reason })
+      .where(and(eq(tokenFamilies.userId, userId), isNull(tokenFamilies.revokedAt))),
+    db.delete(refreshTokens).where(eq(refreshTokens.userId, userId)),
+  ]);
+  await revoke(env, [{ kind: "user", subject: userId, expiresAt: now + REVOCATION_HORIZON_MS }]);
+}

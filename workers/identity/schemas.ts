@@ -1,0 +1,124 @@
+import { z } from "@hono/zod-openapi";
+
+// Strict objects everywhere: an unknown field is a client bug (or a probe) and gets a 400 rather
+// than being silently dropped.
+
+// Lone surrogates survive JSON.parse but not UTF-8 encoding (they become U+FFFD), so two
+// different inputs would store or hash identically: refuse them.
+const wellFormed = (s: string) => s.isWellFormed();
+// C0/C1 controls and bidi overrides (used to spoof how a name renders) have no place in a name.
+const SPOOFING_CHARS = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+
+export const Email = z
+  .string()
+  .trim()
+  .normalize("NFC")
+  .toLowerCase()
+  .max(254)
+  .email()
+  .openapi({ example: "shopper@edgepulse.test", description: "Case-insensitive; stored normalized" });
+
+export const Password = z
+  .string()
+  .min(8)
+  .max(256)
+  .refine(wellFormed, "Must be well-formed Unicode")
+  .openapi({ format: "password", example: "correct horse battery staple" });
+
+export const Name = z
+  .string()
+  .trim()
+  .normalize("NFC")
+  .min(1)
+  .max(100)
+  .refine(wellFormed, "Must be well-formed Unicode")
+  .refine((s) => !SPOOFING_CHARS.test(s), "Must not contain control or bidi-override characters")
+  .openapi({ example: "Ada Lovelace" });
+
+const PreferenceValue = z.union([z.string().max(256).refine(wellFormed), z.number(), z.boolean(), z.null()]);
+export const Preferences = z
+  .record(z.string().min(1).max(64).refine(wellFormed), PreferenceValue)
+  .refine((p) => Object.keys(p).length <= 50, "At most 50 preferences")
+  .openapi("Preferences", { example: { currency: "USD", newsletter: false } });
+
+export const TotpCode = z
+  .string()
+  .regex(/^\d{6}$/, "A 6-digit code")
+  .openapi({ example: "123456" });
+
+export const RegisterBody = z.strictObject({ email: Email, password: Password, name: Name }).openapi("RegisterBody");
+export const LoginBody = z
+  .strictObject({
+    email: Email,
+    // No length floor here: a short password simply fails to match; revealing the policy on
+    // login gains nothing. The ceiling bounds PBKDF2 input.
+    password: z.string().min(1).max(256).refine(wellFormed, "Must be well-formed Unicode"),
+    totp: TotpCode.optional(),
+  })
+  .openapi("LoginBody");
+export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) }).openapi("RefreshBody");
+export const ServiceTokenBody = z.strictObject({ secret: z.string().min(1).max(512) }).openapi("ServiceTokenBody");
+export const UpdateMeBody = z
+  .strictObject({ name: Name.optional(), preferences: Preferences.optional() })
+  .openapi("UpdateMeBody");
+export const MfaVerifyBody = z.strictObject({ code: TotpCode }).openapi("MfaVerifyBody");
+
+export const User = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    roles: z.array(z.enum(["customer", "admin", "service"])),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    preferences: Preferences,
+    mfaEnabled: z.boolean(),
+  })
+  .openapi("User");
+
+export const TokenPair = z
+  .object({
+    accessToken: z.string(),
+    refreshToken: z.string(),
+    tokenType: z.literal("Bearer"),
+    expiresIn: z.number().int().openapi({ description: "Access-token lifetime in seconds" }),
+  })
+  .openapi("TokenPair");
+
+export const ServiceToken = z
+  .object({ accessToken: z.string(), tokenType: z.literal("Bearer"), expiresIn: z.number().int() })
+  .openapi("ServiceToken");
+
+export const MfaEnrolment = z.object({ secret: z.string(), otpauthUrl: z.string() }).openapi("MfaEnrolment");
+export const MfaStatus = z.object({ mfaEnabled: z.boolean() }).openapi("MfaStatus");
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+/** `responses` entries for the usual problem+json errors of a route. */
+export function problems(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 415 | 429)[]) {
+  const descriptions: Record<number, string> = {
+    400: "Invalid input",
+    401: "Missing or bad credentials",
+    403: "Not allowed for this role",
+    404: "Not found",
+    409: "State conflict",
+    413: "Body too large",
+    415: "Body is not JSON",
+    429: "Rate limited (see Retry-After)",
+  };
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: descriptions[s]!, content: { "application/problem+json": { schema: Problem } } },
+    ]),
+  );
+}
