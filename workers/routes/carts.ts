@@ -1,0 +1,170 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { Cart, MAX_LINE_QUANTITY } from "../../contracts/cart";
+import { SkuCode } from "../../contracts/inventory-events";
+import type { CartMutation } from "../../durable-objects/cart";
+import { authOf, requireAuth } from "../middleware/auth";
+import { createRouter } from "../openapi";
+import { conflict, notFound, ProblemError } from "../problem";
+
+/** Cart ids are opaque: `c_` plus 22 base64url characters (128 random bits). */
+export const CartId = z
+  .string()
+  .regex(/^c_[A-Za-z0-9_-]{22}$/, "not a cart id")
+  .openapi({ example: "c_3q2-7wEjRzK8b1x9mYpQvA" });
+
+/** A new random cart id. */
+export function newCartId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return `c_${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}`;
+}
+
+const CartSchema = Cart.openapi("Cart");
+const Quantity = z.number().int().min(1).max(MAX_LINE_QUANTITY);
+const AddItem = z.object({ sku: SkuCode, quantity: Quantity }).strict().openapi("CartAddItem");
+const SetQuantity = z
+  .object({ quantity: z.number().int().min(0).max(MAX_LINE_QUANTITY) })
+  .strict()
+  .openapi("CartSetQuantity");
+const CartParams = z.object({ id: CartId });
+const LineParams = z.object({ id: CartId, sku: SkuCode });
+
+const problem = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
+});
+const cartResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: CartSchema } },
+});
+
+/** Turns a refused cart mutation into the matching problem+json; returns the cart otherwise. */
+function unwrap(result: CartMutation): Cart {
+  if (result.ok) return result.cart;
+  switch (result.error) {
+    case "not_found":
+      throw notFound("No such cart");
+    case "unknown_sku":
+      throw notFound("No such SKU in the catalog");
+    case "line_not_found":
+      throw notFound("This SKU is not in the cart");
+    case "checked_out":
+      throw conflict("The cart has been checked out and can no longer change", "cart-checked-out");
+    case "unavailable":
+      throw new ProblemError(409, "insufficient-stock", `Only ${result.available} unit(s) of this SKU are available`);
+    case "quantity_limit":
+      throw conflict(`A cart line holds at most ${MAX_LINE_QUANTITY} units`, "cart-quantity-limit");
+    case "too_many_lines":
+      throw conflict("The cart has reached its maximum number of lines", "cart-line-limit");
+    case "currency_mismatch":
+      throw conflict(`Every line of this cart is priced in ${result.currency}`, "cart-currency-mismatch");
+  }
+}
+
+/** `/v1/carts`: one CartObject per cart; only its owner can see or change it (others get 404). */
+export const carts = createRouter()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/",
+      tags: ["Carts"],
+      summary: "Create an empty cart owned by the caller",
+      middleware: [requireAuth()] as const,
+      responses: { 201: cartResponse("The new cart"), 401: problem("Not signed in") },
+    }),
+    async (c) => {
+      const { userId } = authOf(c);
+      const id = newCartId();
+      const cart = await c.env.CART.getByName(id).create(userId);
+      if (!cart) throw conflict("Cart id collision; retry", "cart-id-collision");
+      return c.json(cart, 201, { Location: `/v1/carts/${id}` });
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}",
+      tags: ["Carts"],
+      summary: "The caller's cart",
+      middleware: [requireAuth()] as const,
+      request: { params: CartParams },
+      responses: { 200: cartResponse("The cart"), 404: problem("No such cart (or not yours)") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const cart = await c.env.CART.getByName(id).view(authOf(c).userId);
+      if (!cart) throw notFound("No such cart");
+      return c.json(cart, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/items",
+      tags: ["Carts"],
+      summary: "Add units of a SKU (price snapshotted now); 409 when that many are not available",
+      middleware: [requireAuth()] as const,
+      request: {
+        params: CartParams,
+        body: { required: true, content: { "application/json": { schema: AddItem } } },
+      },
+      responses: {
+        200: cartResponse("The updated cart"),
+        400: problem("Invalid input"),
+        404: problem("No such cart or SKU"),
+        409: problem("Not enough stock, or the cart is checked out"),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { sku, quantity } = c.req.valid("json");
+      const result = await c.env.CART.getByName(id).addItem(authOf(c).userId, sku, quantity);
+      return c.json(unwrap(result), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "patch",
+      path: "/{id}/items/{sku}",
+      tags: ["Carts"],
+      summary: "Set a line's quantity (0 removes it)",
+      middleware: [requireAuth()] as const,
+      request: {
+        params: LineParams,
+        body: { required: true, content: { "application/json": { schema: SetQuantity } } },
+      },
+      responses: {
+        200: cartResponse("The updated cart"),
+        400: problem("Invalid input"),
+        404: problem("No such cart or line"),
+        409: problem("Not enough stock, or the cart is checked out"),
+      },
+    }),
+    async (c) => {
+      const { id, sku } = c.req.valid("param");
+      const { quantity } = c.req.valid("json");
+      const result = await c.env.CART.getByName(id).setQuantity(authOf(c).userId, sku, quantity);
+      return c.json(unwrap(result), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{id}/items/{sku}",
+      tags: ["Carts"],
+      summary: "Remove a line",
+      middleware: [requireAuth()] as const,
+      request: { params: LineParams },
+      responses: {
+        200: cartResponse("The updated cart"),
+        404: problem("No such cart or line"),
+        409: problem("The cart is checked out"),
+      },
+    }),
+    async (c) => {
+      const { id, sku } = c.req.valid("param");
+      const result = await c.env.CART.getByName(id).removeItem(authOf(c).userId, sku);
+      return c.json(unwrap(result), 200);
+    },
+  );
