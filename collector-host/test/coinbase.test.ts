@@ -3,7 +3,18 @@ import { createCoinbaseAdapter } from "../src/exchanges/coinbase.ts";
 import { readWsFixture } from "../src/replay/fixtures.ts";
 import { testContext } from "./support.ts";
 
-const PRODUCTS = ["SKL-USD", "SKL-BTC", "BAND-GBP", "NMR-EUR", "BAND-BTC", "YFI-BTC", "DASH-BTC", "NU-GBP", "CRV-EUR", "SKL-GBP"];
+const PRODUCTS = [
+  "SKL-USD",
+  "SKL-BTC",
+  "BAND-GBP",
+  "NMR-EUR",
+  "BAND-BTC",
+  "YFI-BTC",
+  "DASH-BTC",
+  "NU-GBP",
+  "CRV-EUR",
+  "SKL-GBP",
+];
 
 describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed", () => {
   it("builds every book from snapshot + l2update exactly and emits the trades", () => {
@@ -31,7 +42,8 @@ describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed",
           for (const [p, s] of msg.bids) ref.set(`buy${p}`, s);
           for (const [p, s] of msg.asks) ref.set(`sell${p}`, s);
         } else if (msg.type === "l2update") {
-          for (const [side, p, s] of msg.changes) Number(s) === 0 ? ref.delete(`${side}${p}`) : ref.set(`${side}${p}`, s);
+          for (const [side, p, s] of msg.changes)
+            Number(s) === 0 ? ref.delete(`${side}${p}`) : ref.set(`${side}${p}`, s);
         }
       }
       const book = sink.book(i);
@@ -48,8 +60,12 @@ describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed",
     const { ctx, sink, sent } = testContext(["BTC-USD"]);
     const adapter = createCoinbaseAdapter(ctx);
     adapter.onMessage('{"type":"snapshot","product_id":"BTC-USD","bids":[["100.00","1"]],"asks":[["101.00","2"]]}');
-    adapter.onMessage('{"type":"match","trade_id":7,"sequence":50,"product_id":"BTC-USD","price":"100.5","size":"1","side":"buy","time":"2021-04-17T16:43:37.075687Z"}');
-    adapter.onMessage('{"type":"match","trade_id":6,"sequence":49,"product_id":"BTC-USD","price":"100.5","size":"1","side":"buy","time":"2021-04-17T16:43:37.075687Z"}');
+    adapter.onMessage(
+      '{"type":"match","trade_id":7,"sequence":50,"product_id":"BTC-USD","price":"100.5","size":"1","side":"buy","time":"2021-04-17T16:43:37.075687Z"}',
+    );
+    adapter.onMessage(
+      '{"type":"match","trade_id":6,"sequence":49,"product_id":"BTC-USD","price":"100.5","size":"1","side":"buy","time":"2021-04-17T16:43:37.075687Z"}',
+    );
     expect(sink.trades).toHaveLength(1);
     expect(sink.trades[0]).toMatchObject({ id: "7", side: 1, ts: Date.parse("2021-04-17T16:43:37.075Z") });
     adapter.onMessage('{"type":"l2update","product_id":"BTC-USD","changes":[["buy","102.00","1"]]}');

@@ -60,7 +60,12 @@ export function createBinanceAdapter(ctx: AdapterContext, options: Partial<Binan
     if (gen !== generation) return; // the connection this snapshot was for is gone
     const state = states[symbol];
     if (state?.phase !== "buffering") return;
-    if (!isRecord(body) || typeof body.lastUpdateId !== "number" || !Array.isArray(body.bids) || !Array.isArray(body.asks)) {
+    if (
+      !isRecord(body) ||
+      typeof body.lastUpdateId !== "number" ||
+      !Array.isArray(body.bids) ||
+      !Array.isArray(body.asks)
+    ) {
       ctx.stats.inc("malformed");
       return retry(symbol);
     }

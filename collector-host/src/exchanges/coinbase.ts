@@ -105,7 +105,12 @@ export function createCoinbaseAdapter(ctx: AdapterContext, options: Partial<Coin
         case "last_match": {
           if (!sequenceOk(lastTradeSequence, symbol, msg.sequence)) return;
           const id = tradeId(msg.trade_id);
-          if (!id || !isLevelValue(msg.price) || !isLevelValue(msg.size) || (msg.side !== "buy" && msg.side !== "sell")) {
+          if (
+            !id ||
+            !isLevelValue(msg.price) ||
+            !isLevelValue(msg.size) ||
+            (msg.side !== "buy" && msg.side !== "sell")
+          ) {
             return void ctx.stats.inc("malformed");
           }
           if (seenTrades[symbol] === id) return;

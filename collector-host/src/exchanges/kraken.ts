@@ -45,12 +45,7 @@ export function createKrakenAdapter(ctx: AdapterContext, options: Partial<Kraken
     ctx.stats.inc("bookMessages");
     const first = payloads[0];
     if (isRecord(first) && (Array.isArray(first.as) || Array.isArray(first.bs))) {
-      const ok = books.snapshot(
-        symbol,
-        stripTimestamps(first.bs),
-        stripTimestamps(first.as),
-        opts.depth,
-      );
+      const ok = books.snapshot(symbol, stripTimestamps(first.bs), stripTimestamps(first.as), opts.depth);
       if (!ok) resync(symbol, "malformed snapshot");
       return;
     }
@@ -79,7 +74,11 @@ export function createKrakenAdapter(ctx: AdapterContext, options: Partial<Kraken
       return;
     }
     const expected = Number(checksum);
-    if (typeof checksum === "string" && Number.isInteger(expected) && krakenChecksum(books.books[symbol]!) === expected) {
+    if (
+      typeof checksum === "string" &&
+      Number.isInteger(expected) &&
+      krakenChecksum(books.books[symbol]!) === expected
+    ) {
       ctx.stats.inc("checksumsVerified");
       books.publish(symbol);
     } else {

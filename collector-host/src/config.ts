@@ -1,0 +1,144 @@
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { z } from "zod";
+import { Exchange, MarketSymbol } from "../../contracts/market.ts";
+
+// Host configuration: an optional JSON file (`--config <file>` or COLLECTOR_CONFIG) overlaid with
+// environment variables, validated with zod so a bad config fails at start, not at 3 a.m.
+
+export const PROTOCOLS = ["kraken-v1", "kraken-v2", "coinbase-exchange", "coinbase-advanced", "binanceus"] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const ExchangeConfig = z.object({
+  exchange: Exchange,
+  protocol: z.enum(PROTOCOLS),
+  enabled: z.boolean().default(true),
+  symbols: z.array(MarketSymbol).min(1).max(256),
+  /** WebSocket URL (base URL for Binance combined streams); the production endpoint when omitted. */
+  url: z.url().optional(),
+  /** REST base URL (Binance depth snapshots). */
+  restUrl: z.url().optional(),
+  /** Subscribed book depth (Kraken). */
+  depth: z.number().int().positive().optional(),
+  silentMs: z.number().int().positive().default(15_000),
+  pingMs: z.number().int().positive().default(5_000),
+});
+export type ExchangeConfig = z.infer<typeof ExchangeConfig>;
+
+export const HostConfig = z.object({
+  host: z.string().min(1).max(200).default(os.hostname()),
+  edge: z
+    .object({
+      url: z.url().default("http://127.0.0.1:8787"),
+      /** Exchanged for a service-role access token at POST /v1/auth/service-token. */
+      serviceSecret: z.string().min(1).optional(),
+      /** A ready-made service token (skips the exchange). */
+      token: z.string().min(1).optional(),
+      enabled: z.boolean().default(true),
+    })
+    .prefault({}),
+  pushIntervalMs: z.number().int().min(5).max(5_000).default(50),
+  healthIntervalMs: z.number().int().min(100).default(5_000),
+  ops: z
+    .object({ port: z.number().int().min(0).max(65_535).default(9464), host: z.string().default("127.0.0.1") })
+    .prefault({}),
+  ringCapacity: z
+    .number()
+    .int()
+    .refine((n) => n >= 64 && (n & (n - 1)) === 0, "a power of two >= 64")
+    .default(65_536),
+  /** A thread whose event loop has not ticked for this long is considered hung and restarted. */
+  hangMs: z.number().int().min(200).default(5_000),
+  restartBaseMs: z.number().int().min(10).default(500),
+  restartMaxMs: z.number().int().min(10).default(30_000),
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** Tests only: lets the supervisor crash or hang a thread on purpose. */
+  faultInjection: z.boolean().default(false),
+  exchanges: z.array(ExchangeConfig).min(1),
+});
+export type HostConfig = z.infer<typeof HostConfig>;
+export type HostConfigInput = z.input<typeof HostConfig>;
+
+/** Production defaults: the exchanges' real endpoints (see each adapter for the URL). */
+export const PRODUCTION_EXCHANGES: z.input<typeof ExchangeConfig>[] = [
+  { exchange: "kraken", protocol: "kraken-v1", symbols: ["BTC-USD", "ETH-USD"], depth: 1000 },
+  { exchange: "coinbase", protocol: "coinbase-exchange", symbols: ["BTC-USD", "ETH-USD"] },
+  { exchange: "binanceus", protocol: "binanceus", symbols: ["BTC-USDT", "ETH-USDT"] },
+];
+
+/** The recorded fixtures' symbols, served by the replay server at `replayUrl`. */
+export function replayExchanges(replayUrl: string): z.input<typeof ExchangeConfig>[] {
+  const ws = replayUrl.replace(/^http/, "ws").replace(/\/$/, "");
+  const http = replayUrl.replace(/\/$/, "");
+  return [
+    {
+      exchange: "kraken",
+      protocol: "kraken-v1",
+      url: `${ws}/kraken`,
+      depth: 1000,
+      symbols: [
+        "WAVES-EUR",
+        "XMR-USD",
+        "KSM-BTC",
+        "GRT-ETH",
+        "SC-EUR",
+        "ETH-CHF",
+        "OCEAN-BTC",
+        "OMG-USD",
+        "BTC-CHF",
+        "ADA-BTC",
+      ],
+    },
+    {
+      exchange: "coinbase",
+      protocol: "coinbase-exchange",
+      url: `${ws}/coinbase`,
+      symbols: [
+        "SKL-USD",
+        "SKL-BTC",
+        "BAND-GBP",
+        "NMR-EUR",
+        "BAND-BTC",
+        "YFI-BTC",
+        "DASH-BTC",
+        "NU-GBP",
+        "CRV-EUR",
+        "SKL-GBP",
+      ],
+    },
+    {
+      exchange: "binanceus",
+      protocol: "binanceus",
+      url: `${ws}/binanceus`,
+      restUrl: `${http}/binanceus`,
+      symbols: ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"],
+    },
+  ];
+}
+
+/**
+ * Builds the config: file (if any), then environment overrides:
+ * EDGE_URL, SERVICE_TOKEN_SECRET, COLLECTOR_SERVICE_TOKEN, COLLECTOR_REPLAY_URL (use the replay
+ * server's fixtures instead of production), COLLECTOR_EXCHANGES (comma list to enable),
+ * COLLECTOR_PUSH_INTERVAL_MS, COLLECTOR_OPS_PORT, COLLECTOR_HOST, LOG_LEVEL.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.COLLECTOR_CONFIG): HostConfig {
+  const fromFile: Record<string, unknown> = file ? JSON.parse(readFileSync(file, "utf8")) : {};
+  const input: Record<string, unknown> = { ...fromFile };
+  const edge = { ...((fromFile.edge as Record<string, unknown> | undefined) ?? {}) };
+  if (env.EDGE_URL) edge.url = env.EDGE_URL;
+  if (env.SERVICE_TOKEN_SECRET) edge.serviceSecret = env.SERVICE_TOKEN_SECRET;
+  if (env.COLLECTOR_SERVICE_TOKEN) edge.token = env.COLLECTOR_SERVICE_TOKEN;
+  input.edge = edge;
+  if (env.COLLECTOR_REPLAY_URL) input.exchanges = replayExchanges(env.COLLECTOR_REPLAY_URL);
+  input.exchanges ??= PRODUCTION_EXCHANGES;
+  if (env.COLLECTOR_EXCHANGES) {
+    const on = new Set(env.COLLECTOR_EXCHANGES.split(",").map((s) => s.trim()));
+    input.exchanges = (input.exchanges as { exchange: string }[]).map((e) => ({ ...e, enabled: on.has(e.exchange) }));
+  }
+  if (env.COLLECTOR_PUSH_INTERVAL_MS) input.pushIntervalMs = Number(env.COLLECTOR_PUSH_INTERVAL_MS);
+  if (env.COLLECTOR_OPS_PORT) input.ops = { ...(input.ops as object), port: Number(env.COLLECTOR_OPS_PORT) };
+  if (env.COLLECTOR_HOST) input.host = env.COLLECTOR_HOST;
+  if (env.LOG_LEVEL) input.logLevel = env.LOG_LEVEL;
+  return HostConfig.parse(input);
+}
