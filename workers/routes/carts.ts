@@ -3,6 +3,7 @@ import { Cart, MAX_LINE_QUANTITY } from "../../contracts/cart";
 import { SkuCode } from "../../contracts/inventory-events";
 import type { CartMutation } from "../../durable-objects/cart";
 import { authOf, requireAuth } from "../middleware/auth";
+import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
 import { conflict, notFound, ProblemError } from "../problem";
 
@@ -70,7 +71,7 @@ export const carts = createRouter()
       path: "/",
       tags: ["Carts"],
       summary: "Create an empty cart owned by the caller",
-      middleware: [requireAuth()] as const,
+      middleware: [requireAuth(), userWriteRateLimit()] as const,
       responses: { 201: cartResponse("The new cart"), 401: problem("Not signed in") },
     }),
     async (c) => {
@@ -104,7 +105,7 @@ export const carts = createRouter()
       path: "/{id}/items",
       tags: ["Carts"],
       summary: "Add units of a SKU (price snapshotted now); 409 when that many are not available",
-      middleware: [requireAuth()] as const,
+      middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: {
         params: CartParams,
         body: { required: true, content: { "application/json": { schema: AddItem } } },
@@ -129,7 +130,7 @@ export const carts = createRouter()
       path: "/{id}/items/{sku}",
       tags: ["Carts"],
       summary: "Set a line's quantity (0 removes it)",
-      middleware: [requireAuth()] as const,
+      middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: {
         params: LineParams,
         body: { required: true, content: { "application/json": { schema: SetQuantity } } },
@@ -154,7 +155,7 @@ export const carts = createRouter()
       path: "/{id}/items/{sku}",
       tags: ["Carts"],
       summary: "Remove a line",
-      middleware: [requireAuth()] as const,
+      middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: { params: LineParams },
       responses: {
         200: cartResponse("The updated cart"),

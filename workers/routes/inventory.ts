@@ -5,6 +5,7 @@ import { InventoryLevel, ReserveInput, SkuCode } from "../../contracts/inventory
 import { productVariants } from "../../d1/schema/catalog";
 import { findSku } from "../catalog/sku-lookup";
 import { requireAuth, requireRole } from "../middleware/auth";
+import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
 import { conflict, notFound, ProblemError } from "../problem";
 
@@ -77,7 +78,7 @@ export const adminInventory = createRouter()
       path: "/{sku}",
       tags: ["Inventory"],
       summary: "Set units on hand (409 below reserved + sold)",
-      middleware: [requireAuth(), requireRole("admin")] as const,
+      middleware: [requireAuth(), requireRole("admin"), userWriteRateLimit()] as const,
       request: {
         params: SkuParams,
         body: { required: true, content: { "application/json": { schema: SetStock } } },
@@ -108,7 +109,7 @@ export const adminInventory = createRouter()
       path: "/",
       tags: ["Inventory"],
       summary: "Set units on hand for up to 100 SKUs (all must exist; conflicts are reported per SKU)",
-      middleware: [requireAuth(), requireRole("admin")] as const,
+      middleware: [requireAuth(), requireRole("admin"), userWriteRateLimit()] as const,
       request: { body: { required: true, content: { "application/json": { schema: SetStockBatch } } } },
       responses: {
         200: json(
