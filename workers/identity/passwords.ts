@@ -1,8 +1,10 @@
 /**
  * Password hashing with PBKDF2-SHA256 through WebCrypto (the only KDF the Workers runtime runs
- * natively). workerd refuses more than 100,000 iterations (NotSupportedError; pinned by
- * passwords.test.ts), so that is what we use. The parameters are stored with every hash, so
- * raising them later only needs `needsRehash` + a rehash on the next successful login.
+ * natively). Cloudflare's production runtime refuses more than 100,000 iterations ("iteration
+ * counts above 100000 are not supported", enforced by workerd's IsolateLimitEnforcer); open-source
+ * workerd used locally does not enforce it, so the constant is the deployable maximum, not what
+ * local mode happens to allow. The parameters are stored with every hash, so raising them later
+ * only needs `needsRehash` + a rehash on the next successful login.
  */
 export const PBKDF2_ITERATIONS = 100_000;
 const SALT_BYTES = 16;
