@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { loadFixtureFeeds } from "./scripts/market-fixture-frames.ts";
 
 // Test-only signing keys: two, so key rotation (old key still verifies) is testable.
 function testSigningKey(kid: string) {
@@ -21,6 +22,8 @@ export default defineConfig(async () => {
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
+                  // Real exchange book traffic for the MarketFeed tests (workerd cannot read files).
+                  MARKET_FIXTURES: loadFixtureFeeds() ?? [],
                   JWT_PRIVATE_KEYS: JSON.stringify([testSigningKey("test-current"), testSigningKey("test-previous")]),
                   SERVICE_TOKEN_SECRET: "test-service-secret",
                   LOG_REQUESTS: "false",
@@ -32,6 +35,8 @@ export default defineConfig(async () => {
           ],
           test: {
             name: "workers",
+            // itty-durable ships ES modules in a package without "type": "module": let Vite transform it.
+            server: { deps: { inline: ["itty-durable"] } },
             include: [
               "test/**/*.test.ts",
               "workers/**/*.test.ts",

@@ -50,6 +50,8 @@ export type Trade = z.infer<typeof Trade>;
  */
 export const IngestBatch = z.object({
   type: z.literal("batch"),
+  /** Optional (added by the edge): when present it must equal the socket's symbol, else the frame is rejected. */
+  symbol: MarketSymbol.optional(),
   seq: z.number().int().nonnegative(),
   /** Publisher send time, ms since epoch (push-lag metrics). */
   ts: z.number(),
@@ -92,3 +94,86 @@ export const CollectorHealthReport = z.object({
   exchanges: z.partialRecord(Exchange, CollectorStatus),
 });
 export type CollectorHealthReport = z.infer<typeof CollectorHealthReport>;
+
+// ---------------------------------------------------------------------------------------------
+// MarketFeed object → subscribers on `/v1/market/:symbol/ws` (added by the edge; additive only).
+//
+// Every frame carries `seq`: the object's feed sequence, +1 per frame, so a missing frame is
+// visible. A `snapshot` frame replaces the subscriber's whole state and sets the baseline: the
+// next frame has `snapshot.seq + 1`. `ts` is the publisher's batch time (ms since epoch), so a
+// subscriber can measure tick→screen latency.
+
+/** The best price across all exchanges on one side, with the exchange that quotes it. */
+export const BestQuote = z.object({ price: Decimal, size: Decimal, exchange: Exchange });
+export type BestQuote = z.infer<typeof BestQuote>;
+/** Consolidated best bid and offer across exchanges (null when no exchange has that side). */
+export const Bbo = z.object({ bid: BestQuote.nullable(), ask: BestQuote.nullable() });
+export type Bbo = z.infer<typeof Bbo>;
+
+/** One exchange's full book inside a snapshot frame. `stale` is set while the edge waits for a resync. */
+export const FeedBook = z.object({
+  exchange: Exchange,
+  bids: z.array(Level),
+  asks: z.array(Level),
+  stale: z.boolean().optional(),
+});
+export type FeedBook = z.infer<typeof FeedBook>;
+
+/**
+ * One exchange's change inside a delta frame: `snapshot` replaces that exchange's book with
+ * `bids`/`asks`; `withdrawn` removes it (the collector declared it invalid); otherwise the levels
+ * are applied in order (size zero removes a price).
+ */
+export const FeedBookChange = z.object({
+  exchange: Exchange,
+  snapshot: z.boolean().optional(),
+  withdrawn: z.boolean().optional(),
+  bids: z.array(Level),
+  asks: z.array(Level),
+});
+export type FeedBookChange = z.infer<typeof FeedBookChange>;
+
+export const FeedSnapshot = z.object({
+  type: z.literal("snapshot"),
+  symbol: MarketSymbol,
+  seq: z.number().int().nonnegative(),
+  ts: z.number(),
+  books: z.array(FeedBook),
+  bbo: Bbo,
+  trades: z.array(Trade),
+});
+export type FeedSnapshot = z.infer<typeof FeedSnapshot>;
+
+export const FeedDelta = z.object({
+  type: z.literal("delta"),
+  symbol: MarketSymbol,
+  seq: z.number().int().nonnegative(),
+  ts: z.number(),
+  books: z.array(FeedBookChange),
+  bbo: Bbo,
+});
+export type FeedDelta = z.infer<typeof FeedDelta>;
+
+export const FeedTrades = z.object({
+  type: z.literal("trade"),
+  symbol: MarketSymbol,
+  seq: z.number().int().nonnegative(),
+  ts: z.number(),
+  trades: z.array(Trade),
+});
+export type FeedTrades = z.infer<typeof FeedTrades>;
+
+export const FeedFrame = z.discriminatedUnion("type", [FeedSnapshot, FeedDelta, FeedTrades]);
+export type FeedFrame = z.infer<typeof FeedFrame>;
+
+/**
+ * Subscriber → object. `ack` says "I have processed every frame up to `seq`"; a subscriber that
+ * acks is flow-controlled: when more than its window of frames is unacknowledged the object stops
+ * sending deltas and, once the subscriber catches up, sends one fresh snapshot instead of the
+ * backlog. `resync` asks for a fresh snapshot at any time (e.g. after the client saw a gap).
+ */
+export const FeedClientMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("ack"), seq: z.number().int().nonnegative() }),
+  z.object({ type: z.literal("resync") }),
+]);
+export type FeedClientMessage = z.infer<typeof FeedClientMessage>;

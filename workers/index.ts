@@ -6,6 +6,7 @@ export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
 export { InventoryObject } from "../durable-objects/inventory";
 export { LoginGuardObject } from "../durable-objects/login-guard";
 export { MarketFeedObject } from "../durable-objects/market-feed";
+export { MarketRegistryObject } from "../durable-objects/market-registry";
 export { OrderObject } from "../durable-objects/order";
 
 export default {

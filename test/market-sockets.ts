@@ -1,0 +1,198 @@
+// Test clients for the market-data sockets: a publisher (what the collector host does) and a
+// subscriber that rebuilds books from snapshot + deltas exactly as a real client would.
+import {
+  type BookUpdate,
+  type Exchange,
+  FeedFrame,
+  type IngestBatch,
+  IngestControl,
+  type Level,
+  type Trade,
+} from "../contracts/market";
+import { OrderBook } from "../contracts/order-book";
+import { call, tokenFor } from "./helpers";
+
+type Waiter = { test: () => boolean; resolve: () => void };
+
+/** Resolves waiters whenever something arrives; no timers, the test timeout bounds the wait. */
+class Signal {
+  private waiters: Waiter[] = [];
+  notify(): void {
+    const ready = this.waiters.filter((w) => w.test());
+    this.waiters = this.waiters.filter((w) => !ready.includes(w));
+    for (const w of ready) w.resolve();
+  }
+  until(test: () => boolean): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ test, resolve }));
+  }
+}
+
+async function upgrade(path: string, token?: string): Promise<WebSocket> {
+  const res = await call(path, { headers: { Upgrade: "websocket" }, token });
+  if (res.status !== 101 || !res.webSocket)
+    throw new Error(`upgrade of ${path} failed: ${res.status} ${await res.text()}`);
+  res.webSocket.accept();
+  return res.webSocket;
+}
+
+/** The collector host's side of `/v1/ingest/:symbol`. */
+export class TestPublisher {
+  readonly controls: IngestControl[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private readonly signal = new Signal();
+  private seq = 0;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (event) => {
+      this.controls.push(IngestControl.parse(JSON.parse(String(event.data))));
+      this.signal.notify();
+    });
+    ws.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+      this.signal.notify();
+    });
+  }
+
+  static async open(symbol: string): Promise<TestPublisher> {
+    return new TestPublisher(await upgrade(`/v1/ingest/${symbol}`, await tokenFor("collector-host", ["service"])));
+  }
+
+  /** Sends a batch with the next seq (or `seq` to force one) and waits until the object acks it. */
+  async batch(books: BookUpdate[], trades: Trade[] = [], seq = this.seq): Promise<number> {
+    this.seq = seq + 1;
+    const frame: IngestBatch = { type: "batch", seq, ts: Date.now(), books, trades };
+    this.ws.send(JSON.stringify(frame));
+    await this.signal.until(() => this.controls.some((c) => c.type === "ack" && c.seq === seq));
+    return seq;
+  }
+
+  /** Sends raw text and waits for the object to have processed it (a following ping batch is acked). */
+  sendRaw(data: string | ArrayBuffer): void {
+    this.ws.send(data);
+  }
+
+  get nextSeq(): number {
+    return this.seq;
+  }
+
+  set nextSeq(seq: number) {
+    this.seq = seq;
+  }
+
+  resyncs(): number {
+    return this.controls.filter((c) => c.type === "resync").length;
+  }
+
+  waitClosed(): Promise<void> {
+    return this.signal.until(() => this.closed !== null);
+  }
+
+  close(): void {
+    this.ws.close(1000, "done");
+  }
+}
+
+/** A subscriber on `/v1/market/:symbol/ws` that rebuilds every exchange's book from the frames. */
+export class TestSubscriber {
+  readonly frames: FeedFrame[] = [];
+  readonly books = new Map<Exchange, OrderBook>();
+  readonly trades: Trade[] = [];
+  lastSeq = -1;
+  snapshots = 0;
+  gaps = 0;
+  private readonly signal = new Signal();
+
+  private constructor(
+    readonly ws: WebSocket,
+    private readonly autoAck: boolean,
+  ) {
+    ws.addEventListener("message", (event) => {
+      const frame = FeedFrame.parse(JSON.parse(String(event.data)));
+      this.frames.push(frame);
+      this.apply(frame);
+      if (this.autoAck) ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+      this.signal.notify();
+    });
+  }
+
+  static async open(symbol: string, options: { window?: number; autoAck?: boolean } = {}): Promise<TestSubscriber> {
+    const query = options.window ? `?window=${options.window}` : "";
+    return new TestSubscriber(await upgrade(`/v1/market/${symbol}/ws${query}`), options.autoAck ?? false);
+  }
+
+  private apply(frame: FeedFrame): void {
+    if (frame.type === "snapshot") {
+      this.snapshots++;
+      this.books.clear();
+      for (const b of frame.books) {
+        const book = new OrderBook();
+        book.replace(b.bids, b.asks);
+        this.books.set(b.exchange, book);
+      }
+    } else {
+      if (this.lastSeq >= 0 && frame.seq !== this.lastSeq + 1) this.gaps++;
+      if (frame.type === "delta") {
+        for (const change of frame.books) {
+          if (change.withdrawn) {
+            this.books.delete(change.exchange);
+            continue;
+          }
+          let book = this.books.get(change.exchange);
+          if (!book || change.snapshot) {
+            book = new OrderBook();
+            this.books.set(change.exchange, book);
+          }
+          if (change.snapshot) book.replace(change.bids, change.asks);
+          else book.applyLevels(change.bids, change.asks);
+        }
+      } else {
+        this.trades.push(...frame.trades);
+      }
+    }
+    this.lastSeq = frame.seq;
+  }
+
+  /** Waits until a frame with at least this seq has arrived. */
+  untilSeq(seq: number): Promise<void> {
+    return this.signal.until(() => this.lastSeq >= seq);
+  }
+
+  until(test: () => boolean): Promise<void> {
+    return this.signal.until(test);
+  }
+
+  /** The rebuilt book of one exchange, best first (full depth). */
+  view(exchange: Exchange): { bids: Level[]; asks: Level[] } {
+    return this.books.get(exchange)?.view() ?? { bids: [], asks: [] };
+  }
+
+  ack(seq: number): void {
+    this.ws.send(JSON.stringify({ type: "ack", seq }));
+  }
+
+  close(): void {
+    this.ws.close(1000, "done");
+  }
+}
+
+/** The REST book, typed for assertions. */
+export interface RestBook {
+  symbol: string;
+  exchange: string;
+  seq: number;
+  bids: Level[];
+  asks: Level[];
+  updatedAt: string;
+  stale: boolean;
+  bbo: {
+    bid: { price: string; size: string; exchange: Exchange } | null;
+    ask: { price: string; size: string; exchange: Exchange } | null;
+  };
+}
+
+export async function restBook(symbol: string, query = ""): Promise<RestBook> {
+  const res = await call(`/v1/market/${symbol}/book${query}`);
+  if (res.status !== 200) throw new Error(`GET book ${symbol}${query}: ${res.status} ${await res.text()}`);
+  return res.json<RestBook>();
+}

@@ -1,0 +1,266 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { CollectorHealthReport, Exchange, MarketSymbol } from "../../contracts/market";
+import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
+import type { AppEnv } from "../env";
+import { authOf, requireAuth, requireRole } from "../middleware/auth";
+import { createRouter } from "../openapi";
+import { badRequest, notFound } from "../problem";
+
+/** Book depth when `?depth=` is omitted, and the most a request may ask for. */
+export const DEFAULT_BOOK_DEPTH = 10;
+export const MAX_BOOK_DEPTH = 1000;
+/** Trades when `?limit=` is omitted (API convention), and the object's bound. */
+const DEFAULT_TRADES = 20;
+const MAX_TRADES = 200;
+
+const EXCHANGE_ALIASES: Record<string, string> = { XBT: "BTC", XDG: "DOGE" };
+
+/**
+ * Path symbols are forgiving the way the collector's normalizer is: case-insensitive, `/` or `_`
+ * as the separator, exchange-specific asset codes (XBT, XDG) mapped to the common ones.
+ */
+export function normalizePathSymbol(raw: string): string | null {
+  const parts = decodeURIComponent(raw).toUpperCase().split(/[-/_]/);
+  if (parts.length !== 2) return null;
+  const symbol = parts.map((p) => EXCHANGE_ALIASES[p] ?? p).join("-");
+  return MarketSymbol.safeParse(symbol).success ? symbol : null;
+}
+
+function symbolParam(c: Context<AppEnv>): string {
+  const symbol = normalizePathSymbol(c.req.param("symbol") ?? "");
+  if (!symbol) {
+    throw badRequest("The symbol is not valid", [{ path: "symbol", message: "symbols look like BTC-USD" }]);
+  }
+  return symbol;
+}
+
+const SymbolPath = z.object({
+  symbol: z
+    .string()
+    .min(1)
+    .max(40)
+    .openapi({ param: { name: "symbol", in: "path" }, example: "BTC-USD" }),
+});
+const LevelSchema = z
+  .array(z.string())
+  .length(2)
+  .openapi("BookLevel", { description: "[price, size] as decimal strings" });
+const BestQuoteSchema = z.object({ price: z.string(), size: z.string(), exchange: Exchange }).nullable();
+const BookSchema = z
+  .object({
+    symbol: z.string(),
+    exchange: z.union([Exchange, z.literal("consolidated")]),
+    seq: z.number().int(),
+    bids: z.array(LevelSchema),
+    asks: z.array(LevelSchema),
+    updatedAt: z.string(),
+    stale: z.boolean(),
+    bbo: z.object({ bid: BestQuoteSchema, ask: BestQuoteSchema }),
+    exchanges: z.array(
+      z.object({
+        exchange: Exchange,
+        stale: z.boolean(),
+        updatedAt: z.string(),
+        bidLevels: z.number().int(),
+        askLevels: z.number().int(),
+      }),
+    ),
+  })
+  .openapi("MarketBook");
+const TradeSchema = z
+  .object({
+    exchange: Exchange,
+    id: z.string(),
+    price: z.string(),
+    size: z.string(),
+    side: z.enum(["buy", "sell"]),
+    ts: z.number(),
+  })
+  .openapi("MarketTrade");
+const CollectorsSchema = CollectorHealthReport.extend({ receivedAt: z.string() }).openapi("CollectorHealth");
+const problem = {
+  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
+};
+
+/** The REST side of market data (API.md, "Market data"), mounted at /v1/market. */
+export const market = createRouter()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/symbols",
+      tags: ["Market data"],
+      summary: "Symbols with live feeds and the exchanges that publish them",
+      responses: {
+        200: {
+          description: "Symbols",
+          content: {
+            "application/json": {
+              schema: z.object({ items: z.array(z.object({ symbol: z.string(), exchanges: z.array(Exchange) })) }),
+            },
+          },
+        },
+      },
+    }),
+    async (c) => c.json({ items: await marketRegistry(c.env).listSymbols() }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/collectors",
+      tags: ["Market data"],
+      summary: "Collector-host health as last reported",
+      responses: {
+        200: { description: "Last report", content: { "application/json": { schema: CollectorsSchema } } },
+        404: { description: "No report yet", ...problem },
+      },
+    }),
+    async (c) => {
+      const report = await marketRegistry(c.env).collectorHealth();
+      if (!report) throw notFound("No collector host has reported yet");
+      return c.json(report, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/collectors",
+      tags: ["Market data"],
+      summary: "The collector host reports its health (service role)",
+      middleware: [requireAuth(), requireRole("service")] as const,
+      security: [{ bearer: [] }],
+      request: { body: { required: true, content: { "application/json": { schema: CollectorHealthReport } } } },
+      responses: {
+        200: { description: "Stored", content: { "application/json": { schema: CollectorsSchema } } },
+        400: { description: "Invalid report", ...problem },
+        401: { description: "No credentials", ...problem },
+        403: { description: "Not the service role", ...problem },
+      },
+    }),
+    async (c) => {
+      const report = c.req.valid("json");
+      const stored = await marketRegistry(c.env).reportCollectors(asciiJson(report), new Date().toISOString());
+      if (!stored) throw badRequest("The report is not valid");
+      return c.json(stored, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{symbol}/book",
+      tags: ["Market data"],
+      summary: "Order book: one exchange's, or consolidated across exchanges when `exchange` is omitted",
+      request: {
+        params: SymbolPath,
+        query: z.object({
+          depth: z.coerce
+            .number()
+            .int()
+            .min(1)
+            .max(MAX_BOOK_DEPTH)
+            .default(DEFAULT_BOOK_DEPTH)
+            .openapi({ description: `levels per side, 1–${MAX_BOOK_DEPTH}` }),
+          exchange: Exchange.optional(),
+        }),
+      },
+      responses: {
+        200: { description: "Book", content: { "application/json": { schema: BookSchema } } },
+        400: { description: "Bad symbol or parameters", ...problem },
+        404: { description: "No book for this symbol (or exchange)", ...problem },
+      },
+    }),
+    async (c) => {
+      const symbol = symbolParam(c);
+      const { depth, exchange } = c.req.valid("query");
+      const book = await c.env.MARKET_FEED.getByName(symbol).book({ symbol, depth, exchange });
+      if (!book) throw notFound(exchange ? `No ${exchange} book for ${symbol}` : `No market data for ${symbol}`);
+      return c.json(book, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{symbol}/trades",
+      tags: ["Market data"],
+      summary: "Recent trades, newest first",
+      request: {
+        params: SymbolPath,
+        query: z.object({ limit: z.coerce.number().int().min(1).max(MAX_TRADES).default(DEFAULT_TRADES) }),
+      },
+      responses: {
+        200: {
+          description: "Trades",
+          content: { "application/json": { schema: z.object({ symbol: z.string(), items: z.array(TradeSchema) }) } },
+        },
+        400: { description: "Bad symbol or parameters", ...problem },
+        404: { description: "No market data for this symbol", ...problem },
+      },
+    }),
+    async (c) => {
+      const symbol = symbolParam(c);
+      const { limit } = c.req.valid("query");
+      const trades = await c.env.MARKET_FEED.getByName(symbol).recentTrades({ symbol, limit });
+      if (!trades) throw notFound(`No market data for ${symbol}`);
+      return c.json(trades, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{symbol}/stats",
+      tags: ["Market data"],
+      summary: "Feed counters of one symbol's object (admin or service role)",
+      middleware: [requireAuth(), requireRole("admin", "service")] as const,
+      security: [{ bearer: [] }],
+      request: { params: SymbolPath },
+      responses: {
+        200: {
+          description: "Counters",
+          content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+        },
+        400: { description: "Bad symbol", ...problem },
+      },
+    }),
+    async (c) => {
+      const symbol = symbolParam(c);
+      return c.json(await c.env.MARKET_FEED.getByName(symbol).feedStats(), 200);
+    },
+  );
+
+/** Subscriber socket: a snapshot, then deltas and trades with gap-free seq. Public, like the REST book. */
+market.get("/:symbol/ws", async (c) => {
+  const symbol = symbolParam(c);
+  requireUpgrade(c);
+  const window = c.req.query("window");
+  if (window !== undefined && !/^\d{1,5}$/.test(window)) {
+    throw badRequest("window must be a frame count", [{ path: "window", message: "expected an integer" }]);
+  }
+  const stub = c.env.MARKET_FEED.getByName(symbol);
+  const url = new URL("https://market-feed/subscribe");
+  if (window) url.searchParams.set("window", window);
+  return stub.fetch(forwarded(c, url, symbol, "subscriber"));
+});
+
+/** The collector host's publish socket (mounted at /v1/ingest): `service` role only. */
+export const ingest = createRouter();
+ingest.get("/:symbol", requireAuth(), requireRole("service"), async (c) => {
+  const symbol = symbolParam(c);
+  requireUpgrade(c);
+  authOf(c);
+  const stub = c.env.MARKET_FEED.getByName(symbol);
+  return stub.fetch(forwarded(c, new URL("https://market-feed/publish"), symbol, "publisher"));
+});
+
+function requireUpgrade(c: Context<AppEnv>): void {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    throw badRequest("This endpoint is a WebSocket: send `Upgrade: websocket`");
+  }
+}
+
+/** The upgrade request as the object sees it: which socket, which symbol, and the caller's token. */
+function forwarded(c: Context<AppEnv>, url: URL, symbol: string, role: "publisher" | "subscriber"): Request {
+  const headers = new Headers({ Upgrade: "websocket", "X-Market-Symbol": symbol, "X-Market-Role": role });
+  const authorization = c.req.header("Authorization");
+  if (authorization && role === "publisher") headers.set("Authorization", authorization);
+  return new Request(url, { headers });
+}
