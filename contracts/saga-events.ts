@@ -20,7 +20,16 @@ export type OrderStatus = z.infer<typeof OrderStatus>;
 export const CancelReason = z.enum(["out_of_stock", "payment_declined", "payment_error", "timeout", "customer"]);
 export type CancelReason = z.infer<typeof CancelReason>;
 
-export const PaymentStatus = z.enum(["pending", "captured", "failed", "voided", "partially_refunded", "refunded"]);
+/** `cancelled`: the order ended before any money moved. */
+export const PaymentStatus = z.enum([
+  "pending",
+  "cancelled",
+  "captured",
+  "failed",
+  "voided",
+  "partially_refunded",
+  "refunded",
+]);
 export type PaymentStatus = z.infer<typeof PaymentStatus>;
 
 export const OrderLine = z.object({

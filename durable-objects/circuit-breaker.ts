@@ -1,4 +1,136 @@
-import { DurableObject } from "cloudflare:workers";
+import { createDurable } from "itty-durable/itty-durable.js";
+import { proxyDurable } from "itty-durable/proxy-durable.js";
 
-/** Placeholder so the binding exists; replaced by the issue that owns this object. */
-export class CircuitBreakerObject extends DurableObject<Env> {}
+/** Seed numbers: open after 5 consecutive failures, half-open after 30 s, close after 2 successes. */
+export const BREAKER_FAILURE_THRESHOLD = 5;
+export const BREAKER_OPEN_MS = 30_000;
+export const BREAKER_CLOSE_AFTER_SUCCESSES = 2;
+
+export type BreakerStatus = "closed" | "open" | "half_open";
+
+/** What callers see of a breaker. */
+export interface BreakerSnapshot {
+  provider: string;
+  status: BreakerStatus;
+  consecutiveFailures: number;
+  halfOpenSuccesses: number;
+  openedAt: number | null;
+}
+
+/** `acquire()`: may the caller talk to the provider now, and if not, when to try again. */
+export interface BreakerPermit extends BreakerSnapshot {
+  allowed: boolean;
+  retryAfterMs: number;
+}
+
+/**
+ * One circuit breaker per payment provider, shared by every isolate (the whole point: a Worker
+ * isolate's in-memory breaker would only see its own failures). Its entire state is a tiny JSON
+ * document written on every transition, which is what itty-durable is for (SPEC.md): the object
+ * is plain fields persisted by `persist()`; callers reach it through itty-durable's proxied stub.
+ * itty-durable reserves `this.state` for the DurableObjectState, hence `status` below.
+ */
+export class CircuitBreakerObject extends createDurable() {
+  provider = "";
+  status: BreakerStatus = "closed";
+  consecutiveFailures = 0;
+  halfOpenSuccesses = 0;
+  openedAt: number | null = null;
+
+  private get storage(): DurableObjectStorage {
+    return (this.state as unknown as DurableObjectState).storage;
+  }
+
+  /** Asks to call the provider: closed and half-open say yes, open says no until 30 s passed. */
+  async acquire(provider: string): Promise<BreakerPermit> {
+    this.provider = provider;
+    if (this.status === "open" && this.openedAt !== null && Date.now() - this.openedAt >= BREAKER_OPEN_MS) {
+      // The alarm normally does this; checking here too keeps the breaker right if it is late.
+      await this.transition("half_open");
+    }
+    const allowed = this.status !== "open";
+    const retryAfterMs = allowed ? 0 : Math.max(0, (this.openedAt ?? Date.now()) + BREAKER_OPEN_MS - Date.now());
+    return { ...this.snapshot(), allowed, retryAfterMs };
+  }
+
+  /** The provider answered (a decline is an answer): in half-open, 2 of these close the breaker. */
+  async recordSuccess(provider: string): Promise<BreakerSnapshot> {
+    this.provider = provider;
+    if (this.status === "half_open") {
+      this.halfOpenSuccesses++;
+      if (this.halfOpenSuccesses >= BREAKER_CLOSE_AFTER_SUCCESSES) await this.transition("closed");
+      else await this.persist();
+    } else if (this.consecutiveFailures !== 0) {
+      this.consecutiveFailures = 0;
+      await this.persist();
+    }
+    return this.snapshot();
+  }
+
+  /** The provider failed (5xx, timeout, unreachable): 5 in a row open it; one in half-open re-opens it. */
+  async recordFailure(provider: string): Promise<BreakerSnapshot> {
+    this.provider = provider;
+    this.consecutiveFailures++;
+    if (
+      this.status === "half_open" ||
+      (this.status === "closed" && this.consecutiveFailures >= BREAKER_FAILURE_THRESHOLD)
+    ) {
+      await this.transition("open");
+    } else {
+      await this.persist();
+    }
+    return this.snapshot();
+  }
+
+  /** Current state, for tests and the admin view. */
+  async inspect(): Promise<BreakerSnapshot> {
+    return this.snapshot();
+  }
+
+  /** Fires 30 s after opening: let trial calls through. */
+  async alarm(): Promise<void> {
+    await this.loadFromStorage();
+    if (this.status === "open") await this.transition("half_open");
+  }
+
+  private async transition(next: BreakerStatus): Promise<void> {
+    this.status = next;
+    this.halfOpenSuccesses = 0;
+    if (next === "open") {
+      this.openedAt = Date.now();
+      await this.storage.setAlarm(this.openedAt + BREAKER_OPEN_MS);
+    } else {
+      if (next === "closed") {
+        this.openedAt = null;
+        this.consecutiveFailures = 0;
+      }
+      await this.storage.deleteAlarm();
+    }
+    await this.persist();
+  }
+
+  private snapshot(): BreakerSnapshot {
+    return {
+      provider: this.provider,
+      status: this.status,
+      consecutiveFailures: this.consecutiveFailures,
+      halfOpenSuccesses: this.halfOpenSuccesses,
+      openedAt: this.openedAt,
+    };
+  }
+}
+
+/** The typed face of itty-durable's proxied stub (its own typings are `any`-shaped). */
+export interface CircuitBreakerClient {
+  acquire(provider: string): Promise<BreakerPermit>;
+  recordSuccess(provider: string): Promise<BreakerSnapshot>;
+  recordFailure(provider: string): Promise<BreakerSnapshot>;
+  inspect(): Promise<BreakerSnapshot>;
+}
+
+/** The breaker of one provider, addressed by name so every isolate shares it. */
+export function circuitBreakerFor(env: Pick<Env, "CIRCUIT_BREAKER">, provider: string): CircuitBreakerClient {
+  return proxyDurable(env.CIRCUIT_BREAKER, { name: "CIRCUIT_BREAKER", parse: true }).get(
+    provider,
+  ) as CircuitBreakerClient;
+}

@@ -16,6 +16,7 @@ import { auth } from "./routes/auth";
 import { docsPage } from "./routes/docs";
 import { carts } from "./routes/carts";
 import { health } from "./routes/health";
+import { adminOrders, orders } from "./routes/orders";
 import { ingest, market } from "./routes/market";
 import { adminInventory, inventory } from "./routes/inventory";
 import { usersRouter } from "./routes/users";
@@ -46,6 +47,8 @@ app.use(bodySizeLimit());
 app.use(requireJsonBody());
 
 app.route("/", health);
+app.route("/v1/orders", orders);
+app.route("/v1/admin/orders", adminOrders);
 app.route("/v1/market", market);
 app.route("/v1/ingest", ingest);
 app.route("/v1/carts", carts);

@@ -1,0 +1,51 @@
+import type { z } from "zod";
+import type { OrderCancelled, OrderPaid, OrderPlaced } from "../contracts/saga-events";
+
+type Placed = z.infer<typeof OrderPlaced>;
+type Paid = z.infer<typeof OrderPaid>;
+type Cancelled = z.infer<typeof OrderCancelled>;
+
+/** Reservations outlive the saga timeout by a wide margin; the alarm releases abandoned ones. */
+const RESERVATION_TTL_MS = 15 * 60 * 1000;
+
+/**
+ * Inventory step of the saga. Every InventoryObject call is idempotent by order id, and the order
+ * object ignores results it has already applied, so a duplicate message has one effect; a message
+ * that arrives after the order moved on (cancelled meanwhile) undoes its own reservation.
+ */
+export async function handleInventoryEvent(event: Placed | Paid | Cancelled, env: Env): Promise<void> {
+  const order = env.ORDER.getByName(event.orderId);
+  const skus = [...new Set(event.order.items.map((line) => line.sku))];
+  const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
+
+  switch (event.type) {
+    case "order.placed": {
+      // All or nothing: reserve every line in parallel (different SKUs are different objects),
+      // and give back whatever was reserved if any line is short.
+      const results = await Promise.all(
+        event.order.items.map((line) =>
+          env.INVENTORY.getByName(line.sku).reserve({
+            orderId: event.orderId,
+            quantity: line.quantity,
+            ttlMs: RESERVATION_TTL_MS,
+            ...(event.traceparent ? { traceparent: event.traceparent } : {}),
+          }),
+        ),
+      );
+      const ok = results.every((r) => r.ok);
+      if (!ok) await releaseAll();
+      const ack = await order.reservationResult(ok ? { ok: true } : { ok: false, reason: "out_of_stock" });
+      if (ok && !ack.accepted) await releaseAll();
+      return;
+    }
+    case "order.paid": {
+      const results = await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId)));
+      await order.commitResult({ ok: results.every((r) => r.committed) });
+      return;
+    }
+    case "order.cancelled":
+      // Release is a no-op for lines never reserved or already released; committed stock stays sold.
+      await releaseAll();
+      return;
+  }
+}

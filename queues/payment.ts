@@ -1,0 +1,222 @@
+import { and, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import type { z } from "zod";
+import type { OrderCancelled, OrderRefundRequested, OrderReserved } from "../contracts/saga-events";
+import { paymentLedger } from "../d1/schema/orders";
+import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import { paymentProviderFor, paymentTimeoutMs, recordLedger } from "../workers/payments";
+import {
+  type PaymentProvider,
+  PaymentTimeoutError,
+  PermanentPaymentError,
+  TransientPaymentError,
+} from "../workers/payments/provider";
+import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
+
+type Reserved = z.infer<typeof OrderReserved>;
+type RefundRequested = z.infer<typeof OrderRefundRequested>;
+type Cancelled = z.infer<typeof OrderCancelled>;
+
+/**
+ * Payment step of the saga: charge (authorize + capture) once every line is reserved, refund on
+ * request, void an authorization left behind by a cancelled order. Idempotency keys derived from
+ * the order id go to the provider and into the ledger, so a redelivered message charges once.
+ * The per-provider circuit breaker (a Durable Object shared by every isolate) fails fast while open.
+ */
+export async function handlePaymentEvent(
+  event: Reserved | RefundRequested | Cancelled,
+  env: Env,
+  attempts: number,
+): Promise<void> {
+  const provider = paymentProviderFor(env);
+  switch (event.type) {
+    case "order.reserved":
+      return charge(event, env, provider, attempts);
+    case "order.refund_requested":
+      return refund(event, env, provider, attempts);
+    case "order.cancelled":
+      return voidDangling(event, env, provider, attempts);
+  }
+}
+
+async function charge(event: Reserved, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
+  const order = env.ORDER.getByName(event.orderId);
+  const { amount, currency } = event.order.total;
+  const base = { orderId: event.orderId, provider: provider.name, amount, currency };
+  const authKey = `${event.orderId}:authorize`;
+  const lastChance = attempts >= MAX_DELIVERIES;
+  try {
+    const authorization = await guarded(env, provider.name, attempts, (signal) =>
+      provider.authorize(
+        { orderId: event.orderId, amount, currency, token: event.paymentToken, idempotencyKey: authKey },
+        signal,
+      ),
+    );
+    if (authorization.status === "declined") {
+      await recordLedger(env, {
+        ...base,
+        kind: "failure",
+        detail: authorization.code,
+        idempotencyKey: `${authKey}:declined`,
+      });
+      await order.paymentResult({ ok: false, reason: "payment_declined", detail: authorization.code });
+      return;
+    }
+    await recordLedger(env, {
+      ...base,
+      kind: "authorization",
+      providerRef: authorization.authorizationId,
+      idempotencyKey: authKey,
+    });
+    const captureKey = `${event.orderId}:capture`;
+    const capture = await guarded(env, provider.name, attempts, (signal) =>
+      provider.capture({ authorizationId: authorization.authorizationId, amount, idempotencyKey: captureKey }, signal),
+    );
+    await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
+    // If the order was cancelled meanwhile it refunds this capture itself (order.refund_requested).
+    await order.paymentResult({
+      ok: true,
+      authorizationId: authorization.authorizationId,
+      captureId: capture.captureId,
+      amount,
+    });
+  } catch (error) {
+    if (error instanceof RetryLater && !lastChance) throw error;
+    if (error instanceof RetryLater || error instanceof TransientPaymentError) {
+      await recordLedger(env, {
+        ...base,
+        kind: "failure",
+        detail: "transient",
+        idempotencyKey: `${authKey}:failure:${attempts}`,
+      });
+      if (!lastChance) throw new RetryLater(backoffSeconds(attempts), error.message);
+      await order.paymentResult({
+        ok: false,
+        reason: "payment_error",
+        detail: `gave up after ${attempts} attempts: ${error.message}`,
+      });
+      await voidIfAuthorized(event.orderId, env, provider, currency);
+      return;
+    }
+    if (error instanceof PaymentTimeoutError || error instanceof PermanentPaymentError) {
+      const detail = error instanceof PaymentTimeoutError ? "timeout" : "rejected";
+      await recordLedger(env, { ...base, kind: "failure", detail, idempotencyKey: `${authKey}:${detail}` });
+      await order.paymentResult({ ok: false, reason: "payment_error", detail: error.message });
+      // Outcome unknown after a timeout: if an authorization did get booked, release it.
+      await voidIfAuthorized(event.orderId, env, provider, currency);
+      return;
+    }
+    throw error;
+  }
+}
+
+async function refund(event: RefundRequested, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
+  const authorization = await ledgerRow(env, event.orderId, "authorization");
+  if (!authorization?.providerRef) throw new Error(`order ${event.orderId} has no authorization to refund`);
+  try {
+    const result = await guarded(env, provider.name, attempts, (signal) =>
+      provider.refund(
+        { authorizationId: authorization.providerRef!, amount: event.amount, idempotencyKey: event.refundId },
+        signal,
+      ),
+    );
+    await recordLedger(env, {
+      orderId: event.orderId,
+      provider: provider.name,
+      kind: "refund",
+      amount: event.amount,
+      currency: event.order.total.currency,
+      providerRef: result.refundId,
+      idempotencyKey: event.refundId,
+    });
+    await env.ORDER.getByName(event.orderId).refundResult({ refundId: event.refundId });
+  } catch (error) {
+    // Money owed to a customer is never given up on: retry, and the DLQ flags it for a human.
+    if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError) {
+      throw new RetryLater(backoffSeconds(attempts), error.message);
+    }
+    throw error;
+  }
+}
+
+async function voidDangling(event: Cancelled, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
+  try {
+    await voidIfAuthorized(event.orderId, env, provider, event.order.total.currency, attempts);
+  } catch (error) {
+    if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError) {
+      throw new RetryLater(backoffSeconds(attempts), error.message);
+    }
+    throw error;
+  }
+}
+
+/** Voids an authorization that was booked but never captured (compensation). */
+async function voidIfAuthorized(
+  orderId: string,
+  env: Env,
+  provider: PaymentProvider,
+  currency: string,
+  attempts = 1,
+): Promise<void> {
+  const authorization = await ledgerRow(env, orderId, "authorization");
+  if (!authorization?.providerRef) return;
+  if (await ledgerRow(env, orderId, "capture")) return;
+  const key = `${orderId}:void`;
+  await guarded(env, provider.name, attempts, (signal) =>
+    provider.void({ authorizationId: authorization.providerRef!, idempotencyKey: key }, signal),
+  );
+  await recordLedger(env, {
+    orderId,
+    provider: provider.name,
+    kind: "void",
+    amount: authorization.amount,
+    currency,
+    providerRef: authorization.providerRef,
+    idempotencyKey: key,
+  });
+}
+
+function ledgerRow(env: Env, orderId: string, kind: "authorization" | "capture") {
+  return drizzle(env.DB)
+    .select()
+    .from(paymentLedger)
+    .where(and(eq(paymentLedger.orderId, orderId), eq(paymentLedger.kind, kind)))
+    .get();
+}
+
+/**
+ * One provider call behind the breaker and the timeout. Open breaker → RetryLater without calling
+ * the provider. Transient failures and timeouts count against the breaker; answers (including
+ * declines) count for it.
+ */
+async function guarded<T>(
+  env: Env,
+  providerName: string,
+  attempts: number,
+  call: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const breaker = circuitBreakerFor(env, providerName);
+  const permit = await breaker.acquire(providerName);
+  if (!permit.allowed) {
+    throw new RetryLater(
+      Math.max(backoffSeconds(attempts), Math.ceil(permit.retryAfterMs / 1000)),
+      "circuit breaker open",
+    );
+  }
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new PaymentTimeoutError("payment provider timeout")),
+    paymentTimeoutMs(env),
+  );
+  try {
+    const result = await call(controller.signal);
+    await breaker.recordSuccess(providerName);
+    return result;
+  } catch (error) {
+    if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError)
+      await breaker.recordFailure(providerName);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}

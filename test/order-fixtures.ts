@@ -1,0 +1,89 @@
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { call, tokenFor } from "./helpers";
+
+export const SHIPPING = {
+  name: "Ada Lovelace",
+  line1: "1 Analytical Way",
+  city: "London",
+  postalCode: "N1 9GU",
+  country: "GB",
+};
+
+export const CARDS = {
+  ok: "4242424242424242",
+  declined: "4000000000000002",
+  insufficient: "4000000000009995",
+  transient: "4000000000000119",
+  hang: "4000000000006975",
+} as const;
+
+export interface Shopper {
+  userId: string;
+  token: string;
+}
+
+/** A shopper with a cart holding `quantity` of `sku`; returns the cart id. */
+export async function cartWith(shopper: Shopper, lines: { sku: string; quantity: number }[]): Promise<string> {
+  const created = await call("/v1/carts", { method: "POST", token: shopper.token });
+  expect(created.status).toBe(201);
+  const { id } = (await created.json()) as { id: string };
+  for (const line of lines) {
+    const res = await call(`/v1/carts/${id}/items`, { method: "POST", token: shopper.token, json: line });
+    expect(res.status, await res.clone().text()).toBe(200);
+  }
+  return id;
+}
+
+export async function newShopper(userId = `u-${crypto.randomUUID()}`, email?: string): Promise<Shopper> {
+  if (email) {
+    await env.DB.prepare("INSERT OR IGNORE INTO users (id, email, name, roles) VALUES (?, ?, ?, '[\"customer\"]')")
+      .bind(userId, email, "Test Shopper")
+      .run();
+  }
+  return { userId, token: await tokenFor(userId) };
+}
+
+/** POST /v1/orders. */
+export function placeOrder(
+  shopper: Shopper,
+  cartId: string,
+  card: string = CARDS.ok,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return call("/v1/orders", {
+    method: "POST",
+    token: shopper.token,
+    headers,
+    json: { cartId, payment: { method: "card", cardNumber: card }, shippingAddress: SHIPPING },
+  });
+}
+
+export interface OrderBody {
+  id: string;
+  status: string;
+  reason?: string;
+  payment: { status: string; captured: number; refunded: number };
+  history: { status: string; at: string; reason?: string }[];
+  total: { amount: number; currency: string };
+  needsAttention?: string;
+}
+
+/** Reads the order from its Durable Object directly (no HTTP) until `done` holds, within a deadline. */
+export async function waitForOrder(
+  orderId: string,
+  done: (o: OrderBody) => boolean,
+  timeoutMs = 10_000,
+): Promise<OrderBody> {
+  const deadline = Date.now() + timeoutMs;
+  let last: OrderBody | null = null;
+  while (Date.now() < deadline) {
+    last = (await env.ORDER.getByName(orderId).view()) as OrderBody | null;
+    if (last && done(last)) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`order ${orderId} did not settle in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+}
+
+export const isFinal = (o: OrderBody) =>
+  (o.status === "confirmed" || o.status === "cancelled" || o.status === "refunded") && o.history.length > 0;

@@ -1,0 +1,367 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { Money } from "../../contracts/cart";
+import { CancelReason, HistoryEntry, OrderLine, OrderStatus, PaymentStatus } from "../../contracts/saga-events";
+import type { OrderView } from "../../durable-objects/order";
+import { authOf, requireAuth, requireRole } from "../middleware/auth";
+import { userWriteRateLimit } from "../middleware/rate-limit";
+import { createRouter } from "../openapi";
+import { idempotencyKeyOf, sha256Hex, withIdempotency } from "../orders/idempotency";
+import { simulatedScenario, tokenizeCard } from "../payments/tokenize";
+import { badRequest, conflict, notFound, ProblemError } from "../problem";
+
+/** Order ids: `ord_` + 24 hex characters (random, or derived from the Idempotency-Key). */
+const OrderId = z
+  .string()
+  .regex(/^ord_[0-9a-f]{24}$/, "not an order id")
+  .openapi({ example: "ord_5f2b9c0e7d1a4b3c8e6f0a12" });
+const CartIdParam = z.string().min(1).max(64);
+
+const ShippingAddress = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    line1: z.string().trim().min(1).max(200),
+    line2: z.string().trim().max(200).optional(),
+    city: z.string().trim().min(1).max(100),
+    region: z.string().trim().max(100).optional(),
+    postalCode: z.string().trim().min(1).max(20),
+    country: z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2 country code"),
+  })
+  .strict()
+  .openapi("ShippingAddress");
+
+const PlaceOrder = z
+  .object({
+    cartId: CartIdParam,
+    payment: z
+      .object({
+        method: z.literal("card"),
+        cardNumber: z.string().min(12).max(23).optional(),
+        token: z.string().min(1).max(255).optional(),
+      })
+      .strict()
+      .refine((p) => (p.cardNumber === undefined) !== (p.token === undefined), {
+        message: "exactly one of cardNumber or token is required",
+      }),
+    shippingAddress: ShippingAddress,
+  })
+  .strict()
+  .openapi("PlaceOrder");
+
+const OrderSchema = z
+  .object({
+    id: z.string(),
+    status: OrderStatus,
+    reason: CancelReason.optional(),
+    items: z.array(OrderLine),
+    total: Money,
+    payment: z.object({ status: PaymentStatus, captured: z.number().int(), refunded: z.number().int() }),
+    shippingAddress: z.record(z.string(), z.string()),
+    history: z.array(HistoryEntry),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Order");
+
+const OrderSummary = z
+  .object({
+    id: z.string(),
+    status: OrderStatus,
+    reason: CancelReason.optional(),
+    total: Money,
+    itemCount: z.number().int(),
+    items: z.array(OrderLine),
+    payment: z.object({ status: PaymentStatus, refunded: z.number().int() }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("OrderSummary");
+
+const Accepted = z.object({ id: z.string(), status: OrderStatus }).openapi("OrderAccepted");
+const RefundBody = z.object({ amount: z.number().int().positive().optional() }).strict().openapi("RefundRequest");
+const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(255).optional() });
+
+const problem = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
+});
+
+/** A new random order id. */
+function randomOrderId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `ord_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/** Drops the owner id: clients know who they are. */
+function present(order: OrderView) {
+  const { userId: _userId, ...rest } = order;
+  return rest;
+}
+
+/** The order, if the caller may see it (its owner, or an admin); 404 otherwise. */
+async function visibleOrder(env: Env, id: string, auth: { userId: string; roles: string[] }): Promise<OrderView> {
+  const order = await env.ORDER.getByName(id).view();
+  if (!order || (order.userId !== auth.userId && !auth.roles.includes("admin"))) throw notFound("No such order");
+  return order;
+}
+
+/** Turns the client's card into a provider token here, at the edge: card numbers go no further. */
+function paymentToken(env: Env, payment: { cardNumber?: string; token?: string }): string {
+  const stripe = env.PAYMENT_PROVIDER === "stripe";
+  if (payment.cardNumber !== undefined) {
+    if (stripe)
+      throw badRequest("Send a Stripe payment-method token; card numbers are not accepted", [
+        { path: "payment.cardNumber", message: "use token" },
+      ]);
+    return tokenizeCard(payment.cardNumber);
+  }
+  const token = payment.token!;
+  if (!stripe && !simulatedScenario(token)) {
+    throw badRequest("Unknown payment token", [
+      { path: "payment.token", message: "not a token issued for this provider" },
+    ]);
+  }
+  return token;
+}
+
+/** `/v1/orders`: checkout into an order saga, the caller's orders, one order with history, cancel. */
+export const orders = createRouter();
+orders.use("/*", requireAuth(), userWriteRateLimit());
+
+orders
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/",
+      tags: ["Orders"],
+      summary: "Check out a cart into a new order (saga starts; 202)",
+      request: {
+        headers: IdempotencyHeader,
+        body: { required: true, content: { "application/json": { schema: PlaceOrder } } },
+      },
+      responses: {
+        202: { description: "Order accepted", content: { "application/json": { schema: Accepted } } },
+        400: problem("Invalid input"),
+        404: problem("No such cart (or not yours)"),
+        409: problem("Cart empty or already checked out; or the same Idempotency-Key is in flight"),
+        422: problem("Idempotency-Key reused with a different body"),
+      },
+    }),
+    async (c) => {
+      const auth = authOf(c);
+      const body = c.req.valid("json");
+      const key = idempotencyKeyOf(c);
+      const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
+        // With a key, the order id is derived from it: a retry after a crash reaches the same
+        // order (and the cart, frozen for that id, accepts the same checkout again).
+        const orderId = key ? `ord_${(await sha256Hex(`${auth.userId}\n${key}`)).slice(0, 24)}` : randomOrderId();
+        const token = paymentToken(c.env, body.payment);
+        const checkout = await c.env.CART.getByName(body.cartId).checkout(auth.userId, orderId);
+        if (!checkout.ok) {
+          if (checkout.reason === "not_found") throw notFound("No such cart");
+          if (checkout.reason === "empty") throw conflict("The cart is empty", "cart-empty");
+          throw conflict(
+            `The cart was already checked out${checkout.orderId ? ` as order ${checkout.orderId}` : ""}`,
+            "cart-checked-out",
+          );
+        }
+        const trace = c.get("trace");
+        const order = await c.env.ORDER.getByName(orderId).place({
+          orderId,
+          userId: auth.userId,
+          items: checkout.cart.items,
+          total: checkout.cart.total,
+          paymentToken: token,
+          shippingAddress: body.shippingAddress as Record<string, string>,
+          correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
+          ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),
+        });
+        return {
+          status: 202,
+          body: { id: order.id, status: "pending" as const },
+          headers: { Location: `/v1/orders/${order.id}` },
+        };
+      });
+      return c.json(out.body, 202, out.headers);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags: ["Orders"],
+      summary: "The caller's orders, newest first (read model)",
+      request: {
+        query: z.object({
+          limit: z.coerce.number().int().min(1).max(100).default(20),
+          cursor: z.string().max(200).optional(),
+        }),
+      },
+      responses: {
+        200: {
+          description: "A page of orders",
+          content: {
+            "application/json": {
+              schema: z.object({ items: z.array(OrderSummary), nextCursor: z.string().nullable() }),
+            },
+          },
+        },
+      },
+    }),
+    async (c) => {
+      const { userId } = authOf(c);
+      const { limit, cursor } = c.req.valid("query");
+      let after: { createdAt: string; id: string } | null = null;
+      if (cursor) {
+        try {
+          const [createdAt, id] = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))) as [
+            string,
+            string,
+          ];
+          if (typeof createdAt !== "string" || typeof id !== "string") throw new Error("shape");
+          after = { createdAt, id };
+        } catch {
+          throw badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);
+        }
+      }
+      const rows = await c.env.DB.prepare(
+        `SELECT * FROM orders_view WHERE user_id = ?1
+           AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
+         ORDER BY created_at DESC, id DESC LIMIT ?4`,
+      )
+        .bind(userId, after?.createdAt ?? null, after?.id ?? null, limit + 1)
+        .all<{
+          id: string;
+          status: OrderStatus;
+          reason: string | null;
+          total_amount: number;
+          currency: string;
+          item_count: number;
+          items: string;
+          payment_status: PaymentStatus;
+          refunded_amount: number;
+          created_at: string;
+          updated_at: string;
+        }>();
+      const page = rows.results.slice(0, limit);
+      const last = page[page.length - 1];
+      const nextCursor =
+        rows.results.length > limit && last
+          ? btoa(JSON.stringify([last.created_at, last.id]))
+              .replaceAll("+", "-")
+              .replaceAll("/", "_")
+              .replace(/=+$/, "")
+          : null;
+      return c.json(
+        {
+          items: page.map((r) => ({
+            id: r.id,
+            status: r.status,
+            ...(r.reason ? { reason: r.reason as CancelReason } : {}),
+            total: { amount: r.total_amount, currency: r.currency },
+            itemCount: r.item_count,
+            items: JSON.parse(r.items) as OrderLine[],
+            payment: { status: r.payment_status, refunded: r.refunded_amount },
+            createdAt: r.created_at,
+            updatedAt: r.updated_at,
+          })),
+          nextCursor,
+        },
+        200,
+      );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}",
+      tags: ["Orders"],
+      summary: "One order with its full history",
+      request: { params: z.object({ id: OrderId }) },
+      responses: {
+        200: { description: "The order", content: { "application/json": { schema: OrderSchema } } },
+        404: problem("No such order (or not yours)"),
+      },
+    }),
+    async (c) => {
+      const order = await visibleOrder(c.env, c.req.valid("param").id, authOf(c));
+      return c.json(present(order), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/cancel",
+      tags: ["Orders"],
+      summary: "Cancel an order that is not paid yet (compensations run; 202)",
+      request: { params: z.object({ id: OrderId }) },
+      responses: {
+        202: {
+          description: "Cancelled; stock is being released",
+          content: { "application/json": { schema: Accepted } },
+        },
+        404: problem("No such order (or not yours)"),
+        409: problem("The order is paid, confirmed or already ended"),
+      },
+    }),
+    async (c) => {
+      const auth = authOf(c);
+      const order = await visibleOrder(c.env, c.req.valid("param").id, auth);
+      const result = await c.env.ORDER.getByName(order.id).cancel();
+      if (!result.ok)
+        throw conflict(`An order in status ${result.status} can no longer be cancelled`, "order-not-cancellable");
+      return c.json({ id: order.id, status: result.order.status }, 202);
+    },
+  );
+
+/** `/v1/admin/orders`: refunds (full or partial, idempotent). */
+export const adminOrders = createRouter();
+adminOrders.use("/*", requireAuth(), requireRole("admin"), userWriteRateLimit());
+
+adminOrders.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/refund",
+    tags: ["Orders", "Admin"],
+    summary: "Refund a captured order, fully (no amount) or partially (202)",
+    request: {
+      params: z.object({ id: OrderId }),
+      headers: IdempotencyHeader,
+      body: { required: false, content: { "application/json": { schema: RefundBody } } },
+    },
+    responses: {
+      202: {
+        description: "Refund requested",
+        content: {
+          "application/json": { schema: z.object({ id: z.string(), refundId: z.string(), amount: z.number().int() }) },
+        },
+      },
+      404: problem("No such order"),
+      409: problem("Nothing (or not that much) left to refund"),
+      422: problem("Idempotency-Key reused with a different body"),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const body = (c.req.header("content-type") ? c.req.valid("json") : {}) ?? {};
+    const key = idempotencyKeyOf(c);
+    const out = await withIdempotency(c, `refund:${id}`, key, body, async () => {
+      const refundId = key
+        ? `rf_${(await sha256Hex(`${id}\n${key}`)).slice(0, 24)}`
+        : `rf_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+      const result = await c.env.ORDER.getByName(id).requestRefund({
+        refundId,
+        ...(body.amount ? { amount: body.amount } : {}),
+      });
+      if (!result.ok) {
+        if (result.reason === "not_found") throw notFound("No such order");
+        throw new ProblemError(
+          409,
+          result.reason === "exceeds" ? "refund-exceeds-captured" : "order-not-refundable",
+          result.detail,
+        );
+      }
+      return { status: 202, body: { id, refundId: result.refundId, amount: result.amount } };
+    });
+    return c.json(out.body, 202, out.headers);
+  },
+);
