@@ -136,7 +136,6 @@ export class ExchangeConnection {
   }
 
   private tick(): void {
-    this.stats.inc("heartbeat");
     const ws = this.ws;
     if (ws?.readyState !== WebSocket.OPEN) return;
     const quiet = Date.now() - this.lastMessageAt;

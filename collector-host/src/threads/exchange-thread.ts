@@ -29,6 +29,8 @@ const connection = new ExchangeConnection(
   { silentMs: data.config.silentMs, pingMs: data.config.pingMs },
 );
 connection.start();
+// The supervisor's hang detector watches this counter: it only moves while the event loop runs.
+setInterval(() => stats.inc("heartbeat"), 100);
 parentPort?.postMessage({ type: "ready", timeOrigin: performance.timeOrigin });
 
 parentPort?.on("message", (msg: { type: string; ms?: number }) => {

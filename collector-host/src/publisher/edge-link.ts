@@ -1,0 +1,127 @@
+import WebSocket from "ws";
+import { IngestControl } from "../../../contracts/market.ts";
+import { backoffDelay } from "../exchanges/connection.ts";
+import type { Logger } from "../exchanges/types.ts";
+import type { ServiceToken } from "./service-token.ts";
+
+export interface EdgeLinkOptions {
+  edgeUrl: string;
+  symbol: string;
+  token: ServiceToken;
+  log: Logger;
+  onOpen(): void;
+  onControl(control: IngestControl): void;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  /** Stop writing (and resync later) when the socket's send buffer exceeds this. */
+  maxBufferedBytes?: number;
+}
+
+/**
+ * The publish socket for one symbol: `GET /v1/ingest/:symbol` upgraded to a WebSocket with the
+ * service bearer token; reconnects with exponential backoff and full jitter.
+ */
+export class EdgeLink {
+  private readonly opts: EdgeLinkOptions;
+  private ws: WebSocket | undefined;
+  private attempt = 0;
+  private stopped = false;
+  private retry: NodeJS.Timeout | undefined;
+  bytesSent = 0;
+  framesSent = 0;
+  reconnects = 0;
+  lastAckSeq = -1;
+
+  constructor(opts: EdgeLinkOptions) {
+    this.opts = opts;
+  }
+
+  get url(): string {
+    return `${this.opts.edgeUrl.replace(/^http/, "ws").replace(/\/$/, "")}/v1/ingest/${this.opts.symbol}`;
+  }
+
+  get open(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  /** False when the edge is not keeping up: the publisher skips and sends a snapshot later. */
+  get writable(): boolean {
+    return this.open && this.ws!.bufferedAmount < (this.opts.maxBufferedBytes ?? 4 << 20);
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    this.ws?.close(1001, "collector stopping");
+    this.ws = undefined;
+  }
+
+  send(text: string): boolean {
+    if (!this.open) return false;
+    this.ws!.send(text);
+    this.bytesSent += Buffer.byteLength(text);
+    this.framesSent++;
+    return true;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    this.reconnects++;
+    const delay = backoffDelay(this.attempt++, this.opts.backoffBaseMs ?? 250, this.opts.backoffMaxMs ?? 30_000);
+    this.retry = setTimeout(() => void this.connect(), delay);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    let token: string;
+    try {
+      token = await this.opts.token.get();
+    } catch (error) {
+      this.opts.log.warn({ symbol: this.opts.symbol, error: String(error) }, "no service token yet");
+      return this.scheduleReconnect();
+    }
+    if (this.stopped) return;
+    const ws = new WebSocket(this.url, {
+      headers: { Authorization: `Bearer ${token}` },
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+    });
+    this.ws = ws;
+    ws.on("open", () => {
+      this.attempt = 0;
+      this.opts.log.info({ symbol: this.opts.symbol }, "edge publish socket open");
+      this.opts.onOpen();
+    });
+    ws.on("unexpected-response", (_req, res) => {
+      if (res.statusCode === 401 || res.statusCode === 403) this.opts.token.invalidate();
+      this.opts.log.warn({ symbol: this.opts.symbol, status: res.statusCode }, "edge refused the publish socket");
+      res.resume();
+      ws.terminate();
+    });
+    ws.on("message", (data) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(data.toString());
+      } catch {
+        return;
+      }
+      const control = IngestControl.safeParse(parsed);
+      if (!control.success) return;
+      if (control.data.type === "ack") this.lastAckSeq = control.data.seq;
+      this.opts.onControl(control.data);
+    });
+    ws.on("error", (error) => {
+      this.opts.log.warn({ symbol: this.opts.symbol, error: error.message }, "edge socket error");
+    });
+    ws.on("close", () => {
+      if (this.ws !== ws) return;
+      this.ws = undefined;
+      this.scheduleReconnect();
+    });
+  }
+}

@@ -1,0 +1,301 @@
+import type { BookUpdate, Exchange, IngestControl, Trade } from "../../../contracts/market.ts";
+import { OrderBook } from "../books/order-book.ts";
+import type { Logger } from "../exchanges/types.ts";
+import type { RingConsumer } from "../ring/spsc-ring.ts";
+import {
+  KIND_INVALID,
+  KIND_LEVEL,
+  KIND_SNAPSHOT_BEGIN,
+  KIND_SNAPSHOT_END,
+  KIND_TRADE,
+  recordId,
+  recordKind,
+  recordPrice,
+  recordSide,
+  recordSize,
+  recordStamp,
+  recordSymbol,
+  recordTs,
+} from "../ring/tick-record.ts";
+import { LevelChanges, snapshotUpdate } from "./delta-encoder.ts";
+
+/** The publish side of one symbol (an EdgeLink in production, a fake in tests). */
+export interface Link {
+  readonly open: boolean;
+  readonly writable: boolean;
+  send(text: string): boolean;
+  start(): void;
+  stop(): void;
+}
+
+export type LinkFactory = (symbol: string, handlers: { onOpen(): void; onControl(c: IngestControl): void }) => Link;
+
+export interface PublisherSource {
+  exchange: Exchange;
+  symbols: readonly string[];
+  consumer: RingConsumer;
+  /** Converts a record's producer stamp (the worker's performance.now()) to this thread's clock. */
+  clockOffset(): number;
+}
+
+export interface PublisherHooks {
+  onBatch?(symbol: string, bytes: number, lagMs: number): void;
+  onDrain?(exchange: Exchange, records: number): void;
+}
+
+const MAX_TRADES_PER_BATCH = 10_000;
+
+interface ExchangeBook {
+  exchange: Exchange;
+  book: OrderBook;
+  valid: boolean;
+  inSnapshot: boolean;
+  snapshotPending: boolean;
+  changes: LevelChanges;
+}
+
+interface SymbolState {
+  symbol: string;
+  link: Link;
+  seq: number;
+  needFull: boolean;
+  books: Map<Exchange, ExchangeBook>;
+  trades: Trade[];
+  invalids: { exchange: Exchange; reason: string }[];
+  oldestStamp: number;
+}
+
+/**
+ * The main-thread publisher: drains every exchange ring, mirrors the books, and pushes one
+ * batch per symbol per interval containing only the levels changed since the last push (or full
+ * snapshots after a (re)connect, a `resync`, or a book's recovery).
+ */
+export class Publisher {
+  private readonly symbols = new Map<string, SymbolState>();
+  private readonly routes = new Map<Exchange, ExchangeBook[]>();
+  private readonly routeSymbols = new Map<Exchange, SymbolState[]>();
+  private readonly sources: PublisherSource[];
+  private readonly intervalMs: number;
+  private readonly log: Logger;
+  private readonly hooks: PublisherHooks;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+
+  constructor(opts: {
+    sources: PublisherSource[];
+    intervalMs: number;
+    links: LinkFactory;
+    log: Logger;
+    hooks?: PublisherHooks;
+  }) {
+    this.sources = opts.sources;
+    this.intervalMs = opts.intervalMs;
+    this.log = opts.log;
+    this.hooks = opts.hooks ?? {};
+    for (const source of opts.sources) {
+      const books: ExchangeBook[] = [];
+      const states: SymbolState[] = [];
+      for (const symbol of source.symbols) {
+        let state = this.symbols.get(symbol);
+        if (!state) {
+          const created: SymbolState = {
+            symbol,
+            seq: 0,
+            needFull: true,
+            books: new Map(),
+            trades: [],
+            invalids: [],
+            oldestStamp: Number.POSITIVE_INFINITY,
+            link: undefined as unknown as Link,
+          };
+          created.link = opts.links(symbol, {
+            onOpen: () => {
+              created.needFull = true;
+            },
+            onControl: (c) => {
+              if (c.type === "resync") {
+                this.log.info({ symbol, reason: c.reason }, "edge asked for a resync");
+                created.needFull = true;
+              }
+            },
+          });
+          state = created;
+          this.symbols.set(symbol, state);
+        }
+        const eb: ExchangeBook = {
+          exchange: source.exchange,
+          book: new OrderBook(),
+          valid: false,
+          inSnapshot: false,
+          snapshotPending: false,
+          changes: new LevelChanges(),
+        };
+        state.books.set(source.exchange, eb);
+        books.push(eb);
+        states.push(state);
+      }
+      this.routes.set(source.exchange, books);
+      this.routeSymbols.set(source.exchange, states);
+    }
+  }
+
+  start(): void {
+    this.stopped = false;
+    for (const state of this.symbols.values()) state.link.start();
+    for (const source of this.sources) void this.drainLoop(source);
+    this.timer = setInterval(() => this.flush(), this.intervalMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    for (const state of this.symbols.values()) state.link.stop();
+  }
+
+  /** Current mirrored book (what the edge should hold after the next push). */
+  book(symbol: string, exchange: Exchange): OrderBook | undefined {
+    const eb = this.symbols.get(symbol)?.books.get(exchange);
+    return eb?.valid ? eb.book : undefined;
+  }
+
+  get symbolNames(): string[] {
+    return [...this.symbols.keys()];
+  }
+
+  linkOf(symbol: string): Link | undefined {
+    return this.symbols.get(symbol)?.link;
+  }
+
+  /** The exchange's thread died: everything it owned is withdrawn until its fresh snapshots. */
+  exchangeDown(exchange: Exchange, reason: string): void {
+    const source = this.sources.find((s) => s.exchange === exchange);
+    if (source) this.drainNow(source);
+    const books = this.routes.get(exchange) ?? [];
+    const states = this.routeSymbols.get(exchange) ?? [];
+    books.forEach((eb, i) => {
+      if (eb.valid) states[i]!.invalids.push({ exchange, reason });
+      eb.valid = false;
+      eb.inSnapshot = false;
+      eb.snapshotPending = false;
+      eb.book.clear();
+      eb.changes.clear();
+    });
+  }
+
+  private async drainLoop(source: PublisherSource): Promise<void> {
+    while (!this.stopped) {
+      this.drainNow(source);
+      await source.consumer.waitForData(250);
+    }
+  }
+
+  /** Applies every record waiting in one ring. */
+  drainNow(source: PublisherSource): number {
+    const books = this.routes.get(source.exchange)!;
+    const states = this.routeSymbols.get(source.exchange)!;
+    const c = source.consumer;
+    const bytes = c.bytes;
+    const view = c.view;
+    const offset = source.clockOffset();
+    const n = c.drain((at) => {
+      const symbolIndex = recordSymbol(view, at);
+      const eb = books[symbolIndex];
+      const state = states[symbolIndex];
+      if (!eb || !state) return;
+      const stamp = recordStamp(view, at) + offset;
+      switch (recordKind(bytes, at)) {
+        case KIND_LEVEL: {
+          const side = recordSide(bytes, at) === 0 ? "bid" : "ask";
+          const stored = eb.book.set(side, recordPrice(bytes, at), recordSize(bytes, at));
+          if (stored !== null && eb.valid && !eb.snapshotPending) {
+            eb.changes.record(side, stored, recordSize(bytes, at));
+            if (stamp < state.oldestStamp) state.oldestStamp = stamp;
+          }
+          return;
+        }
+        case KIND_SNAPSHOT_BEGIN:
+          eb.book.clear();
+          eb.changes.clear();
+          eb.inSnapshot = true;
+          eb.valid = false;
+          return;
+        case KIND_SNAPSHOT_END:
+          eb.inSnapshot = false;
+          eb.valid = true;
+          eb.snapshotPending = true;
+          eb.changes.clear();
+          if (stamp < state.oldestStamp) state.oldestStamp = stamp;
+          return;
+        case KIND_INVALID:
+          if (eb.valid || eb.snapshotPending)
+            state.invalids.push({ exchange: eb.exchange, reason: recordId(bytes, at) || "invalid" });
+          eb.valid = false;
+          eb.snapshotPending = false;
+          eb.book.clear();
+          eb.changes.clear();
+          return;
+        case KIND_TRADE:
+          state.trades.push({
+            exchange: eb.exchange,
+            id: recordId(bytes, at),
+            price: recordPrice(bytes, at),
+            size: recordSize(bytes, at),
+            side: recordSide(bytes, at) === 0 ? "buy" : "sell",
+            ts: Math.max(0, Math.trunc(recordTs(view, at))),
+          });
+          if (state.trades.length > 4 * MAX_TRADES_PER_BATCH) state.trades.splice(0, MAX_TRADES_PER_BATCH);
+          if (stamp < state.oldestStamp) state.oldestStamp = stamp;
+          return;
+      }
+    });
+    if (n > 0) this.hooks.onDrain?.(source.exchange, n);
+    return n;
+  }
+
+  /** One push round: a batch per symbol that has something to say. */
+  flush(): void {
+    for (const state of this.symbols.values()) this.flushSymbol(state);
+  }
+
+  private flushSymbol(state: SymbolState): void {
+    const link = state.link;
+    if (!link.writable) {
+      // Nothing can be delivered: drop accumulated changes; the next open (or a drained buffer)
+      // starts with full snapshots, which supersede them.
+      if (!link.open) state.invalids.length = 0;
+      for (const eb of state.books.values()) eb.changes.clear();
+      state.trades.length = 0;
+      state.needFull = true;
+      state.oldestStamp = Number.POSITIVE_INFINITY;
+      return;
+    }
+    for (const inv of state.invalids) {
+      link.send(JSON.stringify({ type: "invalid", exchange: inv.exchange, reason: inv.reason.slice(0, 200) }));
+    }
+    state.invalids.length = 0;
+    const books: BookUpdate[] = [];
+    for (const eb of state.books.values()) {
+      if (!eb.valid) continue;
+      if (state.needFull || eb.snapshotPending || eb.changes.overflows()) {
+        books.push(snapshotUpdate(eb.exchange, eb.book));
+      } else if (eb.changes.size > 0) {
+        books.push(eb.changes.toUpdate(eb.exchange));
+      }
+      eb.snapshotPending = false;
+      eb.changes.clear();
+    }
+    state.needFull = false;
+    const trades =
+      state.trades.length > MAX_TRADES_PER_BATCH
+        ? state.trades.splice(0, MAX_TRADES_PER_BATCH)
+        : state.trades.splice(0);
+    if (books.length === 0 && trades.length === 0) return;
+    // Per symbol, +1 per batch, and never reset on reconnect so the edge can always order frames.
+    const seq = ++state.seq;
+    const text = JSON.stringify({ type: "batch", seq, ts: Date.now(), books, trades });
+    link.send(text);
+    const lag = Number.isFinite(state.oldestStamp) ? performance.now() - state.oldestStamp : 0;
+    state.oldestStamp = Number.POSITIVE_INFINITY;
+    this.hooks.onBatch?.(state.symbol, Buffer.byteLength(text), lag);
+  }
+}
