@@ -1,0 +1,132 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type WebSocket, WebSocketServer } from "ws";
+import { CollectorHealthReport, type Exchange, IngestFrame } from "../../contracts/market.ts";
+import { OrderBook } from "../src/books/order-book.ts";
+import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
+
+export interface ReceivedBatch {
+  symbol: string;
+  seq: number;
+  at: number;
+  snapshots: Exchange[];
+  deltas: Exchange[];
+  trades: number;
+}
+
+/**
+ * A stand-in for the edge: the service-token endpoint, the `/v1/ingest/:symbol` publish socket
+ * (bearer token required) and `PUT /v1/market/collectors`. Every frame is validated against
+ * contracts/market.ts and applied to books the way a subscriber would.
+ */
+export async function startFakeEdge(opts: { secret: string }) {
+  const token = "fake-service-token";
+  const books = new Map<string, OrderBook>();
+  const synced = new Set<string>();
+  const batches: ReceivedBatch[] = [];
+  const invalidFrames: string[] = [];
+  const problems: string[] = [];
+  const invalids: { symbol: string; exchange: Exchange; reason: string }[] = [];
+  const healthReports: CollectorHealthReport[] = [];
+  const sockets = new Map<string, WebSocket>();
+  const lastSeq = new Map<string, number>();
+  let trades = 0;
+  let rejectedUpgrades = 0;
+
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on("end", () => {
+      if (req.method === "POST" && req.url === "/v1/auth/service-token") {
+        const ok = JSON.parse(body || "{}").secret === opts.secret;
+        res.writeHead(ok ? 200 : 401, { "Content-Type": "application/json" });
+        return void res.end(JSON.stringify(ok ? { accessToken: token, tokenType: "Bearer", expiresIn: 900 } : { title: "Unauthorized" }));
+      }
+      if (req.method === "PUT" && req.url === "/v1/market/collectors") {
+        const parsed = CollectorHealthReport.safeParse(JSON.parse(body));
+        const authed = req.headers.authorization === `Bearer ${token}`;
+        if (parsed.success && authed) healthReports.push(parsed.data);
+        else problems.push(`bad health report: ${authed ? JSON.stringify(parsed.error?.issues) : "no auth"}`);
+        res.writeHead(parsed.success && authed ? 200 : 400);
+        return void res.end();
+      }
+      res.writeHead(404);
+      res.end();
+    });
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket, head) => {
+    const m = /^\/v1\/ingest\/([A-Z0-9]+-[A-Z0-9]+)$/.exec(req.url ?? "");
+    if (!m || req.headers.authorization !== `Bearer ${token}`) {
+      rejectedUpgrades++;
+      socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
+      return;
+    }
+    const symbol = m[1]!;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.set(symbol, ws);
+      // A new connection starts clean, as the MarketFeed object does for a new publisher.
+      for (const key of [...synced]) if (key.startsWith(`${symbol}|`)) synced.delete(key);
+      lastSeq.delete(symbol);
+      let first = true;
+      ws.on("message", (data) => {
+        const text = data.toString();
+        const parsed = IngestFrame.safeParse(JSON.parse(text));
+        if (!parsed.success) return void invalidFrames.push(text.slice(0, 300));
+        const frame = parsed.data;
+        if (frame.type === "invalid") {
+          invalids.push({ symbol, exchange: frame.exchange, reason: frame.reason });
+          books.delete(`${symbol}|${frame.exchange}`);
+          synced.delete(`${symbol}|${frame.exchange}`);
+          return;
+        }
+        const prev = lastSeq.get(symbol);
+        if (prev !== undefined && frame.seq !== prev + 1) problems.push(`${symbol}: seq ${frame.seq} after ${prev}`);
+        lastSeq.set(symbol, frame.seq);
+        const snapshots: Exchange[] = [];
+        const deltas: Exchange[] = [];
+        for (const update of frame.books) {
+          const key = `${symbol}|${update.exchange}`;
+          if (first && !update.snapshot) problems.push(`${symbol}: first batch after connect carried a delta`);
+          if (!update.snapshot && !synced.has(key)) problems.push(`${key}: delta before any snapshot`);
+          let book = books.get(key);
+          if (!book) {
+            book = new OrderBook();
+            books.set(key, book);
+          }
+          applyBookUpdate(book, update);
+          if (update.snapshot) synced.add(key);
+          (update.snapshot ? snapshots : deltas).push(update.exchange);
+        }
+        first = false;
+        trades += frame.trades.length;
+        batches.push({ symbol, seq: frame.seq, at: Date.now(), snapshots, deltas, trades: frame.trades.length });
+      });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    books,
+    batches,
+    invalidFrames,
+    problems,
+    invalids,
+    healthReports,
+    sockets,
+    get trades() {
+      return trades;
+    },
+    get rejectedUpgrades() {
+      return rejectedUpgrades;
+    },
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
