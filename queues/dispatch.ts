@@ -1,3 +1,7 @@
+// First on purpose: @hono/zod-openapi adds `.openapi()` to zod, and only schemas created after that
+// get it. The Worker entry imports this module before the routes, and the contract schemas loaded
+// here are extended by route modules (e.g. `Cart.openapi("Cart")`).
+import "@hono/zod-openapi";
 import { SagaEvent } from "../contracts/saga-events";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleInventoryEvent } from "./inventory";

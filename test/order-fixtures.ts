@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import { newCartId } from "../workers/routes/carts";
 import { call, tokenFor } from "./helpers";
 
 export const SHIPPING = {
@@ -32,6 +33,15 @@ export async function cartWith(shopper: Shopper, lines: { sku: string; quantity:
     const res = await call(`/v1/carts/${id}/items`, { method: "POST", token: shopper.token, json: line });
     expect(res.status, await res.clone().text()).toBe(200);
   }
+  return id;
+}
+
+/** Same as cartWith, straight through CartObject RPC: for tests that need hundreds of carts fast. */
+export async function cartViaRpc(shopper: Shopper, lines: { sku: string; quantity: number }[]): Promise<string> {
+  const id = newCartId();
+  const cart = env.CART.getByName(id);
+  expect(await cart.create(shopper.userId)).not.toBeNull();
+  for (const line of lines) expect((await cart.addItem(shopper.userId, line.sku, line.quantity)).ok).toBe(true);
   return id;
 }
 
@@ -87,3 +97,17 @@ export async function waitForOrder(
 
 export const isFinal = (o: OrderBody) =>
   (o.status === "confirmed" || o.status === "cancelled" || o.status === "refunded") && o.history.length > 0;
+
+/** Waits until every order is final: one sweep over all of them per poll, within a deadline. */
+export async function waitForOrders(orderIds: string[], timeoutMs = 30_000): Promise<OrderBody[]> {
+  const deadline = Date.now() + timeoutMs;
+  const done = new Map<string, OrderBody>();
+  while (Date.now() < deadline) {
+    const pending = orderIds.filter((id) => !done.has(id));
+    const views = await Promise.all(pending.map((id) => env.ORDER.getByName(id).view() as Promise<OrderBody | null>));
+    for (const view of views) if (view && isFinal(view)) done.set(view.id, view);
+    if (done.size === orderIds.length) return orderIds.map((id) => done.get(id)!);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${orderIds.length - done.size} of ${orderIds.length} orders did not settle in ${timeoutMs} ms`);
+}
