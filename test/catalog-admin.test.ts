@@ -51,6 +51,23 @@ describe("only admins can change the catalog", () => {
     expect(now.status).toBe("active");
   });
 
+  it("admin writes are rate limited per admin (100/min) with 429 + Retry-After; reads are not", async () => {
+    const busy = await tokenFor(`busy-admin-${crypto.randomUUID()}`, ["admin"]);
+    // The limiter counts in clock-aligned windows; allow for the walk straddling one boundary.
+    const statuses: number[] = [];
+    let limited: Response | undefined;
+    while (!limited && statuses.length < 201) {
+      const res = await call("/v1/admin/products/prd_missing", { method: "DELETE", token: busy });
+      if (res.status === 429) limited = res;
+      else statuses.push(res.status);
+    }
+    expect(statuses.length).toBeGreaterThanOrEqual(100);
+    expect(statuses.every((s) => s === 404)).toBe(true);
+    if (!limited) throw new Error("no 429 after 200 writes");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await call(`/v1/admin/products/${existing.id}`, { token: busy })).status).toBe(200);
+  });
+
   it("no token is 401 with WWW-Authenticate", async () => {
     for (const [method, path, json] of routes(existing.id)) {
       const res = await call(path, { method, json });

@@ -37,17 +37,36 @@ export interface ProductPage {
   };
 }
 
-/** Admin helpers bound to one admin token. */
+/**
+ * Admin helpers. Admin writes are rate limited per user (100/min), so bulk fixture writes rotate
+ * to a fresh synthetic admin every 50 products; `token` is whichever admin is current.
+ */
 export async function adminClient() {
-  const token = await tokenFor("catalog-admin", ["admin"]);
+  const mint = () => tokenFor(`catalog-admin-${crypto.randomUUID()}`, ["admin"]);
+  let token = await mint();
+  let writes = 0;
+  const nextToken = async () => {
+    if (++writes % 50 === 0) token = await mint();
+    return token;
+  };
   return {
-    token,
+    get token() {
+      return token;
+    },
     async category(id: string, name: string, parentId: string | null = null): Promise<void> {
-      const res = await call("/v1/admin/categories", { method: "POST", token, json: { id, name, parentId } });
+      const res = await call("/v1/admin/categories", {
+        method: "POST",
+        token: await nextToken(),
+        json: { id, name, parentId },
+      });
       if (res.status !== 201) throw new Error(`category ${id}: HTTP ${res.status} ${await res.text()}`);
     },
     async product(overrides: Record<string, unknown> = {}): Promise<CatalogProduct> {
-      const res = await call("/v1/admin/products", { method: "POST", token, json: productBody(overrides) });
+      const res = await call("/v1/admin/products", {
+        method: "POST",
+        token: await nextToken(),
+        json: productBody(overrides),
+      });
       if (res.status !== 201) throw new Error(`product: HTTP ${res.status} ${await res.text()}`);
       return (await res.json()) as CatalogProduct;
     },

@@ -2,11 +2,13 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../catalog/schemas";
 import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../catalog/store";
 import { requireAuth, requireRole } from "../middleware/auth";
+import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
 import { notFound } from "../problem";
 
 // Auth runs as route middleware, i.e. before body validation: a non-admin gets 403 whatever it sends.
-const adminOnly = [requireAuth(), requireRole("admin")];
+// The per-user write limit (100/min) counts only writes; the admin GET passes straight through.
+const adminOnly = [requireAuth(), requireRole("admin"), userWriteRateLimit()];
 const security = [{ bearerAuth: [] }];
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const problems = {
