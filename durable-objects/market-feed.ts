@@ -26,8 +26,11 @@ const MAX_CONSECUTIVE_INVALID = 100;
 /** A book side beyond this is withdrawn and resynced rather than allowed to grow without bound. */
 const MAX_LEVELS_PER_SIDE = 10_000;
 export const RECENT_TRADES = 200;
-/** Persist at most this long after the first unpersisted change (alarm)... */
-const FLUSH_DELAY_MS = 1_000;
+/**
+ * Persist at most this long after the first unpersisted change (alarm)... A crash loses at most
+ * this much of the book, and the publisher's resync repairs even that within one batch interval.
+ */
+const FLUSH_DELAY_MS = 5_000;
 /** ...or after this many batches, whichever comes first. */
 const FLUSH_EVERY_BATCHES = 200;
 /** Feed sequence numbers are reserved in blocks so a restart can never reuse one (hi-lo). */
@@ -280,14 +283,22 @@ export class MarketFeedObject extends DurableObject<Env> {
   }
 
   private acceptSubscriber(request: Request): Response {
-    const windowParam = Number(new URL(request.url).searchParams.get("window") ?? DEFAULT_ACK_WINDOW);
+    // Asking for a window opts into flow control from the snapshot on; otherwise the first ack does.
+    const requested = new URL(request.url).searchParams.get("window");
+    const windowParam = Number(requested ?? DEFAULT_ACK_WINDOW);
     const window = Number.isInteger(windowParam)
       ? Math.min(MAX_ACK_WINDOW, Math.max(MIN_ACK_WINDOW, windowParam))
       : DEFAULT_ACK_WINDOW;
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ["sub"]);
-    const state: SubscriberAttachment = { role: "sub", conn: crypto.randomUUID(), window, acked: null, pausedAt: null };
+    const state: SubscriberAttachment = {
+      role: "sub",
+      conn: crypto.randomUUID(),
+      window,
+      acked: requested === null ? null : this.feedSeq,
+      pausedAt: null,
+    };
     server.serializeAttachment(state);
     this.subs.set(server, state);
     server.send(JSON.stringify(this.snapshotFrame()));

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { call, tokenFor } from "../../test/helpers";
+import { TestPublisher, TestSubscriber } from "../../test/market-sockets";
+
+type Problem = { status: number; errors?: { path: string; message: string }[] };
+
+async function expectProblem(res: Response, status: number): Promise<Problem> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
+  return res.json<Problem>();
+}
+
+const report = {
+  host: "collector-1",
+  reportedAt: "2026-11-26T12:00:00.000Z",
+  exchanges: {
+    kraken: {
+      status: "live",
+      lastMessageAt: "2026-11-26T11:59:59.500Z",
+      messagesPerSecond: 412.5,
+      reconnects: 1,
+      checksumFailures: 0,
+      resyncs: 2,
+    },
+    coinbase: {
+      status: "degraded",
+      lastMessageAt: null,
+      messagesPerSecond: 0,
+      reconnects: 4,
+      checksumFailures: 0,
+      resyncs: 0,
+    },
+  },
+};
+
+describe("market REST routes", () => {
+  it("validates book and trades parameters with 400 problem+json, and answers 404 for unknown symbols", async () => {
+    const publisher = await TestPublisher.open("VAL-USD");
+    await publisher.batch([{ exchange: "kraken", snapshot: true, bids: [["10.5", "1"]], asks: [["11", "2"]] }]);
+
+    for (const query of ["?depth=0", "?depth=1001", "?depth=abc", "?depth=2.5", "?exchange=nasdaq"]) {
+      const problem = await expectProblem(await call(`/v1/market/VAL-USD/book${query}`), 400);
+      expect(problem.errors?.length).toBeGreaterThan(0);
+    }
+    for (const query of ["?limit=0", "?limit=201", "?limit=x"]) {
+      await expectProblem(await call(`/v1/market/VAL-USD/trades${query}`), 400);
+    }
+    const bad = await expectProblem(await call("/v1/market/NOT_A_SYMBOL_AT_ALL/book"), 400);
+    expect(bad.errors?.[0]?.path).toBe("symbol");
+    await expectProblem(await call("/v1/market/NOPE-USD/book"), 404);
+    await expectProblem(await call("/v1/market/NOPE-USD/trades"), 404);
+    await expectProblem(await call("/v1/market/VAL-USD/book?exchange=coinbase"), 404);
+    await expectProblem(await call("/v1/market/VAL-USD/ws"), 400); // not an upgrade
+
+    // Path symbols are normalized like the collector's: case, separator, exchange asset codes.
+    const book = await call("/v1/market/val_usd/book?depth=1&exchange=kraken");
+    expect(book.status).toBe(200);
+    expect(await book.json()).toMatchObject({
+      symbol: "VAL-USD",
+      exchange: "kraken",
+      bids: [["10.5", "1"]],
+      asks: [["11", "2"]],
+    });
+    publisher.close();
+  });
+
+  it("normalizes XBT to BTC so every spelling reaches the same feed", async () => {
+    const publisher = await TestPublisher.open("XBT-USD");
+    await publisher.batch([{ exchange: "kraken", snapshot: true, bids: [["50000.1", "1"]], asks: [] }]);
+    const res = await call("/v1/market/btc-usd/book");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ symbol: "BTC-USD", bids: [["50000.1", "1"]] });
+    const sub = await TestSubscriber.open("xbt-usd");
+    await sub.until(() => sub.snapshots === 1);
+    expect(sub.frames[0]).toMatchObject({ symbol: "BTC-USD" });
+    publisher.close();
+    sub.close();
+  });
+
+  it("stores collector health from the service role only and serves the last report", async () => {
+    await expectProblem(await call("/v1/market/collectors"), 404);
+    await expectProblem(await call("/v1/market/collectors", { method: "PUT", json: report }), 401);
+    const customer = await tokenFor("someone", ["customer"]);
+    await expectProblem(await call("/v1/market/collectors", { method: "PUT", json: report, token: customer }), 403);
+
+    const service = await tokenFor("collector-host", ["service"]);
+    const invalid = await expectProblem(
+      await call("/v1/market/collectors", {
+        method: "PUT",
+        token: service,
+        json: { ...report, exchanges: { kraken: { ...report.exchanges.kraken, messagesPerSecond: -1 } } },
+      }),
+      400,
+    );
+    expect(invalid.errors?.[0]?.path).toContain("messagesPerSecond");
+    await expectProblem(
+      await call("/v1/market/collectors", {
+        method: "PUT",
+        token: service,
+        json: { ...report, exchanges: { nyse: {} } },
+      }),
+      400,
+    );
+    await expectProblem(await call("/v1/market/collectors"), 404); // nothing invalid was stored
+
+    const stored = await call("/v1/market/collectors", { method: "PUT", token: service, json: report });
+    expect(stored.status).toBe(200);
+    const res = await call("/v1/market/collectors");
+    expect(res.status).toBe(200);
+    const body = await res.json<typeof report & { receivedAt: string }>();
+    expect(body).toMatchObject(report);
+    expect(Date.parse(body.receivedAt)).toBeGreaterThan(0);
+
+    const newer = { ...report, host: "collector-ü", reportedAt: "2026-11-26T12:00:05.000Z" };
+    await call("/v1/market/collectors", { method: "PUT", token: service, json: newer });
+    expect(await (await call("/v1/market/collectors")).json()).toMatchObject({ host: "collector-ü" });
+  });
+
+  it("lists symbols with the exchanges that publish them, and documents the routes in OpenAPI", async () => {
+    const publisher = await TestPublisher.open("LIST-EUR");
+    await publisher.batch([
+      { exchange: "kraken", snapshot: true, bids: [["1", "1"]], asks: [] },
+      { exchange: "binanceus", snapshot: true, bids: [["1", "2"]], asks: [] },
+    ]);
+    // The registry is told asynchronously; it answers once the object's notification landed.
+    let items: { symbol: string; exchanges: string[] }[] = [];
+    for (let i = 0; i < 50 && !items.some((s) => s.symbol === "LIST-EUR"); i++) {
+      items = (await (await call("/v1/market/symbols")).json<{ items: typeof items }>()).items;
+    }
+    expect(items).toContainEqual({ symbol: "LIST-EUR", exchanges: ["kraken", "binanceus"] });
+    publisher.close();
+
+    const doc = await (await call("/v1/openapi.json")).json<{ paths: Record<string, unknown> }>();
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        "/v1/market/symbols",
+        "/v1/market/collectors",
+        "/v1/market/{symbol}/book",
+        "/v1/market/{symbol}/trades",
+      ]),
+    );
+  });
+});
