@@ -28,8 +28,11 @@ export interface ReplayOptions {
   /** At the end of a recording, close the clients (they reconnect) and play it again. */
   loop?: boolean;
   dir?: string;
-  /** Tests: rewrite (or drop, with null) a message on the wire; the server's own books stay correct. */
-  tamper?: (exchange: ReplayExchange, text: string, index: number) => string | null;
+  /**
+   * Tests: rewrite a message on the wire, drop it (null) or surround it with extra frames (an
+   * array); the server's own books stay those of the original recording.
+   */
+  tamper?: (exchange: ReplayExchange, text: string, index: number) => string | string[] | null;
 }
 
 export interface ReplayServer {
@@ -122,11 +125,12 @@ abstract class Market {
       }
       this.observe(line);
       const index = this.cursor++;
-      const text = this.opts.tamper ? this.opts.tamper(this.name, line.text, index) : line.text;
-      if (text === null) continue;
+      const out = this.opts.tamper ? this.opts.tamper(this.name, line.text, index) : line.text;
+      if (out === null) continue;
       for (const ws of this.clients) {
         if (line.key === "*" || this.subs.get(ws)?.has(line.key)) {
-          this.send(ws, text);
+          if (typeof out === "string") this.send(ws, out);
+          else for (const text of out) this.send(ws, text);
           this.sent++;
         }
       }

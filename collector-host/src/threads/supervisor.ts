@@ -22,7 +22,12 @@ export interface SupervisedExchange {
   lastHeartbeat: number;
   lastHeartbeatAt: number;
   restartTimer: NodeJS.Timeout | undefined;
+  /** The thread has loaded and said "ready"; hang detection only applies from then on. */
+  booted: boolean;
 }
+
+/** A thread that has not finished loading its modules after this long is considered stuck. */
+const BOOT_TIMEOUT_MS = 20_000;
 
 /**
  * Runs one worker thread per enabled exchange. A thread that exits, throws, or stops ticking its
@@ -55,6 +60,7 @@ export class Supervisor extends EventEmitter<{ down: [Exchange, string]; up: [Ex
         lastHeartbeat: -1,
         lastHeartbeatAt: 0,
         restartTimer: undefined,
+        booted: false,
       });
     }
   }
@@ -101,9 +107,12 @@ export class Supervisor extends EventEmitter<{ down: [Exchange, string]; up: [Ex
     ex.startedAt = Date.now();
     ex.lastHeartbeat = -1;
     ex.lastHeartbeatAt = Date.now();
+    ex.booted = false;
     worker.on("message", (msg: { type?: string; timeOrigin?: number }) => {
       if (msg.type === "ready" && typeof msg.timeOrigin === "number") {
         ex.clockOffset = msg.timeOrigin - performance.timeOrigin;
+        ex.booted = true;
+        ex.lastHeartbeatAt = Date.now();
         this.emit("up", ex.config.exchange);
       }
     });
@@ -144,7 +153,9 @@ export class Supervisor extends EventEmitter<{ down: [Exchange, string]; up: [Ex
         ex.lastHeartbeatAt = now;
         continue;
       }
-      if (now - ex.lastHeartbeatAt > this.config.hangMs) {
+      // Loading a thread (module graph, TLS) can take a while on a busy machine: not a hang.
+      const limit = ex.booted ? this.config.hangMs : Math.max(this.config.hangMs, BOOT_TIMEOUT_MS);
+      if (now - ex.lastHeartbeatAt > limit) {
         this.log.error({ exchange: ex.config.exchange, stalledMs: now - ex.lastHeartbeatAt }, "exchange thread hung");
         ex.lastHeartbeatAt = now;
         // terminate() interrupts even a busy loop; the exit handler restarts it.
