@@ -7,8 +7,8 @@ import { type CollectorHost, startCollectorHost } from "../src/main.ts";
 import { readWsFixture } from "../src/replay/fixtures.ts";
 import { type ReplayServer, startReplayServer } from "../src/replay/replay-server.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
-import { silentLog } from "./support.ts";
 import { startFakeEdge } from "./fake-edge.ts";
+import { silentLog } from "./support.ts";
 
 const waitFor = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -103,7 +103,11 @@ describe("collector host end to end on the replayed fixtures", () => {
 
   it("serves /health, /ready and Prometheus /metrics, and reports health to the edge", async () => {
     const health = await (await fetch(`${host.opsUrl}/health`)).json();
-    expect(health).toMatchObject({ status: "ok", host: "test-host", exchanges: { kraken: { status: "live", checksumFailures: 0 } } });
+    expect(health).toMatchObject({
+      status: "ok",
+      host: "test-host",
+      exchanges: { kraken: { status: "live", checksumFailures: 0 } },
+    });
     expect((await fetch(`${host.opsUrl}/ready`)).status).toBe(200);
     const metrics = await (await fetch(`${host.opsUrl}/metrics`)).text();
     expect(metrics).toContain('collector_checksums_verified_total{exchange="kraken"} 4269');

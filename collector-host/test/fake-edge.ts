@@ -42,7 +42,9 @@ export async function startFakeEdge(opts: { secret: string }) {
       if (req.method === "POST" && req.url === "/v1/auth/service-token") {
         const ok = JSON.parse(body || "{}").secret === opts.secret;
         res.writeHead(ok ? 200 : 401, { "Content-Type": "application/json" });
-        return void res.end(JSON.stringify(ok ? { accessToken: token, tokenType: "Bearer", expiresIn: 900 } : { title: "Unauthorized" }));
+        return void res.end(
+          JSON.stringify(ok ? { accessToken: token, tokenType: "Bearer", expiresIn: 900 } : { title: "Unauthorized" }),
+        );
       }
       if (req.method === "PUT" && req.url === "/v1/market/collectors") {
         const parsed = CollectorHealthReport.safeParse(JSON.parse(body));

@@ -39,7 +39,11 @@ async function stack(replayOpts: ReplayOptions, extra: Partial<Parameters<typeof
     }),
     { log: silentLog },
   );
-  cleanup.push(() => edge.close(), () => replay.close(), () => host.stop());
+  cleanup.push(
+    () => edge.close(),
+    () => replay.close(),
+    () => host.stop(),
+  );
   return { replay, edge, host };
 }
 
@@ -71,7 +75,10 @@ describe("fault isolation", () => {
     // 1. Kill Kraken's thread.
     const killedAt = Date.now();
     await host.supervisor.kill("kraken");
-    await waitFor("kraken restarted and live", () => stats("kraken").get("restarts") === 1 && stats("kraken").status() === "live");
+    await waitFor(
+      "kraken restarted and live",
+      () => stats("kraken").get("restarts") === 1 && stats("kraken").status() === "live",
+    );
     const coinbaseDuringKill = maxPause("coinbase", killedAt, Date.now());
     expect(coinbaseDuringKill.count).toBeGreaterThan(5);
     expect(coinbaseDuringKill.worst).toBeLessThan(500);
@@ -80,14 +87,20 @@ describe("fault isolation", () => {
     // 2. Hang Binance's event loop: detected by the heartbeat watchdog and terminated.
     const hungAt = Date.now();
     host.supervisor.inject("binanceus", "hang", 30_000);
-    await waitFor("binance restarted and live", () => stats("binanceus").get("restarts") === 1 && stats("binanceus").status() === "live");
+    await waitFor(
+      "binance restarted and live",
+      () => stats("binanceus").get("restarts") === 1 && stats("binanceus").status() === "live",
+    );
     const coinbaseDuringHang = maxPause("coinbase", hungAt, Date.now());
     expect(coinbaseDuringHang.worst).toBeLessThan(500);
 
     // 3. Crash Coinbase's thread with an uncaught exception.
     const crashedAt = Date.now();
     host.supervisor.inject("coinbase", "crash");
-    await waitFor("coinbase restarted and live", () => stats("coinbase").get("restarts") === 1 && stats("coinbase").status() === "live");
+    await waitFor(
+      "coinbase restarted and live",
+      () => stats("coinbase").get("restarts") === 1 && stats("coinbase").status() === "live",
+    );
     expect(maxPause("kraken", crashedAt, Date.now()).worst).toBeLessThan(500);
 
     // Nothing else was disturbed, and nothing wrong was ever published.
@@ -99,10 +112,14 @@ describe("fault isolation", () => {
       for (const symbol of ex.config.symbols) {
         const mine = host.publisher.book(symbol, ex.config.exchange);
         if (!mine) continue;
-        await waitFor(`edge book ${symbol}`, () => {
-          const theirs = edge.books.get(`${symbol}|${ex.config.exchange}`);
-          return JSON.stringify(theirs?.levels("bid", 20)) === JSON.stringify(mine.levels("bid", 20));
-        }, 2000);
+        await waitFor(
+          `edge book ${symbol}`,
+          () => {
+            const theirs = edge.books.get(`${symbol}|${ex.config.exchange}`);
+            return JSON.stringify(theirs?.levels("bid", 20)) === JSON.stringify(mine.levels("bid", 20));
+          },
+          2000,
+        );
       }
     }
   }, 60_000);
@@ -111,11 +128,15 @@ describe("fault isolation", () => {
 describe("hostile and corrupted input", () => {
   it("a corrupted Kraken level on the wire is detected, withdrawn at the edge, resynced, and checksums verify again", async () => {
     const lines = readWsFixture("KRAKEN.ws.50.0");
-    const victim = lines.findIndex((m, i) => i > 1500 && m.text.endsWith('"book-1000","XMR/USD"]') && m.text.includes('"c":'));
+    const victim = lines.findIndex(
+      (m, i) => i > 1500 && m.text.endsWith('"book-1000","XMR/USD"]') && m.text.includes('"c":'),
+    );
     const { edge, host, replay } = await stack({
       speed: 0,
       tamper: (exchange, text) =>
-        exchange === "kraken" && text === lines[victim]!.text ? text.replace(/\["(\d+\.\d+)","(\d+)\.(\d+)"/, '["$1","$2.$39"') : text,
+        exchange === "kraken" && text === lines[victim]!.text
+          ? text.replace(/\["(\d+\.\d+)","(\d+)\.(\d+)"/, '["$1","$2.$39"')
+          : text,
     });
     await replay.finished("kraken");
     const stats = host.supervisor.exchanges.get("kraken")!.stats;
@@ -126,7 +147,8 @@ describe("hostile and corrupted input", () => {
     expect(edge.invalids).toEqual([{ symbol: "XMR-USD", exchange: "kraken", reason: "checksum mismatch" }]);
     expect(edge.problems).toEqual([]);
     const last = lastKrakenChecksums();
-    for (const [symbol, checksum] of last) expect(krakenChecksum(edge.books.get(`${symbol}|kraken`)!), symbol).toBe(checksum);
+    for (const [symbol, checksum] of last)
+      expect(krakenChecksum(edge.books.get(`${symbol}|kraken`)!), symbol).toBe(checksum);
   }, 30_000);
 
   it("garbage, unknown message types and wrong symbols never crash the host or corrupt a book", async () => {

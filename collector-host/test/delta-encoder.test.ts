@@ -1,0 +1,208 @@
+// The book a subscriber rebuilds from snapshot + deltas equals the collector's book after every
+// batch: random books and updates go through the real ring, the publisher's mirror and encoder.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type Exchange, IngestFrame } from "../../contracts/market.ts";
+import { OrderBook } from "../src/books/order-book.ts";
+import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
+import { type Link, Publisher } from "../src/publisher/publisher.ts";
+import { RingSink } from "../src/ring/ring-sink.ts";
+import { createRingBuffer, RingConsumer, RingProducer } from "../src/ring/spsc-ring.ts";
+import { RECORD_SIZE } from "../src/ring/tick-record.ts";
+import { silentLog } from "./support.ts";
+
+const EXCHANGES: Exchange[] = ["kraken", "coinbase"];
+// A small price pool (with alternative spellings) so updates hit existing levels often.
+const PRICES = [
+  "99.5",
+  "99.50",
+  "100",
+  "100.0",
+  "100.25",
+  "100.5",
+  "101",
+  "0.000022900",
+  "0.0000229",
+  "101.75",
+  "250",
+  "99.125",
+];
+const SIZES = ["0", "0.00000000", "1", "1.5", "2.00000000", "0.3", "12345.6789"];
+
+type Op =
+  | { op: "snapshot"; ex: number; levels: { side: 0 | 1; p: number; s: number }[] }
+  | { op: "set"; ex: number; side: 0 | 1; p: number; s: number }
+  | { op: "invalid"; ex: number }
+  | { op: "trade"; ex: number }
+  | { op: "flush" }
+  | { op: "reconnect" }
+  | { op: "resync" };
+
+const level = fc.record({
+  side: fc.constantFrom(0 as const, 1 as const),
+  p: fc.nat(PRICES.length - 1),
+  s: fc.nat(SIZES.length - 1),
+});
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("snapshot" as const),
+      ex: fc.nat(1),
+      levels: fc.array(level, { maxLength: 12 }),
+    }),
+  },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      op: fc.constant("set" as const),
+      ex: fc.nat(1),
+      side: fc.constantFrom(0 as const, 1 as const),
+      p: fc.nat(PRICES.length - 1),
+      s: fc.nat(SIZES.length - 1),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("invalid" as const), ex: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("trade" as const), ex: fc.nat(1) }) },
+  { weight: 4, arbitrary: fc.constant({ op: "flush" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "reconnect" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "resync" as const }) },
+);
+
+function harness() {
+  const rings = EXCHANGES.map(() => createRingBuffer(4096, RECORD_SIZE));
+  const sinks = rings.map((r) => new RingSink(new RingProducer(r, RECORD_SIZE)));
+  const frames: string[] = [];
+  let handlers!: {
+    onOpen(): void;
+    onControl(c: { type: "resync"; reason: string } | { type: "ack"; seq: number }): void;
+  };
+  let open = true;
+  const link: Link = {
+    get open() {
+      return open;
+    },
+    get writable() {
+      return open;
+    },
+    send: (t) => {
+      frames.push(t);
+      return true;
+    },
+    start() {},
+    stop() {},
+  };
+  const sources = EXCHANGES.map((exchange, i) => ({
+    exchange,
+    symbols: ["BTC-USD"],
+    consumer: new RingConsumer(rings[i]!, RECORD_SIZE),
+    clockOffset: () => 0,
+  }));
+  const publisher = new Publisher({
+    sources,
+    intervalMs: 1_000_000,
+    log: silentLog,
+    links: (_symbol, h) => {
+      handlers = h;
+      return link;
+    },
+  });
+  return {
+    sinks,
+    frames,
+    publisher,
+    push() {
+      for (const s of sources) publisher.drainNow(s);
+      publisher.flush();
+    },
+    reconnect() {
+      open = false;
+      publisher.flush();
+      open = true;
+      handlers.onOpen();
+    },
+    resync() {
+      handlers.onControl({ type: "resync", reason: "test" });
+    },
+  };
+}
+
+describe("delta encoder", () => {
+  it("snapshot + deltas rebuild exactly the collector's book after every batch (property)", () => {
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 120 }), (ops) => {
+        const h = harness();
+        const model = EXCHANGES.map(() => ({ book: new OrderBook(), valid: false }));
+        const edge = new Map<Exchange, OrderBook>();
+        let lastSeq = 0;
+        let changedSinceFlush = EXCHANGES.map(() => new Set<string>());
+        const check = () => {
+          h.push();
+          for (const text of h.frames.splice(0)) {
+            const frame = IngestFrame.parse(JSON.parse(text));
+            if (frame.type === "invalid") {
+              edge.delete(frame.exchange);
+              continue;
+            }
+            expect(frame.seq).toBe(lastSeq + 1);
+            lastSeq = frame.seq;
+            for (const u of frame.books) {
+              if (!u.snapshot) {
+                expect(edge.has(u.exchange)).toBe(true);
+                // Compact: a delta names each touched level once, and only touched levels.
+                const touched = changedSinceFlush[EXCHANGES.indexOf(u.exchange)]!;
+                expect(u.bids.length + u.asks.length).toBeLessThanOrEqual(touched.size);
+              }
+              const book = u.snapshot ? new OrderBook() : edge.get(u.exchange)!;
+              applyBookUpdate(book, u);
+              edge.set(u.exchange, book);
+            }
+          }
+          changedSinceFlush = EXCHANGES.map(() => new Set<string>());
+          EXCHANGES.forEach((ex, i) => {
+            const m = model[i]!;
+            if (!m.valid) return expect(edge.has(ex) ? edge.get(ex)!.depth : undefined).toBeUndefined();
+            expect(edge.get(ex)?.levels("bid")).toEqual(m.book.levels("bid"));
+            expect(edge.get(ex)?.levels("ask")).toEqual(m.book.levels("ask"));
+            expect(h.publisher.book("BTC-USD", ex)!.levels("bid")).toEqual(m.book.levels("bid"));
+          });
+        };
+        for (const o of ops) {
+          if (o.op === "flush") check();
+          else if (o.op === "reconnect") h.reconnect();
+          else if (o.op === "resync") h.resync();
+          else {
+            const sink = h.sinks[o.ex]!;
+            const m = model[o.ex]!;
+            if (o.op === "snapshot") {
+              m.book.clear();
+              sink.snapshotBegin(0);
+              for (const l of o.levels) m.book.set(l.side === 0 ? "bid" : "ask", PRICES[l.p]!, SIZES[l.s]!);
+              // The thread publishes its validated book level by level.
+              for (const side of ["bid", "ask"] as const)
+                for (const [p, s] of m.book.levels(side)) sink.level(0, side === "bid" ? 0 : 1, p, s);
+              sink.snapshotEnd(0);
+              m.valid = true;
+            } else if (o.op === "set") {
+              if (!m.valid) continue;
+              const stored = m.book.set(o.side === 0 ? "bid" : "ask", PRICES[o.p]!, SIZES[o.s]!);
+              if (stored !== null) {
+                sink.level(0, o.side, stored, SIZES[o.s]!);
+                changedSinceFlush[o.ex]!.add(`${o.side}|${stored}`);
+              }
+            } else if (o.op === "invalid") {
+              if (m.valid) sink.invalid(0, "test");
+              m.valid = false;
+              m.book.clear();
+            } else {
+              sink.trade(0, "t1", "100", "1", 0, 1);
+            }
+            sink.commit();
+          }
+        }
+        check();
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
