@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compareDecimal, expandExponent, isZeroDecimal } from "../src/books/decimal.ts";
+import { compareDecimal, DECIMAL_RE, expandExponent, isDecimal, isZeroDecimal } from "../src/books/decimal.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 
 /** Reference: exact comparison through BigInt scaled to a common number of fraction digits. */
@@ -22,6 +22,15 @@ describe("exact decimal comparison", () => {
     fc.assert(
       fc.property(decimal, decimal, (a, b) => {
         expect(Math.sign(compareDecimal(a, b))).toBe(reference(a, b));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it("validates decimals exactly like the contract's regex", () => {
+    fc.assert(
+      fc.property(fc.oneof(decimal, fc.string({ maxLength: 45 }), fc.stringMatching(/^[\d.]{0,45}$/)), (s) => {
+        expect(isDecimal(s)).toBe(DECIMAL_RE.test(s));
       }),
       { numRuns: 5000 },
     );

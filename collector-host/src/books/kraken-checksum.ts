@@ -5,16 +5,18 @@ import type { OrderBook } from "./order-book.ts";
 // (descending), each level as price then volume with "." removed and leading zeros stripped.
 // https://docs.kraken.com/api/docs/guides/spot-ws-book-v1 ("Calculate checksum").
 
+// Prices and volumes repeat constantly in the top 10, so their stripped forms are memoized.
+const stripped = new Map<string, string>();
+
 function strip(value: string): string {
-  let out = "";
-  let leading = true;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 46) continue;
-    if (leading && c === 48) continue;
-    leading = false;
-    out += value[i];
-  }
+  const hit = stripped.get(value);
+  if (hit !== undefined) return hit;
+  const noDot = value.replace(".", "");
+  let i = 0;
+  while (i < noDot.length && noDot.charCodeAt(i) === 48) i++;
+  const out = i === 0 ? noDot : noDot.slice(i);
+  if (stripped.size > 100_000) stripped.clear();
+  stripped.set(value, out);
   return out;
 }
 

@@ -1,0 +1,536 @@
+// Collector-host benchmarks (one run, one process; `npm run bench -- collector`):
+//   1. SPSC ring throughput and paced (1M ticks/s) producer→consumer latency, against
+//      postMessage between the same two worker threads.
+//   2. Kraken book-1000 replay throughput with every CRC32 checksum verified, against JSON.parse
+//      of the same messages alone.
+//   3. Bytes pushed to the edge vs (a) the raw exchange bytes and (b) a full-depth snapshot per
+//      update, on the recorded fixtures with the default 50 ms push interval.
+import os from "node:os";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { krakenChecksum } from "../collector-host/src/books/kraken-checksum.ts";
+import { createBinanceAdapter } from "../collector-host/src/exchanges/binanceus.ts";
+import { createCoinbaseAdapter } from "../collector-host/src/exchanges/coinbase.ts";
+import { createKrakenAdapter } from "../collector-host/src/exchanges/kraken.ts";
+import type { AdapterContext, ExchangeAdapter, FeedSink } from "../collector-host/src/exchanges/types.ts";
+import { snapshotUpdate } from "../collector-host/src/publisher/delta-encoder.ts";
+import { type Link, Publisher } from "../collector-host/src/publisher/publisher.ts";
+import { readHttpFixture, readWsFixture } from "../collector-host/src/replay/fixtures.ts";
+import { RingSink } from "../collector-host/src/ring/ring-sink.ts";
+import { createRingBuffer, RingConsumer, RingProducer } from "../collector-host/src/ring/spsc-ring.ts";
+import {
+  KIND_LEVEL,
+  RECORD_SIZE,
+  recordKind,
+  recordPrice,
+  recordSize,
+  recordStamp,
+  recordSymbol,
+  writeRecord,
+} from "../collector-host/src/ring/tick-record.ts";
+import { ExchangeStats } from "../collector-host/src/threads/exchange-stats.ts";
+import type { BookUpdate } from "../contracts/market.ts";
+
+type Role =
+  | {
+      role: "ring-producer" | "ring-consumer";
+      ring: SharedArrayBuffer;
+      sync: SharedArrayBuffer;
+      count: number;
+      pacedNs: number;
+      decode: boolean;
+    }
+  | {
+      role: "pm-producer" | "pm-consumer";
+      sync: SharedArrayBuffer;
+      count: number;
+      pacedNs: number;
+      port?: MessagePort;
+    };
+
+const PRICE = "296.58000000";
+const SIZE = "1.40000000";
+// sync Int32 slots: 0 = go flag, 1 = calibration request, 2 = calibration reply; Float64 slot 2 = stamp
+const GO = 0;
+const CAL = 1;
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Busy-waits until `performance.now()` reaches `t` (pacing without timers). */
+function spinUntil(t: number): void {
+  while (performance.now() < t) {
+    // spin
+  }
+}
+
+// ---------------------------------------------------------------- worker side
+if (!isMainThread) {
+  const data = workerData as Role;
+  const sync = new Int32Array(data.sync, 0, 16);
+  const syncF = new Float64Array(data.sync, 64, 4);
+  const calibrateAsProducer = () => {
+    // Answers the consumer's clock-offset probes: writes its own clock into the shared slot.
+    for (;;) {
+      const v = Atomics.load(sync, CAL);
+      if (v === -1) break;
+      if (v === 1) {
+        syncF[0] = performance.now();
+        Atomics.store(sync, CAL, 2);
+      }
+    }
+  };
+  const calibrateAsConsumer = (): number => {
+    // Offset (producer clock − consumer clock) from the probe with the smallest round trip.
+    let best = Number.POSITIVE_INFINITY;
+    let offset = 0;
+    for (let i = 0; i < 2000; i++) {
+      const t0 = performance.now();
+      Atomics.store(sync, CAL, 1);
+      while (Atomics.load(sync, CAL) !== 2) {
+        // wait for the reply
+      }
+      const t1 = performance.now();
+      const rtt = t1 - t0;
+      if (rtt < best) {
+        best = rtt;
+        offset = syncF[0]! - (t0 + t1) / 2;
+      }
+      Atomics.store(sync, CAL, 0);
+    }
+    Atomics.store(sync, CAL, -1);
+    return offset;
+  };
+
+  if (data.role === "ring-producer") {
+    calibrateAsProducer();
+    const p = new RingProducer(data.ring, RECORD_SIZE);
+    while (Atomics.load(sync, GO) === 0) {
+      // wait for go
+    }
+    const start = performance.now();
+    if (data.pacedNs > 0) {
+      const step = data.pacedNs / 1e6;
+      for (let i = 0; i < data.count; i++) {
+        spinUntil(start + i * step);
+        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, performance.now());
+        p.commit();
+      }
+    } else {
+      for (let i = 0; i < data.count; i++) {
+        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, performance.now());
+        if ((i & 63) === 63) p.commit();
+      }
+      p.commit();
+    }
+    parentPort!.postMessage({ producerMs: performance.now() - start });
+  } else if (data.role === "ring-consumer") {
+    const offset = calibrateAsConsumer();
+    const c = new RingConsumer(data.ring, RECORD_SIZE);
+    const lat = data.pacedNs > 0 ? new Float64Array(data.count) : new Float64Array(0);
+    let n = 0;
+    let check = 0;
+    const bytes = c.bytes;
+    const view = c.view;
+    Atomics.store(sync, GO, 1);
+    const start = performance.now();
+    while (n < data.count) {
+      c.drain((at) => {
+        if (data.pacedNs > 0) lat[n] = (performance.now() - (recordStamp(view, at) - offset)) * 1000;
+        if (data.decode) check += recordPrice(bytes, at).length + recordSize(bytes, at).length;
+        else check += recordKind(bytes, at) + recordSymbol(view, at);
+        n++;
+      });
+    }
+    const ms = performance.now() - start;
+    parentPort!.postMessage({ ms, check, lat }, [lat.buffer]);
+  } else if (data.role === "pm-producer") {
+    calibrateAsProducer();
+    const port = data.port!;
+    while (Atomics.load(sync, GO) === 0) {
+      // wait for go
+    }
+    const start = performance.now();
+    for (let i = 0; i < data.count; i++) {
+      if (data.pacedNs > 0) spinUntil(start + (i * data.pacedNs) / 1e6);
+      port.postMessage({
+        kind: KIND_LEVEL,
+        side: 0,
+        symbol: i & 7,
+        price: PRICE,
+        size: SIZE,
+        stamp: performance.now(),
+      });
+    }
+    parentPort!.postMessage({ producerMs: performance.now() - start });
+  } else if (data.role === "pm-consumer") {
+    const offset = calibrateAsConsumer();
+    const port = data.port!;
+    const lat = data.pacedNs > 0 ? new Float64Array(data.count) : new Float64Array(0);
+    let n = 0;
+    let start = 0;
+    port.on("message", (m: { stamp: number }) => {
+      if (n === 0) start = performance.now();
+      if (data.pacedNs > 0) lat[n] = (performance.now() - (m.stamp - offset)) * 1000;
+      n++;
+      if (n === data.count) {
+        parentPort!.postMessage({ ms: performance.now() - start, lat }, [lat.buffer]);
+        port.close();
+      }
+    });
+    Atomics.store(sync, GO, 1);
+  }
+}
+
+// ---------------------------------------------------------------- main side
+interface PairResult {
+  ticksPerSec: number;
+  lat?: Float64Array;
+}
+
+function spawn(
+  role: Role,
+  transfer: Transferable[] = [],
+): Promise<{ ms?: number; producerMs?: number; lat?: Float64Array }> {
+  const w = new Worker(new URL(import.meta.url), { workerData: role, transferList: transfer as never });
+  return new Promise((resolve, reject) => {
+    w.once("message", resolve);
+    w.once("error", reject);
+  });
+}
+
+async function ringPair(count: number, pacedNs: number, decode: boolean): Promise<PairResult> {
+  const ring = createRingBuffer(65_536, RECORD_SIZE);
+  const sync = new SharedArrayBuffer(128);
+  const [cons, prod] = await Promise.all([
+    spawn({ role: "ring-consumer", ring, sync, count, pacedNs, decode }),
+    spawn({ role: "ring-producer", ring, sync, count, pacedNs, decode }),
+  ]);
+  void prod;
+  return { ticksPerSec: count / (cons.ms! / 1000), lat: cons.lat };
+}
+
+async function postMessagePair(count: number, pacedNs: number): Promise<PairResult> {
+  const sync = new SharedArrayBuffer(128);
+  const { port1, port2 } = new MessageChannel();
+  const [cons] = await Promise.all([
+    spawn({ role: "pm-consumer", sync, count, pacedNs, port: port1 }, [port1]),
+    spawn({ role: "pm-producer", sync, count, pacedNs, port: port2 }, [port2]),
+  ]);
+  return { ticksPerSec: count / (cons.ms! / 1000), lat: cons.lat };
+}
+
+/** Cost of one write+read through the ring on a single thread (no cross-core traffic): ns per tick. */
+function sameThreadCost(count: number): number {
+  const ring = createRingBuffer(4096, RECORD_SIZE);
+  const p = new RingProducer(ring, RECORD_SIZE);
+  const c = new RingConsumer(ring, RECORD_SIZE);
+  let check = 0;
+  const read = (at: number) => {
+    check += recordKind(c.bytes, at) + recordSymbol(c.view, at);
+  };
+  const t0 = performance.now();
+  for (let i = 0; i < count; i += 1024) {
+    for (let j = 0; j < 1024; j++)
+      writeRecord(p.bytes, p.view, p.tryClaim(), KIND_LEVEL, 0, j & 7, PRICE, SIZE, "", 0, performance.now());
+    p.commit();
+    c.drain(read);
+  }
+  const ns = ((performance.now() - t0) * 1e6) / count;
+  if (check === 0) throw new Error("unreachable");
+  return ns;
+}
+
+function latencySummary(lat: Float64Array): { p50: number; p99: number; p999: number } {
+  // Skip the first 10 % (JIT warm-up).
+  const s = Float64Array.from(lat.subarray(Math.floor(lat.length / 10))).sort();
+  return { p50: percentile(s, 0.5), p99: percentile(s, 0.99), p999: percentile(s, 0.999) };
+}
+
+const fmt = (n: number) =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(1);
+
+const nullSink: FeedSink = {
+  snapshotBegin() {},
+  level() {},
+  snapshotEnd() {},
+  invalid() {},
+  trade() {},
+  commit() {},
+};
+const quietLog = { info() {}, warn() {}, error() {} };
+function adapterContext(
+  symbols: string[],
+  sink: FeedSink,
+  fetchJson: AdapterContext["fetchJson"] = async () => ({}),
+): AdapterContext {
+  return { symbols, sink, stats: new ExchangeStats(), log: quietLog, send() {}, reconnect() {}, fetchJson };
+}
+
+const KRAKEN = [
+  "WAVES-EUR",
+  "XMR-USD",
+  "KSM-BTC",
+  "GRT-ETH",
+  "SC-EUR",
+  "ETH-CHF",
+  "OCEAN-BTC",
+  "OMG-USD",
+  "BTC-CHF",
+  "ADA-BTC",
+];
+const COINBASE = [
+  "SKL-USD",
+  "SKL-BTC",
+  "BAND-GBP",
+  "NMR-EUR",
+  "BAND-BTC",
+  "YFI-BTC",
+  "DASH-BTC",
+  "NU-GBP",
+  "CRV-EUR",
+  "SKL-GBP",
+];
+const BINANCE = ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"];
+
+function krakenReplay(runs: number) {
+  const lines = readWsFixture("KRAKEN.ws.50.0").map((m) => m.text);
+  const perRun: number[] = [];
+  const parseOnly: number[] = [];
+  let verified = 0;
+  let bookMessages = 0;
+  for (let r = 0; r < runs; r++) {
+    const ctx = adapterContext(KRAKEN, nullSink);
+    const adapter = createKrakenAdapter(ctx);
+    const t0 = performance.now();
+    for (const l of lines) adapter.onMessage(l);
+    const ms = performance.now() - t0;
+    if (ctx.stats.get("checksumsVerified") !== 4269 || ctx.stats.get("checksumFailures") !== 0) {
+      throw new Error("kraken replay did not verify every checksum");
+    }
+    verified = ctx.stats.get("checksumsVerified");
+    bookMessages = ctx.stats.get("bookMessages");
+    perRun.push(bookMessages / (ms / 1000));
+    let sink = 0;
+    const t1 = performance.now();
+    for (const l of lines) sink += (JSON.parse(l) as unknown[]).length ?? 0;
+    parseOnly.push(bookMessages / ((performance.now() - t1) / 1000) + sink * 0);
+  }
+  return { verified, bookMessages, perSec: median(perRun), parsePerSec: median(parseOnly) };
+}
+
+/** Feeds all three recordings through adapters → ring → publisher on the recorded clock. */
+async function bandwidth(intervalMs: number) {
+  const feeds: { exchange: "kraken" | "coinbase" | "binanceus"; symbols: string[]; file: string }[] = [
+    { exchange: "kraken", symbols: KRAKEN, file: "KRAKEN.ws.50.0" },
+    { exchange: "coinbase", symbols: COINBASE, file: "COINBASE.ws.28.0" },
+    { exchange: "binanceus", symbols: BINANCE, file: "BINANCE_US.ws.1.0" },
+  ];
+  const snapshots = new Map(
+    readHttpFixture("BINANCE_US.http.0.0").map((r) => [new URL(r.url).searchParams.get("symbol"), JSON.parse(r.body)]),
+  );
+  let pushed = 0;
+  let frames = 0;
+  let snapshotBytes = 0;
+  const link: Link = {
+    open: true,
+    writable: true,
+    send: (t) => ((pushed += Buffer.byteLength(t)), frames++, true),
+    start() {},
+    stop() {},
+  };
+  const sources = feeds.map((f) => {
+    const ring = createRingBuffer(65_536, RECORD_SIZE);
+    return {
+      f,
+      sink: new RingSink(new RingProducer(ring, RECORD_SIZE)),
+      consumer: new RingConsumer(ring, RECORD_SIZE),
+    };
+  });
+  const publisher = new Publisher({
+    sources: sources.map((s) => ({
+      exchange: s.f.exchange,
+      symbols: s.f.symbols,
+      consumer: s.consumer,
+      clockOffset: () => 0,
+    })),
+    intervalMs: 1e9,
+    links: () => link,
+    log: quietLog,
+  });
+  // One timeline of every message, each with its adapter.
+  const events: {
+    t: number;
+    text: string;
+    adapter: ExchangeAdapter;
+    exchange: string;
+    src: (typeof sources)[number];
+  }[] = [];
+  let raw = 0;
+  const booksBefore: { adapter: ExchangeAdapter; ctx: AdapterContext }[] = [];
+  for (const s of sources) {
+    const ctx = adapterContext(s.f.symbols, s.sink, async (url) =>
+      snapshots.get(new URL(url).searchParams.get("symbol")),
+    );
+    const adapter =
+      s.f.exchange === "kraken"
+        ? createKrakenAdapter(ctx)
+        : s.f.exchange === "coinbase"
+          ? createCoinbaseAdapter(ctx)
+          : createBinanceAdapter(ctx);
+    adapter.onOpen();
+    booksBefore.push({ adapter, ctx });
+    for (const m of readWsFixture(s.f.file)) {
+      events.push({ t: m.t, text: m.text, adapter, exchange: s.f.exchange, src: s });
+      raw += Buffer.byteLength(m.text);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 20)); // Binance snapshot fetches resolve
+  // Recordings come from different days: align each to its own start.
+  const starts = new Map<string, number>();
+  for (const e of events) starts.set(e.exchange, Math.min(starts.get(e.exchange) ?? Number.POSITIVE_INFINITY, e.t));
+  for (const e of events) e.t -= starts.get(e.exchange)!;
+  events.sort((a, b) => a.t - b.t);
+  let nextFlush = intervalMs / 1000;
+  let bookUpdates = 0;
+  for (const e of events) {
+    while (e.t >= nextFlush) {
+      for (const s of sources)
+        publisher.drainNow({
+          exchange: s.f.exchange,
+          symbols: s.f.symbols,
+          consumer: s.consumer,
+          clockOffset: () => 0,
+        });
+      publisher.flush();
+      nextFlush += intervalMs / 1000;
+    }
+    const before = e.src.consumer.size();
+    e.adapter.onMessage(e.text);
+    e.src.sink.commit();
+    if (e.src.consumer.size() > before) {
+      // The alternative design: a full-depth snapshot of this exchange's book after every update.
+      for (const s of sources)
+        publisher.drainNow({
+          exchange: s.f.exchange,
+          symbols: s.f.symbols,
+          consumer: s.consumer,
+          clockOffset: () => 0,
+        });
+      const msg = JSON.parse(e.text) as unknown;
+      const sym = symbolOf(e.exchange, msg);
+      const book = sym ? publisher.book(sym, e.exchange as "kraken") : undefined;
+      if (book) {
+        bookUpdates++;
+        const frame = {
+          type: "batch",
+          seq: 1,
+          ts: Date.now(),
+          books: [snapshotUpdate(e.exchange as "kraken", book) as BookUpdate],
+          trades: [],
+        };
+        snapshotBytes += Buffer.byteLength(JSON.stringify(frame));
+      }
+    }
+  }
+  for (const s of sources)
+    publisher.drainNow({ exchange: s.f.exchange, symbols: s.f.symbols, consumer: s.consumer, clockOffset: () => 0 });
+  publisher.flush();
+  void krakenChecksum;
+  return { raw, pushed, frames, snapshotBytes, bookUpdates };
+}
+
+function symbolOf(exchange: string, msg: unknown): string | undefined {
+  if (exchange === "kraken" && Array.isArray(msg))
+    return String(msg[msg.length - 1])
+      .replace("XBT", "BTC")
+      .replace("/", "-");
+  if (exchange === "coinbase" && msg && typeof msg === "object") return (msg as { product_id?: string }).product_id;
+  if (exchange === "binanceus" && msg && typeof msg === "object") {
+    const s = (msg as { data?: { s?: string } }).data?.s;
+    return BINANCE.find((b) => b.replace("-", "") === s);
+  }
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}, node ${process.version}`,
+  );
+  const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+  const N = Number(process.env.BENCH_TICKS ?? 5_000_000);
+
+  // 1a. Throughput.
+  const ring: number[] = [];
+  const ringDecode: number[] = [];
+  const pm: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    ring.push((await ringPair(N, 0, false)).ticksPerSec);
+    ringDecode.push((await ringPair(N, 0, true)).ticksPerSec);
+    pm.push((await postMessagePair(Math.min(N, 1_000_000), 0)).ticksPerSec);
+  }
+  console.log("\n[ring throughput] 128-byte tick records, producer and consumer in two worker threads");
+  console.log(
+    `  ring (header fields read):            median ${fmt(median(ring))} ticks/s   runs ${ring.map(fmt).join(" ")}`,
+  );
+  console.log(`  ring (+ price/size strings decoded):  median ${fmt(median(ringDecode))} ticks/s`);
+  console.log(`  postMessage (one object per tick):    median ${fmt(median(pm))} ticks/s`);
+  console.log(
+    `  ratio ring / postMessage:             ${(median(ring) / median(pm)).toFixed(1)}×  (decoded: ${(median(ringDecode) / median(pm)).toFixed(1)}×)`,
+  );
+
+  const costs: number[] = [];
+  for (let r = 0; r < RUNS; r++) costs.push(sameThreadCost(N));
+  console.log(
+    `  one write + one read on one thread:   median ${median(costs).toFixed(1)} ns/tick (${fmt(1e9 / median(costs))} ticks/s per core)`,
+  );
+
+  // 1b. Latency at a paced 1M ticks/s.
+  const PACED = Number(process.env.BENCH_PACED_TICKS ?? 1_000_000);
+  const rl = latencySummary((await ringPair(PACED, 1000, false)).lat!);
+  const pl = latencySummary((await postMessagePair(Math.min(PACED, 1_000_000), 1000)).lat!);
+  console.log("\n[latency] producer→consumer at a paced 1M ticks/s (µs, first 10 % dropped as warm-up)");
+  console.log(`  ring:        p50 ${rl.p50.toFixed(2)}  p99 ${rl.p99.toFixed(2)}  p99.9 ${rl.p999.toFixed(2)}`);
+  console.log(`  postMessage: p50 ${pl.p50.toFixed(2)}  p99 ${pl.p99.toFixed(2)}  p99.9 ${pl.p999.toFixed(2)}`);
+
+  // 2. Kraken replay with checksums.
+  const kr = krakenReplay(Math.max(RUNS, 5) * 2);
+  console.log("\n[kraken replay] KRAKEN.ws.50.0 through the production adapter, every checksum verified");
+  console.log(`  ${kr.bookMessages} book messages, ${kr.verified} checksums verified per run`);
+  console.log(
+    `  median ${fmt(kr.perSec)} book messages/s   (JSON.parse alone: ${fmt(kr.parsePerSec)} msg/s, ${(kr.parsePerSec / kr.perSec).toFixed(2)}× faster)`,
+  );
+
+  // 3. Bandwidth.
+  const bw = await bandwidth(50);
+  console.log("\n[bandwidth] all three recordings, 50 ms push interval");
+  console.log(`  raw exchange bytes:            ${fmt(bw.raw)} B`);
+  console.log(
+    `  pushed to the edge:            ${fmt(bw.pushed)} B in ${bw.frames} frames  (${((bw.pushed / bw.raw) * 100).toFixed(1)} % of raw)`,
+  );
+  console.log(`  full-depth snapshot per update: ${fmt(bw.snapshotBytes)} B over ${bw.bookUpdates} book updates`);
+  console.log(`  reduction vs full snapshots:   ${((1 - bw.pushed / bw.snapshotBytes) * 100).toFixed(3)} %`);
+  console.log(
+    `\nload average at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+}
+
+if (isMainThread) {
+  main().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}
