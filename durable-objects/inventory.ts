@@ -13,6 +13,11 @@ export type { InventoryLevel, ReserveInput, ReserveResult } from "../contracts/i
 export const DEFAULT_RESERVATION_TTL_MS = 15 * 60 * 1000;
 /** `inventory.low_stock` fires when `available` drops below this (per SKU, adjustable by admins). */
 export const DEFAULT_LOW_STOCK_THRESHOLD = 10;
+/**
+ * How long a new outbox row waits before the alarm relays it. Under load one relay (one queue
+ * send, one alarm) then carries every change of that window; unsent snapshots also collapse.
+ */
+const RELAY_DELAY_MS = 200;
 /** Outbox rows relayed per queue `sendBatch` (the Queues limit is 100 messages per batch). */
 const RELAY_BATCH = 100;
 /** Backoff of a failed relay: 1 s, 2 s, 4 s … capped at 5 min; retried until it succeeds. */
@@ -217,14 +222,14 @@ export class InventoryObject extends DurableObject<Env> {
       this.changed(row, "reserved", { correlationId: orderId, traceparent: input.traceparent });
       return { ok: true, sku: row.sku, quantity, expiresAt: iso(expiresAt) };
     });
-    if (result.ok) this.scheduleAlarm(Math.min(expiresAt, now));
+    if (result.ok) this.scheduleAlarm(Math.min(expiresAt, now + RELAY_DELAY_MS));
     return result;
   }
 
   /** Returns a live reservation's units to available. No-op when unknown, released or committed. */
   async release(orderId: string): Promise<{ released: boolean }> {
     const released = this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "released"));
-    if (released) this.scheduleAlarm(Date.now());
+    if (released) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
     return { released };
   }
 
@@ -237,7 +242,7 @@ export class InventoryObject extends DurableObject<Env> {
     if (existing.expires_at <= Date.now()) {
       // Past its TTL but the alarm has not run yet: it is expired all the same.
       this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "expired"));
-      this.scheduleAlarm(Date.now());
+      this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
       return { committed: false };
     }
     this.ctx.storage.transactionSync(() => {
@@ -254,7 +259,7 @@ export class InventoryObject extends DurableObject<Env> {
       );
       this.changed(row, "committed", { correlationId: orderId });
     });
-    this.scheduleAlarm(Date.now());
+    this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
     return { committed: true };
   }
 
@@ -301,7 +306,7 @@ export class InventoryObject extends DurableObject<Env> {
       this.changed(row, "adjusted", { correlationId: options.correlationId });
       return { ok: true, level: InventoryObject.toLevel(this.stock()) };
     });
-    if (result.ok) this.scheduleAlarm(Date.now());
+    if (result.ok) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
     return result;
   }
 
@@ -457,7 +462,7 @@ export class InventoryObject extends DurableObject<Env> {
         event.id,
         event.type,
         JSON.stringify(event),
-        now,
+        now + RELAY_DELAY_MS,
       );
     }
   }

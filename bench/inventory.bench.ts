@@ -1,0 +1,288 @@
+// Reservations/s on ONE hot SKU object with 50 concurrent clients through the public API, p50/p99,
+// zero oversell verified at the end, and how throughput scales across many SKUs.
+//
+//   npm run bench -- inventory          (or: node_modules/.bin/node bench/inventory.bench.ts)
+//   BENCH_PORT=8811 BENCH_RUNS=5 …      (defaults: port 8810, 3 runs per scenario, medians reported)
+//
+// It starts its own `wrangler dev` on a private port with a throwaway state directory, so it never
+// touches `npm start`'s data. Every request is a real HTTP request through the whole gateway:
+// request id, tracing, CORS, IP rate limit, ES256 JWT verification, zod validation, then one
+// Durable Object RPC. The baseline, measured in the same run, is GET /health through the same
+// gateway (no auth, no I/O), so the ratio says what auth + validation + the object cost.
+import { randomUUID } from "node:crypto";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { importJWK, SignJWT } from "jose";
+import { devVar, ensureDevVars, ROOT, spawnWrangler, waitUntilReady, wrangler } from "../scripts/local.ts";
+
+const PORT = Number(process.env.BENCH_PORT ?? 8810);
+const BASE = `http://127.0.0.1:${PORT}`;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CLIENTS = 50;
+const REQUESTS_PER_RUN = Number(process.env.BENCH_REQUESTS ?? 6000);
+const HOT_SKU = "BENCH-HOT";
+const SPREAD_SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-S-${String(n).padStart(3, "0")}`);
+const OVERSELL_SKU = "BENCH-OVERSELL";
+const OVERSELL_UNITS = 2000;
+
+// --- a private local platform -------------------------------------------------------------------
+ensureDevVars();
+const dir = mkdtempSync(path.join(tmpdir(), "edgepulse-bench-inventory-"));
+const config = path.join(dir, "wrangler.toml");
+// Same config with absolute paths, and the per-IP edge limit (10k/min) lifted: all 50 benchmark
+// clients share 127.0.0.1 here, whereas real shoppers arrive from 50 addresses.
+const benchToml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
+  .replace(/^main = "workers\/index.ts"/m, `main = "${path.join(ROOT, "workers/index.ts")}"`)
+  .replaceAll('migrations_dir = "d1/migrations"', `migrations_dir = "${path.join(ROOT, "d1/migrations")}"`)
+  .replace(/(name = "IP_RATE_LIMITER"\s*\nnamespace_id = "1001"\s*\nsimple = \{ limit = )10000/, "$1100000000");
+if (!benchToml.includes("limit = 100000000")) throw new Error("could not lift the IP rate limit in the bench config");
+writeFileSync(config, benchToml);
+copyFileSync(path.join(ROOT, ".dev.vars"), path.join(dir, ".dev.vars"));
+const common = ["-c", config, "--persist-to", path.join(dir, "state")];
+
+wrangler(["d1", "migrations", "apply", "DB", "--local", ...common], { quiet: true });
+const allSkus = [HOT_SKU, OVERSELL_SKU, ...SPREAD_SKUS];
+const sqlFile = path.join(dir, "catalog.sql");
+writeFileSync(
+  sqlFile,
+  [
+    "INSERT OR IGNORE INTO categories (id, name) VALUES ('bench', 'Bench');",
+    ...allSkus.flatMap((sku) => [
+      `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount) VALUES ('p-${sku}', '${sku}', '${sku}', 'bench', 1000);`,
+      `INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount) VALUES ('${sku}', 'p-${sku}', '${sku}', 1000);`,
+    ]),
+  ].join("\n"),
+);
+wrangler(["d1", "execute", "DB", "--local", ...common, "--file", sqlFile], { quiet: true });
+
+const worker = spawnWrangler(
+  [
+    "dev",
+    ...common,
+    "--port",
+    String(PORT),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(PORT + 1000),
+    "--var",
+    "LOG_REQUESTS:false",
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "error",
+  ],
+  "bench-worker",
+);
+const cleanup = () => {
+  worker.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on("exit", cleanup);
+process.on("SIGINT", () => process.exit(130));
+
+// --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
+async function token(roles: string[]): Promise<string> {
+  const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JsonWebKey }[];
+  const key = keys[0];
+  if (!key) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
+  const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const issuer = /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "";
+  const audience = /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "";
+  return new SignJWT({ roles })
+    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "at+jwt" })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(`bench-${roles[0]}`)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setNotBefore("0s")
+    .setExpirationTime("15m")
+    .sign(await importJWK(key.privateJwk as Parameters<typeof importJWK>[0], "ES256"));
+}
+
+async function api(pathname: string, init: { method?: string; token?: string; json?: unknown } = {}) {
+  const res = await fetch(`${BASE}${pathname}`, {
+    method: init.method ?? "GET",
+    headers: {
+      ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
+      ...(init.json === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+  });
+  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${pathname}: HTTP ${res.status} ${await res.text()}`);
+  return res.json() as Promise<Record<string, unknown>>;
+}
+
+// --- load ---------------------------------------------------------------------------------------
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  other: number;
+}
+
+let orderSeq = 0;
+/** One fixed-size run (every request completes, so server-side counts can be checked exactly). */
+async function load(opts: {
+  amount: number;
+  method: "GET" | "POST";
+  path: () => string;
+  auth?: string;
+  body?: () => string;
+}) {
+  const result = await autocannon({
+    url: BASE,
+    connections: CLIENTS,
+    amount: opts.amount,
+    requests: [
+      {
+        method: opts.method,
+        headers: {
+          ...(opts.auth ? { authorization: `Bearer ${opts.auth}` } : {}),
+          ...(opts.method === "POST" ? { "content-type": "application/json" } : {}),
+        },
+        setupRequest: (req) => ({
+          ...req,
+          path: opts.path(),
+          ...(opts.method === "POST"
+            ? { body: opts.body?.() ?? JSON.stringify({ orderId: `bench-${++orderSeq}`, quantity: 1 }) }
+            : {}),
+        }),
+      },
+    ],
+  });
+  const ok = result["2xx"];
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ok,
+    other: result.non2xx + result.errors + result.timeouts,
+    statuses: result.statusCodeStats as Record<string, { count: number }>,
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function scenario(name: string, opts: Parameters<typeof load>[0]): Promise<Run> {
+  const runs: Run[] = [];
+  for (let r = 0; r < RUNS; r++) runs.push(await load(opts));
+  const out = {
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    ok: runs.reduce((s, r) => s + r.ok, 0),
+    other: runs.reduce((s, r) => s + r.other, 0),
+  };
+  console.log(
+    `${name.padEnd(44)} ${out.rps.toFixed(0).padStart(6)} req/s   p50 ${String(out.p50).padStart(4)} ms   p99 ${String(out.p99).padStart(4)} ms   (2xx ${out.ok}, other ${out.other}; runs: ${runs.map((r) => r.rps.toFixed(0)).join(", ")})`,
+  );
+  return out;
+}
+
+try {
+  await waitUntilReady(`${BASE}/ready`, 120_000);
+  const [admin, service] = await Promise.all([token(["admin"]), token(["service"])]);
+  // Plenty of stock for the throughput runs (they measure reservations, not sold-out answers).
+  const plenty = 100_000_000;
+  for (let i = 0; i < allSkus.length; i += 100) {
+    await api("/v1/admin/inventory", {
+      method: "PUT",
+      token: admin,
+      json: {
+        items: allSkus
+          .slice(i, i + 100)
+          .map((sku) => ({ sku, onHand: sku === OVERSELL_SKU ? OVERSELL_UNITS : plenty })),
+      },
+    });
+  }
+
+  const reserveOn = (skus: string[]) => {
+    let n = 0;
+    return () => `/v1/admin/inventory/${skus[n++ % skus.length]}/reservations`;
+  };
+  // Warm-up: JIT, first object instantiation, connection setup.
+  await load({ amount: 1000, method: "GET", path: () => "/health" });
+  await load({ amount: 1000, method: "POST", path: reserveOn(SPREAD_SKUS), auth: service });
+  await load({ amount: 500, method: "POST", path: reserveOn([HOT_SKU]), auth: service });
+
+  console.log(
+    `\n${CLIENTS} clients, ${REQUESTS_PER_RUN} requests per run, median of ${RUNS} runs; ${new Date().toISOString()}\n`,
+  );
+  const baseline = await scenario("baseline: GET /health", {
+    amount: REQUESTS_PER_RUN,
+    method: "GET",
+    path: () => "/health",
+  });
+  // Where the time goes: the same request refused right after JWT verification + zod validation.
+  const authOnly = await scenario("auth + validation only (400, no object call)", {
+    amount: REQUESTS_PER_RUN,
+    method: "POST",
+    path: () => `/v1/admin/inventory/${HOT_SKU}/reservations`,
+    auth: service,
+    body: () => "{}",
+  });
+  const hot = await scenario("reserve, 1 hot SKU", {
+    amount: REQUESTS_PER_RUN,
+    method: "POST",
+    path: reserveOn([HOT_SKU]),
+    auth: service,
+  });
+  const spread: [number, Run][] = [];
+  for (const n of [10, 100]) {
+    spread.push([
+      n,
+      await scenario(`reserve, spread over ${n} SKUs`, {
+        amount: REQUESTS_PER_RUN,
+        method: "POST",
+        path: reserveOn(SPREAD_SKUS.slice(0, n)),
+        auth: service,
+      }),
+    ]);
+  }
+
+  // Every 2xx reservation must be on the books, no more and no fewer.
+  const hotLevel = await api(`/v1/inventory/${HOT_SKU}`);
+  const hotExpected = 500 + hot.ok;
+  if (hotLevel.reserved !== hotExpected) {
+    throw new Error(`hot SKU: ${String(hotLevel.reserved)} reserved but ${hotExpected} reservations answered 2xx`);
+  }
+
+  // Oversell check: twice as many distinct orders as units, all at once on one SKU.
+  const sellout = await load({
+    amount: OVERSELL_UNITS * 2,
+    method: "POST",
+    path: reserveOn([OVERSELL_SKU]),
+    auth: service,
+  });
+  const level = await api(`/v1/inventory/${OVERSELL_SKU}`);
+  const conflicts = sellout.statuses["409"]?.count ?? 0;
+  const oversold = sellout.ok !== OVERSELL_UNITS || level.reserved !== OVERSELL_UNITS || level.available !== 0;
+  console.log(
+    `\nsell-out: ${OVERSELL_UNITS * 2} orders for ${OVERSELL_UNITS} units → ${sellout.ok} reserved (200), ${conflicts} out of stock (409); level ${JSON.stringify(level)}`,
+  );
+  if (oversold || conflicts !== OVERSELL_UNITS) throw new Error("OVERSELL or lost reservation detected");
+  console.log("zero oversell: OK");
+
+  console.log(`\nsummary (medians)`);
+  console.log(`  baseline GET /health           ${baseline.rps.toFixed(0)} req/s, p99 ${baseline.p99} ms`);
+  console.log(`  auth + validation only          ${authOnly.rps.toFixed(0)} req/s, p99 ${authOnly.p99} ms`);
+  console.log(
+    `  hot SKU reservations           ${hot.rps.toFixed(0)} /s (${((hot.rps / baseline.rps) * 100).toFixed(0)}% of baseline), p50 ${hot.p50} ms, p99 ${hot.p99} ms; target ≥ 1500/s, p99 < 100 ms`,
+  );
+  for (const [n, r] of spread) {
+    console.log(
+      `  ${`${n} SKUs`.padEnd(30)} ${r.rps.toFixed(0)} /s (×${(r.rps / hot.rps).toFixed(2)} vs hot), p99 ${r.p99} ms`,
+    );
+  }
+} finally {
+  cleanup();
+}
+process.exit(0);
