@@ -480,47 +480,51 @@ export class OrderObject extends DurableObject<Env> {
    * Sends unsent outbox rows in order. One relay at a time per object: a change made while a
    * relay is in flight is picked up by the same loop, so events leave in revision order.
    */
-  private async relay(): Promise<void> {
+  private relay(): Promise<void> {
     if (this.relaying) {
       this.relayAgain = true;
       return this.relaying;
     }
-    this.relaying = (async () => {
+    // Assigned before the loop can finish, and cleared only by this promise's own continuation.
+    const run = this.relayLoop().finally(() => {
+      this.relaying = null;
+    });
+    this.relaying = run;
+    return run;
+  }
+
+  private async relayLoop(): Promise<void> {
+    do {
+      this.relayAgain = false;
+      const rows = this.sql
+        .exec<{ seq: number; body: string; attempts: number }>(
+          "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+          RELAY_BATCH,
+        )
+        .toArray();
+      if (rows.length === 0) break;
+      const last = rows[rows.length - 1]!.seq;
       try {
-        do {
-          this.relayAgain = false;
-          const rows = this.sql
-            .exec<{ seq: number; body: string; attempts: number }>(
-              "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-              RELAY_BATCH,
-            )
-            .toArray();
-          if (rows.length === 0) break;
-          const last = rows[rows.length - 1]!.seq;
-          try {
-            await this.env.SAGA_EVENTS.sendBatch(
-              rows.map((r) => ({ body: JSON.parse(r.body) as OrderEvent, contentType: "json" as const })),
-            );
-            this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", Date.now(), last);
-          } catch (error) {
-            this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE sent_at IS NULL AND seq <= ?", last);
-            console.error(
-              JSON.stringify({
-                level: "error",
-                msg: "outbox relay failed; alarm retries",
-                object: this.label,
-                error: String(error),
-              }),
-            );
-            break;
-          }
-        } while (this.relayAgain || this.hasUnsent());
-      } finally {
-        this.relaying = null;
+        await this.env.SAGA_EVENTS.sendBatch(
+          rows.map((r) => ({ body: JSON.parse(r.body) as OrderEvent, contentType: "json" as const })),
+        );
+        this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", Date.now(), last);
+      } catch (error) {
+        this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE sent_at IS NULL AND seq <= ?", last);
+        console.error(
+          JSON.stringify({
+            level: "error",
+            msg: "outbox relay failed; alarm retries",
+            object: this.label,
+            error: String(error),
+          }),
+        );
+        break;
       }
-      await this.rearm();
-    })();
-    return this.relaying;
+    } while (this.relayAgain || this.hasUnsent());
+    // Anything written after the last check is still covered: rearm sees unsent rows and
+    // schedules the alarm for them.
+    await this.rearm();
   }
 
   private hasUnsent(): boolean {
