@@ -35,6 +35,8 @@ export const HostConfig = z.object({
       /** A ready-made service token (skips the exchange). */
       token: z.string().min(1).optional(),
       enabled: z.boolean().default(true),
+      /** Offer permessage-deflate on the publish sockets. */
+      compress: z.boolean().default(true),
     })
     .prefault({}),
   pushIntervalMs: z.number().int().min(5).max(5_000).default(50),

@@ -2,6 +2,7 @@
 // edge, serves /health, /ready and /metrics, and reports its health to the edge.
 //
 //   npm run collector -- [--config file.json] [--replay http://127.0.0.1:8830] [--edge http://127.0.0.1:8787]
+//   npm run collector -- --local      (replay server + host against the local Worker, one process)
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
@@ -46,7 +47,8 @@ export async function startCollectorHost(
   const links: LinkFactory =
     opts.links ??
     (config.edge.enabled
-      ? (symbol, handlers) => new EdgeLink({ edgeUrl: config.edge.url, symbol, token, log, ...handlers })
+      ? (symbol, handlers) =>
+          new EdgeLink({ edgeUrl: config.edge.url, symbol, token, log, compress: config.edge.compress, ...handlers })
       : offlineLink);
   const publisher = new Publisher({
     sources: [...supervisor.exchanges.values()].map((ex) => ({
@@ -156,8 +158,20 @@ async function cli(): Promise<void> {
       replay: { type: "string" },
       edge: { type: "string" },
       "ops-port": { type: "string" },
+      local: { type: "boolean", default: false },
     },
   });
+  if (values.local) {
+    const { startLocalMarketData } = await import("./local.ts");
+    const local = await startLocalMarketData({
+      ...(values.edge ? { edgeUrl: values.edge } : {}),
+      ...(values["ops-port"] ? { opsPort: Number(values["ops-port"]) } : {}),
+    });
+    const stop = () => void local.stop().then(() => process.exit(0));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return;
+  }
   const env = { ...process.env };
   if (values.replay) env.COLLECTOR_REPLAY_URL = values.replay;
   if (values.edge) env.EDGE_URL = values.edge;

@@ -13,6 +13,8 @@ export interface EdgeLinkOptions {
   onControl(control: IngestControl): void;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** Offer permessage-deflate (RFC 7692) on the publish socket. */
+  compress?: boolean;
   /** Stop writing (and resync later) when the socket's send buffer exceeds this. */
   maxBufferedBytes?: number;
 }
@@ -88,7 +90,8 @@ export class EdgeLink {
     if (this.stopped) return;
     const ws = new WebSocket(this.url, {
       headers: { Authorization: `Bearer ${token}` },
-      perMessageDeflate: false,
+      // Offered, used only if the edge agrees: repeated JSON keys compress to a few bytes.
+      perMessageDeflate: this.opts.compress ?? true,
       handshakeTimeout: 10_000,
     });
     this.ws = ws;
