@@ -1,0 +1,250 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { insertSku, stock } from "./commerce-fixtures";
+import { call, tokenFor } from "./helpers";
+import { CARDS, cartWith, isFinal, newShopper, placeOrder, SHIPPING, waitForOrder } from "./order-fixtures";
+
+const storedKeys = async () =>
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM idempotency_keys").first<{ n: number }>())?.n;
+
+describe("POST /v1/orders with Idempotency-Key", () => {
+  it("same key + same body → the first response; other body → 422; never a second order", async () => {
+    await insertSku("IDEM-1");
+    await stock("IDEM-1", 5);
+    const shopper = await newShopper();
+    const cartId = await cartWith(shopper, [{ sku: "IDEM-1", quantity: 1 }]);
+    const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
+    const first = await placeOrder(shopper, cartId, CARDS.ok, key);
+    expect(first.status).toBe(202);
+    const body = (await first.json()) as { id: string; status: string };
+    expect(first.headers.get("location")).toBe(`/v1/orders/${body.id}`);
+
+    const replay = await placeOrder(shopper, cartId, CARDS.ok, key);
+    expect(replay.status).toBe(202);
+    expect(await replay.json()).toEqual(body);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+
+    const other = await placeOrder(shopper, cartId, CARDS.declined, key);
+    expect(other.status).toBe(422);
+    expect(other.headers.get("content-type")).toContain("application/problem+json");
+
+    // Without the key, the frozen cart refuses a second checkout: no double order either way.
+    const again = await placeOrder(shopper, cartId);
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { detail: string }).detail).toContain(body.id);
+    expect((await waitForOrder(body.id, isFinal)).status).toBe("confirmed");
+    expect(await env.INVENTORY.getByName("IDEM-1").level()).toMatchObject({ sold: 1, reserved: 0 });
+  });
+
+  it("concurrent duplicates: one 202, the rest 409 (in progress) or the replayed 202 — one order", async () => {
+    await insertSku("IDEM-2");
+    await stock("IDEM-2", 5);
+    const shopper = await newShopper();
+    const cartId = await cartWith(shopper, [{ sku: "IDEM-2", quantity: 1 }]);
+    const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
+    const responses = await Promise.all(Array.from({ length: 8 }, () => placeOrder(shopper, cartId, CARDS.ok, key)));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.every((s) => s === 202 || s === 409)).toBe(true);
+    expect(statuses).toContain(409);
+    const ids = new Set(
+      await Promise.all(
+        responses.filter((r) => r.status === 202).map(async (r) => ((await r.json()) as { id: string }).id),
+      ),
+    );
+    expect(ids.size).toBe(1);
+    const [id] = [...ids];
+    expect((await waitForOrder(id!, isFinal)).status).toBe("confirmed");
+    expect(await env.INVENTORY.getByName("IDEM-2").level()).toMatchObject({ sold: 1, reserved: 0 });
+  });
+
+  it("bad input is a 400 problem+json and changes nothing (cart stays open, no key stored)", async () => {
+    await insertSku("IDEM-BAD");
+    await stock("IDEM-BAD", 5);
+    const shopper = await newShopper();
+    const cartId = await cartWith(shopper, [{ sku: "IDEM-BAD", quantity: 1 }]);
+    const before = await storedKeys();
+    const cases: unknown[] = [
+      {},
+      { cartId, payment: { method: "card" }, shippingAddress: SHIPPING },
+      { cartId, payment: { method: "card", cardNumber: "4242424242424241" }, shippingAddress: SHIPPING },
+      {
+        cartId,
+        payment: { method: "card", cardNumber: CARDS.ok, token: "tok_sim_success_4242" },
+        shippingAddress: SHIPPING,
+      },
+      { cartId, payment: { method: "card", token: "tok_unknown" }, shippingAddress: SHIPPING },
+      { cartId, payment: { method: "cash" }, shippingAddress: SHIPPING },
+      {
+        cartId,
+        payment: { method: "card", cardNumber: CARDS.ok },
+        shippingAddress: { ...SHIPPING, country: "Britain" },
+      },
+      { cartId, payment: { method: "card", cardNumber: CARDS.ok }, shippingAddress: SHIPPING, extra: 1 },
+    ];
+    for (const json of cases) {
+      const res = await call("/v1/orders", { method: "POST", token: shopper.token, json });
+      expect(res.status, JSON.stringify(json)).toBe(400);
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+    }
+    const badKey = await call("/v1/orders", {
+      method: "POST",
+      token: shopper.token,
+      headers: { "Idempotency-Key": "x".repeat(256) },
+      json: { cartId, payment: { method: "card", cardNumber: CARDS.ok }, shippingAddress: SHIPPING },
+    });
+    expect(badKey.status).toBe(400);
+    expect(await storedKeys()).toBe(before);
+    const cart = await call(`/v1/carts/${cartId}`, { token: shopper.token });
+    expect(((await cart.json()) as { status: string }).status).toBe("open");
+    expect((await call("/v1/orders", { method: "POST", json: {} })).status).toBe(401);
+  });
+});
+
+describe("order visibility, cancel and refunds", () => {
+  it("a customer never sees or cancels another's order (404), and cannot cancel a confirmed one (409)", async () => {
+    await insertSku("ACL-1", { amount: 1000 });
+    await stock("ACL-1", 5);
+    const owner = await newShopper();
+    const stranger = await newShopper();
+    const { id } = (await (await placeOrder(owner, await cartWith(owner, [{ sku: "ACL-1", quantity: 1 }]))).json()) as {
+      id: string;
+    };
+    expect((await call(`/v1/orders/${id}`, { token: stranger.token })).status).toBe(404);
+    expect((await call(`/v1/orders/${id}/cancel`, { method: "POST", token: stranger.token })).status).toBe(404);
+    expect((await call("/v1/orders/ord_000000000000000000000000", { token: owner.token })).status).toBe(404);
+    expect((await call("/v1/orders/not-an-id", { token: owner.token })).status).toBe(400);
+    await waitForOrder(id, isFinal);
+    const cancel = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: owner.token });
+    expect(cancel.status).toBe(409);
+    expect((await env.ORDER.getByName(id).view())?.status).toBe("confirmed");
+
+    // The stranger's list is empty; the owner's list has the order (read model, newest first).
+    await expect
+      .poll(async () =>
+        ((await (await call("/v1/orders", { token: owner.token })).json()) as { items: { id: string }[] }).items.map(
+          (o) => o.id,
+        ),
+      )
+      .toEqual([id]);
+    const theirs = (await (await call("/v1/orders", { token: stranger.token })).json()) as { items: unknown[] };
+    expect(theirs.items).toEqual([]);
+  });
+
+  it("GET /v1/orders pages newest first with a cursor", async () => {
+    await insertSku("LIST-1");
+    await stock("LIST-1", 10);
+    const shopper = await newShopper();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await placeOrder(shopper, await cartWith(shopper, [{ sku: "LIST-1", quantity: 1 }]));
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    await Promise.all(ids.map((id) => waitForOrder(id, isFinal)));
+    await expect
+      .poll(
+        async () =>
+          (
+            await env.DB.prepare("SELECT COUNT(*) AS n FROM orders_view WHERE user_id = ?")
+              .bind(shopper.userId)
+              .first<{ n: number }>()
+          )?.n,
+      )
+      .toBe(3);
+    const page1 = (await (await call("/v1/orders?limit=2", { token: shopper.token })).json()) as {
+      items: { id: string }[];
+      nextCursor: string | null;
+    };
+    expect(page1.items.map((o) => o.id)).toEqual([ids[2], ids[1]]);
+    expect(page1.nextCursor).toBeTruthy();
+    const page2 = (await (
+      await call(`/v1/orders?limit=2&cursor=${page1.nextCursor}`, { token: shopper.token })
+    ).json()) as {
+      items: { id: string }[];
+      nextCursor: string | null;
+    };
+    expect(page2).toEqual({ items: [expect.objectContaining({ id: ids[0] })], nextCursor: null });
+    expect((await call("/v1/orders?cursor=%%%", { token: shopper.token })).status).toBe(400);
+    expect((await call("/v1/orders?limit=101", { token: shopper.token })).status).toBe(400);
+  });
+
+  it("customer cancel of a reserved order → cancelled (customer), stock released, email sent", async () => {
+    await insertSku("CANCEL-1");
+    await stock("CANCEL-1", 3);
+    const shopper = await newShopper(undefined, `cancel-${crypto.randomUUID()}@example.test`);
+    const cartId = await cartWith(shopper, [{ sku: "CANCEL-1", quantity: 3 }]);
+    // The "hang" card holds the payment step (PAYMENT_TIMEOUT_MS) while the order is reserved,
+    // so the cancel deterministically lands before payment.
+    const { id } = (await (await placeOrder(shopper, cartId, CARDS.hang)).json()) as { id: string };
+    await waitForOrder(id, (o) => o.status === "reserved");
+    const res = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: shopper.token });
+    expect(res.status).toBe(202);
+    const order = await waitForOrder(id, isFinal);
+    expect(order).toMatchObject({ status: "cancelled", reason: "customer" });
+    await expect.poll(async () => (await env.INVENTORY.getByName("CANCEL-1").level()).available).toBe(3);
+    await expect
+      .poll(
+        async () => (await env.DB.prepare("SELECT kind FROM notifications WHERE order_id = ?").bind(id).all()).results,
+      )
+      .toEqual([{ kind: "order_cancelled" }]);
+    // Cancelling again is idempotent.
+    expect((await call(`/v1/orders/${id}/cancel`, { method: "POST", token: shopper.token })).status).toBe(202);
+  });
+
+  it("admin refunds: partial then the rest, idempotent per key, never more than captured", async () => {
+    await insertSku("REFUND-1", { amount: 5000 });
+    await stock("REFUND-1", 2);
+    const shopper = await newShopper(undefined, `refund-${crypto.randomUUID()}@example.test`);
+    const { id } = (await (
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REFUND-1", quantity: 1 }]))
+    ).json()) as { id: string };
+    await waitForOrder(id, isFinal);
+    const admin = await tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
+    const refund = (amount: number | undefined, key: string) =>
+      call(`/v1/admin/orders/${id}/refund`, {
+        method: "POST",
+        token: admin,
+        headers: { "Idempotency-Key": key },
+        json: amount === undefined ? {} : { amount },
+      });
+
+    expect(
+      (await call(`/v1/admin/orders/${id}/refund`, { method: "POST", token: shopper.token, json: {} })).status,
+    ).toBe(403);
+    const partial = await refund(2000, "r1");
+    expect(partial.status).toBe(202);
+    const partialBody = (await partial.json()) as { refundId: string; amount: number };
+    expect(partialBody.amount).toBe(2000);
+    const replay = await refund(2000, "r1");
+    expect(await replay.json()).toEqual(partialBody);
+    expect((await refund(3000, "r1")).status).toBe(422);
+    expect((await refund(3001, "r2")).status).toBe(409);
+    await waitForOrder(id, (o) => o.payment.refunded === 2000);
+    expect((await env.ORDER.getByName(id).view())?.status).toBe("confirmed");
+
+    const rest = await refund(undefined, "r3");
+    expect(rest.status).toBe(202);
+    expect(((await rest.json()) as { amount: number }).amount).toBe(3000);
+    const order = await waitForOrder(id, (o) => o.status === "refunded");
+    expect(order.payment).toMatchObject({ status: "refunded", refunded: 5000, captured: 5000 });
+    expect(order.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed", "refunded"]);
+    expect((await refund(1, "r4")).status).toBe(409);
+    const ledger = await env.DB.prepare(
+      "SELECT amount FROM payment_ledger WHERE order_id = ? AND kind = 'refund' ORDER BY amount",
+    )
+      .bind(id)
+      .all<{ amount: number }>();
+    expect(ledger.results.map((r) => r.amount)).toEqual([2000, 3000]);
+    await expect
+      .poll(
+        async () =>
+          (
+            await env.DB.prepare(
+              "SELECT COUNT(*) AS n FROM notifications WHERE order_id = ? AND kind = 'order_refunded'",
+            )
+              .bind(id)
+              .first<{ n: number }>()
+          )?.n,
+      )
+      .toBe(2);
+  });
+});
