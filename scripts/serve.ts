@@ -1,0 +1,136 @@
+// `npm run serve`: the built Worker bundle on Miniflare directly — the same workerd runtime and the
+// same bindings, persisted state and secrets as `wrangler dev`, minus wrangler's proxy worker and
+// inspector-based logging on the request path (see README "Performance / Gateway" for the
+// difference). Usage: PORT=8787 PERSIST_TO=.wrangler/state node scripts/serve.ts
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { ROOT, wrangler } from "./local.ts";
+
+const PORT = Number(process.env.PORT ?? 8787);
+const HOST = process.env.HOST ?? "127.0.0.1";
+/** Same layout as `wrangler dev --persist-to`, so both servers (and `wrangler d1 ... --local`) share data. */
+const PERSIST_TO = path.resolve(ROOT, process.env.PERSIST_TO ?? ".wrangler/state");
+const OUT_DIR = path.join(ROOT, ".local", "serve-dist");
+
+/**
+ * Miniflare simulates each rate-limit binding with a Durable Object that writes a SQLite row to
+ * disk on every call — by far the largest cost of a request here (see README), and not how the
+ * platform works: production counters live in memory next to the Worker. `RATE_LIMITS=memory`
+ * (the default here) serves the same bindings from an in-memory limiter with Miniflare's exact
+ * semantics (fixed windows aligned to the clock, per key); `RATE_LIMITS=miniflare` keeps
+ * Miniflare's own simulation, as `wrangler dev` has it.
+ */
+const RATE_LIMITS = process.env.RATE_LIMITS ?? "memory";
+const MEMORY_LIMITER = `
+import { WorkerEntrypoint } from "cloudflare:workers";
+const buckets = new Map();
+function hit(key, limit, period) {
+  const epoch = Math.floor(Date.now() / (period * 1000));
+  const bucket = buckets.get(key);
+  if (!bucket || bucket.epoch !== epoch) {
+    if (buckets.size > 100000) buckets.clear();
+    buckets.set(key, { epoch, count: 1 });
+    return { success: true };
+  }
+  if (bucket.count >= limit) return { success: false };
+  bucket.count++;
+  return { success: true };
+}
+export class Limiter extends WorkerEntrypoint {
+  limit({ key = "" } = {}) {
+    const { name, limit, period } = this.ctx.props;
+    return hit(name + ":" + key, limit, period);
+  }
+}
+export default { fetch() { return new Response(null, { status: 404 }); } };
+`;
+
+/** Parses .dev.vars (local secrets) the way wrangler does: KEY=value, optional single quotes. */
+function readDevVars(): Record<string, string> {
+  const file = path.join(ROOT, ".dev.vars");
+  if (!existsSync(file)) return {};
+  const vars: Record<string, string> = {};
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (match) vars[match[1]!] = match[2]!.replace(/^'(.*)'$/, "$1").replace(/^"(.*)"$/, "$1");
+  }
+  return vars;
+}
+
+// Log lines are batched and written once per event-loop turn, so a burst of requests costs one
+// write syscall instead of one per line, and the runtime never waits on the terminal.
+let pending: string[] = [];
+function writeLog(line: string): void {
+  if (pending.length === 0) setImmediate(flushLogs);
+  pending.push(line);
+}
+function flushLogs(): void {
+  const lines = pending;
+  pending = [];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/** Builds the deployable bundle and serves it; resolves once the server accepts requests. */
+export async function serve(): Promise<{ url: string; dispose: () => Promise<void> }> {
+  wrangler(["deploy", "--dry-run", "--outdir", OUT_DIR], { quiet: true });
+  // modulesRules only matter for unbundled sources; the dry-run output is one ES module.
+  const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(
+    path.join(ROOT, "wrangler.toml"),
+  ).workerOptions;
+  const { ratelimits = {}, serviceBindings = {}, ...rest } = workerOptions;
+  const limiterBindings =
+    RATE_LIMITS === "memory"
+      ? Object.fromEntries(
+          Object.entries(ratelimits).map(([name, cfg]) => [
+            name,
+            {
+              name: "memory-rate-limits",
+              entrypoint: "Limiter",
+              props: { name, limit: cfg.simple.limit, period: cfg.simple.period ?? 60 },
+            },
+          ]),
+        )
+      : {};
+  // wrangler still speaks Miniflare's v4 option shape; Miniflare 5 converts it.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      host: HOST,
+      port: PORT,
+      rootPath: ROOT,
+      resourcePersistencePath: path.join(PERSIST_TO, "v3"),
+      logRequests: false,
+      handleStructuredLogs: ({ level, message }) => writeLog(level === "error" ? `[error] ${message}` : message),
+      workers: [
+        {
+          ...rest,
+          name: "edgepulse",
+          modules: true,
+          scriptPath: path.join(OUT_DIR, "index.js"),
+          bindings: { ...rest.bindings, ...readDevVars() },
+          ratelimits: RATE_LIMITS === "memory" ? undefined : ratelimits,
+          serviceBindings: { ...serviceBindings, ...limiterBindings },
+        },
+        ...(RATE_LIMITS === "memory"
+          ? [{ name: "memory-rate-limits", modules: true, script: MEMORY_LIMITER, compatibilityDate: "2026-11-01" }]
+          : []),
+      ],
+    }),
+  );
+  const url = await mf.ready;
+  return { url: url.origin, dispose: () => mf.dispose() };
+}
+
+if (import.meta.main) {
+  const { url, dispose } = await serve();
+  console.log(
+    `[serve] edgepulse on ${url} (bundle on Miniflare, rate limits: ${RATE_LIMITS}, state in ${path.relative(ROOT, PERSIST_TO)})`,
+  );
+  const stop = async () => {
+    await dispose();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
