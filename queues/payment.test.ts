@@ -1,0 +1,78 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import type { OrderEvent } from "../contracts/saga-events";
+import { dispatchBatch } from "./dispatch";
+
+/** An `order.reserved` event for an order no OrderObject knows (the consumer's effects only). */
+function reserved(orderId: string, token: string): OrderEvent {
+  const now = new Date().toISOString();
+  return {
+    id: crypto.randomUUID(),
+    type: "order.reserved",
+    version: 1,
+    orderId,
+    revision: 2,
+    correlationId: orderId,
+    occurredAt: now,
+    paymentToken: token,
+    order: {
+      id: orderId,
+      userId: "u-unit",
+      status: "reserved",
+      items: [],
+      total: { amount: 1234, currency: "USD" },
+      payment: { status: "pending", refunded: 0 },
+      createdAt: now,
+      updatedAt: now,
+    },
+  };
+}
+
+/** Runs the queue handler on one message; also reports the backoff it asked for. */
+async function deliver(body: OrderEvent, attempts: number) {
+  const batch = createMessageBatch("saga-events", [{ id: `m-${attempts}`, timestamp: new Date(), attempts, body }]);
+  // getQueueResult() does not report delaySeconds, so watch the retry() call itself.
+  const retry = vi.spyOn(batch.messages[0]!, "retry");
+  const ctx = createExecutionContext();
+  await dispatchBatch(batch, env, ctx);
+  const result = await getQueueResult(batch, ctx);
+  return { ...result, delays: retry.mock.calls.map(([options]) => options?.delaySeconds) };
+}
+
+const ledgerKinds = async (orderId: string) =>
+  (
+    await env.DB.prepare("SELECT kind FROM payment_ledger WHERE order_id = ? ORDER BY created_at, kind")
+      .bind(orderId)
+      .all<{ kind: string }>()
+  ).results.map((r) => r.kind);
+
+describe("payment consumer retry decisions", () => {
+  it("retries a transient failure with exponential backoff, then charges once when the provider recovers", async () => {
+    const event = reserved("ord_unit_transient", "tok_sim_transient_0119");
+    expect(await deliver(event, 1)).toMatchObject({ retryMessages: [{ msgId: "m-1" }], delays: [1] });
+    expect(await deliver(event, 2)).toMatchObject({ retryMessages: [{ msgId: "m-2" }], delays: [2] });
+    const third = await deliver(event, 3);
+    expect(third.retryMessages).toEqual([]);
+    expect(third.explicitAcks).toEqual(["m-3"]);
+    expect(await ledgerKinds(event.orderId)).toEqual(["failure", "failure", "authorization", "capture"]);
+    // A duplicate delivery afterwards is acked and books nothing new.
+    expect((await deliver(event, 1)).explicitAcks).toEqual(["m-1"]);
+    expect(await ledgerKinds(event.orderId)).toHaveLength(4);
+  });
+
+  it("on the last delivery it stops retrying (no dead letter) and books the failure", async () => {
+    const event = reserved("ord_unit_lastchance", "tok_sim_transient_0119");
+    const result = await deliver(event, 4);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toEqual(["m-4"]);
+    expect(await ledgerKinds(event.orderId)).toEqual(["failure"]);
+  });
+
+  it("a decline is acked at once, never retried, and never charged", async () => {
+    const event = reserved("ord_unit_declined", "tok_sim_declined_0002");
+    const result = await deliver(event, 1);
+    expect(result).toMatchObject({ retryMessages: [], explicitAcks: ["m-1"] });
+    expect(await ledgerKinds(event.orderId)).toEqual(["failure"]);
+  });
+});
