@@ -121,3 +121,13 @@ export const deadLetters = sqliteTable(
   },
   (t) => [index("dead_letters_order_idx").on(t.orderId)],
 );
+
+/**
+ * Highest inventory-event revision projected into the catalog per SKU: inventory events may
+ * arrive duplicated or out of order, and only a newer one may overwrite `available`.
+ */
+export const inventoryProjection = sqliteTable("inventory_projection", {
+  sku: text("sku").primaryKey(),
+  revision: integer("revision").notNull(),
+  updatedAt: text("updated_at").notNull().default(nowIso),
+});
