@@ -44,7 +44,28 @@ export async function projectOrderEvent(event: OrderEvent, env: Env): Promise<vo
     });
 }
 
-/** Inventory events carry the SKU's full level: project its `available` into the catalog. */
+/**
+ * Inventory events carry the SKU's full level: project its `available` into the catalog, newest
+ * revision wins. The claim is atomic in D1, so a duplicate or an older event projects nothing.
+ * Two newer events can still interleave their catalog writes; the one that finds its revision
+ * superseded afterwards re-projects the SKU's live level, so the catalog converges on the truth.
+ */
 export async function projectInventoryEvent(event: InventoryEvent, env: Env): Promise<void> {
+  const claimed = await env.DB.prepare(
+    `INSERT INTO inventory_projection (sku, revision) VALUES (?1, ?2)
+     ON CONFLICT (sku) DO UPDATE SET revision = excluded.revision, updated_at = excluded.updated_at
+       WHERE excluded.revision > inventory_projection.revision
+     RETURNING revision`,
+  )
+    .bind(event.sku, event.revision)
+    .first();
+  if (!claimed) return;
   await projectAvailability(env, event.sku, event.available);
+  const latest = await env.DB.prepare("SELECT revision FROM inventory_projection WHERE sku = ?")
+    .bind(event.sku)
+    .first<{ revision: number }>();
+  if (latest && latest.revision > event.revision) {
+    const level = await env.INVENTORY.getByName(event.sku).level();
+    await projectAvailability(env, event.sku, level.available);
+  }
 }
