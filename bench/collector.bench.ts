@@ -6,7 +6,15 @@
 //   3. Bytes pushed to the edge vs (a) the raw exchange bytes and (b) a full-depth snapshot per
 //      update, on the recorded fixtures with the default 50 ms push interval.
 import os from "node:os";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import {
+  isMainThread,
+  MessageChannel,
+  type MessagePort,
+  parentPort,
+  type TransferListItem,
+  Worker,
+  workerData,
+} from "node:worker_threads";
 import zlib from "node:zlib";
 import { createBinanceAdapter } from "../collector-host/src/exchanges/binanceus.ts";
 import { createCoinbaseAdapter } from "../collector-host/src/exchanges/coinbase.ts";
@@ -194,9 +202,9 @@ interface PairResult {
 
 function spawn(
   role: Role,
-  transfer: Transferable[] = [],
+  transfer: TransferListItem[] = [],
 ): Promise<{ ms?: number; producerMs?: number; lat?: Float64Array }> {
-  const w = new Worker(new URL(import.meta.url), { workerData: role, transferList: transfer as never });
+  const w = new Worker(new URL(import.meta.url), { workerData: role, transferList: transfer });
   return new Promise((resolve, reject) => {
     w.once("message", resolve);
     w.once("error", reject);

@@ -5,7 +5,7 @@ import { readWsFixture } from "../src/replay/fixtures.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 import { testContext } from "./support.ts";
 
-export const KRAKEN_SYMBOLS = [
+const KRAKEN_SYMBOLS = [
   "WAVES/EUR",
   "XMR/USD",
   "KSM/XBT",

@@ -27,7 +27,7 @@ export function createCoinbaseAdvancedAdapter(
   let lastSeq = -1;
   let broken = false;
 
-  function onL2(event: Record<string, unknown>): void {
+  function onL2(event: Record<string, unknown>) {
     ctx.stats.inc("bookMessages");
     const symbol = index.of(event.product_id);
     if (symbol < 0 || !Array.isArray(event.updates)) return void ctx.stats.inc("malformed");

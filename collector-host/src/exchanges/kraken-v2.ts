@@ -65,7 +65,7 @@ export function createKrakenV2Adapter(ctx: AdapterContext, options: Partial<Krak
     return false;
   }
 
-  function onBook(type: unknown, entry: Record<string, unknown>): void {
+  function onBook(type: unknown, entry: Record<string, unknown>) {
     ctx.stats.inc("bookMessages");
     const symbol = index.of(entry.symbol);
     if (symbol < 0) return void ctx.stats.inc("malformed");

@@ -41,7 +41,7 @@ export function createKrakenAdapter(ctx: AdapterContext, options: Partial<Kraken
     ctx.send({ event: "subscribe", pair: [pairs[symbol]], subscription: subscription("book") });
   }
 
-  function onBook(symbol: number, payloads: unknown[]): void {
+  function onBook(symbol: number, payloads: unknown[]) {
     ctx.stats.inc("bookMessages");
     const first = payloads[0];
     if (isRecord(first) && (Array.isArray(first.as) || Array.isArray(first.bs))) {

@@ -30,7 +30,7 @@ const OFF_ID = 88;
 
 /** Writes ASCII `text` (already validated as fitting) without allocating. */
 function writeAscii(bytes: Uint8Array, at: number, text: string, max: number): number {
-  const n = text.length < max ? text.length : max;
+  const n = Math.min(text.length, max);
   for (let i = 0; i < n; i++) bytes[at + i] = text.charCodeAt(i);
   return n;
 }
