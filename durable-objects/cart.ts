@@ -71,11 +71,18 @@ const MIGRATIONS: string[] = [
  */
 export class CartObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** False until the cart is created: ids nobody created (guesses, typos) never get storage. */
+  private exists = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    void ctx.blockConcurrencyWhile(async () => this.migrate());
+    void ctx.blockConcurrencyWhile(async () => {
+      this.exists =
+        this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").toArray().length >
+        0;
+      if (this.exists) this.migrate();
+    });
   }
 
   private migrate(): void {
@@ -96,6 +103,8 @@ export class CartObject extends DurableObject<Env> {
     if (existing) return existing.owner_id === ownerId ? this.snapshot(existing) : null;
     const id = this.ctx.id.name;
     if (!id) throw new Error("CartObject must be addressed by name (the cart id)");
+    this.migrate();
+    this.exists = true;
     const now = Date.now();
     this.sql.exec(
       "INSERT INTO cart (singleton, id, owner_id, status, created_at, updated_at) VALUES (1, ?, ?, 'open', ?, ?)",
@@ -172,8 +181,7 @@ export class CartObject extends DurableObject<Env> {
       return;
     }
     await this.ctx.storage.deleteAll();
-    // deleteAll dropped the tables too; recreate them so this instance keeps answering (404).
-    this.migrate();
+    this.exists = false;
   }
 
   /**
@@ -236,6 +244,7 @@ export class CartObject extends DurableObject<Env> {
   }
 
   private row(): CartRow | undefined {
+    if (!this.exists) return undefined;
     return this.sql
       .exec<CartRow>("SELECT id, owner_id, status, order_id, updated_at FROM cart WHERE singleton = 1")
       .toArray()[0];

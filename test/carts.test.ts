@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Cart } from "../contracts/cart";
@@ -131,8 +131,13 @@ describe("carts", () => {
     expect(await env.CART.getByName(cart.id).view("user-bob")).toBeNull();
     const mine = await (await call(`/v1/carts/${cart.id}`, { token: alice })).json<Cart>();
     expect(mine.items.map((l) => [l.sku, l.quantity])).toEqual([["MUG-01", 1]]);
-    // A well-formed id nobody created is just as unknown.
+    // A well-formed id nobody created is just as unknown, and guessing ids creates no storage.
     await expectProblem(await call("/v1/carts/c_AAAAAAAAAAAAAAAAAAAAAA", { token: alice }), 404);
+    await expectProblem(await add("c_AAAAAAAAAAAAAAAAAAAAAA", { sku: "MUG-01", quantity: 1 }), 404);
+    const tables = await runInDurableObject(env.CART.getByName("c_AAAAAAAAAAAAAAAAAAAAAA"), (_i, state) =>
+      state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray(),
+    );
+    expect(tables).toEqual([]);
   });
 
   it("rejects bad input with 400 problem+json and changes nothing", async () => {
