@@ -119,8 +119,9 @@ const SCHEMA: string[] = [
  * by an alarm or every N batches, so a restart serves the last known book; sequence numbers are
  * reserved in blocks so they never repeat across restarts.
  *
- * Slow subscribers: workerd does not report a socket's send backlog reliably (`bufferedAmount` is
- * honoured when non-zero, but is 0 locally), so flow control is by acknowledgement. A subscriber
+ * Slow subscribers: workerd does not report a socket's send backlog (`bufferedAmount` is declared
+ * in the types but undefined at runtime, checked in this workerd; cloudflare/workerd#988), so flow
+ * control is by acknowledgement; the `bufferedAmount` check stays for when the runtime reports it. A subscriber
  * that sends `{type:"ack", seq}` gets at most `window` unacknowledged frames; beyond that the object
  * stops sending it deltas and, once it acks everything it was sent, sends one fresh snapshot instead
  * of the backlog it skipped.
@@ -320,8 +321,12 @@ export class MarketFeedObject extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.onSocketGone(ws);
-    // 1005/1006 are reserved (never sent on the wire); answer a plain normal closure instead.
-    ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
+    // 1005/1006/1015 are reserved (never sent on the wire); answer a plain normal closure instead.
+    try {
+      ws.close(code === 1005 || code === 1006 || code === 1015 ? 1000 : code, reason);
+    } catch {
+      // Already closed by the runtime.
+    }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
