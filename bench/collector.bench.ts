@@ -129,9 +129,14 @@ if (!isMainThread) {
         p.commit();
       }
     } else {
+      // As the production RingSink does: one clock read per committed batch of records.
+      let stamp = performance.now();
       for (let i = 0; i < data.count; i++) {
-        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, performance.now());
-        if ((i & 63) === 63) p.commit();
+        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, stamp);
+        if ((i & 63) === 63) {
+          p.commit();
+          stamp = performance.now();
+        }
       }
       p.commit();
     }
@@ -163,16 +168,12 @@ if (!isMainThread) {
       // wait for go
     }
     const start = performance.now();
+    let stamp = start;
     for (let i = 0; i < data.count; i++) {
       if (data.pacedNs > 0) spinUntil(start + (i * data.pacedNs) / 1e6);
-      port.postMessage({
-        kind: KIND_LEVEL,
-        side: 0,
-        symbol: i & 7,
-        price: PRICE,
-        size: SIZE,
-        stamp: performance.now(),
-      });
+      // Same clock policy as the ring: per tick when paced, per 64 ticks at full speed.
+      if (data.pacedNs > 0 || (i & 63) === 0) stamp = performance.now();
+      port.postMessage({ kind: KIND_LEVEL, side: 0, symbol: i & 7, price: PRICE, size: SIZE, stamp });
     }
     parentPort!.postMessage({ producerMs: performance.now() - start });
   } else if (data.role === "pm-consumer") {
@@ -243,8 +244,9 @@ function sameThreadCost(count: number): number {
   };
   const t0 = performance.now();
   for (let i = 0; i < count; i += 1024) {
+    const stamp = performance.now();
     for (let j = 0; j < 1024; j++)
-      writeRecord(p.bytes, p.view, p.tryClaim(), KIND_LEVEL, 0, j & 7, PRICE, SIZE, "", 0, performance.now());
+      writeRecord(p.bytes, p.view, p.tryClaim(), KIND_LEVEL, 0, j & 7, PRICE, SIZE, "", 0, stamp);
     p.commit();
     c.drain(read);
   }
