@@ -1,0 +1,226 @@
+// Fan-out from one MarketFeed Durable Object to 100 and 1,000 local WebSocket subscribers at 50
+// deltas/s (real Kraken XMR/USD updates from the fixtures), against a plain Node `ws` broadcast
+// server on the same machine as the baseline (bench/market-fanout-baseline.ts), in the same run.
+//
+//   npm run bench -- market-fanout          BENCH_SECONDS=8 BENCH_RUNS=3 (defaults)
+//
+// Reported per scenario (medians over runs): delta frames delivered per second across all
+// subscribers (vs the 50 × N offered), p50/p99 tick→subscriber latency (publisher send time carried
+// in the frame's `ts`, subscriber receive time, one clock: everything runs in this process and the
+// server's), gaps in seq. The edge is the deployable bundle on Miniflare/workerd (scripts/serve.ts)
+// on port 8840; the baseline on 8841. Publisher and subscribers share this Node process, so the
+// client side's JSON parsing is part of the latency — on both servers alike.
+import { type ChildProcess, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import path from "node:path";
+import WebSocket from "ws";
+import type { BookUpdate } from "../contracts/market.ts";
+import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
+import { loadFixtureFeeds } from "../scripts/market-fixture-frames.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RATE = 50;
+const WARMUP_MS = 1000;
+const SIZES = (process.env.BENCH_SUBSCRIBERS ?? "100,1000").split(",").map(Number);
+const EDGE_PORT = 8840;
+const BASELINE_PORT = 8841;
+const STATE = ".local/bench-market";
+
+const now = () => performance.timeOrigin + performance.now();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const feeds = loadFixtureFeeds(2000);
+if (!feeds) throw new Error("fixtures not found: set EDGEPULSE_FIXTURES");
+const kraken = feeds.find((f) => f.exchange === "kraken")!;
+
+interface Target {
+  name: string;
+  publishUrl: (symbol: string) => string;
+  subscribeUrl: (symbol: string) => string;
+  headers: Record<string, string>;
+}
+
+interface Sample {
+  framesPerSecond: number;
+  offered: number;
+  p50: number;
+  p99: number;
+  gaps: number;
+  resnapshots: number;
+}
+
+function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      res.on("end", () => reject(new Error(`${url}: HTTP ${res.statusCode} ${body}`)));
+    });
+  });
+}
+
+async function scenario(target: Target, symbol: string, subscribers: number): Promise<Sample> {
+  const latencies: number[] = [];
+  let delivered = 0;
+  let gaps = 0;
+  let resnapshots = 0;
+  let totalFrames = 0;
+  let lastLatency = 0;
+  let windowStart = Number.POSITIVE_INFINITY;
+  let windowEnd = Number.POSITIVE_INFINITY;
+  const subs: WebSocket[] = [];
+  // Connect in waves so the server sees realistic arrival, not 1,000 simultaneous handshakes.
+  for (let i = 0; i < subscribers; i += 50) {
+    const wave = Array.from({ length: Math.min(50, subscribers - i) }, async (_, j) => {
+      const n = i + j;
+      const ws = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": `10.9.${n >> 8}.${n & 255}` });
+      let last = -1;
+      let snapshots = 0;
+      ws.on("message", (data) => {
+        const frame = JSON.parse(String(data)) as { type: string; seq: number; ts: number };
+        const received = now();
+        totalFrames++;
+        lastLatency = received - frame.ts;
+        if (frame.type === "snapshot") {
+          snapshots++;
+          if (snapshots > 1) resnapshots++;
+        } else {
+          if (last >= 0 && frame.seq !== last + 1) gaps++;
+          if (frame.ts >= windowStart && frame.ts < windowEnd) {
+            delivered++;
+            latencies.push(received - frame.ts);
+          }
+        }
+        last = frame.seq;
+      });
+      subs.push(ws);
+    });
+    await Promise.all(wave);
+  }
+
+  const publisher = await open(target.publishUrl(symbol), target.headers);
+  let seq = 0;
+  const send = (books: BookUpdate[]) =>
+    publisher.send(JSON.stringify({ type: "batch", seq: seq++, ts: now(), books, trades: [] }));
+  send([kraken.updates[0]!]);
+
+  // 50 batches/s on an absolute schedule (no drift), each one real Kraken update; the recorded
+  // stream is replayed from its snapshot again when it runs out.
+  const start = now();
+  windowStart = start + WARMUP_MS;
+  windowEnd = windowStart + SECONDS * 1000;
+  let k = 0;
+  let cursor = 1;
+  while (now() < windowEnd) {
+    const due = start + k * (1000 / RATE);
+    const wait = due - now();
+    if (wait > 0) await sleep(wait);
+    if (cursor >= kraken.updates.length) cursor = 0;
+    send([kraken.updates[cursor++]!]);
+    k++;
+  }
+  await sleep(1000); // let in-flight frames land
+  if (process.env.BENCH_DEBUG) console.log({ sent: seq, totalFrames, lastLatency });
+  for (const ws of subs) ws.terminate();
+  publisher.close();
+  latencies.sort((a, b) => a - b);
+  return {
+    framesPerSecond: delivered / SECONDS,
+    offered: subscribers * RATE,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    gaps,
+    resnapshots,
+  };
+}
+
+async function serviceToken(base: string): Promise<string> {
+  const res = await fetch(`${base}/v1/auth/service-token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secret: devVar("SERVICE_TOKEN_SECRET") }),
+  });
+  if (!res.ok) throw new Error(`service token: HTTP ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { accessToken: string }).accessToken;
+}
+
+ensureDevVars();
+rmSync(path.join(ROOT, STATE), { recursive: true, force: true });
+// The publisher's token is checked against the D1 revocation list, so the schema must exist.
+wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", STATE], { quiet: true });
+process.env.PORT = String(EDGE_PORT);
+process.env.PERSIST_TO = STATE;
+const { serve } = await import("../scripts/serve.ts");
+const edge = await serve();
+const baselineProcess: ChildProcess = spawn(
+  process.execPath,
+  [path.join(import.meta.dirname, "market-fanout-baseline.ts"), String(BASELINE_PORT)],
+  { stdio: ["ignore", "pipe", "inherit"] },
+);
+await new Promise<void>((resolve) => baselineProcess.stdout!.once("data", () => resolve()));
+
+try {
+  const token = await serviceToken(edge.url);
+  const wsBase = edge.url.replace(/^http/, "ws");
+  const targets: Target[] = [
+    {
+      name: "MarketFeed DO",
+      publishUrl: (s) => `${wsBase}/v1/ingest/${s}`,
+      subscribeUrl: (s) => `${wsBase}/v1/market/${s}/ws`,
+      headers: { Authorization: `Bearer ${token}` },
+    },
+    {
+      name: "Node ws baseline",
+      publishUrl: () => `ws://127.0.0.1:${BASELINE_PORT}/ingest`,
+      subscribeUrl: () => `ws://127.0.0.1:${BASELINE_PORT}/sub`,
+      headers: {},
+    },
+  ];
+  const results = new Map<string, Sample[]>();
+  for (let run = 0; run < RUNS; run++) {
+    for (const size of SIZES) {
+      for (const target of targets) {
+        const sample = await scenario(target, `BENCH${run}N${size}-USD`, size);
+        const key = `${target.name}|${size}`;
+        results.set(key, [...(results.get(key) ?? []), sample]);
+        console.log(
+          `run ${run + 1}/${RUNS} ${target.name.padEnd(16)} ${String(size).padStart(5)} subs: ` +
+            `${sample.framesPerSecond.toFixed(0)} frames/s of ${sample.offered} offered, ` +
+            `p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}`,
+        );
+      }
+    }
+  }
+  console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each at ${RATE} deltas/s (Kraken XMR/USD updates):`);
+  console.log("| subscribers | server | frames/s delivered (offered) | p50 ms | p99 ms | gaps | p99 vs baseline |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
+  for (const size of SIZES) {
+    const base = results.get(`Node ws baseline|${size}`)!;
+    for (const target of targets) {
+      const samples = results.get(`${target.name}|${size}`)!;
+      const p99 = median(samples.map((s) => s.p99));
+      console.log(
+        `| ${size} | ${target.name} | ${median(samples.map((s) => s.framesPerSecond)).toFixed(0)} (${samples[0]!.offered}) | ` +
+          `${median(samples.map((s) => s.p50)).toFixed(2)} | ${p99.toFixed(2)} | ${samples.reduce((a, s) => a + s.gaps, 0)} | ` +
+          `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× |`,
+      );
+    }
+  }
+} finally {
+  baselineProcess.kill("SIGTERM");
+  await edge.dispose();
+}
+process.exit(0);
