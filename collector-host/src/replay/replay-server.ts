@@ -532,6 +532,7 @@ export async function startReplayServer(options: ReplayOptions = {}): Promise<Re
 
 async function cli(): Promise<void> {
   const { values } = parseArgs({
+    allowNegative: true,
     options: {
       port: { type: "string", default: process.env.REPLAY_PORT ?? "8830" },
       host: { type: "string", default: process.env.REPLAY_HOST ?? "127.0.0.1" },
