@@ -303,6 +303,40 @@ describe("MarketFeed object: hostile or broken publishers", () => {
   });
 });
 
+describe("MarketFeed object: publisher connections and storage", () => {
+  it("a reconnecting publisher replaces the old socket (closed with 4001) and must start with snapshots", async () => {
+    const symbol = "RECON-USD";
+    const first = await TestPublisher.open(symbol);
+    const published = await publishKraken(first, 5);
+    const second = await TestPublisher.open(symbol);
+    await first.waitClosed();
+    expect(first.closed?.code).toBe(4001);
+    // A delta first: the new connection has not sent a snapshot yet, so it is asked to resync.
+    await second.batch([kraken().updates[5]!]);
+    expect(second.resyncs()).toBe(1);
+    await expectServed(symbol, published);
+    const fresh = new PublishedBooks();
+    fresh.apply([kraken().updates[0]!]);
+    await second.batch([kraken().updates[0]!]);
+    await expectServed(symbol, fresh);
+    second.close();
+  });
+
+  it("reading or subscribing to a symbol nobody publishes creates no storage", async () => {
+    const symbol = "GHOST-USD";
+    expect((await call(`/v1/market/${symbol}/book`)).status).toBe(404);
+    expect((await call(`/v1/market/${symbol}/trades`)).status).toBe(404);
+    const sub = await TestSubscriber.open(symbol);
+    await sub.until(() => sub.snapshots === 1);
+    expect(sub.frames[0]).toMatchObject({ type: "snapshot", books: [], seq: 0 });
+    const tables = await runInDurableObject(env.MARKET_FEED.getByName(symbol), (_instance, state) =>
+      state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray(),
+    );
+    expect(tables).toEqual([]);
+    sub.close();
+  });
+});
+
 describe("MarketFeed object: persistence", () => {
   it("serves the last persisted book after eviction and continues the same publisher stream without a resync", async () => {
     const symbol = "PERSIST-USD";

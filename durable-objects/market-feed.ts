@@ -171,9 +171,19 @@ export class MarketFeedObject extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
-      this.migrate();
-      this.restore();
+      // Reads of a symbol nobody publishes must not create storage: the schema is created when
+      // the first publisher connects, and only an object that has it restores anything.
+      if (this.hasSchema()) {
+        this.migrate();
+        this.restore();
+      }
     });
+  }
+
+  private hasSchema(): boolean {
+    return (
+      this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").toArray().length > 0
+    );
   }
 
   // ------------------------------------------------------------------ public RPC
@@ -261,6 +271,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     const auth = token ? await verifyAccessToken(this.env, token) : null;
     if (!auth) return Response.json({ error: "unauthorized" }, { status: 401 });
     if (!auth.roles.includes("service")) return Response.json({ error: "forbidden" }, { status: 403 });
+    this.adopt(this.symbol, true);
 
     // One publisher per symbol: a reconnecting host replaces its previous (possibly half-dead) socket.
     for (const old of this.ctx.getWebSockets("pub")) old.close(4001, "replaced by a newer publisher connection");
@@ -365,10 +376,15 @@ export class MarketFeedObject extends DurableObject<Env> {
     if (frame.type === "batch" && frame.symbol !== undefined && frame.symbol !== this.symbol) {
       return this.reject(ws, "wrong symbol");
     }
-    if (!this.publisher || this.publisher.conn !== att.conn) {
+    if (!this.publisher) {
       // A socket restored from hibernation whose seq state was lost with the old instance.
       this.publisher = { conn: att.conn, expected: null, lastApplied: null };
       this.synced.clear();
+    } else if (this.publisher.conn !== att.conn) {
+      // A socket superseded by a newer publisher connection: its frames must not interleave.
+      this.reject(ws, "superseded publisher");
+      ws.close(4001, "replaced by a newer publisher connection");
+      return;
     }
     this.consecutiveInvalid = 0;
     if (frame.type === "invalid") this.withdraw(frame.exchange, frame.reason);
@@ -732,11 +748,12 @@ export class MarketFeedObject extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets("sub")) this.send(ws, json);
   }
 
-  private adopt(symbol: string): void {
-    if (this.symbol === symbol) return;
-    if (this.symbol === "") {
-      this.symbol = symbol;
-      this.putMeta("symbol", symbol);
+  /** Learns the object's symbol; persists it (and creates the schema) only for a publisher. */
+  private adopt(symbol: string, persist = false): void {
+    if (this.symbol === "") this.symbol = symbol;
+    if (persist && !this.hasSchema()) {
+      this.migrate();
+      this.putMeta("symbol", this.symbol);
     }
   }
 
