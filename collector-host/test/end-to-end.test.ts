@@ -118,6 +118,20 @@ describe("collector host end to end on the replayed fixtures", () => {
     expect(edge.healthReports.at(-1)).toMatchObject({ host: "test-host", exchanges: { coinbase: { status: "live" } } });
   });
 
+  it("reconnects a publish socket the edge dropped and starts it with full snapshots", async () => {
+    const symbol = "COMP-USDT";
+    const old = edge.sockets.get(symbol)!;
+    const before = edge.batches.length;
+    old.terminate();
+    await waitFor("reconnected", () => edge.sockets.get(symbol) !== old);
+    await waitFor("snapshot on the new socket", () =>
+      edge.batches.slice(before).some((b) => b.symbol === symbol && b.snapshots.includes("binanceus")),
+    );
+    expect(edge.problems).toEqual([]);
+    const mine = host.publisher.book(symbol, "binanceus")!;
+    expect(edge.books.get(`${symbol}|binanceus`)!.levels("ask")).toEqual(mine.levels("ask"));
+  });
+
   it("answers the edge's resync with a full snapshot for that symbol", async () => {
     const symbol = "BTC-CHF";
     const before = edge.batches.length;
