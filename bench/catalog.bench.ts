@@ -1,0 +1,204 @@
+// Catalog read path: req/s and p50/p99 for search (q + filter + facets) and product-by-id, uncached
+// vs cached, on a 10,000-product catalog; then how search latency grows from 1k to 10k to 100k.
+//
+//   npm run bench -- catalog            (or: node_modules/.bin/node bench/catalog.bench.ts)
+//   BENCH_PORT=8802 BENCH_RUNS=5 BENCH_SIZES=1000,10000 …   (defaults: 8800, 3 runs, 1k/10k/100k)
+//
+// It starts its own `wrangler dev` on a private port with a throwaway state directory, loads
+// catalogs made by the demo generator (scripts/catalog-generator.ts) with `wrangler d1 execute`,
+// and drives real HTTP through the whole gateway with autocannon. "Uncached" requests carry an
+// Authorization header, which makes the Worker bypass the edge cache (public reads do not verify
+// it), so they pay D1 + FTS5 + ETag every time; "cached" requests are anonymous and warmed first.
+// The baseline, measured in the same run, is GET /health through the same gateway (no I/O).
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import autocannon from "autocannon";
+import { catalogSql, generateProducts } from "../scripts/catalog-generator.ts";
+import { ensureDevVars, ROOT, spawnWrangler, waitUntilReady, wrangler } from "../scripts/local.ts";
+
+const PORT = Number(process.env.BENCH_PORT ?? 8800);
+const BASE = `http://127.0.0.1:${PORT}`;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const SIZES = (process.env.BENCH_SIZES ?? "1000,10000,100000").split(",").map(Number);
+const MAIN_SIZE = 10_000;
+
+// --- a private local platform -------------------------------------------------------------------
+ensureDevVars();
+const dir = mkdtempSync(path.join(tmpdir(), "edgepulse-bench-catalog-"));
+const config = path.join(dir, "wrangler.toml");
+// Same config with absolute paths and the per-IP edge limit (10k/min) lifted: every benchmark
+// connection shares 127.0.0.1, whereas real shoppers arrive from many addresses.
+const benchToml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
+  .replace(/^main = "workers\/index.ts"/m, `main = "${path.join(ROOT, "workers/index.ts")}"`)
+  .replaceAll('migrations_dir = "d1/migrations"', `migrations_dir = "${path.join(ROOT, "d1/migrations")}"`)
+  .replace(/(name = "IP_RATE_LIMITER"\s*\nnamespace_id = "1001"\s*\nsimple = \{ limit = )10000/, "$1100000000");
+if (!benchToml.includes("limit = 100000000")) throw new Error("could not lift the IP rate limit in the bench config");
+writeFileSync(config, benchToml);
+copyFileSync(path.join(ROOT, ".dev.vars"), path.join(dir, ".dev.vars"));
+const common = ["-c", config, "--persist-to", path.join(dir, "state")];
+wrangler(["d1", "migrations", "apply", "DB", "--local", ...common], { quiet: true });
+
+const worker = spawnWrangler(
+  [
+    "dev",
+    ...common,
+    "--port",
+    String(PORT),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(PORT + 1000),
+    "--var",
+    "LOG_REQUESTS:false",
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "error",
+  ],
+  "bench-worker",
+);
+const cleanup = () => {
+  worker.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on("exit", cleanup);
+process.on("SIGINT", () => process.exit(130));
+
+/** Grows the catalog to `count` products (stable ids: the ones already there are skipped). */
+function loadCatalog(count: number): number {
+  const started = Date.now();
+  const file = path.join(dir, `catalog-${count}.sql`);
+  writeFileSync(file, catalogSql(generateProducts(count)).join("\n"));
+  wrangler(["d1", "execute", "DB", "--local", ...common, "--file", file], { quiet: true });
+  rmSync(file);
+  return Date.now() - started;
+}
+
+// --- load ---------------------------------------------------------------------------------------
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+}
+
+async function load(paths: string[], amount: number, headers: Record<string, string> = {}): Promise<Run> {
+  let n = 0;
+  const result = await autocannon({
+    url: BASE,
+    connections: CONNECTIONS,
+    amount,
+    requests: [{ method: "GET", headers, setupRequest: (req) => ({ ...req, path: paths[n++ % paths.length] }) }],
+  });
+  return {
+    rps: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+async function scenario(name: string, paths: string[], amount: number, headers?: Record<string, string>) {
+  const runs: Run[] = [];
+  for (let r = 0; r < RUNS; r++) runs.push(await load(paths, amount, headers));
+  const out = {
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    non2xx: runs.reduce((s, r) => s + r.non2xx, 0),
+  };
+  console.log(
+    `${name.padEnd(46)} ${out.rps.toFixed(0).padStart(6)} req/s   p50 ${String(out.p50).padStart(4)} ms   p99 ${String(out.p99).padStart(4)} ms   (non-2xx ${out.non2xx}; runs: ${runs.map((r) => r.rps.toFixed(0)).join(", ")})`,
+  );
+  if (out.non2xx > 0) throw new Error(`${name}: ${out.non2xx} requests did not answer 2xx`);
+  return out;
+}
+
+const UNCACHED = { authorization: "Bearer bench-cache-bypass" };
+
+/** Realistic shopper searches: text + a category or price filter + stock, facets always computed. */
+const SEARCHES = [
+  "q=laptop&category=computers&inStock=true",
+  "q=running%20shoe&category=apparel&maxPrice=15000",
+  "q=head&category=electronics&inStock=true",
+  "q=kettle&category=home",
+  "q=bluetooth%20speaker&minPrice=5000&inStock=true",
+  "q=tent&category=sports&sort=price_asc",
+  "q=yoga%20mat&inStock=true",
+  "q=monitor%2027&category=computer-accessories",
+  "q=coffee&category=kitchen&sort=price_desc",
+  "q=bike&category=cycling&minPrice=10000",
+  "q=acme&inStock=true",
+  "q=novel&category=books",
+].map((qs) => `/v1/products?${qs}&limit=20`);
+/** Browsing without text: whole category subtrees with facets, the heaviest facet work. */
+const BROWSES = [
+  "category=electronics",
+  "category=apparel&sort=price_asc",
+  "category=home&inStock=true",
+  "sort=newest",
+].map((qs) => `/v1/products?${qs}&limit=20`);
+
+try {
+  await waitUntilReady(`${BASE}/ready`, 120_000);
+  const growth: { size: number; search: Run; browse: Run }[] = [];
+  let main: Record<string, Run> = {};
+  for (const size of SIZES) {
+    const ms = loadCatalog(size);
+    console.log(`\n--- catalog of ${size.toLocaleString("en-US")} products (loaded in ${ms} ms) ---`);
+    const productPaths = Array.from(
+      { length: 200 },
+      (_, i) => `/v1/products/seed-p-${String(1 + ((i * 7919) % size)).padStart(6, "0")}`,
+    );
+    // Warm-up: JIT, SQLite page cache, connection setup.
+    await load(["/health"], 500);
+    await load(SEARCHES, 200, UNCACHED);
+    await load(BROWSES, 100, UNCACHED);
+    const search = await scenario(`search uncached (${size})`, SEARCHES, 1500, UNCACHED);
+    const browse = await scenario(`browse + facets uncached (${size})`, BROWSES, 600, UNCACHED);
+    growth.push({ size, search, browse });
+    if (size === MAIN_SIZE) {
+      const baseline = await scenario("baseline: GET /health", ["/health"], 5000);
+      const byIdUncached = await scenario("product by id, uncached", productPaths, 4000, UNCACHED);
+      await load(productPaths, 400); // fill the edge cache
+      const byIdCached = await scenario("product by id, cached", productPaths, 8000);
+      await load(SEARCHES, 100);
+      const searchCached = await scenario("search, cached", SEARCHES, 8000);
+      main = { baseline, byIdUncached, byIdCached, search, searchCached };
+    }
+  }
+
+  console.log(`\nsummary (medians of ${RUNS} runs, ${CONNECTIONS} connections; ${new Date().toISOString()})`);
+  if (main.baseline) {
+    const { baseline, byIdUncached, byIdCached, search, searchCached } = main as Record<string, Run>;
+    const line = (label: string, r: Run, extra = "") =>
+      console.log(
+        `  ${label.padEnd(30)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  (${((r.rps / baseline!.rps) * 100).toFixed(0)}% of baseline)${extra}`,
+      );
+    line("baseline GET /health", baseline!);
+    line("product by id, uncached", byIdUncached!, "  target p99 < 20 ms");
+    line(
+      "product by id, cached",
+      byIdCached!,
+      `  ×${(byIdCached!.rps / byIdUncached!.rps).toFixed(1)} uncached; target ≥ ×5`,
+    );
+    line("search, uncached", search!, "  target p99 < 50 ms");
+    line("search, cached", searchCached!, `  ×${(searchCached!.rps / search!.rps).toFixed(1)} uncached; target ≥ ×5`);
+  }
+  console.log("  search latency by catalog size (uncached):");
+  for (const g of growth) {
+    console.log(
+      `    ${g.size.toLocaleString("en-US").padStart(7)} products: search p50 ${g.search.p50} ms p99 ${g.search.p99} ms (${g.search.rps.toFixed(0)} req/s); browse+facets p50 ${g.browse.p50} ms p99 ${g.browse.p99} ms (${g.browse.rps.toFixed(0)} req/s)`,
+    );
+  }
+} finally {
+  cleanup();
+}
+process.exit(0);
