@@ -35,10 +35,8 @@ function writeAscii(bytes: Uint8Array, at: number, text: string, max: number): n
   return n;
 }
 
-function readAscii(bytes: Uint8Array, at: number, len: number): string {
-  let out = "";
-  for (let i = 0; i < len; i++) out += String.fromCharCode(bytes[at + i]!);
-  return out;
+function readAscii(bytes: Buffer, at: number, len: number): string {
+  return len === 0 ? "" : bytes.toString("latin1", at, at + len);
 }
 
 /** Encodes records into a ring slot. */
@@ -70,9 +68,9 @@ export const recordSide = (bytes: Uint8Array, offset: number): number => bytes[o
 export const recordSymbol = (view: DataView, offset: number): number => view.getUint16(offset + 4, true);
 export const recordTs = (view: DataView, offset: number): number => view.getFloat64(offset + 8, true);
 export const recordStamp = (view: DataView, offset: number): number => view.getFloat64(offset + 16, true);
-export const recordPrice = (bytes: Uint8Array, offset: number): string =>
+export const recordPrice = (bytes: Buffer, offset: number): string =>
   readAscii(bytes, offset + OFF_PRICE, bytes[offset + 2]!);
-export const recordSize = (bytes: Uint8Array, offset: number): string =>
+export const recordSize = (bytes: Buffer, offset: number): string =>
   readAscii(bytes, offset + OFF_SIZE, bytes[offset + 3]!);
-export const recordId = (bytes: Uint8Array, offset: number): string =>
+export const recordId = (bytes: Buffer, offset: number): string =>
   readAscii(bytes, offset + OFF_ID, bytes[offset + 6]!);
