@@ -58,7 +58,8 @@ interface SymbolState {
   symbol: string;
   link: Link;
   seq: number;
-  needFull: boolean;
+  /** Set when the next batch must carry full snapshots (socket (re)opened, edge asked to resync). */
+  flags: { needFull: boolean };
   books: Map<Exchange, ExchangeBook>;
   trades: Trade[];
   invalids: { exchange: Exchange; reason: string }[];
@@ -98,28 +99,7 @@ export class Publisher {
       for (const symbol of source.symbols) {
         let state = this.symbols.get(symbol);
         if (!state) {
-          const created: SymbolState = {
-            symbol,
-            seq: 0,
-            needFull: true,
-            books: new Map(),
-            trades: [],
-            invalids: [],
-            oldestStamp: Number.POSITIVE_INFINITY,
-            link: undefined as unknown as Link,
-          };
-          created.link = opts.links(symbol, {
-            onOpen: () => {
-              created.needFull = true;
-            },
-            onControl: (c) => {
-              if (c.type === "resync") {
-                this.log.info({ symbol, reason: c.reason }, "edge asked for a resync");
-                created.needFull = true;
-              }
-            },
-          });
-          state = created;
+          state = this.createSymbol(symbol, opts.links);
           this.symbols.set(symbol, state);
         }
         const eb: ExchangeBook = {
@@ -137,6 +117,32 @@ export class Publisher {
       this.routes.set(source.exchange, books);
       this.routeSymbols.set(source.exchange, states);
     }
+  }
+
+  private createSymbol(symbol: string, links: LinkFactory): SymbolState {
+    // The link's callbacks need the state and the state holds the link: flags live in `flags`.
+    const flags = { needFull: true };
+    const link = links(symbol, {
+      onOpen: () => {
+        flags.needFull = true;
+      },
+      onControl: (c) => {
+        if (c.type === "resync") {
+          this.log.info({ symbol, reason: c.reason }, "edge asked for a resync");
+          flags.needFull = true;
+        }
+      },
+    });
+    return {
+      symbol,
+      link,
+      seq: 0,
+      flags,
+      books: new Map(),
+      trades: [],
+      invalids: [],
+      oldestStamp: Number.POSITIVE_INFINITY,
+    };
   }
 
   start(): void {
@@ -265,7 +271,7 @@ export class Publisher {
       if (!link.open) state.invalids.length = 0;
       for (const eb of state.books.values()) eb.changes.clear();
       state.trades.length = 0;
-      state.needFull = true;
+      state.flags.needFull = true;
       state.oldestStamp = Number.POSITIVE_INFINITY;
       return;
     }
@@ -276,7 +282,7 @@ export class Publisher {
     const books: BookUpdate[] = [];
     for (const eb of state.books.values()) {
       if (!eb.valid) continue;
-      if (state.needFull || eb.snapshotPending || eb.changes.overflows()) {
+      if (state.flags.needFull || eb.snapshotPending || eb.changes.overflows()) {
         books.push(snapshotUpdate(eb.exchange, eb.book));
       } else if (eb.changes.size > 0) {
         books.push(eb.changes.toUpdate(eb.exchange));
@@ -284,7 +290,7 @@ export class Publisher {
       eb.snapshotPending = false;
       eb.changes.clear();
     }
-    state.needFull = false;
+    state.flags.needFull = false;
     const trades =
       state.trades.length > MAX_TRADES_PER_BATCH
         ? state.trades.splice(0, MAX_TRADES_PER_BATCH)
