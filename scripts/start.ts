@@ -1,5 +1,5 @@
 // `npm start`: the whole platform locally — migrations, demo data, Worker, collector host.
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import {
@@ -30,11 +30,21 @@ ensureDevVars();
 console.log("[start] applying D1 migrations (local)");
 wrangler(["d1", "migrations", "apply", "DB", "--local"], { quiet: true });
 
-console.log(`[start] starting the Worker on ${BASE_URL}`);
-const worker = spawnWrangler(
-  ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"],
-  "worker",
-);
+// Default: the built bundle on Miniflare directly (scripts/serve.ts: same runtime, bindings and
+// .wrangler/state, without wrangler's proxy worker; see README Performance). `LOCAL_SERVER=wrangler`
+// uses `wrangler dev` instead.
+const useWranglerDev = process.env.LOCAL_SERVER === "wrangler";
+console.log(`[start] starting the Worker on ${BASE_URL} (${useWranglerDev ? "wrangler dev" : "scripts/serve.ts"})`);
+const worker = useWranglerDev
+  ? spawnWrangler(
+      ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"],
+      "worker",
+    )
+  : spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(PORT) },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
 children.push(worker);
 worker.on("exit", (code) => {
   console.error(`[start] the Worker exited (${code}); stopping`);
