@@ -65,6 +65,17 @@ for (const file of readdirSync(seedDir)
   console.log(`[start] seed ${file} done in ${Date.now() - started} ms`);
 }
 
+// Market data: the collector host replays the recorded exchange feeds (../shared/fixtures) through
+// the production adapters and pushes to the MarketFeed objects, exactly as it would in production.
+console.log("[start] starting the collector host against the replayed exchange feeds");
+const collector = spawn(process.execPath, [path.join(ROOT, "collector-host", "src", "main.ts"), "--local"], {
+  cwd: ROOT,
+  env: { ...process.env, EDGE_URL: BASE_URL, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
+  stdio: ["ignore", "inherit", "inherit"],
+});
+children.push(collector);
+collector.on("exit", (code) => console.error(`[start] the collector host exited (${code}); the API keeps running`));
+
 console.log(`
 edgepulse is running (local mode, no network needed)
 
@@ -74,6 +85,9 @@ edgepulse is running (local mode, no network needed)
   Health         ${BASE_URL}/health   ${BASE_URL}/ready
   Demo admin     admin@edgepulse.test / edgepulse-admin-local
   Demo shopper   shopper@edgepulse.test / edgepulse-shopper-local
+  Market data    ${BASE_URL}/v1/market/symbols   ${BASE_URL}/v1/market/collectors
+  Live book      npm run watch -- XMR-USD   (WebSocket ${BASE_URL.replace("http", "ws")}/v1/market/XMR-USD/ws)
+  Collector ops  http://127.0.0.1:8831/metrics   /health   /ready   (replay server on :8830)
 
 Ctrl-C stops everything; data persists in .wrangler/state (npm run reset wipes it).
 `);
