@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { importJWK, SignJWT } from "jose";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { verifyAccessToken } from "../workers/identity/access-tokens";
 import { call } from "./helpers";
 
@@ -86,6 +86,21 @@ describe("access token attacks → 401", () => {
     const now = Math.floor(Date.now() / 1000);
     expect((await me(await forge(id, { exp: now - 30 }))).status).toBe(401);
     expect((await me(await forge(id, { nbf: now + 120 }))).status).toBe(401);
+  });
+
+  it("stops accepting a token once it expires, even after it was verified (and remembered) before", async () => {
+    const id = await registeredUser();
+    const now = Math.floor(Date.now() / 1000);
+    const token = await forge(id, { exp: now + 60 });
+    expect(await verifyAccessToken(env, token)).not.toBeNull();
+    expect(await verifyAccessToken(env, token)).not.toBeNull();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime((now + 120) * 1000);
+      expect(await verifyAccessToken(env, token)).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("refuses wrong iss, aud and typ", async () => {

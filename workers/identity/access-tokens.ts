@@ -1,7 +1,7 @@
 import { errors, jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
 import type { AuthContext, Role } from "../env";
-import { ACCESS_TOKEN_ALGORITHMS, loadKeyRing } from "./signing-keys";
+import { ACCESS_TOKEN_ALGORITHMS, type KeyRing, loadKeyRing } from "./signing-keys";
 
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;
 const ACCESS_TOKEN_TYPE = "at+jwt";
@@ -37,6 +37,16 @@ export async function issueAccessToken(
   return { token, jti, expiresIn };
 }
 
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+// A client presents the same access token on every request for up to 15 minutes, so the isolate
+// remembers tokens whose signature and claims it already checked (keyed by the exact token text,
+// signature included) and only re-checks expiry on a hit. Scoped to the key ring, so rotating or
+// retiring a key starts afresh; bounded, oldest evicted first. Revocation is still checked on
+// every request by requireAuth.
+const verifiedTokens = new WeakMap<KeyRing, Map<string, AuthContext>>();
+const VERIFIED_TOKENS_MAX = 10_000;
+
 /**
  * Verifies signature (by `kid`, ES256 only), `iss`, `aud`, `typ`, `exp`/`nbf` and claim shapes.
  * Returns null for any invalid token: callers answer 401 without saying which check failed.
@@ -44,6 +54,17 @@ export async function issueAccessToken(
  */
 export async function verifyAccessToken(env: Env, token: string): Promise<AuthContext | null> {
   const ring = await loadKeyRing(env);
+  let cache = verifiedTokens.get(ring);
+  if (!cache) {
+    cache = new Map();
+    verifiedTokens.set(ring, cache);
+  }
+  const known = cache.get(token);
+  if (known) {
+    if (known.tokenExpiresAt + CLOCK_TOLERANCE_SECONDS > Date.now() / 1000)
+      return { ...known, roles: [...known.roles] };
+    cache.delete(token);
+  }
   try {
     const { payload } = await jwtVerify(
       token,
@@ -58,18 +79,21 @@ export async function verifyAccessToken(env: Env, token: string): Promise<AuthCo
         audience: env.JWT_AUDIENCE,
         typ: ACCESS_TOKEN_TYPE,
         requiredClaims: ["sub", "jti", "exp", "iat"],
-        clockTolerance: 5,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
       },
     );
     const claims = AccessClaims.safeParse(payload);
     if (!claims.success) return null;
-    return {
+    const auth: AuthContext = {
       userId: claims.data.sub,
       roles: claims.data.roles,
       jti: claims.data.jti,
       familyId: claims.data.fam,
       tokenExpiresAt: claims.data.exp,
     };
+    if (cache.size >= VERIFIED_TOKENS_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(token, { ...auth, roles: [...auth.roles] });
+    return auth;
   } catch (error) {
     if (error instanceof errors.JOSEError) return null;
     throw error;
