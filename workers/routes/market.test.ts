@@ -137,6 +137,8 @@ describe("market REST routes", () => {
         "/v1/market/collectors",
         "/v1/market/{symbol}/book",
         "/v1/market/{symbol}/trades",
+        "/v1/market/{symbol}/ws",
+        "/v1/ingest/{symbol}",
       ]),
     );
   });

@@ -227,6 +227,21 @@ export const market = createRouter()
     },
   );
 
+market.openAPIRegistry.registerPath({
+  method: "get",
+  path: "/{symbol}/ws",
+  tags: ["Market data"],
+  summary: "Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq",
+  description:
+    "Send `Upgrade: websocket`. Frames are contracts/market.ts#FeedFrame. `?window=N` opts into ack flow control: " +
+    "send `{type:'ack', seq}`; a subscriber more than N frames behind gets one fresh snapshot instead of the backlog.",
+  request: { params: SymbolPath, query: z.object({ window: z.coerce.number().int().min(4).max(4096).optional() }) },
+  responses: {
+    101: { description: "Switching protocols" },
+    400: { description: "Bad symbol or not an upgrade", ...problem },
+  },
+});
+
 /** Subscriber socket: a snapshot, then deltas and trades with gap-free seq. Public, like the REST book. */
 market.get("/:symbol/ws", async (c) => {
   const symbol = symbolParam(c);
@@ -243,6 +258,20 @@ market.get("/:symbol/ws", async (c) => {
 
 /** The collector host's publish socket (mounted at /v1/ingest): `service` role only. */
 export const ingest = createRouter();
+ingest.openAPIRegistry.registerPath({
+  method: "get",
+  path: "/{symbol}",
+  tags: ["Market data"],
+  summary: "Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out",
+  security: [{ bearer: [] }],
+  request: { params: SymbolPath },
+  responses: {
+    101: { description: "Switching protocols" },
+    400: { description: "Bad symbol or not an upgrade", ...problem },
+    401: { description: "No or bad credentials", ...problem },
+    403: { description: "Not the service role", ...problem },
+  },
+});
 ingest.get("/:symbol", requireAuth(), requireRole("service"), async (c) => {
   const symbol = symbolParam(c);
   requireUpgrade(c);
