@@ -66,6 +66,32 @@ describe("exchange connection", () => {
     expect(stats.get("messages")).toBeGreaterThanOrEqual(3);
   });
 
+  it("a feed without application heartbeats (Binance) is kept alive by WebSocket pings while quiet", async () => {
+    const { wss, url } = await wsServer();
+    let connections = 0;
+    wss.on("connection", () => {
+      connections++;
+    });
+    const stats = new ExchangeStats();
+    const connection = new ExchangeConnection(
+      (): ExchangeAdapter => ({
+        exchange: "binanceus",
+        liveness: "pong",
+        url: () => url,
+        onOpen() {},
+        onMessage() {},
+        onClose() {},
+      }),
+      { symbols: ["BTC-USDT"], sink: new MirrorSink(), stats, log: silentLog },
+      { silentMs: 300, pingMs: 50, backoffBaseMs: 10, backoffMaxMs: 20 },
+    );
+    connection.start();
+    closers.push(() => connection.stop());
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(connections).toBe(1);
+    expect(stats.get("reconnects")).toBe(0);
+  });
+
   it("backoff is exponential with full jitter and capped", () => {
     expect(backoffDelay(0, 250, 30_000, () => 1)).toBe(250);
     expect(backoffDelay(3, 250, 30_000, () => 1)).toBe(2000);

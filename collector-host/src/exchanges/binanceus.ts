@@ -22,6 +22,8 @@ export const BINANCE_DEFAULTS: BinanceOptions = {
   snapshotLimit: 1000,
 };
 
+const MAX_BUFFERED_EVENTS = 10_000;
+
 interface DepthEvent {
   U: number;
   u: number;
@@ -133,12 +135,17 @@ export function createBinanceAdapter(ctx: AdapterContext, options: Partial<Binan
     }
     const event = { U, u, b, a };
     const state = states[symbol];
-    if (state?.phase === "buffering") state.buffer.push(event);
-    else if (state?.phase === "live") applyLive(symbol, event);
+    if (state?.phase === "buffering") {
+      // While snapshots keep failing, only the newest events can matter (the next snapshot is
+      // newer than anything dropped here), so the buffer stays bounded.
+      if (state.buffer.length >= MAX_BUFFERED_EVENTS) state.buffer.shift();
+      state.buffer.push(event);
+    } else if (state?.phase === "live") applyLive(symbol, event);
   }
 
   return {
     exchange: "binanceus",
+    liveness: "pong",
     url() {
       const streams = names.flatMap((n) => {
         const s = n.toLowerCase();

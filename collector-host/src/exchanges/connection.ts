@@ -115,8 +115,14 @@ export class ExchangeConnection {
       }
       this.sink.commit();
     });
+    // For feeds without application heartbeats, control frames prove the connection alive
+    // when a market is quiet.
+    const byPong = this.adapter.liveness === "pong";
     ws.on("ping", () => {
-      this.lastMessageAt = Date.now();
+      if (byPong) this.lastMessageAt = Date.now();
+    });
+    ws.on("pong", () => {
+      if (byPong) this.lastMessageAt = Date.now();
     });
     ws.on("error", (error) => {
       this.log.warn({ exchange: this.adapter.exchange, error: error.message }, "exchange socket error");
@@ -143,7 +149,11 @@ export class ExchangeConnection {
       this.reconnect(`no message for ${quiet} ms`);
       return;
     }
-    if (quiet > this.opts.pingMs) this.adapter.ping?.();
+    if (quiet > this.opts.pingMs) {
+      // An application-level ping where the protocol has one, else a WebSocket ping frame.
+      if (this.adapter.ping) this.adapter.ping();
+      else if (this.adapter.liveness === "pong") ws.ping();
+    }
     const valid = this.stats.get("validBooks");
     this.stats.setStatus(valid >= this.symbolCount ? "live" : valid === 0 ? "syncing" : "degraded");
   }

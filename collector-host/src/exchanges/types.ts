@@ -53,6 +53,12 @@ export interface ExchangeAdapter {
   onClose(): void;
   /** Optional keep-alive sent by the connection layer when the feed is quiet. */
   ping?(): void;
+  /**
+   * What proves the feed alive to the watchdog: "messages" (default) for protocols with
+   * application heartbeats, where silence is a fault; "pong" for feeds without them (Binance),
+   * where quiet markets are normal and a WebSocket pong shows the connection still works.
+   */
+  readonly liveness?: "messages" | "pong";
 }
 
 export type AdapterFactory = (ctx: AdapterContext) => ExchangeAdapter;
