@@ -10,18 +10,18 @@ import { traceContext } from "./middleware/trace";
 import { createRouter } from "./openapi";
 import { ProblemError, problemResponse } from "./problem";
 import { adminCatalog } from "./routes/admin-catalog";
-import { categories } from "./routes/categories";
 import { adminUsers } from "./routes/admin-users";
 import { auth } from "./routes/auth";
-import { docsPage } from "./routes/docs";
 import { carts } from "./routes/carts";
+import { categories } from "./routes/categories";
+import { docsPage } from "./routes/docs";
 import { health } from "./routes/health";
-import { adminOrders, orders } from "./routes/orders";
-import { ingest, market } from "./routes/market";
 import { adminInventory, inventory } from "./routes/inventory";
+import { ingest, market } from "./routes/market";
+import { adminOrders, orders } from "./routes/orders";
+import { products } from "./routes/products";
 import { usersRouter } from "./routes/users";
 import { wellKnown } from "./routes/well-known";
-import { products } from "./routes/products";
 
 /** The edge gateway: cross-cutting middleware, then one sub-app per resource under /v1. */
 export const app = createRouter();
