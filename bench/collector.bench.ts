@@ -46,6 +46,8 @@ type Role =
       count: number;
       pacedNs: number;
       decode: boolean;
+      /** Paced runs: sleep in Atomics.wait when the ring is empty (as the publisher does) instead of spinning. */
+      sleep?: boolean;
     }
   | {
       role: "pm-producer" | "pm-consumer";
@@ -161,8 +163,8 @@ if (!isMainThread) {
     const cpu0 = threadCpuMs();
     while (n < data.count) {
       // At full speed an empty ring means the producer is descheduled: sleep instead of stealing
-      // its core (a 2-core shared VM). When paced, spin: that is the latency being measured.
-      if (data.pacedNs === 0 && c.size() === 0) c.waitSync(1);
+      // its core (a 2-core shared VM). When paced, spin unless asked to sleep like the publisher.
+      if ((data.pacedNs === 0 || data.sleep) && c.size() === 0) c.waitSync(data.pacedNs === 0 ? 1 : 100);
       c.drain((at) => {
         if (data.pacedNs > 0) lat[n] = (performance.now() - (recordStamp(view, at) - offset)) * 1000;
         if (data.decode) check += recordPrice(bytes, at).length + recordSize(bytes, at).length;
@@ -230,12 +232,12 @@ function spawn(
   });
 }
 
-async function ringPair(count: number, pacedNs: number, decode: boolean): Promise<PairResult> {
+async function ringPair(count: number, pacedNs: number, decode: boolean, sleep = false): Promise<PairResult> {
   const ring = createRingBuffer(65_536, RECORD_SIZE);
   const sync = new SharedArrayBuffer(128);
   const [cons, prod] = await Promise.all([
-    spawn({ role: "ring-consumer", ring, sync, count, pacedNs, decode }),
-    spawn({ role: "ring-producer", ring, sync, count, pacedNs, decode }),
+    spawn({ role: "ring-consumer", ring, sync, count, pacedNs, decode, sleep }),
+    spawn({ role: "ring-producer", ring, sync, count, pacedNs, decode, sleep }),
   ]);
   return {
     ticksPerSec: count / (cons.ms! / 1000),
@@ -581,10 +583,18 @@ async function main(): Promise<void> {
   // 1b. Latency at a paced 1M ticks/s.
   const PACED = Number(process.env.BENCH_PACED_TICKS ?? 1_000_000);
   const rl = latencySummary((await ringPair(PACED, 1000, false)).lat!);
+  const rs = latencySummary((await ringPair(PACED, 1000, false, true)).lat!);
   const pl = latencySummary((await postMessagePair(Math.min(PACED, 1_000_000), 1000)).lat!);
   console.log("\n[latency] producer→consumer at a paced 1M ticks/s (µs, first 10 % dropped as warm-up)");
-  console.log(`  ring:        p50 ${rl.p50.toFixed(2)}  p99 ${rl.p99.toFixed(2)}  p99.9 ${rl.p999.toFixed(2)}`);
-  console.log(`  postMessage: p50 ${pl.p50.toFixed(2)}  p99 ${pl.p99.toFixed(2)}  p99.9 ${pl.p999.toFixed(2)}`);
+  console.log(
+    `  ring, spinning consumer:               p50 ${rl.p50.toFixed(2)}  p99 ${rl.p99.toFixed(2)}  p99.9 ${rl.p999.toFixed(2)}`,
+  );
+  console.log(
+    `  ring, sleeping consumer (Atomics.wait): p50 ${rs.p50.toFixed(2)}  p99 ${rs.p99.toFixed(2)}  p99.9 ${rs.p999.toFixed(2)}`,
+  );
+  console.log(
+    `  postMessage:                           p50 ${pl.p50.toFixed(2)}  p99 ${pl.p99.toFixed(2)}  p99.9 ${pl.p999.toFixed(2)}`,
+  );
 
   // 2. Kraken replay with checksums.
   const kr = krakenReplay(Math.max(RUNS, 5) * 2);
