@@ -26,6 +26,7 @@ describe("ETag and the edge cache", () => {
     expect(etag).toMatch(/^"[\w-]+"$/);
     expect(first.headers.get("cache-control")).toBe("public, max-age=0, must-revalidate");
     expect(first.headers.get("x-edge-cache")).toBe("MISS");
+    expect(first.headers.get("server-timing")).toMatch(/^catalog;dur=\d+(\.\d)?$/);
     const body = await first.text();
 
     const second = await call(`/v1/products/${lamp.id}`);

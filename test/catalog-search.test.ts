@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { adminClient, type CatalogProduct, categoryTree, search } from "./catalog-fixtures";
+import { call } from "./helpers";
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
 const made: Record<string, CatalogProduct> = {};
@@ -129,5 +130,19 @@ describe("filters, sorts and facets", () => {
       total: 0,
       facets: { categories: [], price: { min: null, max: null } },
     });
+  });
+});
+
+describe("documentation", () => {
+  it("lists every catalog route in /v1/openapi.json", async () => {
+    const res = await call("/v1/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths["/v1/products"] ?? {})).toEqual(["get"]);
+    expect(Object.keys(doc.paths["/v1/products/{id}"] ?? {})).toEqual(["get"]);
+    expect(Object.keys(doc.paths["/v1/categories"] ?? {})).toEqual(["get"]);
+    expect(Object.keys(doc.paths["/v1/admin/products"] ?? {})).toEqual(["post"]);
+    expect(Object.keys(doc.paths["/v1/admin/products/{id}"] ?? {}).sort()).toEqual(["delete", "get", "patch"]);
+    expect(Object.keys(doc.paths["/v1/admin/categories"] ?? {})).toEqual(["post"]);
   });
 });
