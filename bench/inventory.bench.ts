@@ -122,6 +122,7 @@ interface Run {
   p99: number;
   ok: number;
   other: number;
+  statuses: Record<string, { count: number }>;
 }
 
 let orderSeq = 0;
@@ -182,9 +183,15 @@ async function scenario(name: string, opts: Parameters<typeof load>[0]): Promise
     p99: median(runs.map((r) => r.p99)),
     ok: runs.reduce((s, r) => s + r.ok, 0),
     other: runs.reduce((s, r) => s + r.other, 0),
+    statuses: {} as Record<string, { count: number }>,
   };
+  for (const r of runs) {
+    for (const [code, { count }] of Object.entries(r.statuses)) {
+      out.statuses[code] = { count: (out.statuses[code]?.count ?? 0) + count };
+    }
+  }
   console.log(
-    `${name.padEnd(44)} ${out.rps.toFixed(0).padStart(6)} req/s   p50 ${String(out.p50).padStart(4)} ms   p99 ${String(out.p99).padStart(4)} ms   (2xx ${out.ok}, other ${out.other}; runs: ${runs.map((r) => r.rps.toFixed(0)).join(", ")})`,
+    `${name.padEnd(44)} ${out.rps.toFixed(0).padStart(6)} req/s   p50 ${String(out.p50).padStart(4)} ms   p99 ${String(out.p99).padStart(4)} ms   (2xx ${out.ok}, other ${out.other} ${JSON.stringify(Object.fromEntries(Object.entries(out.statuses).map(([k, v]) => [k, v.count])))}; runs: ${runs.map((r) => r.rps.toFixed(0)).join(", ")})`,
   );
   return out;
 }
