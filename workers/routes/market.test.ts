@@ -64,6 +64,29 @@ describe("market REST routes", () => {
     publisher.close();
   });
 
+  it("serves per-symbol feed counters to admin and service roles only", async () => {
+    const publisher = await TestPublisher.open("STATS-USD");
+    await publisher.batch([{ exchange: "coinbase", snapshot: true, bids: [["2", "1"]], asks: [["3", "1"]] }]);
+    publisher.sendRaw("garbage");
+    await publisher.batch([]);
+    await expectProblem(await call("/v1/market/STATS-USD/stats"), 401);
+    await expectProblem(
+      await call("/v1/market/STATS-USD/stats", { token: await tokenFor("someone", ["customer"]) }),
+      403,
+    );
+    const res = await call("/v1/market/STATS-USD/stats", { token: await tokenFor("ops", ["admin"]) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      batchesApplied: 2,
+      framesRejected: 1,
+      rejectReasons: { "malformed JSON": 1 },
+      publisherConnected: true,
+      exchanges: ["coinbase"],
+      feedSeq: 1,
+    });
+    publisher.close();
+  });
+
   it("normalizes XBT to BTC so every spelling reaches the same feed", async () => {
     const publisher = await TestPublisher.open("XBT-USD");
     await publisher.batch([{ exchange: "kraken", snapshot: true, bids: [["50000.1", "1"]], asks: [] }]);
