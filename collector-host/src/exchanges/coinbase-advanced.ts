@@ -73,6 +73,9 @@ export function createCoinbaseAdvancedAdapter(
       if (!isRecord(t)) continue;
       const symbol = index.of(t.product_id);
       const id = tradeId(t.trade_id);
+      // Passed through as the aggressor side. Unlike the Exchange feed's `match` (explicitly the
+      // maker side), the Advanced Trade docs do not say which side `side` names; not verified
+      // against live data here (no network).
       const side = t.side === "BUY" ? 0 : t.side === "SELL" ? 1 : -1;
       if (symbol < 0 || !id || side < 0 || !isLevelValue(t.price) || !isLevelValue(t.size)) {
         ctx.stats.inc("malformed");
