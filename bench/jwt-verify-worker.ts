@@ -1,18 +1,27 @@
-// A minimal Worker for bench/gateway.bench.ts: verifies one access token `n` times with the exact
-// code the gateway runs (workers/identity/access-tokens.ts), so the cost of one verification in
-// workerd is (time(n) - time(0)) / n measured from outside (workerd's own clock does not advance
-// during pure computation, so it cannot be timed from inside).
+// A minimal Worker for bench/gateway.bench.ts: runs the exact token code the gateway runs
+// (workers/identity/access-tokens.ts) `n` times. workerd's clock does not advance during pure
+// computation, so costs are measured from outside as differences between requests:
+//   ?mode=issue&n=N          sign N fresh tokens
+//   ?mode=issue-verify&n=N   sign N fresh tokens and verify each once (a full signature check)
+//   ?mode=repeat&n=N         verify one already-verified token N times (the per-isolate cache hit)
 import { issueAccessToken, verifyAccessToken } from "../workers/identity/access-tokens";
-
-let token: string | undefined;
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
-    const n = Number(new URL(request.url).searchParams.get("n") ?? 0);
-    token ??= (await issueAccessToken(env, { userId: "bench", roles: ["customer"] })).token;
-    if (!(await verifyAccessToken(env, token))) return new Response("invalid", { status: 500 });
+    const params = new URL(request.url).searchParams;
+    const n = Number(params.get("n") ?? 0);
+    const mode = params.get("mode") ?? "repeat";
+    const issue = () => issueAccessToken(env, { userId: "bench", roles: ["customer"] }).then((t) => t.token);
+    if (mode === "repeat") {
+      const token = await issue();
+      for (let i = 0; i <= n; i++)
+        if (!(await verifyAccessToken(env, token))) return new Response("bad", { status: 500 });
+      return new Response("ok");
+    }
     for (let i = 0; i < n; i++) {
-      if (!(await verifyAccessToken(env, token))) return new Response("invalid", { status: 500 });
+      const token = await issue();
+      if (mode === "issue-verify" && !(await verifyAccessToken(env, token)))
+        return new Response("bad", { status: 500 });
     }
     return new Response("ok");
   },
