@@ -1,4 +1,9 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  runDurableObjectAlarm,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { app } from "../workers/app";
@@ -67,6 +72,24 @@ describe("login brute-force guard (exact, per account+IP)", () => {
     const ghost = `ghost${Date.now()}@example.com`;
     for (let i = 0; i < 5; i++) expect((await login(ghost, "whatever pw", ip(4))).status).toBe(401);
     expect((await login(ghost, "whatever pw", ip(4))).status).toBe(429);
+  });
+
+  it("forgets attempts once they leave the window, via its idempotent cleanup alarm", async () => {
+    const guard = env.LOGIN_GUARD.getByName(`alarm-test-${Date.now()}`);
+    for (let i = 0; i < 5; i++) expect((await guard.begin()).allowed).toBe(true);
+    expect((await guard.begin()).allowed).toBe(false);
+    // Age the attempts past the window instead of waiting a minute.
+    await runInDurableObject(guard, (_obj, state) => {
+      state.storage.sql.exec("update attempts set at = at - 61000");
+    });
+    expect(await runDurableObjectAlarm(guard)).toBe(true);
+    expect(await runDurableObjectAlarm(guard)).toBe(false);
+    const rows = await runInDurableObject(guard, (_obj, state) =>
+      state.storage.sql.exec<{ n: number }>("select count(*) as n from attempts").one(),
+    );
+    expect(rows.n).toBe(0);
+    const verdict = await guard.begin();
+    expect(verdict).toMatchObject({ allowed: true, remaining: 4, limit: 5 });
   });
 
   it("guards the service-token secret the same way", async () => {
