@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { projectAvailability } from "../workers/catalog/availability";
+import { forgetMemoryCache } from "../workers/catalog/edge-cache";
 import { adminClient, type CatalogProduct, type ProductPage } from "./catalog-fixtures";
 import { call } from "./helpers";
 
@@ -44,6 +45,21 @@ describe("ETag and the edge cache", () => {
     expect(stale.status).toBe(200);
   });
 
+  it("has two levels: isolate memory first, then the Cache API shared by a location's isolates", async () => {
+    const path = "/v1/products?category=lighting&limit=7";
+    expect((await call(path)).headers.get("x-edge-cache")).toBe("MISS");
+    const memoryHit = await call(path);
+    expect(memoryHit.headers.get("x-edge-cache")).toBe("HIT");
+    expect(memoryHit.headers.get("server-timing")).toBe('cache;desc="memory"');
+    forgetMemoryCache(); // as if another isolate served the next request
+    const edgeHit = await call(path);
+    expect(edgeHit.headers.get("x-edge-cache")).toBe("HIT");
+    expect(edgeHit.headers.get("server-timing")).toBe('cache;desc="edge"');
+    expect(edgeHit.headers.get("etag")).toBe(memoryHit.headers.get("etag"));
+    expect(await edgeHit.text()).toBe(await memoryHit.text());
+    expect((await call(path)).headers.get("server-timing")).toBe('cache;desc="memory"');
+  });
+
   it("lists are cached too, with parameter order not mattering; authenticated reads bypass the cache", async () => {
     const a = await call("/v1/products?category=lighting&sort=price_asc");
     expect(a.headers.get("x-edge-cache")).toBe("MISS");
@@ -70,6 +86,7 @@ describe("ETag and the edge cache", () => {
     const oldListTag = list.headers.get("etag")!;
     const oldTag = product.headers.get("etag")!;
 
+    forgetMemoryCache(); // the purge must reach the Cache API level too, not only memory
     const patch = await call(`/v1/admin/products/${lamp.id}`, {
       method: "PATCH",
       token: admin.token,
