@@ -131,6 +131,17 @@ export class BookSideLevels {
     this.order.length = 0;
   }
 
+  /** Keeps the best `max` levels; returns the levels dropped (worst last). */
+  truncate(max: number): BookLevel[] {
+    if (this.order.length <= max) return [];
+    const dropped = this.order.splice(max);
+    return dropped.map((key) => {
+      const level = this.levels.get(key)!;
+      this.levels.delete(key);
+      return level;
+    });
+  }
+
   /** Index of `key` in the best-first order, or where it would be inserted. */
   private search(key: string): number {
     let lo = 0;

@@ -337,6 +337,31 @@ describe("MarketFeed object: publisher connections and storage", () => {
   });
 });
 
+describe("MarketFeed object: deep books", () => {
+  it("trims a side past the level limit to its best levels, and subscribers drop the same levels", async () => {
+    const symbol = "DEEP-USD";
+    const publisher = await TestPublisher.open(symbol);
+    const sub = await TestSubscriber.open(symbol);
+    const bids = (from: number, to: number): [string, string][] =>
+      Array.from({ length: to - from }, (_, i) => [`${from + i}.5`, "1"]);
+    await publisher.batch([{ exchange: "binanceus", snapshot: true, bids: bids(1, 4001), asks: [["99999", "1"]] }]);
+    // Deltas keep adding levels on both ends until the side is over the limit (10,000).
+    await publisher.batch([{ exchange: "binanceus", bids: bids(4001, 8001), asks: [] }]);
+    await publisher.batch([{ exchange: "binanceus", bids: bids(20_001, 24_001), asks: [] }]);
+    const stat = await stats(symbol);
+    await sub.untilSeq(stat.feedSeq);
+    expect(stat.booksWithdrawn).toBe(0);
+    expect(publisher.resyncs()).toBe(0);
+    // The best 10,000 bids survive: 24,000.5 down to ..., the 2,000 lowest prices were dropped.
+    const all = [...bids(20_001, 24_001).reverse(), ...bids(1, 8001).reverse()].slice(0, 10_000);
+    expect(sub.view("binanceus").bids).toEqual(all);
+    const served = await restBook(symbol, "?exchange=binanceus&depth=1000");
+    expect(served.bids).toEqual(all.slice(0, 1000));
+    publisher.close();
+    sub.close();
+  });
+});
+
 describe("MarketFeed object: persistence", () => {
   it("serves the last persisted book after eviction and continues the same publisher stream without a resync", async () => {
     const symbol = "PERSIST-USD";

@@ -12,6 +12,7 @@ import {
   type IngestBatch,
   type IngestControl,
   IngestFrame,
+  type Level,
   MarketSymbol,
   type Trade,
 } from "../contracts/market";
@@ -23,8 +24,13 @@ import { marketRegistry } from "./market-registry";
 export const MAX_FRAME_BYTES = 1 << 20;
 /** A publisher that sends this many invalid frames in a row is closed with 1008 (policy). */
 const MAX_CONSECUTIVE_INVALID = 100;
-/** A book side beyond this is withdrawn and resynced rather than allowed to grow without bound. */
-const MAX_LEVELS_PER_SIDE = 10_000;
+/**
+ * A book side keeps at most this many levels: deltas that grow it further drop the worst levels
+ * (and subscribers are told, as size-zero levels in the same delta), so a deep book cannot grow
+ * without bound. Snapshots carry at most 5,000 per side, so only levels deltas added beyond that
+ * depth are ever trimmed; the REST depth limit (1,000) is far inside.
+ */
+export const MAX_LEVELS_PER_SIDE = 10_000;
 export const RECENT_TRADES = 200;
 /**
  * Persist at most this long after the first unpersisted change (alarm)... A crash loses at most
@@ -445,18 +451,15 @@ export class MarketFeedObject extends DurableObject<Env> {
         continue;
       }
       entry.book.applyLevels(update.bids, update.asks);
-      if (entry.book.bids.size > MAX_LEVELS_PER_SIDE || entry.book.asks.size > MAX_LEVELS_PER_SIDE) {
-        changes.push(this.withdrawChange(ex, "book exceeds the level limit"));
-        needResync = true;
-        continue;
-      }
+      const bids = this.trimmed(update.bids, entry.book.bids.truncate(MAX_LEVELS_PER_SIDE));
+      const asks = this.trimmed(update.asks, entry.book.asks.truncate(MAX_LEVELS_PER_SIDE));
       entry.updatedAt = now;
       const dirty = this.dirtyOf(ex);
       if (!dirty.replaced) {
-        for (const [price] of update.bids) dirty.keys.add(`b|${canonicalDecimal(price)}`);
-        for (const [price] of update.asks) dirty.keys.add(`a|${canonicalDecimal(price)}`);
+        for (const [price] of bids) dirty.keys.add(`b|${canonicalDecimal(price)}`);
+        for (const [price] of asks) dirty.keys.add(`a|${canonicalDecimal(price)}`);
       }
-      changes.push({ exchange: ex, bids: update.bids, asks: update.asks });
+      changes.push({ exchange: ex, bids, asks });
     }
     if (needResync) this.requestResync(ws, "deltas for a book without a snapshot", false);
     if (batch.trades.length > 0) {
@@ -506,6 +509,12 @@ export class MarketFeedObject extends DurableObject<Env> {
           },
         ),
     );
+  }
+
+  /** The delta's levels plus removals for the levels the side limit dropped. */
+  private trimmed(levels: Level[], dropped: BookLevel[]): Level[] {
+    if (dropped.length === 0) return levels;
+    return [...levels, ...dropped.map(([price]): Level => [price, "0"])];
   }
 
   private requestResync(ws: WebSocket, reason: string, force: boolean): void {
