@@ -47,6 +47,10 @@ export type Trade = z.infer<typeof Trade>;
  * `seq` is per symbol and per connection-lifetime of the publisher: it increases by exactly 1 per
  * batch. The first batch after (re)connecting carries a `snapshot: true` update for every exchange
  * the publisher has a valid book for.
+ *
+ * Size (added by the edge): one frame must stay within 1 MiB, the platform's limit for a received
+ * WebSocket message; the edge closes the socket with 1009 otherwise. Three 5,000-level books in one
+ * snapshot batch come close: put large snapshots in consecutive batches (one exchange each).
  */
 export const IngestBatch = z.object({
   type: z.literal("batch"),
