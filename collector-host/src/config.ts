@@ -40,6 +40,8 @@ export const HostConfig = z.object({
     })
     .prefault({}),
   pushIntervalMs: z.number().int().min(5).max(5_000).default(50),
+  /** Levels per side published to the edge (the edge serves depth ≤ 1000). */
+  publishDepth: z.number().int().min(1).max(2_500).default(1_000),
   healthIntervalMs: z.number().int().min(100).default(5_000),
   ops: z
     .object({ port: z.number().int().min(0).max(65_535).default(9464), host: z.string().default("127.0.0.1") })

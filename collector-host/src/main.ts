@@ -58,6 +58,7 @@ export async function startCollectorHost(
       clockOffset: () => ex.clockOffset,
     })),
     intervalMs: config.pushIntervalMs,
+    publishDepth: config.publishDepth,
     links,
     log,
     hooks: {

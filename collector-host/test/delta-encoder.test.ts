@@ -69,7 +69,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "resync" as const }) },
 );
 
-function harness() {
+function harness(publishDepth: number) {
   const rings = EXCHANGES.map(() => createRingBuffer(4096, RECORD_SIZE));
   const sinks = rings.map((r) => new RingSink(new RingProducer(r, RECORD_SIZE)));
   const frames: string[] = [];
@@ -101,6 +101,7 @@ function harness() {
   const publisher = new Publisher({
     sources,
     intervalMs: 1_000_000,
+    publishDepth,
     log: silentLog,
     links: (_symbol, h) => {
       handlers = h;
@@ -130,8 +131,10 @@ function harness() {
 describe("delta encoder", () => {
   it("snapshot + deltas rebuild exactly the collector's book after every batch (property)", () => {
     fc.assert(
-      fc.property(fc.array(op, { minLength: 1, maxLength: 120 }), (ops) => {
-        const h = harness();
+      // Depth 1000 never truncates these books (the plain delta path); 2 and 4 make the published
+      // window move as levels come and go (the windowed path).
+      fc.property(fc.constantFrom(2, 4, 1000), fc.array(op, { minLength: 1, maxLength: 120 }), (depth, ops) => {
+        const h = harness(depth);
         const model = EXCHANGES.map(() => ({ book: new OrderBook(), valid: false }));
         const edge = new Map<Exchange, OrderBook>();
         let lastSeq = 0;
@@ -151,7 +154,7 @@ describe("delta encoder", () => {
                 expect(edge.has(u.exchange)).toBe(true);
                 // Compact: a delta names each touched level once, and only touched levels.
                 const touched = changedSinceFlush[EXCHANGES.indexOf(u.exchange)]!;
-                expect(u.bids.length + u.asks.length).toBeLessThanOrEqual(touched.size);
+                if (depth === 1000) expect(u.bids.length + u.asks.length).toBeLessThanOrEqual(touched.size);
               }
               const book = u.snapshot ? new OrderBook() : edge.get(u.exchange)!;
               applyBookUpdate(book, u);
@@ -165,8 +168,8 @@ describe("delta encoder", () => {
               expect(edge.has(ex) ? edge.get(ex)!.depth : undefined).toBeUndefined();
               return;
             }
-            expect(edge.get(ex)?.levels("bid")).toEqual(m.book.levels("bid"));
-            expect(edge.get(ex)?.levels("ask")).toEqual(m.book.levels("ask"));
+            expect(edge.get(ex)?.levels("bid")).toEqual(m.book.levels("bid", depth));
+            expect(edge.get(ex)?.levels("ask")).toEqual(m.book.levels("ask", depth));
             expect(h.publisher.book("BTC-USD", ex)!.levels("bid")).toEqual(m.book.levels("bid"));
           });
         };
@@ -205,7 +208,7 @@ describe("delta encoder", () => {
         }
         check();
       }),
-      { numRuns: 300 },
+      { numRuns: 400 },
     );
   });
 });

@@ -45,6 +45,8 @@ describe("collector host end to end on the replayed fixtures", () => {
       const kr = host.supervisor.exchanges.get("kraken")!.stats;
       return kr.get("checksumsVerified") + kr.get("checksumFailures") >= 4269;
     });
+    // Every book synced (Binance's depend on REST round trips) and every publish socket open.
+    await waitFor("host ready", () => host.ready());
     await new Promise((r) => setTimeout(r, 400));
   }, 60_000);
 
@@ -82,8 +84,9 @@ describe("collector host end to end on the replayed fixtures", () => {
       for (const symbol of ex.config.symbols) {
         const mine = host.publisher.book(symbol, ex.config.exchange)!;
         const theirs = edge.books.get(`${symbol}|${ex.config.exchange}`)!;
-        expect(theirs.levels("bid"), `${symbol} ${ex.config.exchange}`).toEqual(mine.levels("bid"));
-        expect(theirs.levels("ask"), `${symbol} ${ex.config.exchange}`).toEqual(mine.levels("ask"));
+        // The edge holds the top 1000 levels per side (publishDepth), exactly.
+        expect(theirs.levels("bid"), `${symbol} ${ex.config.exchange}`).toEqual(mine.levels("bid", 1000));
+        expect(theirs.levels("ask"), `${symbol} ${ex.config.exchange}`).toEqual(mine.levels("ask", 1000));
         compared++;
       }
     }
@@ -129,7 +132,7 @@ describe("collector host end to end on the replayed fixtures", () => {
     );
     expect(edge.problems).toEqual([]);
     const mine = host.publisher.book(symbol, "binanceus")!;
-    expect(edge.books.get(`${symbol}|binanceus`)!.levels("ask")).toEqual(mine.levels("ask"));
+    expect(edge.books.get(`${symbol}|binanceus`)!.levels("ask")).toEqual(mine.levels("ask", 1000));
   });
 
   it("answers the edge's resync with a full snapshot for that symbol", async () => {

@@ -216,6 +216,6 @@ describe("hostile and corrupted input", () => {
     expect(edge.invalids).toEqual([expect.objectContaining({ symbol: "COMP-USDT", exchange: "binanceus" })]);
     await new Promise((r) => setTimeout(r, 200));
     const mine = host.publisher.book("COMP-USDT", "binanceus")!;
-    expect(edge.books.get("COMP-USDT|binanceus")!.levels("bid")).toEqual(mine.levels("bid"));
+    expect(edge.books.get("COMP-USDT|binanceus")!.levels("bid")).toEqual(mine.levels("bid", 1000));
   }, 30_000);
 });

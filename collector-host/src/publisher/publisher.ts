@@ -17,7 +17,7 @@ import {
   recordSymbol,
   recordTs,
 } from "../ring/tick-record.ts";
-import { LevelChanges, snapshotUpdate } from "./delta-encoder.ts";
+import { LevelChanges, PublishedView } from "./delta-encoder.ts";
 
 /** The publish side of one symbol (an EdgeLink in production, a fake in tests). */
 export interface Link {
@@ -44,6 +44,8 @@ export interface PublisherHooks {
 }
 
 const MAX_TRADES_PER_BATCH = 10_000;
+/** A windowed delta can name every published level twice (old out, new in): 2 × 2500 = the contract's 5000. */
+export const MAX_PUBLISH_DEPTH = 2500;
 
 interface ExchangeBook {
   exchange: Exchange;
@@ -52,6 +54,8 @@ interface ExchangeBook {
   inSnapshot: boolean;
   snapshotPending: boolean;
   changes: LevelChanges;
+  /** What the edge holds of this book (its top `publishDepth` levels). */
+  view: PublishedView;
 }
 
 interface SymbolState {
@@ -77,6 +81,7 @@ export class Publisher {
   private readonly routeSymbols = new Map<Exchange, SymbolState[]>();
   private readonly sources: PublisherSource[];
   private readonly intervalMs: number;
+  private readonly publishDepth: number;
   private readonly log: Logger;
   private readonly hooks: PublisherHooks;
   private timer: NodeJS.Timeout | undefined;
@@ -85,12 +90,15 @@ export class Publisher {
   constructor(opts: {
     sources: PublisherSource[];
     intervalMs: number;
+    /** Levels per side the edge holds (default 1000, the deepest the edge serves). */
+    publishDepth?: number;
     links: LinkFactory;
     log: Logger;
     hooks?: PublisherHooks;
   }) {
     this.sources = opts.sources;
     this.intervalMs = opts.intervalMs;
+    this.publishDepth = Math.min(opts.publishDepth ?? 1000, MAX_PUBLISH_DEPTH);
     this.log = opts.log;
     this.hooks = opts.hooks ?? {};
     for (const source of opts.sources) {
@@ -109,6 +117,7 @@ export class Publisher {
           inSnapshot: false,
           snapshotPending: false,
           changes: new LevelChanges(),
+          view: new PublishedView(this.publishDepth),
         };
         state.books.set(source.exchange, eb);
         books.push(eb);
@@ -282,10 +291,11 @@ export class Publisher {
     const books: BookUpdate[] = [];
     for (const eb of state.books.values()) {
       if (!eb.valid) continue;
-      if (state.flags.needFull || eb.snapshotPending || eb.changes.overflows()) {
-        books.push(snapshotUpdate(eb.exchange, eb.book));
+      if (state.flags.needFull || eb.snapshotPending) {
+        books.push(eb.view.snapshot(eb.exchange, eb.book));
       } else if (eb.changes.size > 0) {
-        books.push(eb.changes.toUpdate(eb.exchange));
+        const delta = eb.view.delta(eb.exchange, eb.book, eb.changes);
+        if (delta) books.push(delta);
       }
       eb.snapshotPending = false;
       eb.changes.clear();
