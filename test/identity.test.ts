@@ -62,6 +62,20 @@ describe("register", () => {
     expect(await countRows("select count(*) as n from users where email = ?", "mixed.case@example.com")).toBe(1);
   });
 
+  it("lets exactly one of several concurrent registrations of one email win; the rest get 409", async () => {
+    const email = uniqueEmail();
+    const results = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        call("/v1/auth/register", {
+          method: "POST",
+          json: { email, password: "correct horse battery", name: `R${i}` },
+        }),
+      ),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
+    expect(await countRows("select count(*) as n from users where email = ?", email)).toBe(1);
+  });
+
   it("stores a salted PBKDF2 hash with its parameters, never the password", async () => {
     const a = await register(uniqueEmail(), "same password here");
     const b = await register(uniqueEmail(), "same password here");

@@ -48,6 +48,14 @@ async function beginAttempt(env: Env, scope: string, account: string, ip: string
   return guard;
 }
 
+/** True when a (possibly drizzle-wrapped) D1 error is a UNIQUE constraint violation. */
+function isUniqueViolation(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e.message.includes("UNIQUE constraint failed")) return true;
+  }
+  return false;
+}
+
 async function tokenPair(env: Env, user: { id: string; roles: string[] }, familyId: string, refreshToken: string) {
   const access = await issueAccessToken(env, { userId: user.id, roles: parseRoles(user.roles), familyId });
   return { accessToken: access.token, refreshToken, tokenType: "Bearer" as const, expiresIn: access.expiresIn };
@@ -87,7 +95,7 @@ auth
           .values({ id, email, name, roles: ["customer"], passwordHash });
       } catch (error) {
         // Two registrations racing for one email: the UNIQUE index decides, the loser gets 409.
-        if (String(error).includes("UNIQUE")) throw taken();
+        if (isUniqueViolation(error)) throw taken();
         throw error;
       }
       return c.json({ user: { id, email, name, roles: ["customer" as const] } }, 201);
