@@ -417,6 +417,8 @@ async function bandwidth(intervalMs: number) {
       clockOffset: () => 0,
     })),
     intervalMs: 1e9,
+    // Deeper than any recorded book, so the pushed books are as full as the snapshot alternative.
+    publishDepth: 2500,
     links: (symbol) => linkFor(symbol),
     log: quietLog,
   });
