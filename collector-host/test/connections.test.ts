@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ServerOptions, WebSocketServer } from "ws";
 import { loadConfig } from "../src/config.ts";
@@ -164,6 +167,36 @@ describe("config", () => {
       ["coinbase", false, "ws://127.0.0.1:8830/coinbase"],
       ["binanceus", true, "ws://127.0.0.1:8830/binanceus"],
     ]);
+  });
+
+  it("reads a JSON config file, with the environment taking precedence", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "collector-config-"));
+    const file = path.join(dir, "host.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        host: "from-file",
+        pushIntervalMs: 80,
+        edge: { url: "https://edge.example", token: "file-token" },
+        exchanges: [{ exchange: "kraken", protocol: "kraken-v2", symbols: ["BTC-USD"], depth: 100 }],
+      }),
+    );
+    const config = loadConfig({ COLLECTOR_PUSH_INTERVAL_MS: "30" }, file);
+    expect(config).toMatchObject({
+      host: "from-file",
+      pushIntervalMs: 30,
+      publishDepth: 1000,
+      edge: { url: "https://edge.example", token: "file-token" },
+    });
+    expect(config.exchanges).toEqual([
+      expect.objectContaining({ protocol: "kraken-v2", depth: 100, enabled: true, silentMs: 15_000 }),
+    ]);
+    writeFileSync(
+      file,
+      JSON.stringify({ exchanges: [{ exchange: "kraken", protocol: "kraken-v9", symbols: ["BTC-USD"] }] }),
+    );
+    expect(() => loadConfig({}, file)).toThrow();
+    rmSync(dir, { recursive: true });
   });
 
   it("defaults to the exchanges' production endpoints and rejects invalid settings", () => {
