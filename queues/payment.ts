@@ -210,7 +210,10 @@ async function guarded<T>(
   );
   try {
     const result = await call(controller.signal);
-    await breaker.recordSuccess(providerName);
+    // A success only changes a breaker that has failures to reset or is half-open; skipping the
+    // call otherwise halves breaker traffic. (If another isolate failed meanwhile, its failure
+    // stays counted a little longer: the breaker errs towards opening, never towards hiding one.)
+    if (permit.status !== "closed" || permit.consecutiveFailures > 0) await breaker.recordSuccess(providerName);
     return result;
   } catch (error) {
     if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError)

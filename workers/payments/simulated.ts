@@ -32,6 +32,14 @@ export class SimulatedPaymentProvider implements PaymentProvider {
   async authorize(input: AuthorizeInput, signal: AbortSignal): Promise<AuthorizeResult> {
     const scenario = simulatedScenario(input.token);
     if (!scenario) throw new PermanentPaymentError("unknown payment token");
+    const outcome = async (): Promise<AuthorizeResult> => {
+      if (scenario === "declined") return { status: "declined", code: "card_declined" };
+      if (scenario === "insufficient_funds") return { status: "declined", code: "insufficient_funds" };
+      return { status: "authorized", authorizationId: `sim_auth_${await shortHash(input.idempotencyKey)}` };
+    };
+    if (scenario !== "hang" && scenario !== "transient") {
+      return this.#once(input.idempotencyKey, "authorize", outcome, outcome);
+    }
     return this.#once(input.idempotencyKey, "authorize", async (attempt) => {
       if (scenario === "hang") {
         // Never answers: only our own timeout (the AbortSignal) ends the call.
@@ -42,9 +50,7 @@ export class SimulatedPaymentProvider implements PaymentProvider {
       if (scenario === "transient" && attempt <= SIMULATED_TRANSIENT_FAILURES) {
         throw new TransientPaymentError("simulated provider unavailable (503)");
       }
-      if (scenario === "declined") return { status: "declined", code: "card_declined" };
-      if (scenario === "insufficient_funds") return { status: "declined", code: "insufficient_funds" };
-      return { status: "authorized", authorizationId: `sim_auth_${await shortHash(input.idempotencyKey)}` };
+      return outcome();
     });
   }
 
@@ -53,13 +59,13 @@ export class SimulatedPaymentProvider implements PaymentProvider {
     amount: number;
     idempotencyKey: string;
   }): Promise<{ captureId: string }> {
-    return this.#once(input.idempotencyKey, "capture", async () => ({
-      captureId: `sim_cap_${await shortHash(input.idempotencyKey)}`,
-    }));
+    const outcome = async () => ({ captureId: `sim_cap_${await shortHash(input.idempotencyKey)}` });
+    return this.#once(input.idempotencyKey, "capture", outcome, outcome);
   }
 
   async void(input: { authorizationId: string; idempotencyKey: string }): Promise<{ voided: boolean }> {
-    return this.#once(input.idempotencyKey, "void", async () => ({ voided: true }));
+    const outcome = async () => ({ voided: true });
+    return this.#once(input.idempotencyKey, "void", outcome, outcome);
   }
 
   async refund(input: {
@@ -67,13 +73,32 @@ export class SimulatedPaymentProvider implements PaymentProvider {
     amount: number;
     idempotencyKey: string;
   }): Promise<{ refundId: string }> {
-    return this.#once(input.idempotencyKey, "refund", async () => ({
-      refundId: `sim_ref_${await shortHash(input.idempotencyKey)}`,
-    }));
+    const outcome = async () => ({ refundId: `sim_ref_${await shortHash(input.idempotencyKey)}` });
+    return this.#once(input.idempotencyKey, "refund", outcome, outcome);
   }
 
-  /** Runs `compute` at most once successfully per key; counts every attempt. */
-  async #once<T>(key: string, operation: string, compute: (attempt: number) => Promise<T>): Promise<T> {
+  /**
+   * Runs `compute` at most once successfully per key; counts every attempt. When the outcome is
+   * known up front (`settled`: no outage or hang to play), it is stored by the same single write.
+   */
+  async #once<T>(
+    key: string,
+    operation: string,
+    compute: (attempt: number) => Promise<T>,
+    settled?: () => Promise<T>,
+  ): Promise<T> {
+    if (settled) {
+      const result = await settled();
+      const row = await this.#db
+        .prepare(
+          `INSERT INTO simulated_payments (idempotency_key, operation, attempts, result) VALUES (?1, ?2, 1, ?3)
+           ON CONFLICT (idempotency_key) DO UPDATE SET attempts = attempts + 1, result = COALESCE(result, excluded.result)
+           RETURNING result`,
+        )
+        .bind(key, operation, JSON.stringify(result))
+        .first<{ result: string }>();
+      return row ? (JSON.parse(row.result) as T) : result;
+    }
     const row = await this.#db
       .prepare(
         `INSERT INTO simulated_payments (idempotency_key, operation, attempts) VALUES (?1, ?2, 1)

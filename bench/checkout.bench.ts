@@ -1,0 +1,284 @@
+// Checkout end to end: POST /v1/orders → `confirmed` (reserve → pay → commit, three queue hops
+// through the saga), p50/p99 at 1, 10 and 50 concurrent shoppers; then orders/s across 1, 10 and
+// 100 SKUs to show how throughput scales with the number of inventory objects involved.
+//
+//   npm run bench -- checkout          (or: node_modules/.bin/node bench/checkout.bench.ts)
+//   BENCH_PORT=8821 BENCH_SCALE=2 …    (defaults: port 8820, scale 1)
+//
+// It starts its own server (scripts/serve.ts: the deploy bundle on Miniflare) on a private port
+// with a throwaway state directory (never `npm start`'s data) and the repo's wrangler.toml —
+// including the local queue settings (max_batch_size 100, max_batch_timeout 0) that decide most of
+// the end-to-end latency. Each shopper sends its own CF-Connecting-IP, as real shoppers would.
+//
+// A shopper = a fresh user with its own access token and a cart holding one unit of one SKU
+// (prepared before the clock starts). The timed part starts when POST /v1/orders is sent and ends
+// at the `confirmed` entry of the order's history (server clock = this machine's clock); the
+// shopper polls GET /v1/orders/:id every POLL_MS only to learn that it has happened, so polling
+// frequency does not quantize the figure. Baseline, measured in the same run at the same
+// concurrency: GET /health through the same gateway.
+
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { importJWK, SignJWT } from "jose";
+import { devVar, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
+
+const PORT = Number(process.env.BENCH_PORT ?? 8820);
+const BASE = `http://127.0.0.1:${PORT}`;
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const POLL_MS = 500;
+const SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-CO-${String(n).padStart(3, "0")}`);
+const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
+
+// --- a private local platform -------------------------------------------------------------------
+ensureDevVars();
+// BENCH_STATE_DIR=/dev/shm puts the local state (one SQLite file per Durable Object, plus D1) on
+// tmpfs, which takes the shared disk's fsync latency out of the measurement.
+const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), "edgepulse-bench-checkout-"));
+const state = path.join(dir, "state");
+const queueSettings = /queue = "saga-events"\nmax_batch_size = (\d+)\nmax_batch_timeout = (\d+)/.exec(
+  readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"),
+);
+wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
+const sqlFile = path.join(dir, "catalog.sql");
+writeFileSync(
+  sqlFile,
+  [
+    "INSERT OR IGNORE INTO categories (id, name) VALUES ('bench', 'Bench');",
+    ...SKUS.flatMap((sku) => [
+      `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount) VALUES ('p-${sku}', '${sku}', '${sku}', 'bench', 1000);`,
+      `INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount) VALUES ('${sku}', 'p-${sku}', '${sku}', 1000);`,
+    ]),
+  ].join("\n"),
+);
+wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--file", sqlFile], { quiet: true });
+
+// scripts/serve.ts: the deployable bundle on Miniflare, rate limits in memory (as in production).
+const logFile = openSync(path.join(dir, "server.log"), "a");
+const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
+  cwd: ROOT,
+  env: { ...process.env, PORT: String(PORT), PERSIST_TO: state, RATE_LIMITS: "memory" },
+  stdio: ["ignore", logFile, logFile],
+});
+const cleanup = () => {
+  worker.kill("SIGTERM");
+  rmSync(dir, { recursive: true, force: true });
+};
+process.on("exit", cleanup);
+process.on("SIGINT", () => process.exit(130));
+
+// --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
+const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JsonWebKey }[];
+if (!keys[0]) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
+const signingKey = await importJWK(keys[0].privateJwk as Parameters<typeof importJWK>[0], "ES256");
+const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+const issuer = /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "";
+const audience = /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "";
+async function token(subject: string, roles: string[]): Promise<string> {
+  return new SignJWT({ roles })
+    .setProtectedHeader({ alg: "ES256", kid: keys[0]!.kid, typ: "at+jwt" })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(subject)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setNotBefore("0s")
+    .setExpirationTime("15m")
+    .sign(signingKey);
+}
+
+async function api(
+  pathname: string,
+  init: { method?: string; token?: string; json?: unknown } = {},
+): Promise<Response> {
+  return fetch(`${BASE}${pathname}`, {
+    method: init.method ?? (init.json === undefined ? "GET" : "POST"),
+    headers: {
+      ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
+      ...(init.json === undefined ? {} : { "Content-Type": "application/json" }),
+    },
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+  });
+}
+async function ok<T>(res: Promise<Response>, what: string): Promise<T> {
+  const r = await res;
+  if (!r.ok) throw new Error(`${what}: HTTP ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+// --- one shopper ---------------------------------------------------------------------------------
+interface Prepared {
+  token: string;
+  cartId: string;
+  ip: string;
+}
+let shopperSeq = 0;
+/** A new user with a one-line cart (not timed). */
+async function prepare(sku: string): Promise<Prepared> {
+  const n = ++shopperSeq;
+  const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+  const t = await token(`bench-shopper-${randomUUID()}`, ["customer"]);
+  const cart = await ok<{ id: string }>(api("/v1/carts", { method: "POST", token: t, ip }), "create cart");
+  await ok(api(`/v1/carts/${cart.id}/items`, { token: t, ip, json: { sku, quantity: 1 } }), "add item");
+  return { token: t, cartId: cart.id, ip };
+}
+/** The timed part: POST the order, then poll until final; e2e ends at the server's `confirmed` time. */
+async function checkout(p: Prepared): Promise<{ ms: number; status: string; placeMs: number }> {
+  const startWall = Date.now();
+  const start = performance.now();
+  const placed = await ok<{ id: string }>(
+    api("/v1/orders", {
+      token: p.token,
+      ip: p.ip,
+      json: {
+        cartId: p.cartId,
+        payment: { method: "card", cardNumber: "4242424242424242" },
+        shippingAddress: SHIPPING,
+      },
+    }),
+    "place order",
+  );
+  const placeMs = performance.now() - start;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    const order = await ok<{ status: string; history: { status: string; at: string }[] }>(
+      api(`/v1/orders/${placed.id}`, { token: p.token, ip: p.ip }),
+      "get order",
+    );
+    if (order.status === "confirmed" || order.status === "cancelled" || order.status === "refunded") {
+      const endedAt = Date.parse(order.history[order.history.length - 1]!.at);
+      return { ms: endedAt - startWall, status: order.status, placeMs };
+    }
+  }
+}
+
+/** Runs `total` prepared checkouts with `concurrency` shoppers at a time. */
+async function run(prepared: Prepared[], concurrency: number) {
+  const results: { ms: number; status: string; placeMs: number }[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < prepared.length) results.push(await checkout(prepared[next++]!));
+    }),
+  );
+  return { results, seconds: (performance.now() - started) / 1000 };
+}
+
+async function prepareMany(n: number, skus: string[]): Promise<Prepared[]> {
+  const out: Prepared[] = [];
+  for (let i = 0; i < n; i += 25) {
+    out.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(25, n - i) }, (_, k) => prepare(skus[(i + k) % skus.length]!)),
+      )),
+    );
+  }
+  return out;
+}
+
+/** Baseline at the same concurrency: GET /health, one request per "shopper" iteration. */
+async function baseline(concurrency: number, total: number) {
+  const times: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next++ < total) {
+        const t = performance.now();
+        await (await api("/health", { ip: `10.200.0.${next % 250}` })).arrayBuffer();
+        times.push(performance.now() - t);
+      }
+    }),
+  );
+  return times;
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
+
+try {
+  await waitUntilReady(`${BASE}/ready`, 120_000);
+  const admin = await token("bench-admin", ["admin"]);
+  await ok(
+    api("/v1/admin/inventory", {
+      method: "PUT",
+      token: admin,
+      json: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) },
+    }),
+    "stock",
+  );
+
+  // Warm-up: first object instantiations, JIT, queue consumer start.
+  await run(await prepareMany(20, SKUS), 10);
+
+  console.log(
+    `\nqueue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; polling every ${POLL_MS} ms; state in ${dir}; ${new Date().toISOString()}\n`,
+  );
+  const latency: { c: number; p50: number; p99: number; place50: number; base50: number; base99: number; n: number }[] =
+    [];
+  for (const [concurrency, total] of [
+    [1, 30 * SCALE],
+    [10, 150 * SCALE],
+    [50, 400 * SCALE],
+  ] as const) {
+    const prepared = await prepareMany(total, SKUS);
+    const base = await baseline(concurrency, total);
+    const { results } = await run(prepared, concurrency);
+    const bad = results.filter((r) => r.status !== "confirmed").length;
+    if (bad) throw new Error(`${bad} checkouts did not confirm`);
+    const ms = results.map((r) => r.ms);
+    const row = {
+      c: concurrency,
+      n: total,
+      p50: pct(ms, 50),
+      p99: pct(ms, 99),
+      place50: pct(
+        results.map((r) => r.placeMs),
+        50,
+      ),
+      base50: pct(base, 50),
+      base99: pct(base, 99),
+    };
+    latency.push(row);
+    console.log(
+      `${String(concurrency).padStart(2)} shoppers, ${String(total).padStart(4)} checkouts: POST→confirmed p50 ${fmt(row.p50)}, p99 ${fmt(row.p99)} (POST alone p50 ${fmt(row.place50)}); baseline GET /health p50 ${fmt(row.base50)}, p99 ${fmt(row.base99)}`,
+    );
+  }
+
+  console.log("");
+  const throughput: { skus: number; rate: number }[] = [];
+  for (const n of [1, 10, 100]) {
+    const prepared = await prepareMany(300 * SCALE, SKUS.slice(0, n));
+    const { results, seconds } = await run(prepared, 50);
+    const confirmed = results.filter((r) => r.status === "confirmed").length;
+    throughput.push({ skus: n, rate: confirmed / seconds });
+    console.log(
+      `${String(n).padStart(3)} SKUs: ${confirmed} orders confirmed in ${seconds.toFixed(1)} s → ${(confirmed / seconds).toFixed(0)} orders/s (50 shoppers; p99 ${fmt(
+        pct(
+          results.map((r) => r.ms),
+          99,
+        ),
+      )})`,
+    );
+  }
+
+  console.log("\nsummary");
+  for (const r of latency) {
+    console.log(
+      `  ${String(r.c).padStart(2)} concurrent: e2e p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)}  (= ×${(r.p50 / r.base50).toFixed(0)} / ×${(r.p99 / r.base99).toFixed(0)} the GET /health baseline)${r.c === 50 ? `; target p99 < 1000 ms: ${r.p99 < 1000 ? "met" : "NOT met"}` : ""}`,
+    );
+  }
+  const one = throughput[0]!.rate;
+  for (const t of throughput)
+    console.log(
+      `  ${String(t.skus).padStart(3)} SKUs: ${t.rate.toFixed(0)} orders/s (×${(t.rate / one).toFixed(2)} vs 1 SKU)`,
+    );
+} finally {
+  cleanup();
+}
+process.exit(0);
