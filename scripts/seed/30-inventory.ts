@@ -6,28 +6,45 @@ import type { SeedContext } from "../local.ts";
 
 /** The batch route's maximum; each batch fans out to one InventoryObject per SKU in parallel. */
 const BATCH = 100;
+/** Batches in flight at once. */
+const PARALLEL = 3;
 
 export default async function seedInventory(ctx: SeedContext): Promise<void> {
-  const out = JSON.parse(ctx.d1({ sql: "SELECT sku, available FROM product_variants ORDER BY sku" })) as {
-    results: { sku: string; available: number }[];
-  }[];
+  // A SKU with a row in the inventory projection has emitted a stock event, so it was stocked
+  // already: skipping it keeps restarts from waking ~2,000 objects just to hear "already set".
+  // (A SKU whose event is still in flight is simply asked again; `onlyIfUnstocked` makes that safe.)
+  const out = JSON.parse(
+    ctx.d1({
+      sql: `SELECT v.sku, v.available FROM product_variants v
+            LEFT JOIN inventory_projection p ON p.sku = v.sku
+            WHERE p.sku IS NULL ORDER BY v.sku`,
+    }),
+  ) as { results: { sku: string; available: number }[] }[];
   const rows = out.flatMap((r) => r.results);
   if (rows.length === 0) {
-    ctx.log("inventory: no SKUs in the catalog yet; nothing to stock");
+    ctx.log("inventory: every catalog SKU is stocked already");
     return;
   }
   const token = await ctx.adminToken();
-  let units = 0;
+  const batches: { sku: string; onHand: number }[][] = [];
   for (let i = 0; i < rows.length; i += BATCH) {
-    const items = rows.slice(i, i + BATCH).map((r) => ({ sku: r.sku, onHand: Math.max(0, r.available) }));
-    const res = await ctx.api("/v1/admin/inventory", {
-      method: "PUT",
-      token,
-      json: { items, onlyIfUnstocked: true },
-    });
-    if (!res.ok) throw new Error(`inventory seed failed: HTTP ${res.status} ${await res.text()}`);
-    const body = (await res.json()) as { items: { onHand: number }[] };
-    units += body.items.reduce((sum, l) => sum + l.onHand, 0);
+    batches.push(rows.slice(i, i + BATCH).map((r) => ({ sku: r.sku, onHand: Math.max(0, r.available) })));
   }
-  ctx.log(`inventory: ${rows.length} SKU(s), ${units} units on hand (stock set earlier is left unchanged)`);
+  let units = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const items = batches[next++]!;
+      const res = await ctx.api("/v1/admin/inventory", {
+        method: "PUT",
+        token,
+        json: { items, onlyIfUnstocked: true },
+      });
+      if (!res.ok) throw new Error(`inventory seed failed: HTTP ${res.status} ${await res.text()}`);
+      const body = (await res.json()) as { items: { onHand: number }[] };
+      units += body.items.reduce((sum, l) => sum + l.onHand, 0);
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL }, worker));
+  ctx.log(`inventory: ${rows.length} SKU(s) checked, ${units} units on hand among them (earlier stock unchanged)`);
 }
