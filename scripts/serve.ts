@@ -4,7 +4,7 @@
 // difference). Usage: PORT=8787 PERSIST_TO=.wrangler/state node scripts/serve.ts
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare, type V4WorkerOptions } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { ROOT, wrangler } from "./local.ts";
 
@@ -79,8 +79,17 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
   const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(
     path.join(ROOT, "wrangler.toml"),
   ).workerOptions;
-  const { ratelimits = {}, serviceBindings = {}, ...rest } = workerOptions;
-  const limiterBindings =
+  // wrangler types these loosely (the options of another Miniflare version), so name what is used.
+  const {
+    ratelimits: rawRateLimits,
+    serviceBindings: rawServiceBindings,
+    bindings: rawBindings,
+    ...rest
+  } = workerOptions as Record<string, unknown>;
+  const ratelimits = (rawRateLimits ?? {}) as V4WorkerOptions["ratelimits"] & object;
+  const serviceBindings = (rawServiceBindings ?? {}) as NonNullable<V4WorkerOptions["serviceBindings"]>;
+  const bindings = (rawBindings ?? {}) as NonNullable<V4WorkerOptions["bindings"]>;
+  const limiterBindings: NonNullable<V4WorkerOptions["serviceBindings"]> =
     RATE_LIMITS === "memory"
       ? Object.fromEntries(
           Object.entries(ratelimits).map(([name, cfg]) => [
@@ -93,6 +102,21 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
           ]),
         )
       : {};
+  const edge = {
+    ...rest,
+    name: "edgepulse",
+    modules: true,
+    scriptPath: path.join(OUT_DIR, "index.js"),
+    bindings: { ...bindings, ...readDevVars() },
+    ratelimits: RATE_LIMITS === "memory" ? undefined : ratelimits,
+    serviceBindings: { ...serviceBindings, ...limiterBindings },
+  } as V4WorkerOptions;
+  const memoryLimiter: V4WorkerOptions = {
+    name: "memory-rate-limits",
+    modules: true,
+    script: MEMORY_LIMITER,
+    compatibilityDate: "2026-11-01",
+  };
   // wrangler still speaks Miniflare's v4 option shape; Miniflare 5 converts it.
   const mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -102,20 +126,7 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
       resourcePersistencePath: path.join(PERSIST_TO, "v3"),
       logRequests: false,
       handleStructuredLogs: ({ level, message }) => writeLog(level === "error" ? `[error] ${message}` : message),
-      workers: [
-        {
-          ...rest,
-          name: "edgepulse",
-          modules: true,
-          scriptPath: path.join(OUT_DIR, "index.js"),
-          bindings: { ...rest.bindings, ...readDevVars() },
-          ratelimits: RATE_LIMITS === "memory" ? undefined : ratelimits,
-          serviceBindings: { ...serviceBindings, ...limiterBindings },
-        },
-        ...(RATE_LIMITS === "memory"
-          ? [{ name: "memory-rate-limits", modules: true, script: MEMORY_LIMITER, compatibilityDate: "2026-11-01" }]
-          : []),
-      ],
+      workers: RATE_LIMITS === "memory" ? [edge, memoryLimiter] : [edge],
     }),
   );
   const url = await mf.ready;
