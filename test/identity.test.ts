@@ -1,5 +1,7 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { app } from "../workers/app";
 import { currentTotp } from "../workers/identity/totp";
 import { call, tokenFor } from "./helpers";
 
@@ -288,9 +290,25 @@ describe("service token, JWKS, RBAC, docs", () => {
     expect(payload).toMatchObject({ sub: "collector-host", roles: ["service"] });
   });
 
+  it("refuses every service secret when none is configured", async () => {
+    const ctx = createExecutionContext();
+    const res = await app.fetch(
+      new Request("http://edgepulse.test/v1/auth/service-token", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "CF-Connecting-IP": "192.0.2.77" },
+        body: JSON.stringify({ secret: "anything" }),
+      }),
+      { ...env, SERVICE_TOKEN_SECRET: "" },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(401);
+  });
+
   it("publishes both verifying public keys with kid and no private parts", async () => {
     const res = await call("/.well-known/jwks.json");
     expect(res.status).toBe(200);
+    expect(res.headers.get("Cache-Control")).toBe("public, max-age=300");
     const { keys } = await res.json<{ keys: Record<string, string>[] }>();
     expect(keys.map((k) => k.kid)).toEqual(["test-current", "test-previous"]);
     for (const key of keys) {
