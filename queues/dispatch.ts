@@ -2,78 +2,98 @@
 // get it. The Worker entry imports this module before the routes, and the contract schemas loaded
 // here are extended by route modules (e.g. `Cart.openapi("Cart")`).
 import "@hono/zod-openapi";
-import { SagaEvent } from "../contracts/saga-events";
+import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleInventoryEvent } from "./inventory";
 import { handleNotificationEvent } from "./notification";
 import { handlePaymentEvent } from "./payment";
-import { projectInventoryEvent, projectOrderEvent } from "./read-model";
+import { projectInventoryEvent, projectOrderEvents } from "./read-model";
 import { backoffSeconds, RetryLater } from "./retry";
 
-/** Which consumers an event goes to (each is idempotent, so a retry may re-run all of them). */
+/**
+ * The saga steps an event triggers (each consumer is idempotent, so a retry may re-run all of
+ * them). The orders read model is not here: the dispatcher projects a whole batch in one D1 call.
+ */
 async function consume(event: SagaEvent, env: Env, attempts: number): Promise<void> {
   switch (event.type) {
     case "order.placed":
     case "order.paid":
-      await Promise.all([handleInventoryEvent(event, env), projectOrderEvent(event, env)]);
-      return;
+      return handleInventoryEvent(event, env);
     case "order.reserved":
     case "order.refund_requested":
-      await Promise.all([handlePaymentEvent(event, env, attempts), projectOrderEvent(event, env)]);
-      return;
+      return handlePaymentEvent(event, env, attempts);
     case "order.cancelled":
       await Promise.all([
         handleInventoryEvent(event, env),
         handlePaymentEvent(event, env, attempts),
         handleNotificationEvent(event, env),
-        projectOrderEvent(event, env),
       ]);
       return;
     case "order.confirmed":
     case "order.refunded":
-      await Promise.all([handleNotificationEvent(event, env), projectOrderEvent(event, env)]);
-      return;
+      return handleNotificationEvent(event, env);
     case "inventory.changed":
     case "inventory.low_stock":
-      await projectInventoryEvent(event, env);
-      return;
+      return projectInventoryEvent(event, env);
   }
 }
+
+const isOrderEvent = (event: SagaEvent): event is OrderEvent => event.type.startsWith("order.");
 
 /**
  * The Worker's queue() handler. Each message is parsed with its zod schema and handled on its
  * own (concurrently within the batch), then acked or retried with backoff by itself. A message
  * that does not parse can never succeed, so it is recorded as a dead letter at once and acked.
+ * Order events are also projected into the read model, all of the batch's in one D1 batch; if
+ * that write fails, every order-event message of the batch is retried (projection is idempotent).
  */
 export async function dispatchBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   if (batch.queue.includes("-dlq")) return handleDeadLetterBatch(batch, env);
+  const parsed: { message: Message<unknown>; event: SagaEvent }[] = [];
   await Promise.all(
     batch.messages.map(async (message) => {
-      const parsed = SagaEvent.safeParse(message.body);
-      if (!parsed.success) {
-        await recordDeadLetter(env, message, `invalid event: ${parsed.error.issues[0]?.message ?? "schema mismatch"}`);
-        message.ack();
+      const result = SagaEvent.safeParse(message.body);
+      if (result.success) {
+        parsed.push({ message, event: result.data });
         return;
       }
-      try {
-        await consume(parsed.data, env, message.attempts);
-        message.ack();
-      } catch (error) {
-        const delaySeconds = error instanceof RetryLater ? error.delaySeconds : backoffSeconds(message.attempts);
-        if (!(error instanceof RetryLater)) {
-          console.error(
-            JSON.stringify({
-              level: "error",
-              msg: "saga event failed; retrying",
-              eventId: parsed.data.id,
-              type: parsed.data.type,
-              attempts: message.attempts,
-              error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-            }),
-          );
-        }
-        message.retry({ delaySeconds });
-      }
+      await recordDeadLetter(env, message, `invalid event: ${result.error.issues[0]?.message ?? "schema mismatch"}`);
+      message.ack();
     }),
   );
+  const orderEvents = parsed.filter((p) => isOrderEvent(p.event));
+  const [projection, ...outcomes] = await Promise.allSettled([
+    projectOrderEvents(
+      orderEvents.map((p) => p.event as OrderEvent),
+      env,
+    ),
+    ...parsed.map((p) => consume(p.event, env, p.message.attempts)),
+  ]);
+  parsed.forEach(({ message, event }, i) => {
+    const outcome = outcomes[i]!;
+    const error =
+      outcome.status === "rejected"
+        ? (outcome.reason as unknown)
+        : isOrderEvent(event) && projection?.status === "rejected"
+          ? (projection.reason as unknown)
+          : null;
+    if (error === null) {
+      message.ack();
+      return;
+    }
+    const delaySeconds = error instanceof RetryLater ? error.delaySeconds : backoffSeconds(message.attempts);
+    if (!(error instanceof RetryLater)) {
+      console.error(
+        JSON.stringify({
+          level: "error",
+          msg: "saga event failed; retrying",
+          eventId: event.id,
+          type: event.type,
+          attempts: message.attempts,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        }),
+      );
+    }
+    message.retry({ delaySeconds });
+  });
 }

@@ -1,47 +1,43 @@
-import { sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { InventoryEvent } from "../contracts/inventory-events";
 import type { OrderEvent } from "../contracts/saga-events";
-import { ordersView } from "../d1/schema/orders";
 import { projectAvailability } from "../workers/catalog/availability";
 
+const UPSERT_ORDER_VIEW = `INSERT INTO orders_view
+    (id, user_id, status, reason, total_amount, currency, item_count, items, payment_status,
+     refunded_amount, revision, created_at, updated_at)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+  ON CONFLICT (id) DO UPDATE SET
+    status = excluded.status, reason = excluded.reason, payment_status = excluded.payment_status,
+    refunded_amount = excluded.refunded_amount, revision = excluded.revision, updated_at = excluded.updated_at
+  WHERE excluded.revision > orders_view.revision`;
+
 /**
- * Read-model projection. Orders: upsert the snapshot the event carries, only if its revision is
- * newer than the stored one, so duplicates and out-of-order deliveries converge on the latest
- * state. Inventory: the catalog's `available` column, via the catalog's own projection function.
+ * Read-model projection of one order event: upsert the snapshot it carries, only if its revision
+ * is newer than the stored one, so duplicates and out-of-order deliveries converge on the latest
+ * state. Returned as a statement so the dispatcher can write a whole queue batch in one D1 call.
  */
-export async function projectOrderEvent(event: OrderEvent, env: Env): Promise<void> {
+export function orderProjection(event: OrderEvent, env: Pick<Env, "DB">): D1PreparedStatement {
   const o = event.order;
-  const row = {
-    id: o.id,
-    userId: o.userId,
-    status: o.status,
-    reason: o.reason ?? null,
-    totalAmount: o.total.amount,
-    currency: o.total.currency,
-    itemCount: o.items.reduce((n, line) => n + line.quantity, 0),
-    items: o.items,
-    paymentStatus: o.payment.status,
-    refundedAmount: o.payment.refunded,
-    revision: event.revision,
-    createdAt: o.createdAt,
-    updatedAt: o.updatedAt,
-  };
-  await drizzle(env.DB)
-    .insert(ordersView)
-    .values(row)
-    .onConflictDoUpdate({
-      target: ordersView.id,
-      set: {
-        status: sql`excluded.status`,
-        reason: sql`excluded.reason`,
-        paymentStatus: sql`excluded.payment_status`,
-        refundedAmount: sql`excluded.refunded_amount`,
-        revision: sql`excluded.revision`,
-        updatedAt: sql`excluded.updated_at`,
-      },
-      setWhere: sql`excluded.revision > ${ordersView.revision}`,
-    });
+  return env.DB.prepare(UPSERT_ORDER_VIEW).bind(
+    o.id,
+    o.userId,
+    o.status,
+    o.reason ?? null,
+    o.total.amount,
+    o.total.currency,
+    o.items.reduce((n, line) => n + line.quantity, 0),
+    JSON.stringify(o.items),
+    o.payment.status,
+    o.payment.refunded,
+    event.revision,
+    o.createdAt,
+    o.updatedAt,
+  );
+}
+
+/** Projects order events into `orders_view` in one D1 batch (one implicit transaction). */
+export async function projectOrderEvents(events: OrderEvent[], env: Pick<Env, "DB">): Promise<void> {
+  if (events.length > 0) await env.DB.batch(events.map((event) => orderProjection(event, env)));
 }
 
 /**
