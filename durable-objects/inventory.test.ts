@@ -192,6 +192,8 @@ describe("InventoryObject", () => {
     await stub.setOnHand(2);
     await stub.reserve({ orderId: "late", quantity: 2, ttlMs: 1_000 });
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 2_000 });
+    // A replayed reserve does not renew it either.
+    expect((await stub.reserve({ orderId: "late", quantity: 2, ttlMs: 1_000 })).ok).toBe(false);
     expect(await stub.commit("late")).toEqual({ committed: false });
     expect(await stub.level()).toMatchObject({ reserved: 0, available: 2 });
   });

@@ -199,7 +199,13 @@ export class InventoryObject extends DurableObject<Env> {
     if (existing) {
       // A replay: report the first outcome. A released reservation is not revived, so a late
       // duplicate after expiry/cancel can never hold stock again.
-      if (existing.status === "released") {
+      if (existing.status === "reserved" && existing.expires_at <= Date.now()) {
+        // Past its TTL but the alarm has not run yet: expire it now, like commit does.
+        this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "expired"));
+        this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+      }
+      const replayed = this.reservation(orderId)!;
+      if (replayed.status === "released") {
         return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
       }
       return { ok: true, sku: this.stock().sku, quantity: existing.quantity, expiresAt: iso(existing.expires_at) };
