@@ -248,3 +248,13 @@ describe("order visibility, cancel and refunds", () => {
       .toBe(2);
   });
 });
+
+describe("OpenAPI", () => {
+  it("documents the order routes", async () => {
+    const doc = (await (await call("/v1/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths["/v1/orders"] ?? {}).sort()).toEqual(["get", "post"]);
+    expect(doc.paths["/v1/orders/{id}"]?.get).toBeTruthy();
+    expect(doc.paths["/v1/orders/{id}/cancel"]?.post).toBeTruthy();
+    expect(doc.paths["/v1/admin/orders/{id}/refund"]?.post).toBeTruthy();
+  });
+});
