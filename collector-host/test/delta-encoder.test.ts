@@ -212,3 +212,46 @@ describe("delta encoder", () => {
     );
   });
 });
+
+describe("batch size", () => {
+  it("splits a snapshot batch that would exceed the edge's 1 MiB frame limit into one batch per exchange", () => {
+    const exchanges: Exchange[] = ["kraken", "coinbase", "binanceus"];
+    const rings = exchanges.map(() => createRingBuffer(16_384, RECORD_SIZE));
+    const frames: string[] = [];
+    const link: Link = { open: true, writable: true, send: (t) => frames.push(t) > 0, start() {}, stop() {} };
+    const sources = exchanges.map((exchange, i) => ({
+      exchange,
+      symbols: ["BTC-USD"],
+      consumer: new RingConsumer(rings[i]!, RECORD_SIZE),
+      clockOffset: () => 0,
+    }));
+    const publisher = new Publisher({
+      sources,
+      intervalMs: 1e9,
+      publishDepth: 2500,
+      log: silentLog,
+      links: () => link,
+    });
+    rings.forEach((ring, i) => {
+      const sink = new RingSink(new RingProducer(ring, RECORD_SIZE));
+      sink.snapshotBegin(0);
+      for (let n = 0; n < 2500; n++) {
+        // The longest decimals a tick record carries (32 characters), so three books pass 1 MiB.
+        const size = `${String(n + 1).padStart(11, "9")}.${"1".padStart(20, "0")}`;
+        sink.level(0, 0, `${50_000_000_000 - n}.${String(n).padStart(20, "0")}`, size);
+        sink.level(0, 1, `${50_000_000_001 + n}.${String(n).padStart(20, "0")}`, size);
+      }
+      sink.snapshotEnd(0);
+      sink.commit();
+      publisher.drainNow(sources[i]!);
+    });
+    publisher.flush();
+    expect(frames).toHaveLength(3);
+    const parsed = frames.map((f) => IngestFrame.parse(JSON.parse(f)));
+    expect(parsed.map((f) => (f.type === "batch" ? f.seq : -1))).toEqual([1, 2, 3]);
+    for (const f of frames) expect(Buffer.byteLength(f)).toBeLessThan(1 << 20);
+    expect(
+      parsed.map((f) => (f.type === "batch" ? f.books.map((b) => [b.exchange, b.snapshot, b.bids.length]) : [])),
+    ).toEqual([[["kraken", true, 2500]], [["coinbase", true, 2500]], [["binanceus", true, 2500]]]);
+  });
+});

@@ -43,7 +43,11 @@ export interface PublisherHooks {
   onDrain?(exchange: Exchange, records: number): void;
 }
 
-const MAX_TRADES_PER_BATCH = 10_000;
+// ~110 bytes per trade: 2,000 keep a batch far below the edge's 1 MiB frame limit; the rest wait
+// for the next interval.
+const MAX_TRADES_PER_BATCH = 2_000;
+/** The edge's limit for one received WebSocket message (contracts/market.ts). */
+const MAX_FRAME_BYTES = 1 << 20;
 /** A windowed delta can name every published level twice (old out, new in): 2 × 2500 = the contract's 5000. */
 export const MAX_PUBLISH_DEPTH = 2500;
 
@@ -306,12 +310,28 @@ export class Publisher {
         ? state.trades.splice(0, MAX_TRADES_PER_BATCH)
         : state.trades.splice(0);
     if (books.length === 0 && trades.length === 0) return;
-    // Per symbol, +1 per batch, and never reset on reconnect so the edge can always order frames.
-    const seq = ++state.seq;
-    const text = JSON.stringify({ type: "batch", seq, ts: Date.now(), books, trades });
-    link.send(text);
+    let text = this.batchText(state, books, trades);
+    let bytes = Buffer.byteLength(text);
+    if (bytes > MAX_FRAME_BYTES && books.length > 1) {
+      // The edge closes a socket on a frame over 1 MiB: large snapshots go one exchange per batch.
+      state.seq--;
+      bytes = 0;
+      books.forEach((update, i) => {
+        text = this.batchText(state, [update], i === books.length - 1 ? trades : []);
+        bytes += Buffer.byteLength(text);
+        link.send(text);
+      });
+    } else {
+      link.send(text);
+    }
+    if (bytes > MAX_FRAME_BYTES) this.log.error({ symbol: state.symbol, bytes }, "batch over the edge's frame limit");
     const lag = Number.isFinite(state.oldestStamp) ? performance.now() - state.oldestStamp : 0;
     state.oldestStamp = Number.POSITIVE_INFINITY;
-    this.hooks.onBatch?.(state.symbol, Buffer.byteLength(text), lag);
+    this.hooks.onBatch?.(state.symbol, bytes, lag);
+  }
+
+  /** Serializes one batch, taking the symbol's next seq (+1 per batch, never reset on reconnect). */
+  private batchText(state: SymbolState, books: BookUpdate[], trades: Trade[]): string {
+    return JSON.stringify({ type: "batch", seq: ++state.seq, ts: Date.now(), books, trades });
   }
 }
