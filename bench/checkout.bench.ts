@@ -20,7 +20,7 @@
 
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importJWK, SignJWT } from "jose";
@@ -197,6 +197,33 @@ async function baseline(concurrency: number, total: number) {
   return times;
 }
 
+/** CPU time (ms) used so far by the server: serve.ts and its workerd children (Linux /proc). */
+function serverCpuMs(): number {
+  const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux
+  const stat = (pid: number) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return { ppid: Number(fields[1]), cpu: Number(fields[11]) + Number(fields[12]) };
+    } catch {
+      return null;
+    }
+  };
+  const all = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => ({ pid: Number(d), s: stat(Number(d)) }));
+  const tree = new Set<number | undefined>([worker.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) {
+      if (p.s && tree.has(p.s.ppid) && !tree.has(p.pid)) {
+        tree.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return all.filter((p) => tree.has(p.pid)).reduce((sum, p) => sum + (p.s?.cpu ?? 0), 0) / ticksPerMs;
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -268,18 +295,25 @@ try {
   }
 
   console.log("");
-  const throughput: { skus: number; rate: number }[] = [];
+  const throughput: { skus: number; rate: number; cpu: number }[] = [];
   for (const n of [1, 10, 100]) {
     const rates: number[] = [];
+    const cpuPerOrder: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const prepared = await prepareMany(300 * SCALE, SKUS.slice(0, n));
+      const cpuBefore = serverCpuMs();
       const { results, seconds } = await run(prepared, 50);
-      rates.push(results.filter((x) => x.status === "confirmed").length / seconds);
+      const confirmed = results.filter((x) => x.status === "confirmed").length;
+      // Settled work only: the consumers may still be projecting/notifying the last orders.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      cpuPerOrder.push((serverCpuMs() - cpuBefore) / confirmed);
+      rates.push(confirmed / seconds);
     }
     const rate = median(rates);
-    throughput.push({ skus: n, rate });
+    const cpu = median(cpuPerOrder);
+    throughput.push({ skus: n, rate, cpu });
     console.log(
-      `${String(n).padStart(3)} SKUs: ${rate.toFixed(0)} orders/s confirmed (50 shoppers, ${300 * SCALE} orders × ${RUNS}; per run: ${rates.map((x) => x.toFixed(0)).join(", ")})`,
+      `${String(n).padStart(3)} SKUs: ${rate.toFixed(0)} orders/s confirmed (50 shoppers, ${300 * SCALE} orders × ${RUNS}; per run: ${rates.map((x) => x.toFixed(0)).join(", ")}); server CPU ${cpu.toFixed(1)} ms per order (incl. the shoppers' polling)`,
     );
   }
 
@@ -292,7 +326,7 @@ try {
   const one = throughput[0]!.rate;
   for (const t of throughput)
     console.log(
-      `  ${String(t.skus).padStart(3)} SKUs: ${t.rate.toFixed(0)} orders/s (×${(t.rate / one).toFixed(2)} vs 1 SKU)`,
+      `  ${String(t.skus).padStart(3)} SKUs: ${t.rate.toFixed(0)} orders/s (×${(t.rate / one).toFixed(2)} vs 1 SKU), ${t.cpu.toFixed(1)} CPU-ms/order`,
     );
 } finally {
   cleanup();
