@@ -216,6 +216,59 @@ describe("admin product CRUD", () => {
     ).toBe(404);
   });
 
+  it("If-Match guards a PATCH: the current ETag passes, a stale one is 412 and writes nothing", async () => {
+    const product = await admin.product({ name: "Canvas Tote", category: "apparel" });
+    const read = await call(`/v1/admin/products/${product.id}`, { token: admin.token });
+    const etag = read.headers.get("etag")!;
+    expect((await call(`/v1/products/${product.id}`)).headers.get("etag")).toBe(etag);
+    const first = await call(`/v1/admin/products/${product.id}`, {
+      method: "PATCH",
+      token: admin.token,
+      headers: { "If-Match": etag },
+      json: { description: "Waxed canvas" },
+    });
+    expect(first.status).toBe(200);
+    const stale = await call(`/v1/admin/products/${product.id}`, {
+      method: "PATCH",
+      token: admin.token,
+      headers: { "If-Match": etag },
+      json: { description: "Overwritten" },
+    });
+    expect(stale.status).toBe(412);
+    expect(stale.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const now = (await (await call(`/v1/admin/products/${product.id}`, { token: admin.token })).json()) as {
+      description: string;
+    };
+    expect(now.description).toBe("Waxed canvas");
+  });
+
+  it("concurrent PATCHes of one product never lose an update", async () => {
+    for (let round = 0; round < 3; round++) {
+      const product = await admin.product({ name: `Race Cap ${round}`, category: "apparel" });
+      const [a, b] = await Promise.all([
+        call(`/v1/admin/products/${product.id}`, {
+          method: "PATCH",
+          token: admin.token,
+          json: { description: `desc ${round}` },
+        }),
+        call(`/v1/admin/products/${product.id}`, {
+          method: "PATCH",
+          token: admin.token,
+          json: { price: { amount: 777 + round, currency: "USD" } },
+        }),
+      ]);
+      expect([200, 409]).toContain(a.status);
+      expect([200, 409]).toContain(b.status);
+      const final = (await (await call(`/v1/admin/products/${product.id}`, { token: admin.token })).json()) as {
+        description: string;
+        price: { amount: number };
+      };
+      // Each change that was acknowledged with 200 is in the final state; a 409 one is not.
+      expect(final.description === `desc ${round}`).toBe(a.status === 200);
+      expect(final.price.amount === 777 + round).toBe(b.status === 200);
+    }
+  });
+
   it("DELETE archives: gone from search and lists, still readable by id for orders", async () => {
     const product = await admin.product({ name: "Retired Boot", category: "shoes" });
     const del = await call(`/v1/admin/products/${product.id}`, { method: "DELETE", token: admin.token });

@@ -12,7 +12,7 @@ const CLIENT_CACHE_CONTROL = "public, max-age=0, must-revalidate";
 const PRIVATE_CACHE_CONTROL = "private, no-cache";
 
 /** Strong ETag: SHA-256 of the exact body bytes, so equal bodies always share a tag. */
-async function etagOf(body: string): Promise<string> {
+export async function etagOf(body: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
   const b64 = btoa(String.fromCharCode(...digest.subarray(0, 18)))
     .replaceAll("+", "-")

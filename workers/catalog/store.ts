@@ -1,6 +1,7 @@
 import type { z } from "@hono/zod-openapi";
-import { badRequest, conflict, notFound } from "../problem";
+import { badRequest, conflict, notFound, ProblemError } from "../problem";
 import { bumpVersion, noteVersion } from "./catalog-version";
+import { etagOf } from "./edge-cache";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "./product-row";
 import type { CategoryCreate, ProductCreateInput, ProductDetail, ProductPatchInput } from "./schemas";
 
@@ -62,6 +63,32 @@ export function attributeText(...attributeSets: Record<string, unknown>[]): stri
 
 function isUniqueViolation(error: unknown): boolean {
   return error instanceof Error && /UNIQUE constraint failed/i.test(error.message);
+}
+
+const GUARD_KEY = "concurrent-write-guard";
+function isGuardViolation(error: unknown): boolean {
+  return error instanceof Error && /NOT NULL constraint failed: catalog_meta\.value/i.test(error.message);
+}
+
+/**
+ * First statement of an update batch: unless the product is still as it was read (same
+ * `updated_at`), it inserts a NULL into a NOT NULL column, which fails the statement and so rolls
+ * back the whole batch (a D1 batch is one transaction). That makes read-modify-write atomic: two
+ * admins patching the same product at once cannot silently lose one change; the later gets 409.
+ */
+function unchangedSince(db: D1Database, id: string, updatedAt: string): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO catalog_meta (key, value) SELECT '${GUARD_KEY}', NULL
+       WHERE NOT EXISTS (SELECT 1 FROM products WHERE id = ? AND updated_at = ?)`,
+    )
+    .bind(id, updatedAt);
+}
+
+/** RFC 9110 If-Match: `*` or a list of strong tags; a weak tag never matches. */
+function ifMatchHolds(header: string, etag: string): boolean {
+  if (header.trim() === "*") return true;
+  return header.split(",").some((tag) => tag.trim() === etag);
 }
 
 async function assertCategoryExists(env: Pick<Env, "DB">, category: string): Promise<void> {
@@ -139,6 +166,12 @@ async function writeBatch(
     if (version !== undefined) noteVersion(version);
   } catch (error) {
     if (isUniqueViolation(error)) throw onConflict();
+    if (isGuardViolation(error)) {
+      throw conflict(
+        "The product changed while this update was being applied; read it again and retry",
+        "edit-conflict",
+      );
+    }
     throw error;
   }
 }
@@ -185,14 +218,25 @@ export async function createProduct(env: Pick<Env, "DB">, input: ProductCreateIn
   return created;
 }
 
-/** Applies a partial update; the primary variant mirrors name and price; FTS is rebuilt in the same batch. */
+/**
+ * Applies a partial update; the primary variant mirrors name and price; FTS is rebuilt in the same
+ * batch. `ifMatch` (the client's If-Match) must name the product's current ETag, else 412.
+ */
 export async function updateProduct(
   env: Pick<Env, "DB">,
   id: string,
   patch: ProductPatchInput,
+  opts: { ifMatch?: string } = {},
 ): Promise<ProductDetailOut> {
   const current = await getProduct(env, id, { includeDrafts: true });
   if (!current) throw notFound("No such product");
+  if (opts.ifMatch !== undefined && !ifMatchHolds(opts.ifMatch, await etagOf(JSON.stringify(current)))) {
+    throw new ProblemError(
+      412,
+      "precondition-failed",
+      "The product has changed since the ETag you sent; read it again",
+    );
+  }
   if (patch.category !== undefined) await assertCategoryExists(env, patch.category);
   const extra = patch.variants ?? [];
   const primarySku = current.sku;
@@ -238,6 +282,7 @@ export async function updateProduct(
     ...extra.map((v) => v.attributes ?? current.variants.find((cv) => cv.sku === v.sku)?.attributes ?? {}),
   ];
   await writeBatch(env, [
+    unchangedSince(db, id, current.updatedAt),
     db
       .prepare(
         `UPDATE products SET name = ?, description = ?, category_id = ?, price_amount = ?, currency = ?,

@@ -1,4 +1,5 @@
 import { createRoute, type z } from "@hono/zod-openapi";
+import { etagOf } from "../catalog/edge-cache";
 import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../catalog/schemas";
 import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../catalog/store";
 import { requireAuth, requireRole } from "../middleware/auth";
@@ -58,6 +59,8 @@ export const adminCatalog = createRouter()
     async (c) => {
       const product = await getProduct(c.env, c.req.valid("param").id, { includeDrafts: true });
       if (!product) throw notFound("No such product");
+      // The same tag the public read gives, so either can feed a PATCH's If-Match.
+      c.header("ETag", await etagOf(JSON.stringify(product)));
       c.header("Cache-Control", "private, no-store");
       return c.json(product, 200);
     },
@@ -75,10 +78,15 @@ export const adminCatalog = createRouter()
         200: { description: "Updated", content: json(ProductDetail) },
         ...problems,
         404: { description: "No such product" },
-        409: { description: "SKU already in use by another product" },
+        409: { description: "SKU already in use by another product, or a concurrent edit won" },
+        412: { description: "If-Match does not name the current ETag" },
       },
     }),
-    async (c) => c.json(await updateProduct(c.env, c.req.valid("param").id, c.req.valid("json")), 200),
+    async (c) =>
+      c.json(
+        await updateProduct(c.env, c.req.valid("param").id, c.req.valid("json"), { ifMatch: c.req.header("if-match") }),
+        200,
+      ),
   )
   .openapi(
     createRoute({
