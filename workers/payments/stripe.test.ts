@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { PaymentTimeoutError, PermanentPaymentError, TransientPaymentError } from "./provider";
 import { StripePaymentProvider } from "./stripe";
 
@@ -155,5 +155,24 @@ describe("Stripe PaymentIntents adapter", () => {
     );
     controller.abort();
     await expect(pending).rejects.toBeInstanceOf(PaymentTimeoutError);
+  });
+
+  describe("through the runtime's own fetch", () => {
+    afterEach(() => vi.restoreAllMocks());
+
+    it("the default fetcher sends the real outbound request (intercepted at globalThis.fetch)", async () => {
+      const outbound = vi.spyOn(globalThis, "fetch").mockImplementation(async () => json(INTENT_REQUIRES_CAPTURE));
+      const provider = new StripePaymentProvider("sk_test_456");
+      const result = await provider.authorize(
+        { orderId: "ord_5", amount: 4200, currency: "EUR", token: "pm_card_visa", idempotencyKey: "ord_5:authorize" },
+        signal(),
+      );
+      expect(result).toEqual({ status: "authorized", authorizationId: INTENT_REQUIRES_CAPTURE.id });
+      expect(outbound).toHaveBeenCalledTimes(1);
+      const [url, init] = outbound.mock.calls[0]!;
+      expect(String(url)).toBe("https://api.stripe.com/v1/payment_intents");
+      expect(new Headers(init?.headers).get("idempotency-key")).toBe("ord_5:authorize");
+      expect(new URLSearchParams(String(init?.body)).get("currency")).toBe("eur");
+    });
   });
 });
