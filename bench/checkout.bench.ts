@@ -23,7 +23,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { importJWK, SignJWT } from "jose";
+import { importJWK, type JWK, SignJWT } from "jose";
 import { devVar, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8820);
@@ -72,9 +72,9 @@ process.on("exit", cleanup);
 process.on("SIGINT", () => process.exit(130));
 
 // --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
-const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JsonWebKey }[];
+const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JWK }[];
 if (!keys[0]) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
-const signingKey = await importJWK(keys[0].privateJwk as Parameters<typeof importJWK>[0], "ES256");
+const signingKey = await importJWK(keys[0].privateJwk, "ES256");
 const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
 const issuer = /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "";
 const audience = /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "";
@@ -93,11 +93,13 @@ async function token(subject: string, roles: string[]): Promise<string> {
 
 async function api(
   pathname: string,
-  init: { method?: string; token?: string; json?: unknown } = {},
+  init: { method?: string; token?: string; json?: unknown; ip?: string } = {},
 ): Promise<Response> {
   return fetch(`${BASE}${pathname}`, {
     method: init.method ?? (init.json === undefined ? "GET" : "POST"),
     headers: {
+      // Real shoppers arrive from many addresses: keep the per-IP edge limit per shopper.
+      "cf-connecting-ip": init.ip ?? "10.255.255.1",
       ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
       ...(init.json === undefined ? {} : { "Content-Type": "application/json" }),
     },
