@@ -6,6 +6,7 @@
 // update patterns) in `BookUpdate` form; the collector host owns protocol correctness.
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { fixturesDir } from "../collector-host/src/replay/fixtures.ts";
 import type { BookUpdate, Exchange, Level, Trade } from "../contracts/market.ts";
 
 /** One exchange's recorded market as ingest updates: `updates[0]` is the snapshot. */
@@ -17,10 +18,7 @@ export interface FixtureFeed {
   trades: Trade[];
 }
 
-/** Where the recorded feeds live: `$EDGEPULSE_FIXTURES`, else `../shared/fixtures/exchanges` beside the repo. */
-export function fixturesDir(): string {
-  return process.env.EDGEPULSE_FIXTURES ?? path.resolve(import.meta.dirname, "../../shared/fixtures/exchanges");
-}
+export { fixturesDir };
 
 /** Exchange snapshots are capped to what one ingest frame may carry (contracts/market.ts). */
 const MAX_SNAPSHOT_LEVELS = 5000;

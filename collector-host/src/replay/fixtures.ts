@@ -1,9 +1,15 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-/** Where the recorded feeds live: `EDGEPULSE_FIXTURES`, else `../shared/fixtures/exchanges` beside the repo. */
+/**
+ * Where the recorded feeds live: `EDGEPULSE_FIXTURES`, else `../shared/fixtures/exchanges` beside the
+ * repo (where every developer and CI checkout has it), else the workplace's canonical copy.
+ */
 export function fixturesDir(): string {
-  return process.env.EDGEPULSE_FIXTURES ?? path.resolve(import.meta.dirname, "../../../../shared/fixtures/exchanges");
+  if (process.env.EDGEPULSE_FIXTURES) return process.env.EDGEPULSE_FIXTURES;
+  const besideRepo = path.resolve(import.meta.dirname, "../../../../shared/fixtures/exchanges");
+  const canonical = "/work/shared/fixtures/exchanges";
+  return existsSync(besideRepo) || !existsSync(canonical) ? besideRepo : canonical;
 }
 
 /** One recorded message the exchange sent, with its receive time in seconds. */
