@@ -50,6 +50,15 @@ export type AdjustResult =
   | { ok: true; level: InventoryLevel }
   | { ok: false; reason: "below_reserved_and_sold"; level: InventoryLevel };
 
+interface QueuedReservation {
+  orderId: string;
+  quantity: number;
+  ttlMs: number;
+  traceparent?: string;
+  resolve: (result: ReserveResult) => void;
+  reject: (error: unknown) => void;
+}
+
 type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted";
 type ReservationStatus = "reserved" | "released" | "committed";
 
@@ -125,6 +134,9 @@ export class InventoryObject extends DurableObject<Env> {
   /** The alarm time we last asked for (mirrors storage so the hot path needs no getAlarm()). */
   private alarmAt: number | null = null;
   private relaying = false;
+  /** Reservations waiting for the commit in flight to finish (see `reserve`). */
+  private queued: QueuedReservation[] = [];
+  private committing = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -196,42 +208,93 @@ export class InventoryObject extends DurableObject<Env> {
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError("ttlMs must be a positive integer");
 
     const existing = this.reservation(orderId);
-    if (existing) {
-      // A replay: report the first outcome. A released reservation is not revived, so a late
-      // duplicate after expiry/cancel can never hold stock again.
-      if (existing.status === "reserved" && existing.expires_at <= Date.now()) {
-        // Past its TTL but the alarm has not run yet: expire it now, like commit does.
-        this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "expired"));
-        this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
-      }
-      const replayed = this.reservation(orderId)!;
-      if (replayed.status === "released") {
-        return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
-      }
-      return { ok: true, sku: this.stock().sku, quantity: existing.quantity, expiresAt: iso(existing.expires_at) };
-    }
+    if (existing) return this.replay(existing);
 
+    const item = { orderId, quantity, ttlMs, traceparent: input.traceparent };
+    // Group commit: while a commit is in flight (the output gate holds answers until it is
+    // durable), new reservations queue and are then decided and written together in one
+    // transaction, so one commit serves the whole group instead of one commit per request.
+    // Without contention a reservation is written at once, as before.
+    if (this.committing) {
+      return new Promise<ReserveResult>((resolve, reject) => this.queued.push({ ...item, resolve, reject }));
+    }
+    const [result] = this.reserveGroup([item]);
+    this.afterCommit();
+    return result!;
+  }
+
+  /** Waits for the storage commit in flight, then writes the reservations queued meanwhile. */
+  private afterCommit(): void {
+    this.committing = true;
+    const next = () => {
+      this.committing = false;
+      const group = this.queued;
+      if (group.length === 0) return;
+      this.queued = [];
+      let results: ReserveResult[];
+      try {
+        results = this.reserveGroup(group);
+      } catch (error) {
+        for (const queued of group) queued.reject(error);
+        return;
+      }
+      this.afterCommit();
+      for (const [n, queued] of group.entries()) queued.resolve(results[n]!);
+    };
+    this.ctx.storage.sync().then(next, next);
+  }
+
+  /** Decides and writes a group of new reservations in one transaction, in arrival order. */
+  private reserveGroup(group: Omit<QueuedReservation, "resolve" | "reject">[]): ReserveResult[] {
     const now = Date.now();
-    const expiresAt = now + ttlMs;
-    const result = this.ctx.storage.transactionSync((): ReserveResult => {
-      const row = this.stock();
-      const available = row.on_hand - row.reserved - row.sold;
-      if (quantity > available) return { ok: false, reason: "out_of_stock", available };
-      this.sql.exec(
-        `INSERT INTO reservations (order_id, quantity, status, expires_at, created_at, updated_at)
-         VALUES (?, ?, 'reserved', ?, ?, ?)`,
-        orderId,
-        quantity,
-        expiresAt,
-        now,
-        now,
-      );
-      this.sql.exec("UPDATE stock SET reserved = reserved + ? WHERE id = 1", quantity);
-      this.changed(row, "reserved", { correlationId: orderId, traceparent: input.traceparent });
-      return { ok: true, sku: row.sku, quantity, expiresAt: iso(expiresAt) };
+    const results = this.ctx.storage.transactionSync(() => {
+      const before = this.stock();
+      let last: (typeof group)[number] | undefined;
+      const out = group.map((item): ReserveResult => {
+        const existing = this.reservation(item.orderId);
+        if (existing) return this.replay(existing); // the same order id twice in one group
+        const row = this.stock();
+        const available = row.on_hand - row.reserved - row.sold;
+        if (item.quantity > available) return { ok: false, reason: "out_of_stock", available };
+        const expiresAt = now + item.ttlMs;
+        this.sql.exec(
+          `INSERT INTO reservations (order_id, quantity, status, expires_at, created_at, updated_at)
+           VALUES (?, ?, 'reserved', ?, ?, ?)`,
+          item.orderId,
+          item.quantity,
+          expiresAt,
+          now,
+          now,
+        );
+        this.sql.exec("UPDATE stock SET reserved = reserved + ? WHERE id = 1", item.quantity);
+        last = item;
+        return { ok: true, sku: row.sku, quantity: item.quantity, expiresAt: iso(expiresAt) };
+      });
+      // One snapshot event for the group: consumers only need the newest level anyway.
+      if (last) this.changed(before, "reserved", { correlationId: last.orderId, traceparent: last.traceparent });
+      return out;
     });
-    if (result.ok) this.scheduleAlarm(Math.min(expiresAt, now + RELAY_DELAY_MS));
-    return result;
+    if (results.some((r) => r.ok)) {
+      const earliestExpiry = Math.min(...group.map((item) => now + item.ttlMs));
+      this.scheduleAlarm(Math.min(earliestExpiry, now + RELAY_DELAY_MS));
+    }
+    return results;
+  }
+
+  /** The answer to a reserve for an order id seen before (expiring it first if its TTL passed). */
+  private replay(existing: ReservationRow): ReserveResult {
+    // A released reservation is not revived, so a late duplicate after expiry/cancel can never
+    // hold stock again.
+    if (existing.status === "reserved" && existing.expires_at <= Date.now()) {
+      // Past its TTL but the alarm has not run yet: expire it now, like commit does.
+      this.ctx.storage.transactionSync(() => this.releaseLocked(existing.order_id, "expired"));
+      this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+      return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
+    }
+    if (existing.status === "released") {
+      return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
+    }
+    return { ok: true, sku: this.stock().sku, quantity: existing.quantity, expiresAt: iso(existing.expires_at) };
   }
 
   /** Returns a live reservation's units to available. No-op when unknown, released or committed. */
