@@ -70,6 +70,24 @@ describe("InventoryObject", () => {
     expect(after.reserved).toBe(0);
   });
 
+  it("answers concurrent duplicates of one order id with one reservation (group commit replays)", async () => {
+    const stub = inv("dup-sku");
+    await stub.setOnHand(30);
+    // 100 distinct orders of 1 unit, each sent twice at once, on 30 units.
+    const calls = Array.from({ length: 200 }, (_, n) => ({ orderId: `dup-${n % 100}`, quantity: 1 }));
+    const results = await Promise.all(calls.map((c) => stub.reserve(c)));
+    const outcome = new Map<string, boolean[]>();
+    for (const [n, r] of results.entries()) {
+      const id = calls[n]!.orderId;
+      outcome.set(id, [...(outcome.get(id) ?? []), r.ok]);
+    }
+    const winners = [...outcome].filter(([, oks]) => oks.some(Boolean));
+    expect(winners).toHaveLength(30);
+    // Both copies of a winning order got the same answer: one reservation, replayed.
+    expect(winners.every(([, oks]) => oks.every(Boolean))).toBe(true);
+    expect(await stub.level()).toMatchObject({ onHand: 30, reserved: 30, available: 0 });
+  });
+
   it("keeps the invariant under random reserve/release/commit/setOnHand sequences", async () => {
     const Op = fc.oneof(
       fc.record({ op: fc.constant("reserve" as const), order: fc.nat(7), quantity: fc.integer({ min: 1, max: 6 }) }),
