@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { importJWK, SignJWT } from "jose";
+import { importJWK, type JWK, SignJWT } from "jose";
 import { devVar, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8810);
@@ -66,7 +66,7 @@ process.on("SIGINT", () => process.exit(130));
 
 // --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
 async function token(roles: string[]): Promise<string> {
-  const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JsonWebKey }[];
+  const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JWK }[];
   const key = keys[0];
   if (!key) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
   const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
@@ -126,35 +126,44 @@ async function load(opts: {
   const latencies: number[] = [];
   const startedAt = performance.now();
   let lastResponseAt = startedAt;
-  const instance = autocannon({
-    url: BASE,
-    connections: CLIENTS,
-    amount: opts.amount,
-    // Long enough that nothing is abandoned mid-flight: every request's outcome is counted.
-    timeout: 60,
-    requests: [
-      {
-        method: opts.method,
-        headers: {
-          ...(opts.auth ? { authorization: `Bearer ${opts.auth}` } : {}),
-          ...(opts.method === "POST" ? { "content-type": "application/json" } : {}),
-        },
-        setupRequest: (req: { headers?: Record<string, string> }) => ({
-          ...req,
-          headers: { ...req.headers, "cf-connecting-ip": nextIp() },
-          path: opts.path(),
-          ...(opts.method === "POST"
-            ? { body: opts.body?.() ?? JSON.stringify({ orderId: `bench-${++orderSeq}`, quantity: 1 }) }
-            : {}),
-        }),
-      },
-    ],
+  let finish: (result: autocannon.Result) => void = () => {};
+  let fail: (error: Error) => void = () => {};
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
   });
+  const instance = autocannon(
+    {
+      url: BASE,
+      connections: CLIENTS,
+      amount: opts.amount,
+      // Long enough that nothing is abandoned mid-flight: every request's outcome is counted.
+      timeout: 60,
+      requests: [
+        {
+          method: opts.method,
+          headers: {
+            ...(opts.auth ? { authorization: `Bearer ${opts.auth}` } : {}),
+            ...(opts.method === "POST" ? { "content-type": "application/json" } : {}),
+          },
+          setupRequest: (req) => ({
+            ...req,
+            headers: { ...req.headers, "cf-connecting-ip": nextIp() },
+            path: opts.path(),
+            ...(opts.method === "POST"
+              ? { body: opts.body?.() ?? JSON.stringify({ orderId: `bench-${++orderSeq}`, quantity: 1 }) }
+              : {}),
+          }),
+        },
+      ],
+    },
+    (error, result) => (error ? fail(error) : finish(result)),
+  );
   instance.on("response", (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
     latencies.push(responseTime);
     lastResponseAt = performance.now();
   });
-  const result = await instance;
+  const result = await done;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? Number.NaN;
   const ok = result["2xx"];

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { Money } from "./cart";
-import { InventoryEvent, SkuCode } from "./inventory-events";
+import { CartLine, Money } from "./cart";
+import { InventoryEvent } from "./inventory-events";
 
 /**
  * Everything that travels on the `saga-events` queue. The OrderObject (the saga orchestrator)
@@ -32,14 +32,8 @@ export const PaymentStatus = z.enum([
 ]);
 export type PaymentStatus = z.infer<typeof PaymentStatus>;
 
-export const OrderLine = z.object({
-  sku: SkuCode,
-  productId: z.string(),
-  name: z.string(),
-  quantity: z.number().int().positive(),
-  unitPrice: Money,
-  lineTotal: Money,
-});
+/** An order line is the cart line it was checked out from, prices frozen at checkout. */
+export const OrderLine = CartLine;
 export type OrderLine = z.infer<typeof OrderLine>;
 
 export const HistoryEntry = z.object({
