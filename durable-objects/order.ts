@@ -216,6 +216,17 @@ export class OrderObject extends DurableObject<Env> {
     };
   }
 
+  /**
+   * GDPR erasure of the customer's account: the shipping address goes; the order itself, its
+   * amounts and history stay, because accounting and the ledger must keep resolving it.
+   */
+  async erasePersonalData(userId: string): Promise<{ erased: boolean }> {
+    const row = this.row();
+    if (!row || row.user_id !== userId) return { erased: false };
+    this.sql.exec("UPDATE orders SET shipping = '{}' WHERE id = ?", row.id);
+    return { erased: true };
+  }
+
   /** Inventory consumer: every line reserved (→ `reserved`, charge next) or one was out of stock. */
   async reservationResult(outcome: ReservationOutcome): Promise<StepAck> {
     const row = this.row();

@@ -10,6 +10,7 @@ import { findUserById, nowIso, toPublicUser } from "../identity/users";
 import { authOf, requireAuth } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
+import { eraseCustomerCommerceData } from "../orders/erase-customer";
 import { badRequest, conflict, unauthorized } from "../problem";
 
 const json = <T>(schema: T) => ({ content: { "application/json": { schema } }, required: true });
@@ -98,6 +99,7 @@ usersRouter
         })
         .where(eq(users.id, caller.userId));
       await revokeUserSessions(c.env, caller.userId, "account-erased");
+      await eraseCustomerCommerceData(c.env, caller.userId);
       await revoke(c.env, [{ kind: "jti", subject: caller.jti, expiresAt: caller.tokenExpiresAt * 1000 + 60_000 }]);
       console.log(JSON.stringify({ level: "info", msg: "account erased", userId: caller.userId }));
       return c.body(null, 204);

@@ -1,0 +1,51 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { insertSku, stock } from "./commerce-fixtures";
+import { call } from "./helpers";
+import { cartWith, isFinal, newShopper, placeOrder, SHIPPING, waitForOrder } from "./order-fixtures";
+
+describe("DELETE /v1/users/me erases personal data held by commerce too", () => {
+  it("drops the shipping address from the customer's orders and the recorded emails, keeps the orders", async () => {
+    await insertSku("ERASE-1", { amount: 700 });
+    await stock("ERASE-1", 3);
+    const shopper = await newShopper(undefined, `erase-${crypto.randomUUID()}@example.test`);
+    const other = await newShopper(undefined, `keep-${crypto.randomUUID()}@example.test`);
+    const placed = await Promise.all(
+      [shopper, other].map(async (s) => {
+        const res = await placeOrder(s, await cartWith(s, [{ sku: "ERASE-1", quantity: 1 }]));
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    const [mine, theirs] = placed as [string, string];
+    expect((await waitForOrder(mine, isFinal)).status).toBe("confirmed");
+    expect((await waitForOrder(theirs, isFinal)).status).toBe("confirmed");
+    // The read model and the confirmation email are projected asynchronously.
+    await expect
+      .poll(async () => (await env.DB.prepare("SELECT id FROM orders_view WHERE id = ?").bind(mine).first())?.id)
+      .toBe(mine);
+    await expect
+      .poll(
+        async () =>
+          (await env.DB.prepare("SELECT body FROM notifications WHERE order_id = ?").bind(mine).first())?.body,
+      )
+      .toBeTruthy();
+    expect((await env.ORDER.getByName(mine).view())?.shippingAddress).toEqual(SHIPPING);
+
+    const erased = await call("/v1/users/me", { method: "DELETE", token: shopper.token });
+    expect(erased.status).toBe(204);
+
+    const order = await env.ORDER.getByName(mine).view();
+    expect(order?.status).toBe("confirmed");
+    expect(order?.total).toEqual({ amount: 700, currency: "USD" });
+    expect(order?.shippingAddress).toEqual({});
+    const email = await env.DB.prepare("SELECT recipient, body FROM notifications WHERE order_id = ?")
+      .bind(mine)
+      .first();
+    expect(email).toEqual({ recipient: "", body: "" });
+
+    // Nobody else's data is touched.
+    expect((await env.ORDER.getByName(theirs).view())?.shippingAddress).toEqual(SHIPPING);
+    const kept = await env.DB.prepare("SELECT recipient FROM notifications WHERE order_id = ?").bind(theirs).first();
+    expect(kept?.recipient).not.toBe("");
+  });
+});
