@@ -10,13 +10,12 @@
 // Authorization header, which makes the Worker bypass the edge cache (public reads do not verify
 // it), so they pay D1 + FTS5 + ETag every time; "cached" requests are anonymous and warmed first.
 // The baseline, measured in the same run, is GET /health through the same gateway (no I/O).
-import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
 import { catalogSql, generateProducts } from "../scripts/catalog-generator.ts";
-import { ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
+import { waitUntilReady, wrangler } from "../scripts/local.ts";
+import { startPrivatePlatform } from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8800);
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -31,23 +30,8 @@ const MAIN_SIZE = 10_000;
 // scripts/serve.ts: the deployable bundle on Miniflare/workerd, without wrangler dev's proxy worker
 // on the request path, and rate-limit bindings served from memory as in production (Miniflare's
 // own simulation writes a SQLite row per call, which would dominate every figure here).
-ensureDevVars();
-const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), "edgepulse-bench-catalog-"));
-const state = path.join(dir, "state");
-const common = ["--persist-to", state];
-wrangler(["d1", "migrations", "apply", "DB", "--local", ...common], { quiet: true });
-const logFile = openSync(path.join(dir, "server.log"), "a");
-const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
-  cwd: ROOT,
-  env: { ...process.env, PORT: String(PORT), PERSIST_TO: state, RATE_LIMITS: "memory" },
-  stdio: ["ignore", logFile, logFile],
-});
-const cleanup = () => {
-  worker.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on("exit", cleanup);
-process.on("SIGINT", () => process.exit(130));
+const platform = startPrivatePlatform("catalog", PORT);
+const common = ["--persist-to", platform.state];
 
 // Every request carries one of 256 CF-Connecting-IP values, as traffic from many shoppers would:
 // the per-IP limit (10k/min) stays in the path, but ten connections from one address would
@@ -58,7 +42,7 @@ const nextIp = () => `10.0.${(ipSeq >> 8) & 255}.${ipSeq++ & 255}`;
 /** Grows the catalog to `count` products (stable ids: the ones already there are skipped). */
 function loadCatalog(count: number): number {
   const started = Date.now();
-  const file = path.join(dir, `catalog-${count}.sql`);
+  const file = path.join(platform.dir, `catalog-${count}.sql`);
   writeFileSync(file, catalogSql(generateProducts(count)).join("\n"));
   wrangler(["d1", "execute", "DB", "--local", ...common, "--file", file], { quiet: true });
   rmSync(file);
@@ -261,6 +245,6 @@ try {
     );
   }
 } finally {
-  cleanup();
+  platform.stop();
 }
 process.exit(0);

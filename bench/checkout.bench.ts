@@ -18,13 +18,11 @@
 // frequency does not quantize the figure. Baseline, measured in the same run at the same
 // concurrency: GET /health through the same gateway.
 
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { importJWK, type JWK, SignJWT } from "jose";
-import { devVar, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
+import { ROOT, waitUntilReady } from "../scripts/local.ts";
+import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8820);
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -35,61 +33,12 @@ const SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-CO-${String(n).padStar
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
 
 // --- a private local platform -------------------------------------------------------------------
-ensureDevVars();
-// BENCH_STATE_DIR=/dev/shm puts the local state (one SQLite file per Durable Object, plus D1) on
-// tmpfs, which takes the shared disk's fsync latency out of the measurement.
-const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), "edgepulse-bench-checkout-"));
-const state = path.join(dir, "state");
+const platform = startPrivatePlatform("checkout", PORT);
+insertBenchSkus(platform, SKUS);
 const queueSettings = /queue = "saga-events"\nmax_batch_size = (\d+)\nmax_batch_timeout = (\d+)/.exec(
   readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"),
 );
-wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
-const sqlFile = path.join(dir, "catalog.sql");
-writeFileSync(
-  sqlFile,
-  [
-    "INSERT OR IGNORE INTO categories (id, name) VALUES ('bench', 'Bench');",
-    ...SKUS.flatMap((sku) => [
-      `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount) VALUES ('p-${sku}', '${sku}', '${sku}', 'bench', 1000);`,
-      `INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount) VALUES ('${sku}', 'p-${sku}', '${sku}', 1000);`,
-    ]),
-  ].join("\n"),
-);
-wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--file", sqlFile], { quiet: true });
-
-// scripts/serve.ts: the deployable bundle on Miniflare, rate limits in memory (as in production).
-const logFile = openSync(path.join(dir, "server.log"), "a");
-const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
-  cwd: ROOT,
-  env: { ...process.env, PORT: String(PORT), PERSIST_TO: state, RATE_LIMITS: "memory" },
-  stdio: ["ignore", logFile, logFile],
-});
-const cleanup = () => {
-  worker.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on("exit", cleanup);
-process.on("SIGINT", () => process.exit(130));
-
-// --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
-const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JWK }[];
-if (!keys[0]) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
-const signingKey = await importJWK(keys[0].privateJwk, "ES256");
-const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
-const issuer = /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "";
-const audience = /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "";
-async function token(subject: string, roles: string[]): Promise<string> {
-  return new SignJWT({ roles })
-    .setProtectedHeader({ alg: "ES256", kid: keys[0]!.kid, typ: "at+jwt" })
-    .setIssuer(issuer)
-    .setAudience(audience)
-    .setSubject(subject)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setNotBefore("0s")
-    .setExpirationTime("15m")
-    .sign(signingKey);
-}
+const token = signLocalAccessToken;
 
 async function api(
   pathname: string,
@@ -213,7 +162,7 @@ function serverCpuMs(): number {
   const all = readdirSync("/proc")
     .filter((d) => /^\d+$/.test(d))
     .map((d) => ({ pid: Number(d), s: stat(Number(d)) }));
-  const tree = new Set<number | undefined>([worker.pid]);
+  const tree = new Set<number | undefined>([platform.serverPid]);
   for (let grew = true; grew; ) {
     grew = false;
     for (const p of all) {
@@ -253,7 +202,7 @@ try {
   await run(await prepareMany(20, SKUS), 10);
 
   console.log(
-    `\nqueue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; polling every ${POLL_MS} ms; state in ${dir}; ${new Date().toISOString()}\n`,
+    `\nqueue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; polling every ${POLL_MS} ms; state in ${platform.dir}; ${new Date().toISOString()}\n`,
   );
   const latency: { c: number; p50: number; p99: number; place50: number; base50: number; base99: number; n: number }[] =
     [];
@@ -331,6 +280,6 @@ try {
       `  ${String(t.skus).padStart(3)} SKUs: ${t.rate.toFixed(0)} orders/s (×${(t.rate / one).toFixed(2)} vs 1 SKU), ${t.cpu.toFixed(1)} CPU-ms/order`,
     );
 } finally {
-  cleanup();
+  platform.stop();
 }
 process.exit(0);

@@ -10,14 +10,9 @@
 // Durable Object RPC. The baseline, measured in the same run, is GET /health through the same
 // gateway (no auth, no I/O), so the ratio says what auth + validation + the object cost.
 
-import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import autocannon from "autocannon";
-import { importJWK, type JWK, SignJWT } from "jose";
-import { devVar, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../scripts/local.ts";
+import { waitUntilReady } from "../scripts/local.ts";
+import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8810);
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -29,60 +24,11 @@ const SPREAD_SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-S-${String(n).p
 const OVERSELL_SKU = "BENCH-OVERSELL";
 const OVERSELL_UNITS = 2000;
 
-// --- a private local platform -------------------------------------------------------------------
-ensureDevVars();
-// BENCH_STATE_DIR=/dev/shm puts the objects' SQLite files on tmpfs: it separates the runtime's cost
-// from this disk's fsync latency (which is what a local durable write mostly waits for).
-const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), "edgepulse-bench-inventory-"));
-const state = path.join(dir, "state");
-wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
+// --- a private local platform (scripts/serve.ts; request logs stay on, as in production) ---------
+const platform = startPrivatePlatform("inventory", PORT);
 const allSkus = [HOT_SKU, OVERSELL_SKU, ...SPREAD_SKUS];
-const sqlFile = path.join(dir, "catalog.sql");
-writeFileSync(
-  sqlFile,
-  [
-    "INSERT OR IGNORE INTO categories (id, name) VALUES ('bench', 'Bench');",
-    ...allSkus.flatMap((sku) => [
-      `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount) VALUES ('p-${sku}', '${sku}', '${sku}', 'bench', 1000);`,
-      `INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount) VALUES ('${sku}', 'p-${sku}', '${sku}', 1000);`,
-    ]),
-  ].join("\n"),
-);
-wrangler(["d1", "execute", "DB", "--local", "--persist-to", state, "--file", sqlFile], { quiet: true });
-
-// scripts/serve.ts: the deployable bundle on Miniflare (workerd), rate-limit bindings in memory as
-// on the platform. Request logs stay on, as in production (serve.ts batches them).
-const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
-  cwd: ROOT,
-  env: { ...process.env, PORT: String(PORT), PERSIST_TO: state, RATE_LIMITS: "memory" },
-  stdio: ["ignore", "ignore", "inherit"],
-});
-const cleanup = () => {
-  worker.kill("SIGTERM");
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on("exit", cleanup);
-process.on("SIGINT", () => process.exit(130));
-
-// --- tokens, signed like the Worker does (same key, issuer, audience, typ) ----------------------
-async function token(roles: string[]): Promise<string> {
-  const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JWK }[];
-  const key = keys[0];
-  if (!key) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
-  const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
-  const issuer = /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "";
-  const audience = /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "";
-  return new SignJWT({ roles })
-    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "at+jwt" })
-    .setIssuer(issuer)
-    .setAudience(audience)
-    .setSubject(`bench-${roles[0]}`)
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setNotBefore("0s")
-    .setExpirationTime("15m")
-    .sign(await importJWK(key.privateJwk as Parameters<typeof importJWK>[0], "ES256"));
-}
+insertBenchSkus(platform, allSkus);
+const token = (roles: string[]) => signLocalAccessToken(`bench-${roles[0]}`, roles);
 
 async function api(pathname: string, init: { method?: string; token?: string; json?: unknown } = {}) {
   const res = await fetch(`${BASE}${pathname}`, {
@@ -303,6 +249,6 @@ try {
     );
   }
 } finally {
-  cleanup();
+  platform.stop();
 }
 process.exit(0);

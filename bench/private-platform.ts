@@ -1,0 +1,91 @@
+// What the HTTP benchmarks share: a throwaway local platform on a private port, and access tokens
+// signed exactly as the Worker signs them (so setting up thousands of shoppers skips login's
+// deliberately slow PBKDF2, which is not what those benchmarks measure).
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { importJWK, type JWK, SignJWT } from "jose";
+import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
+
+export interface PrivatePlatform {
+  baseUrl: string;
+  /** The state directory (D1, Durable Objects), for benchmarks that load data with wrangler. */
+  state: string;
+  dir: string;
+  /** The server process, for benchmarks that account its CPU time. */
+  serverPid: number | undefined;
+  /** Stops the server and removes its state (also done on process exit). */
+  stop(): void;
+}
+
+/**
+ * Starts scripts/serve.ts (the deploy bundle on Miniflare, rate limits in memory) on `port` with
+ * a fresh state directory that has the D1 migrations applied; removed again when the process exits.
+ * BENCH_STATE_DIR=/dev/shm puts that state on tmpfs, which takes this disk's fsync latency (what a
+ * local durable write mostly waits for) out of the figures.
+ */
+export function startPrivatePlatform(name: string, port: number): PrivatePlatform {
+  ensureDevVars();
+  const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), `edgepulse-bench-${name}-`));
+  const state = path.join(dir, "state");
+  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
+  const logFile = openSync(path.join(dir, "server.log"), "a");
+  const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port), PERSIST_TO: state, RATE_LIMITS: "memory" },
+    stdio: ["ignore", logFile, logFile],
+  });
+  const stop = () => {
+    worker.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on("exit", stop);
+  process.on("SIGINT", () => process.exit(130));
+  return { baseUrl: `http://127.0.0.1:${port}`, state, dir, serverPid: worker.pid, stop };
+}
+
+let signer: Promise<{ kid: string; key: Awaited<ReturnType<typeof importJWK>>; issuer: string; audience: string }>;
+
+/** An access token signed like the Worker's own (local key from .dev.vars, issuer, audience, typ). */
+export async function signLocalAccessToken(subject: string, roles: string[]): Promise<string> {
+  signer ??= (async () => {
+    const keys = JSON.parse(devVar("JWT_PRIVATE_KEYS") ?? "[]") as { kid: string; privateJwk: JWK }[];
+    if (!keys[0]) throw new Error("no JWT_PRIVATE_KEYS in .dev.vars");
+    const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+    return {
+      kid: keys[0].kid,
+      key: await importJWK(keys[0].privateJwk, "ES256"),
+      issuer: /^JWT_ISSUER = "([^"]+)"/m.exec(toml)?.[1] ?? "",
+      audience: /^JWT_AUDIENCE = "([^"]+)"/m.exec(toml)?.[1] ?? "",
+    };
+  })();
+  const { kid, key, issuer, audience } = await signer;
+  return new SignJWT({ roles })
+    .setProtectedHeader({ alg: "ES256", kid, typ: "at+jwt" })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(subject)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setNotBefore("0s")
+    .setExpirationTime("15m")
+    .sign(key);
+}
+
+/** Puts minimal catalog rows (one product and variant per SKU, USD 10.00) into the platform's D1. */
+export function insertBenchSkus(platform: PrivatePlatform, skus: string[]): void {
+  const sqlFile = path.join(platform.dir, "bench-skus.sql");
+  writeFileSync(
+    sqlFile,
+    [
+      "INSERT OR IGNORE INTO categories (id, name) VALUES ('bench', 'Bench');",
+      ...skus.flatMap((sku) => [
+        `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount) VALUES ('p-${sku}', '${sku}', '${sku}', 'bench', 1000);`,
+        `INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount) VALUES ('${sku}', 'p-${sku}', '${sku}', 1000);`,
+      ]),
+    ].join("\n"),
+  );
+  wrangler(["d1", "execute", "DB", "--local", "--persist-to", platform.state, "--file", sqlFile], { quiet: true });
+}
