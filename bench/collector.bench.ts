@@ -22,7 +22,7 @@ import { createKrakenAdapter } from "../collector-host/src/exchanges/kraken.ts";
 import type { AdapterContext, ExchangeAdapter, FeedSink } from "../collector-host/src/exchanges/types.ts";
 import { snapshotUpdate } from "../collector-host/src/publisher/delta-encoder.ts";
 import { type Link, Publisher } from "../collector-host/src/publisher/publisher.ts";
-import { readHttpFixture, readWsFixture } from "../collector-host/src/replay/fixtures.ts";
+import { RECORDED_SYMBOLS, readHttpFixture, readWsFixture } from "../collector-host/src/replay/fixtures.ts";
 import { RingSink } from "../collector-host/src/ring/ring-sink.ts";
 import { createRingBuffer, RingConsumer, RingProducer } from "../collector-host/src/ring/spsc-ring.ts";
 import {
@@ -308,31 +308,9 @@ function adapterContext(
   return { symbols, sink, stats: new ExchangeStats(), log: quietLog, send() {}, reconnect() {}, fetchJson };
 }
 
-const KRAKEN = [
-  "WAVES-EUR",
-  "XMR-USD",
-  "KSM-BTC",
-  "GRT-ETH",
-  "SC-EUR",
-  "ETH-CHF",
-  "OCEAN-BTC",
-  "OMG-USD",
-  "BTC-CHF",
-  "ADA-BTC",
-];
-const COINBASE = [
-  "SKL-USD",
-  "SKL-BTC",
-  "BAND-GBP",
-  "NMR-EUR",
-  "BAND-BTC",
-  "YFI-BTC",
-  "DASH-BTC",
-  "NU-GBP",
-  "CRV-EUR",
-  "SKL-GBP",
-];
-const BINANCE = ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"];
+const KRAKEN = RECORDED_SYMBOLS.kraken;
+const COINBASE = RECORDED_SYMBOLS.coinbase;
+const BINANCE = RECORDED_SYMBOLS.binanceus;
 
 function krakenReplay(runs: number) {
   const lines = readWsFixture("KRAKEN.ws.50.0").map((m) => m.text);

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import os from "node:os";
 import { z } from "zod";
 import { Exchange, MarketSymbol } from "../../contracts/market.ts";
+import { RECORDED_SYMBOLS } from "./replay/fixtures.ts";
 
 // Host configuration: an optional JSON file (`--config <file>` or COLLECTOR_CONFIG) overlaid with
 // environment variables, validated with zod so a bad config fails at start, not at 3 a.m.
@@ -80,42 +81,20 @@ export function replayExchanges(replayUrl: string): z.input<typeof ExchangeConfi
       protocol: "kraken-v1",
       url: `${ws}/kraken`,
       depth: 1000,
-      symbols: [
-        "WAVES-EUR",
-        "XMR-USD",
-        "KSM-BTC",
-        "GRT-ETH",
-        "SC-EUR",
-        "ETH-CHF",
-        "OCEAN-BTC",
-        "OMG-USD",
-        "BTC-CHF",
-        "ADA-BTC",
-      ],
+      symbols: [...RECORDED_SYMBOLS.kraken],
     },
     {
       exchange: "coinbase",
       protocol: "coinbase-exchange",
       url: `${ws}/coinbase`,
-      symbols: [
-        "SKL-USD",
-        "SKL-BTC",
-        "BAND-GBP",
-        "NMR-EUR",
-        "BAND-BTC",
-        "YFI-BTC",
-        "DASH-BTC",
-        "NU-GBP",
-        "CRV-EUR",
-        "SKL-GBP",
-      ],
+      symbols: [...RECORDED_SYMBOLS.coinbase],
     },
     {
       exchange: "binanceus",
       protocol: "binanceus",
       url: `${ws}/binanceus`,
       restUrl: `${http}/binanceus`,
-      symbols: ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"],
+      symbols: [...RECORDED_SYMBOLS.binanceus],
     },
   ];
 }

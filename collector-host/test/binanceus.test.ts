@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { createBinanceAdapter } from "../src/exchanges/binanceus.ts";
-import { readHttpFixture, readWsFixture } from "../src/replay/fixtures.ts";
+import { RECORDED_SYMBOLS, readHttpFixture, readWsFixture } from "../src/replay/fixtures.ts";
 import { testContext } from "./support.ts";
 
-const SYMBOLS = ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"];
+const SYMBOLS = RECORDED_SYMBOLS.binanceus;
 const snapshots = new Map(
   readHttpFixture("BINANCE_US.http.0.0").map((r) => [new URL(r.url).searchParams.get("symbol"), JSON.parse(r.body)]),
 );

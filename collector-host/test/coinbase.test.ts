@@ -1,20 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { createCoinbaseAdapter } from "../src/exchanges/coinbase.ts";
-import { readWsFixture } from "../src/replay/fixtures.ts";
+import { RECORDED_SYMBOLS, readWsFixture } from "../src/replay/fixtures.ts";
 import { testContext } from "./support.ts";
 
-const PRODUCTS = [
-  "SKL-USD",
-  "SKL-BTC",
-  "BAND-GBP",
-  "NMR-EUR",
-  "BAND-BTC",
-  "YFI-BTC",
-  "DASH-BTC",
-  "NU-GBP",
-  "CRV-EUR",
-  "SKL-GBP",
-];
+const PRODUCTS = RECORDED_SYMBOLS.coinbase;
 
 describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed", () => {
   it("builds every book from snapshot + l2update exactly and emits the trades", () => {

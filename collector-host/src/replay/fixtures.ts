@@ -12,6 +12,35 @@ export function fixturesDir(): string {
   return existsSync(besideRepo) || !existsSync(canonical) ? besideRepo : canonical;
 }
 
+/** The markets each recorded feed covers, normalized (what the replay server can serve). */
+export const RECORDED_SYMBOLS: Record<"kraken" | "coinbase" | "binanceus", string[]> = {
+  kraken: [
+    "WAVES-EUR",
+    "XMR-USD",
+    "KSM-BTC",
+    "GRT-ETH",
+    "SC-EUR",
+    "ETH-CHF",
+    "OCEAN-BTC",
+    "OMG-USD",
+    "BTC-CHF",
+    "ADA-BTC",
+  ],
+  coinbase: [
+    "SKL-USD",
+    "SKL-BTC",
+    "BAND-GBP",
+    "NMR-EUR",
+    "BAND-BTC",
+    "YFI-BTC",
+    "DASH-BTC",
+    "NU-GBP",
+    "CRV-EUR",
+    "SKL-GBP",
+  ],
+  binanceus: ["CRV-USDT", "COMP-USDT", "OMG-BUSD", "ZRX-USDT"],
+};
+
 /** One recorded message the exchange sent, with its receive time in seconds. */
 export interface FixtureMessage {
   t: number;
