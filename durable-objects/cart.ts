@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Cart, type CartLine, type CheckoutResult, MAX_CART_LINES, MAX_LINE_QUANTITY } from "../contracts/cart";
 import { findSku } from "../workers/catalog/sku-lookup";
+import { migrateSchema } from "./sqlite-schema";
 
 export type { Cart, CartLine, CheckoutResult, Money } from "../contracts/cart";
 
@@ -86,15 +87,7 @@ export class CartObject extends DurableObject<Env> {
   }
 
   private migrate(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const from = this.sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_version").one().v ?? 0;
-    if (from >= MIGRATIONS.length) return;
-    this.ctx.storage.transactionSync(() => {
-      for (let v = from; v < MIGRATIONS.length; v++) {
-        this.sql.exec(MIGRATIONS[v]!);
-        this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", v + 1);
-      }
-    });
+    migrateSchema(this.ctx.storage, MIGRATIONS);
   }
 
   /** Creates the cart for `ownerId`; a repeat by the same owner returns it, anyone else gets null. */

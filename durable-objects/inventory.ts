@@ -6,6 +6,7 @@ import {
   type ReserveInput,
   type ReserveResult,
 } from "../contracts/inventory-events";
+import { migrateSchema } from "./sqlite-schema";
 
 export type { InventoryLevel, ReserveInput, ReserveResult } from "../contracts/inventory-events";
 
@@ -148,18 +149,7 @@ export class InventoryObject extends DurableObject<Env> {
   }
 
   private migrate(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const current = this.sql
-      .exec<{ version: number }>("SELECT max(version) AS version FROM schema_version")
-      .one().version;
-    const from = current ?? 0;
-    if (from >= MIGRATIONS.length) return;
-    this.ctx.storage.transactionSync(() => {
-      for (let v = from; v < MIGRATIONS.length; v++) {
-        this.sql.exec(MIGRATIONS[v]!);
-        this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", v + 1);
-      }
-    });
+    migrateSchema(this.ctx.storage, MIGRATIONS);
   }
 
   private get label(): string {

@@ -11,6 +11,7 @@ import {
   type PaymentStatus,
   SAGA_EVENT_VERSION,
 } from "../contracts/saga-events";
+import { migrateSchema } from "./sqlite-schema";
 
 /** Outbox rows relayed per `sendBatch` (the Queues limit is 100 messages per batch). */
 const RELAY_BATCH = 100;
@@ -146,14 +147,7 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   private migrate(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    const current = this.sql.exec<{ version: number }>("SELECT version FROM schema_version").toArray()[0]?.version ?? 0;
-    if (current >= MIGRATIONS.length) return;
-    this.ctx.storage.transactionSync(() => {
-      for (let v = current; v < MIGRATIONS.length; v++) this.sql.exec(MIGRATIONS[v]!);
-      this.sql.exec("DELETE FROM schema_version");
-      this.sql.exec("INSERT INTO schema_version (version) VALUES (?)", MIGRATIONS.length);
-    });
+    migrateSchema(this.ctx.storage, MIGRATIONS);
   }
 
   private get label(): string {
