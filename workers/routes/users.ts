@@ -82,6 +82,9 @@ usersRouter
     async (c) => {
       const caller = authOf(c);
       await me(c.env, caller.userId);
+      // Commerce data first: if it fails the account still exists and the client can retry;
+      // erasing the account first would leave its orders' addresses unreachable.
+      await eraseCustomerCommerceData(c.env, caller.userId);
       // The row stays as a tombstone (ids in orders and ledgers must still resolve) but holds no
       // personal data: email NULL frees the address, hashes and secrets are gone.
       await drizzle(c.env.DB)
@@ -99,7 +102,6 @@ usersRouter
         })
         .where(eq(users.id, caller.userId));
       await revokeUserSessions(c.env, caller.userId, "account-erased");
-      await eraseCustomerCommerceData(c.env, caller.userId);
       await revoke(c.env, [{ kind: "jti", subject: caller.jti, expiresAt: caller.tokenExpiresAt * 1000 + 60_000 }]);
       console.log(JSON.stringify({ level: "info", msg: "account erased", userId: caller.userId }));
       return c.body(null, 204);
