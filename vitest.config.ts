@@ -40,6 +40,7 @@ export default defineConfig(async () => {
             include: [
               "test/**/*.test.ts",
               "workers/**/*.test.ts",
+              "domain/**/*.test.ts",
               "durable-objects/**/*.test.ts",
               "queues/**/*.test.ts",
             ],

@@ -4,7 +4,7 @@
 //   ?mode=issue&n=N          sign N fresh tokens
 //   ?mode=issue-verify&n=N   sign N fresh tokens and verify each once (a full signature check)
 //   ?mode=repeat&n=N         verify one already-verified token N times (the per-isolate cache hit)
-import { issueAccessToken, verifyAccessToken } from "../workers/identity/access-tokens";
+import { issueAccessToken, verifyAccessToken } from "../domain/identity/access-tokens";
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {

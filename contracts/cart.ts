@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { SkuCode } from "./inventory-events";
+import { z } from "./zod";
 
 /** Money: integer minor units plus an ISO 4217 currency code. Never floats. */
 export const Money = z.object({

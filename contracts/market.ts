@@ -1,4 +1,4 @@
-import { z } from "zod";
+import { z } from "./zod";
 
 /**
  * What travels between the collector host and the MarketFeed Durable Objects, and from those

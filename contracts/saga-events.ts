@@ -1,6 +1,6 @@
-import { z } from "zod";
 import { CartLine, Money } from "./cart";
 import { InventoryEvent } from "./inventory-events";
+import { z } from "./zod";
 
 /**
  * Everything that travels on the `saga-events` queue. The OrderObject (the saga orchestrator)

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Cart, type CartLine, type CheckoutResult, MAX_CART_LINES, MAX_LINE_QUANTITY } from "../contracts/cart";
-import { findSku } from "../workers/catalog/sku-lookup";
+import { findSku } from "../domain/catalog/sku-lookup";
 import { migrateSchema } from "./sqlite-schema";
 
 export type { Cart, CartLine, CheckoutResult, Money } from "../contracts/cart";

@@ -17,7 +17,7 @@ import {
   type Trade,
 } from "../contracts/market";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
-import { verifyAccessToken } from "../workers/identity/access-tokens";
+import { verifyAccessToken } from "../domain/identity/access-tokens";
 import { marketRegistry } from "./market-registry";
 
 /** Frames above this size are a protocol violation: the socket is closed with 1009. */

@@ -3,7 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { z } from "zod";
 import type { OrderCancelled, OrderConfirmed, OrderRefunded } from "../contracts/saga-events";
 import { users } from "../d1/schema/identity";
-import { emailProviderFor } from "../workers/notifications/email";
+import { emailProviderFor } from "../domain/notifications/email";
 
 type Notifiable = z.infer<typeof OrderConfirmed> | z.infer<typeof OrderCancelled> | z.infer<typeof OrderRefunded>;
 

@@ -3,14 +3,14 @@ import { drizzle } from "drizzle-orm/d1";
 import type { z } from "zod";
 import type { OrderCancelled, OrderRefundRequested, OrderReserved } from "../contracts/saga-events";
 import { paymentLedger } from "../d1/schema/orders";
-import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
-import { paymentProviderFor, paymentTimeoutMs, recordLedger } from "../workers/payments";
+import { paymentProviderFor, paymentTimeoutMs, recordLedger } from "../domain/payments";
 import {
   type PaymentProvider,
   PaymentTimeoutError,
   PermanentPaymentError,
   TransientPaymentError,
-} from "../workers/payments/provider";
+} from "../domain/payments/provider";
+import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
 type Reserved = z.infer<typeof OrderReserved>;

@@ -1,6 +1,6 @@
 import type { InventoryEvent } from "../contracts/inventory-events";
 import type { OrderEvent } from "../contracts/saga-events";
-import { projectAvailability } from "../workers/catalog/availability";
+import { projectAvailability } from "../domain/catalog/availability";
 
 const UPSERT_ORDER_VIEW = `INSERT INTO orders_view
     (id, user_id, status, reason, total_amount, currency, item_count, items, payment_status,

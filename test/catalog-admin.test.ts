@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { findSku } from "../workers/catalog/sku-lookup";
+import { findSku } from "../domain/catalog/sku-lookup";
 import { adminClient, type CatalogProduct, productBody, search } from "./catalog-fixtures";
 import { call, tokenFor } from "./helpers";
 

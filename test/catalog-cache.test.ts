@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { projectAvailability } from "../workers/catalog/availability";
-import { forgetMemoryCache } from "../workers/catalog/edge-cache";
+import { projectAvailability } from "../domain/catalog/availability";
+import { forgetMemoryCache } from "../workers/edge-cache";
 import { adminClient, type CatalogProduct, type ProductPage } from "./catalog-fixtures";
 import { call } from "./helpers";
 

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
+import { issueAccessToken } from "../domain/identity/access-tokens";
 import type { Role } from "../workers/env";
-import { issueAccessToken } from "../workers/identity/access-tokens";
 
 /** Calls the Worker through its real fetch handler (all middleware included). */
 export function call(path: string, init: RequestInit & { token?: string; json?: unknown } = {}): Promise<Response> {

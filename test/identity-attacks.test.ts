@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { importJWK, SignJWT } from "jose";
 import { describe, expect, it, vi } from "vitest";
-import { verifyAccessToken } from "../workers/identity/access-tokens";
+import { verifyAccessToken } from "../domain/identity/access-tokens";
 import { call } from "./helpers";
 
 interface Problem {

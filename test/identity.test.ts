@@ -1,8 +1,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { currentTotp } from "../domain/identity/totp";
 import { app } from "../workers/app";
-import { currentTotp } from "../workers/identity/totp";
 import { call, tokenFor } from "./helpers";
 
 interface TokenPair {

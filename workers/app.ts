@@ -8,7 +8,7 @@ import { ipRateLimit } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
 import { createRouter } from "./openapi";
-import { ProblemError, problemResponse } from "./problem";
+import { asProblem, problemResponse } from "./problem";
 import { adminCatalog } from "./routes/admin-catalog";
 import { adminUsers } from "./routes/admin-users";
 import { auth } from "./routes/auth";
@@ -68,9 +68,8 @@ app.notFound((c) =>
 );
 
 app.onError((error, c) => {
-  if (error instanceof ProblemError) {
-    return problemResponse(c, error.status, error.slug, error.message, error.extra);
-  }
+  const problem = asProblem(error);
+  if (problem) return problemResponse(c, problem.status, problem.slug, problem.message, problem.extra);
   if (error instanceof HTTPException) {
     // Hono's own middleware (malformed JSON, body limits, ...) speaks HTTPException.
     const status = error.status as ContentfulStatusCode;

@@ -1,6 +1,3 @@
-// Loaded first on purpose: it adds `.openapi()` to zod, which only schemas created afterwards get,
-// and the queue consumers import contract schemas that the route modules later extend.
-import "@hono/zod-openapi";
 import { dispatchBatch } from "../queues/dispatch";
 import { app } from "./app";
 

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import { DomainError, type DomainErrorCode } from "../domain/errors";
 
 /** One entry of a validation failure: where in the input, and what is wrong there. */
 export interface ProblemFieldError {
@@ -57,6 +58,32 @@ export const forbidden = (detail = "This action is not allowed for your role") =
   new ProblemError(403, "forbidden", detail);
 export const notFound = (detail = "No such resource") => new ProblemError(404, "not-found", detail);
 export const conflict = (detail: string, slug = "conflict") => new ProblemError(409, slug, detail);
+
+/** How each kind of domain refusal answers over HTTP: its status, and its problem type when no narrower one is given. */
+const DOMAIN_STATUS: Record<DomainErrorCode, { status: ContentfulStatusCode; slug: string }> = {
+  invalid: { status: 400, slug: "bad-request" },
+  unauthenticated: { status: 401, slug: "unauthorized" },
+  forbidden: { status: 403, slug: "forbidden" },
+  "not-found": { status: 404, slug: "not-found" },
+  conflict: { status: 409, slug: "conflict" },
+  "precondition-failed": { status: 412, slug: "precondition-failed" },
+  unavailable: { status: 503, slug: "unavailable" },
+};
+
+/**
+ * The problem an error answers with, or null for an unexpected error (a bug: logged, then 500).
+ * Domain refusals become the status their code maps to; 401 carries its challenge and 503 its
+ * `Retry-After`, so a client knows what to do next.
+ */
+export function asProblem(error: unknown): ProblemError | null {
+  if (error instanceof ProblemError) return error;
+  if (!(error instanceof DomainError)) return null;
+  const { status, slug } = DOMAIN_STATUS[error.code];
+  const headers: Record<string, string> = {};
+  if (error.code === "unauthenticated") headers["WWW-Authenticate"] = 'Bearer realm="edgepulse"';
+  if (error.code === "unavailable") headers["Retry-After"] = String(error.retryAfterSeconds ?? 1);
+  return new ProblemError(status, error.kind ?? slug, error.message, { errors: error.fields, headers });
+}
 
 /** Flattens a zod error into `errors: [{path, message}]` (paths like `items.0.sku`). */
 export function zodFieldErrors(error: ZodError): ProblemFieldError[] {

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
+import { verifyAccessToken } from "../../domain/identity/access-tokens";
 import type { AppEnv, AuthContext, Role } from "../env";
-import { verifyAccessToken } from "../identity/access-tokens";
 import { forbidden, unauthorized } from "../problem";
 
 /**

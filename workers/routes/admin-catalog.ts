@@ -1,7 +1,7 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { etagOf } from "../catalog/edge-cache";
-import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../catalog/schemas";
-import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../catalog/store";
+import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../../contracts/catalog";
+import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../../domain/catalog/store";
+import { etagOf } from "../../domain/encoding";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";

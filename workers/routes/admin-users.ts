@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { problems, User } from "../identity/schemas";
-import { findUserById, toPublicUser } from "../identity/users";
+import { problems, User } from "../../contracts/identity";
+import { findUserById, toPublicUser } from "../../domain/identity/users";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { createRouter } from "../openapi";
 import { notFound } from "../problem";

@@ -1,11 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { users } from "../../d1/schema/identity";
-import { issueAccessToken } from "../identity/access-tokens";
-import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from "../identity/passwords";
-import { revokeFamily, rotateRefreshToken, sha256Hex, startFamily } from "../identity/refresh-tokens";
-import { isolateRevocations, revoke } from "../identity/revocation";
 import {
   LoginBody,
   problems,
@@ -15,9 +10,15 @@ import {
   ServiceTokenBody,
   TokenPair,
   User,
-} from "../identity/schemas";
-import { acceptTotp } from "../identity/totp";
-import { findUserByEmail, findUserById, nowIso, parseRoles } from "../identity/users";
+} from "../../contracts/identity";
+import { users } from "../../d1/schema/identity";
+import { sha256Hex } from "../../domain/encoding";
+import { issueAccessToken } from "../../domain/identity/access-tokens";
+import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from "../../domain/identity/passwords";
+import { revokeFamily, rotateRefreshToken, startFamily } from "../../domain/identity/refresh-tokens";
+import { isolateRevocations, revoke } from "../../domain/identity/revocation";
+import { acceptTotp } from "../../domain/identity/totp";
+import { findUserByEmail, findUserById, nowIso, parseRoles } from "../../domain/identity/users";
 import { authOf, requireAuth, setRevocationCheck } from "../middleware/auth";
 import { clientIp, tooManyRequests } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";

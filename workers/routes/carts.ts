@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Cart, MAX_LINE_QUANTITY } from "../../contracts/cart";
 import { SkuCode } from "../../contracts/inventory-events";
+import { randomBase64Url } from "../../domain/encoding";
 import type { CartMutation } from "../../durable-objects/cart";
 import { authOf, requireAuth } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
@@ -15,10 +16,7 @@ export const CartId = z
 
 /** A new random cart id. */
 export function newCartId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return `c_${btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")}`;
+  return `c_${randomBase64Url(16)}`;
 }
 
 const CartSchema = Cart.openapi("Cart");

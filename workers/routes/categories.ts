@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { cachedJson } from "../catalog/edge-cache";
-import { Category } from "../catalog/schemas";
-import { listCategories } from "../catalog/store";
+import { Category } from "../../contracts/catalog";
+import { listCategories } from "../../domain/catalog/store";
+import { cachedJson } from "../edge-cache";
 import { createRouter } from "../openapi";
 import { untyped } from "./products";
 

@@ -3,7 +3,7 @@ import { inArray } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { InventoryLevel, ReserveInput, SkuCode } from "../../contracts/inventory-events";
 import { productVariants } from "../../d1/schema/catalog";
-import { findSku } from "../catalog/sku-lookup";
+import { findSku } from "../../domain/catalog/sku-lookup";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";

@@ -1,12 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Money } from "../../contracts/cart";
 import { CancelReason, HistoryEntry, OrderLine, OrderStatus, PaymentStatus } from "../../contracts/saga-events";
+import { sha256Hex } from "../../domain/encoding";
+import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
 import type { OrderView } from "../../durable-objects/order";
+import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
-import { idempotencyKeyOf, sha256Hex, withIdempotency } from "../orders/idempotency";
-import { simulatedScenario, tokenizeCard } from "../payments/tokenize";
 import { badRequest, conflict, notFound, ProblemError } from "../problem";
 
 /** Order ids: `ord_` + 24 hex characters (random, or derived from the Idempotency-Key). */

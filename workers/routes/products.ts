@@ -1,8 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
-import { cachedJson } from "../catalog/edge-cache";
-import { IdParam, ProductDetail, ProductList, ProductQuery } from "../catalog/schemas";
-import { searchProducts } from "../catalog/search";
-import { getProduct } from "../catalog/store";
+import { IdParam, ProductDetail, ProductList, ProductQuery } from "../../contracts/catalog";
+import { searchProducts } from "../../domain/catalog/search";
+import { getProduct } from "../../domain/catalog/store";
+import { cachedJson } from "../edge-cache";
 import { createRouter } from "../openapi";
 import { notFound } from "../problem";
 

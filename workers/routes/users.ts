@@ -1,16 +1,16 @@
 import { createRoute } from "@hono/zod-openapi";
 import { and, eq, isNotNull, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { MfaEnrolment, MfaStatus, MfaVerifyBody, problems, UpdateMeBody, User } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
-import { revokeUserSessions } from "../identity/refresh-tokens";
-import { revoke } from "../identity/revocation";
-import { MfaEnrolment, MfaStatus, MfaVerifyBody, problems, UpdateMeBody, User } from "../identity/schemas";
-import { acceptTotp, newTotpSecret, otpauthUrl } from "../identity/totp";
-import { findUserById, nowIso, toPublicUser } from "../identity/users";
+import { eraseCustomerCommerceData } from "../../domain/account-erasure";
+import { revokeUserSessions } from "../../domain/identity/refresh-tokens";
+import { revoke } from "../../domain/identity/revocation";
+import { acceptTotp, newTotpSecret, otpauthUrl } from "../../domain/identity/totp";
+import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
 import { authOf, requireAuth } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter } from "../openapi";
-import { eraseCustomerCommerceData } from "../orders/erase-customer";
 import { badRequest, conflict, unauthorized } from "../problem";
 
 const json = <T>(schema: T) => ({ content: { "application/json": { schema } }, required: true });

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { loadKeyRing } from "../identity/signing-keys";
+import { loadKeyRing } from "../../domain/identity/signing-keys";
 import { createRouter } from "../openapi";
 
 const Jwks = z

@@ -1,4 +1,4 @@
-import { badRequest } from "../problem";
+import { invalidInput } from "../errors";
 
 /**
  * Edge tokenization for the simulated provider: a raw card number is turned into an opaque token
@@ -31,11 +31,11 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-/** Card number → simulated-provider token; 400 when it is not a plausible card number. */
+/** Card number → simulated-provider token; invalid input when it is not a plausible card number. */
 export function tokenizeCard(cardNumber: string): string {
   const digits = cardNumber.replace(/[\s-]/g, "");
   if (!/^\d{12,19}$/.test(digits) || !luhnValid(digits)) {
-    throw badRequest("The card number is not valid", [
+    throw invalidInput("The card number is not valid", [
       { path: "payment.cardNumber", message: "not a valid card number" },
     ]);
   }

@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "./zod";
 
 // Strict objects everywhere: an unknown field is a client bug (or a probe) and gets a 400 rather
 // than being silently dropped.

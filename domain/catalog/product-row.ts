@@ -1,5 +1,5 @@
-import type { z } from "@hono/zod-openapi";
-import type { Product } from "./schemas";
+import type { z } from "zod";
+import type { Product } from "../../contracts/catalog";
 
 /** Columns every product read selects (aliases `p` = products, `c` = categories). */
 export const PRODUCT_COLUMNS = `p.id AS id, p.sku AS sku, p.name AS name, p.description AS description,

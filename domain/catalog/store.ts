@@ -1,9 +1,9 @@
-import type { z } from "@hono/zod-openapi";
-import { badRequest, conflict, notFound, ProblemError } from "../problem";
+import type { z } from "zod";
+import type { CategoryCreate, ProductCreateInput, ProductDetail, ProductPatchInput } from "../../contracts/catalog";
+import { etagOf } from "../encoding";
+import { conflict, DomainError, invalidInput, notFound } from "../errors";
 import { bumpVersion, noteVersion } from "./catalog-version";
-import { etagOf } from "./edge-cache";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "./product-row";
-import type { CategoryCreate, ProductCreateInput, ProductDetail, ProductPatchInput } from "./schemas";
 
 type ProductDetailOut = z.output<typeof ProductDetail>;
 
@@ -93,7 +93,7 @@ function ifMatchHolds(header: string, etag: string): boolean {
 
 async function assertCategoryExists(env: Pick<Env, "DB">, category: string): Promise<void> {
   const found = await env.DB.prepare("SELECT 1 FROM categories WHERE id = ?").bind(category).first();
-  if (!found) throw badRequest("Unknown category", [{ path: "category", message: `No category "${category}"` }]);
+  if (!found) throw invalidInput("Unknown category", [{ path: "category", message: `No category "${category}"` }]);
 }
 
 /** SKUs in `skus` that already belong to a product other than `productId`. */
@@ -231,17 +231,13 @@ export async function updateProduct(
   const current = await getProduct(env, id, { includeDrafts: true });
   if (!current) throw notFound("No such product");
   if (opts.ifMatch !== undefined && !ifMatchHolds(opts.ifMatch, await etagOf(JSON.stringify(current)))) {
-    throw new ProblemError(
-      412,
-      "precondition-failed",
-      "The product has changed since the ETag you sent; read it again",
-    );
+    throw new DomainError("precondition-failed", "The product has changed since the ETag you sent; read it again");
   }
   if (patch.category !== undefined) await assertCategoryExists(env, patch.category);
   const extra = patch.variants ?? [];
   const primarySku = current.sku;
   if (extra.some((v) => v.sku === primarySku)) {
-    throw badRequest("The primary SKU follows the product's own name and price", [
+    throw invalidInput("The primary SKU follows the product's own name and price", [
       { path: "variants", message: `Change ${primarySku} through the product fields` },
     ]);
   }
@@ -347,7 +343,7 @@ export async function createCategory(
 ): Promise<{ id: string; name: string; parentId: string | null }> {
   if (input.parentId !== null) {
     const parent = await env.DB.prepare("SELECT 1 FROM categories WHERE id = ?").bind(input.parentId).first();
-    if (!parent) throw badRequest("Unknown parent category", [{ path: "parentId", message: "No such category" }]);
+    if (!parent) throw invalidInput("Unknown parent category", [{ path: "parentId", message: "No such category" }]);
   }
   await writeBatch(
     env,

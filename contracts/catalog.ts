@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import { z } from "./zod";
 
 // Zod schemas for the catalog's public shapes (API.md) and admin bodies. They validate requests
 // and feed /v1/openapi.json, so the docs cannot drift from what the handlers accept.

@@ -1,3 +1,5 @@
+import { base64UrlDecode, base64UrlEncode } from "../encoding";
+
 /**
  * Password hashing with PBKDF2-SHA256 through WebCrypto (the only KDF the Workers runtime runs
  * natively). Cloudflare's production runtime refuses more than 100,000 iterations ("iteration
@@ -12,17 +14,6 @@ const HASH_BYTES = 32;
 const SCHEME = "pbkdf2-sha256";
 
 const encoder = new TextEncoder();
-
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array {
-  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-}
 
 /**
  * NFKC so that the same password typed on different keyboards/IMEs (composed vs decomposed
@@ -48,7 +39,7 @@ async function derive(password: string, salt: Uint8Array, iterations: number): P
 export async function hashPassword(password: string, iterations = PBKDF2_ITERATIONS): Promise<string> {
   const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const hash = await derive(password, salt, iterations);
-  return `${SCHEME}$${iterations}$${toBase64Url(salt)}$${toBase64Url(hash)}`;
+  return `${SCHEME}$${iterations}$${base64UrlEncode(salt)}$${base64UrlEncode(hash)}`;
 }
 
 /** Compares without an early exit so the time taken does not reveal how many bytes matched. */
@@ -62,7 +53,7 @@ function parse(stored: string): { iterations: number; salt: Uint8Array; hash: Ui
   if (scheme !== SCHEME || !iterations || !salt || !hash) return null;
   const n = Number(iterations);
   if (!Number.isInteger(n) || n < 1 || n > PBKDF2_ITERATIONS) return null;
-  return { iterations: n, salt: fromBase64Url(salt), hash: fromBase64Url(hash) };
+  return { iterations: n, salt: base64UrlDecode(salt), hash: base64UrlDecode(hash) };
 }
 
 /** True when `password` matches `stored`. A malformed stored hash never matches. */

@@ -1,5 +1,6 @@
-import { badRequest } from "../problem";
-import type { Sort } from "./schemas";
+import type { Sort } from "../../contracts/catalog";
+import { base64UrlDecodeText, base64UrlEncodeText } from "../encoding";
+import { invalidInput } from "../errors";
 
 /**
  * Keyset position after the last item of a page: the sort key and the id that breaks ties.
@@ -14,29 +15,19 @@ export interface CursorPosition {
   filters: string;
 }
 
-const b64url = (text: string) =>
-  btoa(String.fromCharCode(...new TextEncoder().encode(text)))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
-const fromB64url = (s: string) =>
-  new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(
-    Uint8Array.from(atob(s.replaceAll("-", "+").replaceAll("_", "/")), (ch) => ch.charCodeAt(0)),
-  );
-
 /** Encodes a position as an opaque string for `nextCursor`. */
 export function encodeCursor(position: CursorPosition): string {
-  return b64url(JSON.stringify([1, position.sort, position.key, position.id, position.filters]));
+  return base64UrlEncodeText(JSON.stringify([1, position.sort, position.key, position.id, position.filters]));
 }
 
 /** Decodes a client-supplied cursor; anything malformed or foreign to this query is a 400. */
 export function decodeCursor(cursor: string, expected: { sort: Sort; filters: string }): CursorPosition {
   const invalid = () =>
-    badRequest("The cursor is not valid for this query", [{ path: "cursor", message: "Invalid cursor" }]);
+    invalidInput("The cursor is not valid for this query", [{ path: "cursor", message: "Invalid cursor" }]);
   let parsed: unknown;
   try {
     if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
-    parsed = JSON.parse(fromB64url(cursor));
+    parsed = JSON.parse(base64UrlDecodeText(cursor));
   } catch {
     throw invalid();
   }

@@ -1,7 +1,8 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { AppEnv } from "../env";
-import { badRequest, ProblemError, type ProblemFieldError } from "../problem";
+import { sha256Hex } from "../domain/encoding";
+import type { AppEnv } from "./env";
+import { asProblem, badRequest, ProblemError, type ProblemFieldError } from "./problem";
 
 /** Records are kept this long; a replay after that is a new request. */
 const RETENTION_MS = 24 * 3600 * 1000;
@@ -16,12 +17,6 @@ export function idempotencyKeyOf(c: Context<AppEnv>): string | undefined {
     ]);
   }
   return key;
-}
-
-/** SHA-256 hex of a string (request fingerprints, derived ids). */
-export async function sha256Hex(value: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 interface StoredResponse<T = unknown> {
@@ -93,12 +88,13 @@ export async function withIdempotency<T>(
   try {
     result = await handler();
   } catch (error) {
-    if (error instanceof ProblemError && error.status < 500) {
+    const problem = asProblem(error);
+    if (problem && problem.status < 500) {
       await store(db, scope, key, {
-        status: error.status,
-        body: { slug: error.slug, detail: error.message, errors: error.extra.errors },
+        status: problem.status,
+        body: { slug: problem.slug, detail: problem.message, errors: problem.extra.errors },
       });
-      throw error;
+      throw problem;
     }
     await db.prepare("DELETE FROM idempotency_keys WHERE scope = ? AND key = ?").bind(scope, key).run();
     throw error;

@@ -1,6 +1,6 @@
 import { errors, jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
-import type { AuthContext, Role } from "../env";
+import type { AuthContext, Role } from "./auth-context";
 import { ACCESS_TOKEN_ALGORITHMS, type KeyRing, loadKeyRing } from "./signing-keys";
 
 export const ACCESS_TOKEN_TTL_SECONDS = 15 * 60;

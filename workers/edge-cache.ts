@@ -1,6 +1,7 @@
 import type { Context } from "hono";
-import type { AppEnv } from "../env";
-import { catalogVersion } from "./catalog-version";
+import { catalogVersion } from "../domain/catalog/catalog-version";
+import { etagOf } from "../domain/encoding";
+import type { AppEnv } from "./env";
 
 /** How long the edge keeps an anonymous catalog response. Admin writes retire entries sooner (version bump). */
 export const EDGE_TTL_SECONDS = 30;
@@ -10,15 +11,6 @@ export const EDGE_TTL_SECONDS = 30;
  */
 const CLIENT_CACHE_CONTROL = "public, max-age=0, must-revalidate";
 const PRIVATE_CACHE_CONTROL = "private, no-cache";
-
-/** Strong ETag: SHA-256 of the exact body bytes, so equal bodies always share a tag. */
-export async function etagOf(body: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)));
-  const b64 = btoa(String.fromCharCode(...digest.subarray(0, 18)))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_");
-  return `"${b64}"`;
-}
 
 /** RFC 9110 If-None-Match: a list of tags or `*`; weak comparison (a W/ prefix does not matter). */
 function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {

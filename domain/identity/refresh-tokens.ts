@@ -1,26 +1,15 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { refreshTokens, tokenFamilies } from "../../d1/schema/identity";
-import { unauthorized } from "../problem";
+import { randomBase64Url, sha256Hex } from "../encoding";
+import { DomainError } from "../errors";
 import { REVOCATION_HORIZON_MS, revoke } from "./revocation";
 
 export const REFRESH_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
 
-function toBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** Hex SHA-256: the only form in which refresh tokens are stored. */
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** 256 random bits, base64url: unguessable, so a fast hash (not a KDF) is enough to store it. */
 function newOpaqueToken(): string {
-  return toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+  return randomBase64Url(32);
 }
 
 /** Starts a new login session (refresh family) and returns its first refresh token. */
@@ -67,7 +56,7 @@ export async function rotateRefreshToken(
     .innerJoin(tokenFamilies, eq(tokenFamilies.id, refreshTokens.familyId))
     .where(eq(refreshTokens.tokenHash, tokenHash))
     .get();
-  const invalid = () => unauthorized("The refresh token is invalid, expired or revoked");
+  const invalid = () => new DomainError("unauthenticated", "The refresh token is invalid, expired or revoked");
   if (!row || row.familyRevokedAt !== null) throw invalid();
   if (row.spentAt !== null) {
     await revokeFamily(env, row.familyId, "refresh-token-reuse");

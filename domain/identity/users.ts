@@ -1,7 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { users } from "../../d1/schema/identity";
-import type { Role } from "../env";
+import type { Role } from "./auth-context";
 
 export type UserRow = typeof users.$inferSelect;
 

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { AuthContext } from "../env";
+import type { AuthContext } from "./auth-context";
 import { RevocationList, revoke } from "./revocation";
 
 const auth = (over: Partial<AuthContext> = {}): AuthContext => ({

@@ -1,9 +1,9 @@
 import { lt } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { revocations } from "../../d1/schema/identity";
-import type { AuthContext } from "../env";
-import { ProblemError } from "../problem";
+import { DomainError } from "../errors";
 import { ACCESS_TOKEN_TTL_SECONDS } from "./access-tokens";
+import type { AuthContext } from "./auth-context";
 
 /**
  * Access-token revocation ("denied within a second everywhere") without I/O on the hot path.
@@ -82,8 +82,9 @@ export class RevocationList {
       } catch (error) {
         // Fail closed: without a fresh denylist we cannot promise a logged-out token is refused.
         console.error(JSON.stringify({ level: "error", msg: "revocation sync failed", error: String(error) }));
-        throw new ProblemError(503, "revocation-unavailable", "Token revocation state is unavailable; retry shortly", {
-          headers: { "Retry-After": "1" },
+        throw new DomainError("unavailable", "Token revocation state is unavailable; retry shortly", {
+          kind: "revocation-unavailable",
+          retryAfterSeconds: 1,
         });
       } finally {
         this.inFlight = undefined;

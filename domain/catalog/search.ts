@@ -1,8 +1,8 @@
-import type { z } from "@hono/zod-openapi";
+import type { z } from "zod";
+import type { ProductList, ProductQueryInput, Sort } from "../../contracts/catalog";
 import { decodeCursor, encodeCursor, fingerprint } from "./cursor";
 import { toFtsQuery } from "./fts-query";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "./product-row";
-import type { ProductList, ProductQueryInput, Sort } from "./schemas";
 
 export const DEFAULT_LIMIT = 20;
 /** Column weights for bm25: a hit in the name counts far more than one in the description. */
