@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { migrateSchema } from "./sqlite-schema";
 
 /** What a login attempt is told: go ahead, or wait `retryAfterSeconds`. */
 export interface LoginGuardVerdict {
@@ -14,6 +15,9 @@ export interface LoginGuardVerdict {
 export const LOGIN_ATTEMPT_LIMIT = 5;
 export const LOGIN_WINDOW_MS = 60_000;
 
+/** One table of attempt times; the window is pruned on every call. */
+const LOGIN_GUARD_MIGRATIONS = ["CREATE TABLE attempts (at INTEGER NOT NULL)"] as const;
+
 /**
  * Exact brute-force protection for one account+IP pair (addressed by a hash of both, so object
  * names carry no personal data). Every attempt is counted the moment it starts — so 50 parallel
@@ -23,18 +27,7 @@ export const LOGIN_WINDOW_MS = 60_000;
 export class LoginGuardObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      this.ctx.storage.sql.exec(
-        "create table if not exists _migrations (id integer primary key, applied_at integer not null)",
-      );
-      const applied = this.ctx.storage.sql.exec<{ id: number }>("select id from _migrations").toArray();
-      if (!applied.some((m) => m.id === 1)) {
-        this.ctx.storage.transactionSync(() => {
-          this.ctx.storage.sql.exec("create table attempts (at integer not null)");
-          this.ctx.storage.sql.exec("insert into _migrations (id, applied_at) values (1, ?)", Date.now());
-        });
-      }
-    });
+    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, LOGIN_GUARD_MIGRATIONS));
   }
 
   /** Counts an attempt if the window has room; otherwise refuses it with the wait time. */

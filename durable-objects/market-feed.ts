@@ -19,6 +19,7 @@ import {
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
 import { marketRegistry } from "./market-registry";
+import { hasSchema, migrateSchema } from "./sqlite-schema";
 
 /** Frames above this size are a protocol violation: the socket is closed with 1009. */
 export const MAX_FRAME_BYTES = 1 << 20;
@@ -179,17 +180,11 @@ export class MarketFeedObject extends DurableObject<Env> {
     ctx.blockConcurrencyWhile(async () => {
       // Reads of a symbol nobody publishes must not create storage: the schema is created when
       // the first publisher connects, and only an object that has it restores anything.
-      if (this.hasSchema()) {
+      if (hasSchema(this.ctx.storage)) {
         this.migrate();
         this.restore();
       }
     });
-  }
-
-  private hasSchema(): boolean {
-    return (
-      this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'").toArray().length > 0
-    );
   }
 
   // ------------------------------------------------------------------ public RPC
@@ -667,21 +662,7 @@ export class MarketFeedObject extends DurableObject<Env> {
   // ------------------------------------------------------------------ persistence
 
   private migrate(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
-    const applied = new Set(
-      this.sql
-        .exec<{ version: number }>("SELECT version FROM _migrations")
-        .toArray()
-        .map((r) => r.version),
-    );
-    SCHEMA.forEach((statement, index) => {
-      const version = index + 1;
-      if (applied.has(version)) return;
-      this.ctx.storage.transactionSync(() => {
-        this.sql.exec(statement);
-        this.sql.exec("INSERT INTO _migrations (version, applied_at) VALUES (?, ?)", version, Date.now());
-      });
-    });
+    migrateSchema(this.ctx.storage, SCHEMA);
   }
 
   /** Loads the last persisted books, trades and sequence state. */
@@ -760,7 +741,7 @@ export class MarketFeedObject extends DurableObject<Env> {
   /** Learns the object's symbol; persists it (and creates the schema) only for a publisher. */
   private adopt(symbol: string, persist = false): void {
     if (this.symbol === "") this.symbol = symbol;
-    if (persist && !this.hasSchema()) {
+    if (persist && !hasSchema(this.ctx.storage)) {
       this.migrate();
       this.putMeta("symbol", this.symbol);
     }

@@ -1,18 +1,48 @@
 /**
- * Brings an object's SQLite schema up to date: runs the not-yet-applied `migrations` in order, in
- * one transaction with the version bookkeeping, so a crash never leaves half a migration behind.
- * The applied version lives in a `schema_version` table (part of the same transaction, unlike
+ * The one schema migration runner for every SQLite-backed Durable Object.
+ *
+ * Brings an object's schema up to date: runs the not-yet-applied `migrations` in order, in one
+ * transaction with the version bookkeeping, so a crash never leaves half a migration behind. The
+ * applied version lives in a `schema_version` table (part of the same transaction, unlike
  * `PRAGMA user_version`). Call it from the constructor inside `blockConcurrencyWhile`.
+ *
+ * Objects created before this runner existed tracked their migrations in a `_migrations` table
+ * (one row per applied version, numbered from 1). The first run here adopts that count as the
+ * applied version and drops the old table, in the same transaction, so those objects neither
+ * re-run a migration nor lose their state.
  */
 export function migrateSchema(storage: DurableObjectStorage, migrations: readonly string[]): void {
   const sql = storage.sql;
-  sql.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-  const applied = sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_version").one().v ?? 0;
-  if (applied >= migrations.length) return;
+  if (hasTable(storage, "schema_version")) {
+    const applied = sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_version").one().v ?? 0;
+    if (applied >= migrations.length) return;
+    storage.transactionSync(() => applyFrom(storage, migrations, applied));
+    return;
+  }
   storage.transactionSync(() => {
-    for (let version = applied; version < migrations.length; version++) {
-      sql.exec(migrations[version]!);
-      sql.exec("INSERT INTO schema_version (version) VALUES (?)", version + 1);
+    sql.exec("CREATE TABLE schema_version (version INTEGER NOT NULL)");
+    let applied = 0;
+    if (hasTable(storage, "_migrations")) {
+      applied = sql.exec<{ n: number }>("SELECT count(*) AS n FROM _migrations").one().n;
+      sql.exec("DROP TABLE _migrations");
+      if (applied > 0) sql.exec("INSERT INTO schema_version (version) VALUES (?)", applied);
     }
+    applyFrom(storage, migrations, applied);
   });
+}
+
+/** True once `migrateSchema` has run in this object's storage (some objects create storage lazily). */
+export function hasSchema(storage: DurableObjectStorage): boolean {
+  return hasTable(storage, "schema_version") || hasTable(storage, "_migrations");
+}
+
+function applyFrom(storage: DurableObjectStorage, migrations: readonly string[], applied: number): void {
+  for (let version = applied; version < migrations.length; version++) {
+    storage.sql.exec(migrations[version]!);
+    storage.sql.exec("INSERT INTO schema_version (version) VALUES (?)", version + 1);
+  }
+}
+
+function hasTable(storage: DurableObjectStorage, name: string): boolean {
+  return storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
 }
