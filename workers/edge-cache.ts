@@ -83,34 +83,47 @@ function respond(
 }
 
 /**
- * Answers a catalog GET with ETag / If-None-Match and, for anonymous callers, two cache levels:
- * isolate memory, then the Cache API (shared by the isolates of a location). The key carries the
- * catalog version and the sorted query string, so `?a=1&b=2` and `?b=2&a=1` share an entry and
- * every admin write moves all keys to a fresh, empty namespace. Authenticated callers bypass
- * both (and get `private`), as their requests may one day see more than the anonymous view.
+ * The cache key of a catalog read: the catalog version, the route and its parsed parameters with
+ * their keys sorted. Built from what the route validated, never from the raw URL, so parameters
+ * the route ignores (`?x=<random>`) and their order cannot mint new entries and force a D1 read
+ * per request; every admin write moves all keys to a fresh, empty namespace.
  */
-export async function cachedJson(c: Context<AppEnv>, compute: () => Promise<unknown>): Promise<Response> {
+function cacheKey(version: number, route: string, params: Record<string, unknown>): string {
+  const canonical = Object.keys(params)
+    .sort()
+    .filter((name) => params[name] !== undefined)
+    .map((name) => `${encodeURIComponent(name)}=${encodeURIComponent(JSON.stringify(params[name]))}`)
+    .join("&");
+  return `https://catalog-cache.edgepulse.internal/v${version}${route}?${canonical}`;
+}
+
+/**
+ * Answers a catalog GET with ETag / If-None-Match and two cache levels: isolate memory, then the
+ * Cache API (shared by the isolates of a location). `params` are the route's parsed parameters
+ * (see `cacheKey`). The catalog shows every caller the same view, so a caller that sends
+ * `Authorization` is served from the same entries — a header must not be a way around the cache —
+ * but its response is marked `private` for caches between it and us.
+ */
+export async function cachedJson(
+  c: Context<AppEnv>,
+  params: Record<string, unknown>,
+  compute: () => Promise<unknown>,
+): Promise<Response> {
   const ifNoneMatch = c.req.header("if-none-match");
-  const anonymous = !c.req.header("authorization");
-  let key: string | null = null;
-  if (anonymous) {
-    const url = new URL(c.req.url);
-    url.searchParams.sort();
-    const version = await catalogVersion(c.env);
-    key = `https://catalog-cache.edgepulse.internal/v${version}${url.pathname}${url.search}`;
-    const now = Date.now();
-    const inMemory = memoryGet(key, now);
-    if (inMemory) return respond(inMemory, ifNoneMatch, CLIENT_CACHE_CONTROL, "HIT", 'cache;desc="memory"');
-    const hit = await caches.default.match(key);
-    if (hit) {
-      const entry = {
-        body: await hit.text(),
-        etag: hit.headers.get("ETag") ?? "",
-        expiresAt: now + EDGE_TTL_SECONDS * 1000,
-      };
-      memorySet(key, entry);
-      return respond(entry, ifNoneMatch, CLIENT_CACHE_CONTROL, "HIT", 'cache;desc="edge"');
-    }
+  const clientCacheControl = c.req.header("authorization") ? PRIVATE_CACHE_CONTROL : CLIENT_CACHE_CONTROL;
+  const key = cacheKey(await catalogVersion(c.env), new URL(c.req.url).pathname, params);
+  const now = Date.now();
+  const inMemory = memoryGet(key, now);
+  if (inMemory) return respond(inMemory, ifNoneMatch, clientCacheControl, "HIT", 'cache;desc="memory"');
+  const hit = await caches.default.match(key);
+  if (hit) {
+    const entry = {
+      body: await hit.text(),
+      etag: hit.headers.get("ETag") ?? "",
+      expiresAt: now + EDGE_TTL_SECONDS * 1000,
+    };
+    memorySet(key, entry);
+    return respond(entry, ifNoneMatch, clientCacheControl, "HIT", 'cache;desc="edge"');
   }
 
   // Server-Timing tells a client (and the benchmark) how much of a miss was the catalog's own
@@ -119,27 +132,19 @@ export async function cachedJson(c: Context<AppEnv>, compute: () => Promise<unkn
   const body = JSON.stringify(await compute());
   const serverTiming = `catalog;dur=${(performance.now() - started).toFixed(1)}`;
   const etag = await etagOf(body);
-  if (key) {
-    memorySet(key, { body, etag, expiresAt: Date.now() + EDGE_TTL_SECONDS * 1000 });
-    // Awaited rather than waitUntil: it is only the miss path, and the next request can rely on it.
-    await caches.default.put(
-      key,
-      new Response(body, {
-        headers: {
-          "Content-Type": "application/json",
-          ETag: etag,
-          "Cache-Control": `public, max-age=${EDGE_TTL_SECONDS}`,
-        },
-      }),
-    );
-  }
-  return respond(
-    { body, etag },
-    ifNoneMatch,
-    anonymous ? CLIENT_CACHE_CONTROL : PRIVATE_CACHE_CONTROL,
-    anonymous ? "MISS" : "BYPASS",
-    serverTiming,
+  memorySet(key, { body, etag, expiresAt: Date.now() + EDGE_TTL_SECONDS * 1000 });
+  // Awaited rather than waitUntil: it is only the miss path, and the next request can rely on it.
+  await caches.default.put(
+    key,
+    new Response(body, {
+      headers: {
+        "Content-Type": "application/json",
+        ETag: etag,
+        "Cache-Control": `public, max-age=${EDGE_TTL_SECONDS}`,
+      },
+    }),
   );
+  return respond({ body, etag }, ifNoneMatch, clientCacheControl, "MISS", serverTiming);
 }
 
 /** Empties this isolate's memory level (tests use it to exercise the Cache API level on its own). */

@@ -20,5 +20,5 @@ export const categories = createRouter().openapi(
       304: { description: "Not modified (If-None-Match)" },
     },
   }),
-  async (c) => untyped(await cachedJson(c, async () => ({ items: await listCategories(c.env) }))),
+  async (c) => untyped(await cachedJson(c, {}, async () => ({ items: await listCategories(c.env) }))),
 );

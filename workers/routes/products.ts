@@ -40,7 +40,7 @@ export const products = createRouter()
     }),
     async (c) => {
       const query = c.req.valid("query");
-      return untyped(await cachedJson(c, () => searchProducts(c.env, query)));
+      return untyped(await cachedJson(c, query, () => searchProducts(c.env, query)));
     },
   )
   .openapi(
@@ -63,7 +63,7 @@ export const products = createRouter()
     async (c) => {
       const { id } = c.req.valid("param");
       return untyped(
-        await cachedJson(c, async () => {
+        await cachedJson(c, { id }, async () => {
           const product = await getProduct(c.env, id);
           if (!product) throw notFound("No such product");
           return product;
