@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Money } from "../contracts/cart";
+import type { OwnedOrder } from "../contracts/order";
 import {
   type CancelReason,
-  type HistoryEntry,
   type OrderEvent,
   type OrderEventDraft,
   type OrderLine,
@@ -30,22 +30,6 @@ export interface PlaceOrderInput {
   shippingAddress: Record<string, string>;
   correlationId: string;
   traceparent?: string;
-}
-
-/** The order as GET /v1/orders/:id returns it (API.md), plus the owner for the route's check. */
-export interface OrderView {
-  id: string;
-  userId: string;
-  status: OrderStatus;
-  reason?: CancelReason;
-  items: OrderLine[];
-  total: Money;
-  payment: { status: PaymentStatus; captured: number; refunded: number };
-  shippingAddress: Record<string, string>;
-  history: HistoryEntry[];
-  needsAttention?: string;
-  createdAt: string;
-  updatedAt: string;
 }
 
 export type ReservationOutcome = { ok: true } | { ok: false; reason: "out_of_stock" };
@@ -161,7 +145,7 @@ export class OrderObject extends DurableObject<Env> {
   // ---- public RPC ---------------------------------------------------------------------------
 
   /** Creates the order (`pending`) and emits `order.placed`; a repeat with the same id returns it unchanged. */
-  async place(input: PlaceOrderInput): Promise<OrderView> {
+  async place(input: PlaceOrderInput): Promise<OwnedOrder> {
     if (!this.row()) {
       const now = new Date().toISOString();
       const deadline = Date.now() + this.sagaTimeoutMs();
@@ -187,11 +171,11 @@ export class OrderObject extends DurableObject<Env> {
       });
       await this.relay();
     }
-    return this.view() as Promise<OrderView>;
+    return this.view() as Promise<OwnedOrder>;
   }
 
   /** The order with its full history, or null when this object holds no order. */
-  async view(): Promise<OrderView | null> {
+  async view(): Promise<OwnedOrder | null> {
     const row = this.row();
     if (!row) return null;
     const history = this.sql
@@ -299,7 +283,7 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /** Customer cancel: allowed before payment; a paid or confirmed order is a 409 for the route. */
-  async cancel(): Promise<{ ok: true; order: OrderView } | { ok: false; status: OrderStatus | null }> {
+  async cancel(): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
     const row = this.row();
     if (!row) return { ok: false, status: null };
     if (row.status === "cancelled" && row.reason === "customer") return { ok: true, order: (await this.view())! };

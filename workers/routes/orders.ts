@@ -1,9 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { Money } from "../../contracts/cart";
-import { CancelReason, HistoryEntry, OrderLine, OrderStatus, PaymentStatus } from "../../contracts/saga-events";
+import {
+  type CancelReason,
+  Order,
+  OrderAccepted,
+  type OrderLine,
+  OrderList,
+  type OrderStatus,
+  OrderSummary,
+  type OwnedOrder,
+  type PaymentStatus,
+  RefundAccepted,
+} from "../../contracts/order";
 import { sha256Hex } from "../../domain/encoding";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
-import type { OrderView } from "../../durable-objects/order";
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
@@ -48,36 +57,12 @@ const PlaceOrder = z
   .strict()
   .openapi("PlaceOrder");
 
-const OrderSchema = z
-  .object({
-    id: z.string(),
-    status: OrderStatus,
-    reason: CancelReason.optional(),
-    items: z.array(OrderLine),
-    total: Money,
-    payment: z.object({ status: PaymentStatus, captured: z.number().int(), refunded: z.number().int() }),
-    shippingAddress: z.record(z.string(), z.string()),
-    history: z.array(HistoryEntry),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .openapi("Order");
-
-const OrderSummary = z
-  .object({
-    id: z.string(),
-    status: OrderStatus,
-    reason: CancelReason.optional(),
-    total: Money,
-    itemCount: z.number().int(),
-    items: z.array(OrderLine),
-    payment: z.object({ status: PaymentStatus, refunded: z.number().int() }),
-    createdAt: z.string(),
-    updatedAt: z.string(),
-  })
-  .openapi("OrderSummary");
-
-const Accepted = z.object({ id: z.string(), status: OrderStatus }).openapi("OrderAccepted");
+// One schema per shape, from contracts/: the OrderObject returns it and the tests parse with it.
+const OrderSchema = Order.openapi("Order");
+const OrderSummarySchema = OrderSummary.openapi("OrderSummary");
+const OrderListSchema = OrderList.extend({ items: OrderSummarySchema.array() }).openapi("OrderList");
+const Accepted = OrderAccepted.openapi("OrderAccepted");
+const RefundAcceptedSchema = RefundAccepted.openapi("RefundAccepted");
 const RefundBody = z.object({ amount: z.number().int().positive().optional() }).strict().openapi("RefundRequest");
 const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(255).optional() });
 
@@ -93,13 +78,13 @@ function randomOrderId(): string {
 }
 
 /** Drops the owner id: clients know who they are. */
-function present(order: OrderView) {
+function present(order: OwnedOrder): Order {
   const { userId: _userId, ...rest } = order;
   return rest;
 }
 
 /** The order, if the caller may see it (its owner, or an admin); 404 otherwise. */
-async function visibleOrder(env: Env, id: string, auth: { userId: string; roles: string[] }): Promise<OrderView> {
+async function visibleOrder(env: Env, id: string, auth: { userId: string; roles: string[] }): Promise<OwnedOrder> {
   const order = await env.ORDER.getByName(id).view();
   if (!order || (order.userId !== auth.userId && !auth.roles.includes("admin"))) throw notFound("No such order");
   return order;
@@ -202,7 +187,7 @@ orders
           description: "A page of orders",
           content: {
             "application/json": {
-              schema: z.object({ items: z.array(OrderSummary), nextCursor: z.string().nullable() }),
+              schema: OrderListSchema,
             },
           },
         },
@@ -333,7 +318,7 @@ adminOrders.openapi(
       202: {
         description: "Refund requested",
         content: {
-          "application/json": { schema: z.object({ id: z.string(), refundId: z.string(), amount: z.number().int() }) },
+          "application/json": { schema: RefundAcceptedSchema },
         },
       },
       404: problem("No such order"),
