@@ -3,9 +3,30 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { InventoryEvent, type InventoryLevel } from "../contracts/inventory-events";
-import { type InventoryObject, isStockConflict } from "./inventory";
+import type { AdjustOptions, InventoryObject } from "./inventory";
 
 const inv = (sku: string) => env.INVENTORY.getByName(sku);
+
+/** Sets the units on hand through `adjust` (the admin route's RPC); a refusal fails the test. */
+async function setOnHand(
+  stub: DurableObjectStub<InventoryObject>,
+  onHand: number,
+  options?: AdjustOptions,
+): Promise<InventoryLevel> {
+  const result = await stub.adjust(onHand, options);
+  if (!result.ok) throw new Error(`adjust(${onHand}) refused at ${JSON.stringify(result.level)}`);
+  return result.level;
+}
+
+/** The outbox rows not relayed yet, read from the object's storage. */
+function pendingEvents(stub: DurableObjectStub<InventoryObject>): Promise<unknown[]> {
+  return runInDurableObject(stub, (_instance, state) =>
+    state.storage.sql
+      .exec<{ body: string }>("SELECT body FROM outbox WHERE sent_at IS NULL ORDER BY seq")
+      .toArray()
+      .map((r) => JSON.parse(r.body) as unknown),
+  );
+}
 
 /** reserved + sold ≤ onHand, nothing negative, available consistent. */
 function expectInvariant(level: InventoryLevel): void {
@@ -53,7 +74,7 @@ afterEach(() => {
 describe("InventoryObject", () => {
   it("never oversells: 200 concurrent reservations on 50 units → exactly 50 succeed", async () => {
     const stub = inv("hot-sku");
-    await stub.setOnHand(50);
+    await setOnHand(stub, 50);
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, n) => stub.reserve({ orderId: `order-${n}`, quantity: 1 })),
     );
@@ -72,7 +93,7 @@ describe("InventoryObject", () => {
 
   it("answers concurrent duplicates of one order id with one reservation (group commit replays)", async () => {
     const stub = inv("dup-sku");
-    await stub.setOnHand(30);
+    await setOnHand(stub, 30);
     // 100 distinct orders of 1 unit, each sent twice at once, on 30 units.
     const calls = Array.from({ length: 200 }, (_, n) => ({ orderId: `dup-${n % 100}`, quantity: 1 }));
     const results = await Promise.all(calls.map((c) => stub.reserve(c)));
@@ -149,7 +170,7 @@ describe("InventoryObject", () => {
 
   it("is idempotent by orderId for reserve, release and commit", async () => {
     const stub = inv("idem-sku");
-    await stub.setOnHand(10);
+    await setOnHand(stub, 10);
     const first = await stub.reserve({ orderId: "o1", quantity: 3 });
     const again = await stub.reserve({ orderId: "o1", quantity: 3 });
     expect(first.ok && again.ok).toBe(true);
@@ -174,23 +195,20 @@ describe("InventoryObject", () => {
 
   it("refuses onHand below reserved + sold and changes nothing", async () => {
     const stub = inv("conflict-sku");
-    await stub.setOnHand(5);
+    await setOnHand(stub, 5);
     await stub.reserve({ orderId: "a", quantity: 2 });
     await stub.reserve({ orderId: "b", quantity: 2 });
     await stub.commit("b");
-    expect(await stub.adjust(3)).toMatchObject({ ok: false, reason: "below_reserved_and_sold" });
-    // setOnHand (the throwing form) is called on the instance: a rejected RPC leaks an unhandled
-    // rejection under vitest-pool-workers (workers-sdk#14736).
-    await runInDurableObject(stub, async (instance: InventoryObject) => {
-      await expect(instance.setOnHand(3)).rejects.toSatisfy(isStockConflict);
-    });
-    expect(await stub.level()).toEqual({ sku: "conflict-sku", onHand: 5, reserved: 2, available: 1, sold: 2 });
-    expect(await stub.setOnHand(4)).toMatchObject({ onHand: 4, available: 0 });
+    const unchanged = { sku: "conflict-sku", onHand: 5, reserved: 2, available: 1, sold: 2 };
+    // The refusal carries the unchanged level, which the admin route reports in its 409.
+    expect(await stub.adjust(3)).toEqual({ ok: false, reason: "below_reserved_and_sold", level: unchanged });
+    expect(await stub.level()).toEqual(unchanged);
+    expect(await stub.adjust(4)).toMatchObject({ ok: true, level: { onHand: 4, available: 0 } });
   });
 
   it("releases reservations whose TTL passed when the alarm runs", async () => {
     const stub = inv("ttl-sku");
-    await stub.setOnHand(4);
+    await setOnHand(stub, 4);
     const r = await stub.reserve({ orderId: "slow", quantity: 3, ttlMs: 60_000 });
     expect(r.ok).toBe(true);
     await stub.reserve({ orderId: "fresh", quantity: 1, ttlMs: 3_600_000 });
@@ -207,7 +225,7 @@ describe("InventoryObject", () => {
 
   it("treats a reservation past its TTL as expired even before the alarm ran", async () => {
     const stub = inv("ttl-late-sku");
-    await stub.setOnHand(2);
+    await setOnHand(stub, 2);
     await stub.reserve({ orderId: "late", quantity: 2, ttlMs: 1_000 });
     vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 2_000 });
     // A replayed reserve does not renew it either.
@@ -219,10 +237,10 @@ describe("InventoryObject", () => {
   it("relays its outbox to the queue, retrying by alarm while the send fails", async () => {
     const stub = inv("outbox-sku");
     await withQueue(stub, failingQueue);
-    await stub.setOnHand(12);
+    await setOnHand(stub, 12);
     await stub.reserve({ orderId: "o-1", quantity: 3 }); // available 12 → 9 crosses the threshold of 10
     await runDurableObjectAlarm(stub);
-    const pending = (await stub.pendingEvents()).map((e) => InventoryEvent.parse(e));
+    const pending = (await pendingEvents(stub)).map((e) => InventoryEvent.parse(e));
     // The unsent `changed` snapshots collapsed into the newest; the low-stock event is kept.
     expect(pending.map((e) => e.type)).toEqual(["inventory.changed", "inventory.low_stock"]);
     expect(pending[0]).toMatchObject({ sku: "outbox-sku", onHand: 12, reserved: 3, available: 9, version: 1 });
@@ -234,7 +252,7 @@ describe("InventoryObject", () => {
     await withQueue(stub, queue);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(sent.map((e) => InventoryEvent.parse(e).type)).toEqual(["inventory.changed", "inventory.low_stock"]);
-    expect(await stub.pendingEvents()).toEqual([]);
+    expect(await pendingEvents(stub)).toEqual([]);
     // Only the reservation's expiry is left to wake up for.
     const alarm = await runInDurableObject(stub, (_i, state) => state.storage.getAlarm());
     expect(alarm).toBeGreaterThan(Date.now() + 14 * 60_000);
@@ -244,7 +262,7 @@ describe("InventoryObject", () => {
     const stub = inv("low-sku");
     const { queue, sent } = recordingQueue();
     await withQueue(stub, queue);
-    await stub.setOnHand(20, { lowStockThreshold: 5 });
+    await setOnHand(stub, 20, { lowStockThreshold: 5 });
     for (const [n, q] of [2, 10, 2, 1].entries()) {
       await stub.reserve({ orderId: `o${n}`, quantity: q });
       await runDurableObjectAlarm(stub);
@@ -268,10 +286,10 @@ describe("InventoryObject", () => {
   it("keeps stock, reservations and pending events across eviction", async () => {
     const stub = inv("evict-sku");
     await withQueue(stub, failingQueue);
-    await stub.setOnHand(8);
+    await setOnHand(stub, 8);
     await stub.reserve({ orderId: "keep", quantity: 5 });
     await runDurableObjectAlarm(stub);
-    expect(await stub.pendingEvents()).not.toHaveLength(0);
+    expect(await pendingEvents(stub)).not.toHaveLength(0);
     await evictDurableObject(stub);
 
     // A fresh instance (real queue binding again) sees the same state and finishes the relay.
@@ -281,20 +299,20 @@ describe("InventoryObject", () => {
     const { queue, sent } = recordingQueue();
     await withQueue(stub, queue);
     await runDurableObjectAlarm(stub);
-    expect(await stub.pendingEvents()).toEqual([]);
+    expect(await pendingEvents(stub)).toEqual([]);
     expect(sent.length).toBeGreaterThan(0);
     expect(await stub.commit("keep")).toEqual({ committed: true });
   });
 
   it("rejects malformed RPC input without changing anything", async () => {
     const stub = inv("bad-input-sku");
-    await stub.setOnHand(5);
+    await setOnHand(stub, 5);
     // On the instance, not over RPC: see workers-sdk#14736 above.
     await runInDurableObject(stub, async (instance: InventoryObject) => {
       await expect(instance.reserve({ orderId: "x", quantity: 0 })).rejects.toThrow(/quantity/);
       await expect(instance.reserve({ orderId: "x", quantity: 1.5 })).rejects.toThrow(/quantity/);
       await expect(instance.reserve({ orderId: "", quantity: 1 })).rejects.toThrow(/orderId/);
-      await expect(instance.setOnHand(-1)).rejects.toThrow(/onHand/);
+      await expect(instance.adjust(-1)).rejects.toThrow(/onHand/);
       await expect(instance.adjust(2.5)).rejects.toThrow(/onHand/);
     });
     expect(await stub.level()).toEqual({ sku: "bad-input-sku", onHand: 5, reserved: 0, available: 5, sold: 0 });

@@ -6,6 +6,7 @@ import {
   type ReserveInput,
   type ReserveResult,
 } from "../contracts/inventory-events";
+import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
 export type { InventoryLevel, ReserveInput, ReserveResult } from "../contracts/inventory-events";
@@ -21,20 +22,6 @@ export const DEFAULT_LOW_STOCK_THRESHOLD = 10;
  * nearly doubled reservations/s over 200 ms; catalog availability lags by about this much.
  */
 const RELAY_DELAY_MS = 1000;
-/** Outbox rows relayed per queue `sendBatch` (the Queues limit is 100 messages per batch). */
-const RELAY_BATCH = 100;
-/** Backoff of a failed relay: 1 s, 2 s, 4 s … capped at 5 min; retried until it succeeds. */
-const relayBackoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
-
-/**
- * Prefix of the error `setOnHand` throws when onHand would drop below reserved + sold. RPC keeps an
- * error's message but not its class, so callers recognise it with `isStockConflict`.
- */
-const STOCK_CONFLICT = "stock-conflict:";
-/** True for the error `setOnHand` throws when onHand < reserved + sold (a 409 for the API). */
-export function isStockConflict(error: unknown): error is Error {
-  return error instanceof Error && error.message.startsWith(STOCK_CONFLICT);
-}
 
 /** Options of an admin stock adjustment. */
 export interface AdjustOptions {
@@ -46,7 +33,7 @@ export interface AdjustOptions {
   correlationId?: string;
 }
 
-/** Outcome of `adjust`: the new level, or the unchanged level when onHand < reserved + sold. */
+/** Outcome of `adjust`: the new level, or the unchanged level when onHand < reserved + sold (a 409 for the API). */
 export type AdjustResult =
   | { ok: true; level: InventoryLevel }
   | { ok: false; reason: "below_reserved_and_sold"; level: InventoryLevel };
@@ -78,12 +65,6 @@ interface ReservationRow extends Record<string, SqlStorageValue> {
   quantity: number;
   status: ReservationStatus;
   expires_at: number;
-}
-
-interface OutboxRow extends Record<string, SqlStorageValue> {
-  seq: number;
-  body: string;
-  attempts: number;
 }
 
 /**
@@ -119,6 +100,9 @@ const MIGRATIONS: string[] = [
      attempts INTEGER NOT NULL DEFAULT 0,
      next_attempt_at INTEGER NOT NULL
    );`,
+  // The shared outbox (outbox.ts) reads unsent rows as `sent_at IS NULL`; rows here are deleted
+  // once sent, so the column only ever holds null.
+  "ALTER TABLE outbox ADD COLUMN sent_at INTEGER",
 ];
 
 /**
@@ -134,7 +118,7 @@ export class InventoryObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** The alarm time we last asked for (mirrors storage so the hot path needs no getAlarm()). */
   private alarmAt: number | null = null;
-  private relaying = false;
+  private readonly outbox: Outbox;
   /** Reservations waiting for the commit in flight to finish (see `reserve`). */
   private queued: QueuedReservation[] = [];
   private committing = false;
@@ -142,6 +126,14 @@ export class InventoryObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.outbox = new Outbox(ctx.storage, {
+      queue: () => this.env.SAGA_EVENTS,
+      label: () => this.label,
+      relayDelayMs: RELAY_DELAY_MS,
+      // Rows are deleted once sent: a hot SKU changes thousands of times a day.
+      sent: "delete",
+      latestOnly: ["inventory.changed"],
+    });
     void ctx.blockConcurrencyWhile(async () => {
       this.migrate();
       this.alarmAt = await ctx.storage.getAlarm();
@@ -326,27 +318,10 @@ export class InventoryObject extends DurableObject<Env> {
 
   /**
    * Admin stock adjustment: sets the units on hand (received minus written off, sold units included).
-   * Throws an `isStockConflict` error when `onHand < reserved + sold`.
-   */
-  async setOnHand(onHand: number, options: AdjustOptions = {}): Promise<InventoryLevel> {
-    const result = this.applyOnHand(onHand, options);
-    if (!result.ok) {
-      throw new Error(
-        `${STOCK_CONFLICT} onHand ${onHand} is below reserved (${result.level.reserved}) + sold (${result.level.sold}) for ${result.level.sku}`,
-      );
-    }
-    return result.level;
-  }
-
-  /**
-   * `setOnHand` that answers instead of throwing, for callers that map the conflict to a 409
-   * (a rejected RPC costs an exception on both sides).
+   * Refusal when `onHand < reserved + sold` is an answer, not a thrown error: the caller maps it to a
+   * 409, and a rejected RPC costs an exception on both sides.
    */
   async adjust(onHand: number, options: AdjustOptions = {}): Promise<AdjustResult> {
-    return this.applyOnHand(onHand, options);
-  }
-
-  private applyOnHand(onHand: number, options: AdjustOptions): AdjustResult {
     if (!Number.isSafeInteger(onHand) || onHand < 0) throw new RangeError("onHand must be a non-negative integer");
     const threshold = options.lowStockThreshold;
     if (threshold !== undefined && (!Number.isSafeInteger(threshold) || threshold < 0)) {
@@ -386,67 +361,17 @@ export class InventoryObject extends DurableObject<Env> {
         for (const { order_id } of expired) this.releaseLocked(order_id, "expired");
       });
     }
-    await this.relay();
+    await this.outbox.relay();
     this.rearm();
-  }
-
-  /** Sends the outbox to the queue; on failure the rows stay, with a backoff before the next try. */
-  private async relay(): Promise<void> {
-    if (this.relaying) return;
-    this.relaying = true;
-    try {
-      for (;;) {
-        // Everything pending goes, due or not: backoff decides when the alarm runs, and a row
-        // merely waiting out its backoff gains nothing by being held back from a working queue.
-        const rows = this.sql
-          .exec<OutboxRow>("SELECT seq, body, attempts FROM outbox ORDER BY seq LIMIT ?", RELAY_BATCH)
-          .toArray();
-        if (rows.length === 0) return;
-        try {
-          await this.env.SAGA_EVENTS.sendBatch(
-            rows.map((r) => ({ body: JSON.parse(r.body) as InventoryEvent, contentType: "json" as const })),
-          );
-        } catch (error) {
-          const now = Date.now();
-          this.ctx.storage.transactionSync(() => {
-            for (const r of rows) {
-              this.sql.exec(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
-                now + relayBackoffMs(r.attempts + 1),
-                r.seq,
-              );
-            }
-          });
-          console.error(
-            JSON.stringify({
-              level: "warn",
-              msg: "outbox relay failed; will retry",
-              object: this.label,
-              error: String(error),
-            }),
-          );
-          return;
-        }
-        // Rows superseded while the batch was in flight are already gone; deleting by seq is safe.
-        this.ctx.storage.transactionSync(() => {
-          for (const r of rows) this.sql.exec("DELETE FROM outbox WHERE seq = ?", r.seq);
-        });
-        if (rows.length < RELAY_BATCH) return;
-      }
-    } finally {
-      this.relaying = false;
-    }
   }
 
   /** Arms the alarm for the earliest due work: an outbox retry or a reservation expiry. */
   private rearm(): void {
-    const next = this.sql
-      .exec<{ at: number | null }>(
-        `SELECT min(at) AS at FROM (
-           SELECT min(next_attempt_at) AS at FROM outbox
-           UNION ALL SELECT min(expires_at) AS at FROM reservations WHERE status = 'reserved')`,
-      )
+    const expiry = this.sql
+      .exec<{ at: number | null }>("SELECT min(expires_at) AS at FROM reservations WHERE status = 'reserved'")
       .one().at;
+    const due = [this.outbox.nextAttemptAt(), expiry].filter((t): t is number => t !== null);
+    const next = due.length > 0 ? Math.min(...due) : null;
     if (next === null) {
       if (this.alarmAt !== null) void this.ctx.storage.deleteAlarm();
       this.alarmAt = null;
@@ -516,24 +441,7 @@ export class InventoryObject extends DurableObject<Env> {
         threshold: after.low_stock_threshold,
       });
     }
-    this.sql.exec("DELETE FROM outbox WHERE type = 'inventory.changed'");
-    for (const event of events) {
-      this.sql.exec(
-        "INSERT INTO outbox (event_id, type, body, next_attempt_at) VALUES (?, ?, ?, ?)",
-        event.id,
-        event.type,
-        JSON.stringify(event),
-        now + RELAY_DELAY_MS,
-      );
-    }
-  }
-
-  /** Test and ops introspection: the outbox rows not yet relayed. */
-  async pendingEvents(): Promise<InventoryEvent[]> {
-    return this.sql
-      .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq")
-      .toArray()
-      .map((r) => JSON.parse(r.body) as InventoryEvent);
+    for (const event of events) this.outbox.add(event, now);
   }
 }
 

@@ -11,12 +11,11 @@ import {
   type PaymentStatus,
   SAGA_EVENT_VERSION,
 } from "../contracts/saga-events";
+import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
-/** Outbox rows relayed per `sendBatch` (the Queues limit is 100 messages per batch). */
-const RELAY_BATCH = 100;
-/** If the relay right after a change does not get through, the alarm retries after this, doubling. */
-const relayBackoffMs = (attempts: number) => Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
+/** If the relay right after a change does not get through, the alarm sends the event after this. */
+const RELAY_SAFETY_NET_MS = 1000;
 const FINAL: ReadonlySet<OrderStatus> = new Set(["confirmed", "cancelled", "refunded"]);
 
 /** What POST /v1/orders hands the saga once the cart is frozen. */
@@ -107,6 +106,8 @@ const MIGRATIONS: string[] = [
      sent_at INTEGER
    );
    CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status TEXT NOT NULL);`,
+  // The shared outbox (outbox.ts) keeps each row's retry time; rows from before it are due at once.
+  "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0",
 ];
 
 /**
@@ -121,12 +122,18 @@ const MIGRATIONS: string[] = [
  */
 export class OrderObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private relaying: Promise<void> | null = null;
-  private relayAgain = false;
+  private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.outbox = new Outbox(ctx.storage, {
+      queue: () => this.env.SAGA_EVENTS,
+      label: () => this.label,
+      relayDelayMs: RELAY_SAFETY_NET_MS,
+      // Sent rows stay: an order's outbox is its event log (a dozen rows at most).
+      sent: "keep",
+    });
     void ctx.blockConcurrencyWhile(async () => this.migrate());
   }
 
@@ -426,14 +433,8 @@ export class OrderObject extends DurableObject<Env> {
       occurredAt: new Date().toISOString(),
       order: OrderObject.snapshot({ ...row, revision }),
     } as OrderEvent;
-    this.sql.exec(
-      "INSERT INTO outbox (event_id, type, body) VALUES (?, ?, ?)",
-      event.id,
-      event.type,
-      JSON.stringify(event),
-    );
     // Safety net: if the relay right after this transaction fails (or we are evicted first), the alarm sends it.
-    this.ctx.storage.setAlarm(Date.now() + relayBackoffMs(1));
+    this.ctx.storage.setAlarm(this.outbox.add(event));
   }
 
   private requestRefundLocked(refundId: string, amount: number): void {
@@ -465,69 +466,19 @@ export class OrderObject extends DurableObject<Env> {
     };
   }
 
-  /**
-   * Sends unsent outbox rows in order. One relay at a time per object: a change made while a
-   * relay is in flight is picked up by the same loop, so events leave in revision order.
-   */
-  private relay(): Promise<void> {
-    if (this.relaying) {
-      this.relayAgain = true;
-      return this.relaying;
-    }
-    // Assigned before the loop can finish, and cleared only by this promise's own continuation.
-    const run = this.relayLoop().finally(() => {
-      this.relaying = null;
-    });
-    this.relaying = run;
-    return run;
-  }
-
-  private async relayLoop(): Promise<void> {
-    do {
-      this.relayAgain = false;
-      const rows = this.sql
-        .exec<{ seq: number; body: string; attempts: number }>(
-          "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-          RELAY_BATCH,
-        )
-        .toArray();
-      if (rows.length === 0) break;
-      const last = rows[rows.length - 1]!.seq;
-      try {
-        await this.env.SAGA_EVENTS.sendBatch(
-          rows.map((r) => ({ body: JSON.parse(r.body) as OrderEvent, contentType: "json" as const })),
-        );
-        this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", Date.now(), last);
-      } catch (error) {
-        this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE sent_at IS NULL AND seq <= ?", last);
-        console.error(
-          JSON.stringify({
-            level: "error",
-            msg: "outbox relay failed; alarm retries",
-            object: this.label,
-            error: String(error),
-          }),
-        );
-        break;
-      }
-    } while (this.relayAgain || this.hasUnsent());
-    // Anything written after the last check is still covered: rearm sees unsent rows and
+  /** Sends the unsent outbox rows (joining a relay in flight), then re-arms the alarm. */
+  private async relay(): Promise<void> {
+    await this.outbox.relay();
+    // Anything written after the relay's last look is still covered: rearm sees unsent rows and
     // schedules the alarm for them.
     await this.rearm();
   }
 
-  private hasUnsent(): boolean {
-    return this.sql.exec("SELECT 1 FROM outbox WHERE sent_at IS NULL LIMIT 1").toArray().length > 0;
-  }
-
   /** Next alarm: an outbox retry if anything is unsent, else the saga deadline, else none. */
   private async rearm(): Promise<void> {
-    const unsent = this.sql
-      .exec<{ attempts: number }>("SELECT MAX(attempts) AS attempts FROM outbox WHERE sent_at IS NULL")
-      .toArray()[0];
     const row = this.row();
     const deadline = row && !FINAL.has(row.status) ? row.deadline : null;
-    const retryAt = unsent?.attempts != null ? Date.now() + relayBackoffMs(unsent.attempts) : null;
+    const retryAt = this.outbox.nextAttemptAt();
     const next = [retryAt, deadline].filter((t): t is number => t != null);
     if (next.length > 0) await this.ctx.storage.setAlarm(Math.min(...next));
     else await this.ctx.storage.deleteAlarm();

@@ -23,7 +23,8 @@ export async function insertSku(
   ]);
 }
 
-/** Gives a SKU `onHand` units directly through its InventoryObject. */
+/** Gives a SKU `onHand` units directly through its InventoryObject (as the admin route does). */
 export async function stock(sku: string, onHand: number): Promise<void> {
-  await env.INVENTORY.getByName(sku).setOnHand(onHand);
+  const result = await env.INVENTORY.getByName(sku).adjust(onHand);
+  if (!result.ok) throw new Error(`cannot stock ${sku} with ${onHand}: ${JSON.stringify(result.level)}`);
 }

@@ -1,0 +1,152 @@
+/**
+ * The transactional outbox of a SQLite-backed Durable Object, relayed to a queue.
+ *
+ * The owner writes events with `add` inside the same `transactionSync` as the state change they
+ * announce, so a change and its event are durable together or not at all. `relay` then sends the
+ * unsent rows in order, in batches; a failed send leaves them in place with a backoff, and the
+ * owner's alarm retries at `nextAttemptAt` (combined with whatever else the alarm is for).
+ *
+ * The owner's migrations create the table:
+ * `outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, type TEXT NOT NULL,
+ *  body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+ *  sent_at INTEGER)`.
+ */
+
+/** Outbox rows relayed per `sendBatch` (the Queues limit is 100 messages per batch). */
+const RELAY_BATCH = 100;
+
+/** Backoff after the `attempts`-th failed relay of a row: 1 s, 2 s, 4 s … capped at 5 min; retried until it succeeds. */
+function relayBackoffMs(attempts: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, attempts - 1), 300_000);
+}
+
+/** An event as the outbox stores it: serialised whole, sent as the message body. */
+export interface OutboxEvent {
+  id: string;
+  type: string;
+}
+
+/** How an object's outbox behaves. */
+export interface OutboxOptions {
+  /** The queue to relay to, read on every relay (tests swap the binding on a live instance). */
+  queue: () => Queue;
+  /** Names the owner in logs (`Class:name`). */
+  label: () => string;
+  /** A new row is due this long after it is written: the owner arms its alarm for then. */
+  relayDelayMs: number;
+  /** A sent row is kept (stamped `sent_at`, so the table doubles as the object's event log) or deleted. */
+  sent: "keep" | "delete";
+  /**
+   * Event types that are snapshots: only the newest matters to consumers, so writing one drops the
+   * unsent older rows of its type instead of relaying every intermediate state.
+   */
+  latestOnly?: readonly string[];
+}
+
+interface OutboxRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  body: string;
+  attempts: number;
+}
+
+/** One object's outbox (see the module comment). Construct it once per object instance. */
+export class Outbox {
+  private readonly sql: SqlStorage;
+  private relaying: Promise<void> | null = null;
+  private relayAgain = false;
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly options: OutboxOptions,
+  ) {
+    this.sql = storage.sql;
+  }
+
+  /** Writes `event` to the outbox; call inside the state change's transaction. Returns when it is due. */
+  add(event: OutboxEvent, now = Date.now()): number {
+    if (this.options.latestOnly?.includes(event.type)) {
+      this.sql.exec("DELETE FROM outbox WHERE type = ? AND sent_at IS NULL", event.type);
+    }
+    const due = now + this.options.relayDelayMs;
+    this.sql.exec(
+      "INSERT INTO outbox (event_id, type, body, next_attempt_at) VALUES (?, ?, ?, ?)",
+      event.id,
+      event.type,
+      JSON.stringify(event),
+      due,
+    );
+    return due;
+  }
+
+  /** When the earliest unsent row is due (a retry after backoff, or a new row), or null when all are sent. */
+  nextAttemptAt(): number | null {
+    return this.sql
+      .exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox WHERE sent_at IS NULL")
+      .one().at;
+  }
+
+  /**
+   * Sends the unsent rows in order. One relay at a time per object: a relay asked for while one is
+   * in flight joins it, and the loop runs again for rows written meanwhile, so events leave in order.
+   * Resolves once the rows it saw are sent or, after a failed send, re-scheduled with backoff.
+   */
+  relay(): Promise<void> {
+    if (this.relaying) {
+      this.relayAgain = true;
+      return this.relaying;
+    }
+    // Assigned before the loop can finish, and cleared only by this promise's own continuation.
+    const run = this.relayLoop().finally(() => {
+      this.relaying = null;
+    });
+    this.relaying = run;
+    return run;
+  }
+
+  private async relayLoop(): Promise<void> {
+    for (;;) {
+      this.relayAgain = false;
+      // Everything unsent goes, due or not: backoff decides when the alarm runs, and a row merely
+      // waiting out its backoff gains nothing by being held back from a working queue.
+      const rows = this.sql
+        .exec<OutboxRow>(
+          "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+          RELAY_BATCH,
+        )
+        .toArray();
+      if (rows.length === 0) return;
+      const last = rows[rows.length - 1]!.seq;
+      try {
+        await this.options.queue().sendBatch(rows.map((r) => ({ body: JSON.parse(r.body), contentType: "json" })));
+      } catch (error) {
+        const now = Date.now();
+        this.storage.transactionSync(() => {
+          for (const r of rows) {
+            this.sql.exec(
+              "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
+              now + relayBackoffMs(r.attempts + 1),
+              r.seq,
+            );
+          }
+        });
+        console.error(
+          JSON.stringify({
+            level: "warn",
+            msg: "outbox relay failed; the alarm retries",
+            object: this.options.label(),
+            error: String(error),
+          }),
+        );
+        return;
+      }
+      // Every unsent row up to `last` was in the batch (seq only grows); a row superseded while
+      // the batch was in flight is already gone.
+      if (this.options.sent === "keep") {
+        this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", Date.now(), last);
+      } else {
+        this.sql.exec("DELETE FROM outbox WHERE sent_at IS NULL AND seq <= ?", last);
+      }
+      if (!this.relayAgain && rows.length < RELAY_BATCH) return;
+    }
+  }
+}
