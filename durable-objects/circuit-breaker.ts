@@ -1,5 +1,5 @@
 import { createDurable } from "itty-durable/itty-durable.js";
-import { proxyDurable } from "itty-durable/proxy-durable.js";
+import { type IttyClient, ittyClient } from "./itty-client";
 
 /** Seed numbers: open after 5 consecutive failures, half-open after 30 s, close after 2 successes. */
 export const BREAKER_FAILURE_THRESHOLD = 5;
@@ -82,11 +82,6 @@ export class CircuitBreakerObject extends createDurable() {
     return this.snapshot();
   }
 
-  /** Current state, for tests and the admin view. */
-  async inspect(): Promise<BreakerSnapshot> {
-    return this.snapshot();
-  }
-
   /** Fires 30 s after opening: let trial calls through. */
   async alarm(): Promise<void> {
     await this.loadFromStorage();
@@ -120,17 +115,10 @@ export class CircuitBreakerObject extends createDurable() {
   }
 }
 
-/** The typed face of itty-durable's proxied stub (its own typings are `any`-shaped). */
-export interface CircuitBreakerClient {
-  acquire(provider: string): Promise<BreakerPermit>;
-  recordSuccess(provider: string): Promise<BreakerSnapshot>;
-  recordFailure(provider: string): Promise<BreakerSnapshot>;
-  inspect(): Promise<BreakerSnapshot>;
-}
+/** What callers reach of a breaker: its public methods, through itty-durable's proxied stub. */
+export type CircuitBreakerClient = IttyClient<CircuitBreakerObject>;
 
 /** The breaker of one provider, addressed by name so every isolate shares it. */
 export function circuitBreakerFor(env: Pick<Env, "CIRCUIT_BREAKER">, provider: string): CircuitBreakerClient {
-  return proxyDurable(env.CIRCUIT_BREAKER, { name: "CIRCUIT_BREAKER", parse: true }).get(
-    provider,
-  ) as CircuitBreakerClient;
+  return ittyClient(env.CIRCUIT_BREAKER, "CIRCUIT_BREAKER", provider);
 }

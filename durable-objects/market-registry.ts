@@ -1,6 +1,6 @@
 import { createDurable } from "itty-durable/itty-durable.js";
-import { proxyDurable } from "itty-durable/proxy-durable.js";
 import { CollectorHealthReport, EXCHANGES, type Exchange, MarketSymbol } from "../contracts/market";
+import { type IttyClient, ittyClient } from "./itty-client";
 
 /** The one registry object: the market control plane is small enough for a single JSON document. */
 const REGISTRY_NAME = "market";
@@ -61,19 +61,12 @@ export class MarketRegistryObject extends createDurable() {
   }
 }
 
-/** The typed face of itty-durable's proxied stub (its own typings are `any`-shaped). */
-export interface MarketRegistryClient {
-  registerSymbol(symbol: string, exchanges: string[]): Promise<Exchange[]>;
-  listSymbols(): Promise<{ symbol: string; exchanges: Exchange[] }[]>;
-  reportCollectors(reportJson: string, receivedAt: string): Promise<CollectorHealthView | null>;
-  collectorHealth(): Promise<CollectorHealthView | null>;
-}
+/** What callers reach of the registry: its public methods, through itty-durable's proxied stub. */
+export type MarketRegistryClient = IttyClient<MarketRegistryObject>;
 
 /** The market registry, shared by every isolate and every MarketFeed object. */
 export function marketRegistry(env: Pick<Env, "MARKET_REGISTRY">): MarketRegistryClient {
-  return proxyDurable(env.MARKET_REGISTRY, { name: "MARKET_REGISTRY", parse: true }).get(
-    REGISTRY_NAME,
-  ) as MarketRegistryClient;
+  return ittyClient(env.MARKET_REGISTRY, "MARKET_REGISTRY", REGISTRY_NAME);
 }
 
 /** JSON with every non-ASCII character escaped, safe to carry in an HTTP header. */

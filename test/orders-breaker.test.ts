@@ -36,7 +36,7 @@ describe("payment circuit breaker (shared Durable Object per provider)", () => {
   it("while open, payments fail fast without calling the provider; the stalled saga is timed out by its alarm and stock is released", async () => {
     const breaker = circuitBreakerFor(env, "simulated");
     for (let i = 0; i < 5; i++) await breaker.recordFailure("simulated");
-    expect((await breaker.inspect()).status).toBe("open");
+    expect(await breaker.acquire("simulated")).toMatchObject({ allowed: false, status: "open" });
 
     await insertSku("BRK-1");
     await stock("BRK-1", 4);
