@@ -48,8 +48,10 @@ export const Product = z
     updatedAt: z.string(),
   })
   .openapi("Product");
+export type Product = z.infer<typeof Product>;
 
 export const ProductDetail = Product.extend({ variants: z.array(Variant) }).openapi("ProductDetail");
+export type ProductDetail = z.infer<typeof ProductDetail>;
 
 export const ProductList = z
   .object({
@@ -62,6 +64,7 @@ export const ProductList = z
     }),
   })
   .openapi("ProductList");
+export type ProductList = z.infer<typeof ProductList>;
 
 export const Category = z
   .object({ id: z.string(), name: z.string(), parentId: z.string().nullable() })

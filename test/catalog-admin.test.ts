@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ProductDetail } from "../contracts/catalog";
 import { findSku } from "../domain/catalog/sku-lookup";
-import { adminClient, type CatalogProduct, productBody, search } from "./catalog-fixtures";
+import { adminClient, productBody, search } from "./catalog-fixtures";
 import { call, tokenFor } from "./helpers";
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
-let existing: CatalogProduct;
+let existing: ProductDetail;
 
 async function countRows(): Promise<{ products: number; variants: number; fts: number; categories: number }> {
   const row = await env.DB.prepare(
@@ -46,7 +47,7 @@ describe("only admins can change the catalog", () => {
       }
     }
     expect(await countRows()).toEqual(before);
-    const now = (await (await call(`/v1/products/${existing.id}`, { token: customer })).json()) as CatalogProduct;
+    const now = ProductDetail.parse(await (await call(`/v1/products/${existing.id}`, { token: customer })).json());
     expect(now.name).toBe("Trail Runner");
     expect(now.status).toBe("active");
   });
@@ -93,7 +94,7 @@ describe("admin product CRUD", () => {
       },
     });
     expect(res.status).toBe(201);
-    const product = (await res.json()) as CatalogProduct;
+    const product = ProductDetail.parse(await res.json());
     expect(res.headers.get("location")).toBe(`/v1/products/${product.id}`);
     expect(product).toMatchObject({ sku: "TEE-BLK-M", category: "apparel", price: { amount: 4500, currency: "EUR" } });
     expect(product.variants?.map((v) => [v.sku, v.price.amount])).toEqual([
@@ -193,7 +194,7 @@ describe("admin product CRUD", () => {
       },
     });
     expect(res.status).toBe(200);
-    const updated = (await res.json()) as CatalogProduct;
+    const updated = ProductDetail.parse(await res.json());
     expect(updated.updatedAt > product.updatedAt).toBe(true);
     expect(updated.createdAt).toBe(product.createdAt);
     expect(updated.variants?.map((v) => [v.sku, v.name, v.price.amount])).toEqual([
@@ -277,7 +278,7 @@ describe("admin product CRUD", () => {
     expect((await search({ category: "shoes", limit: 100 })).items.map((p) => p.id)).not.toContain(product.id);
     const byId = await call(`/v1/products/${product.id}`);
     expect(byId.status).toBe(200);
-    expect(((await byId.json()) as CatalogProduct).status).toBe("archived");
+    expect(ProductDetail.parse(await byId.json()).status).toBe("archived");
     expect(await findSku(env, product.sku)).toMatchObject({ status: "archived" });
     expect((await call(`/v1/admin/products/${product.id}`, { method: "DELETE", token: admin.token })).status).toBe(204);
     expect((await call("/v1/admin/products/prd_missing", { method: "DELETE", token: admin.token })).status).toBe(404);

@@ -1,14 +1,14 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ProductQuery } from "../contracts/catalog";
+import { ProductDetail, ProductList, ProductQuery } from "../contracts/catalog";
 import { projectAvailability } from "../domain/catalog/availability";
 import { searchProducts } from "../domain/catalog/search";
 import { forgetMemoryCache } from "../workers/edge-cache";
-import { adminClient, type CatalogProduct, type ProductPage } from "./catalog-fixtures";
+import { adminClient } from "./catalog-fixtures";
 import { call } from "./helpers";
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
-let lamp: CatalogProduct;
+let lamp: ProductDetail;
 
 beforeAll(async () => {
   admin = await adminClient();
@@ -117,13 +117,13 @@ describe("ETag and the edge cache", () => {
     const after = await call(`/v1/products/${lamp.id}`, { headers: { "If-None-Match": oldTag } });
     expect(after.status).toBe(200);
     expect(after.headers.get("x-edge-cache")).toBe("MISS");
-    expect(((await after.json()) as CatalogProduct).name).toBe("Desk Lamp Mark II");
+    expect(ProductDetail.parse(await after.json()).name).toBe("Desk Lamp Mark II");
     const listAfter = await call("/v1/products?q=lamp", { headers: { "If-None-Match": oldListTag } });
     expect(listAfter.status).toBe(200);
-    expect(((await listAfter.json()) as ProductPage).items[0]!.price.amount).toBe(2500);
+    expect(ProductList.parse(await listAfter.json()).items[0]!.price.amount).toBe(2500);
 
     await call(`/v1/admin/products/${lamp.id}`, { method: "DELETE", token: admin.token });
-    expect(((await (await call("/v1/products?q=lamp")).json()) as ProductPage).items).toEqual([]);
+    expect(ProductList.parse(await (await call("/v1/products?q=lamp")).json()).items).toEqual([]);
     await call(`/v1/admin/products/${lamp.id}`, { method: "PATCH", token: admin.token, json: { status: "active" } });
   });
 
@@ -143,7 +143,7 @@ describe("availability projection (the inventory seam)", () => {
     // Availability moves without a catalog version bump (public reads may lag by the edge TTL), so
     // read where nothing is cached: the admin view and the search itself.
     const read = async () =>
-      (await (await call(`/v1/admin/products/${lamp.id}`, { token: admin.token })).json()) as CatalogProduct;
+      ProductDetail.parse(await (await call(`/v1/admin/products/${lamp.id}`, { token: admin.token })).json());
     let product = await read();
     expect(product.available).toBe(7);
     expect(product.variants?.map((v) => v.available)).toEqual([3, 4]);

@@ -1,3 +1,4 @@
+import { ProductDetail, ProductList } from "../contracts/catalog";
 import { call, tokenFor } from "./helpers";
 
 /** A minimal product body for the admin API; override what a test cares about. */
@@ -10,30 +11,6 @@ export function productBody(overrides: Record<string, unknown> = {}): Record<str
     category: "electronics",
     price: { amount: 1000, currency: "USD" },
     ...overrides,
-  };
-}
-
-export interface CatalogProduct {
-  id: string;
-  sku: string;
-  name: string;
-  category: string;
-  price: { amount: number; currency: string };
-  available: number;
-  status: string;
-  createdAt: string;
-  updatedAt: string;
-  attributes: Record<string, unknown>;
-  variants?: { sku: string; name: string; price: { amount: number; currency: string }; available: number }[];
-}
-
-export interface ProductPage {
-  items: CatalogProduct[];
-  nextCursor: string | null;
-  total: number;
-  facets: {
-    categories: { value: string; name: string; count: number }[];
-    price: { min: number | null; max: number | null };
   };
 }
 
@@ -61,14 +38,14 @@ export async function adminClient() {
       });
       if (res.status !== 201) throw new Error(`category ${id}: HTTP ${res.status} ${await res.text()}`);
     },
-    async product(overrides: Record<string, unknown> = {}): Promise<CatalogProduct> {
+    async product(overrides: Record<string, unknown> = {}): Promise<ProductDetail> {
       const res = await call("/v1/admin/products", {
         method: "POST",
         token: await nextToken(),
         json: productBody(overrides),
       });
       if (res.status !== 201) throw new Error(`product: HTTP ${res.status} ${await res.text()}`);
-      return (await res.json()) as CatalogProduct;
+      return ProductDetail.parse(await res.json());
     },
   };
 }
@@ -84,9 +61,9 @@ export async function categoryTree(admin: Awaited<ReturnType<typeof adminClient>
 }
 
 /** GET /v1/products with a query object; asserts 200 and returns the page. */
-export async function search(query: Record<string, string | number | boolean>, token?: string): Promise<ProductPage> {
+export async function search(query: Record<string, string | number | boolean>, token?: string): Promise<ProductList> {
   const qs = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
   const res = await call(`/v1/products?${qs}`, { token });
   if (res.status !== 200) throw new Error(`search ${qs}: HTTP ${res.status} ${await res.text()}`);
-  return (await res.json()) as ProductPage;
+  return ProductList.parse(await res.json());
 }

@@ -1,12 +1,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { adminClient, type CatalogProduct, search } from "./catalog-fixtures";
+import { ProductDetail } from "../contracts/catalog";
+import { adminClient, search } from "./catalog-fixtures";
 import { call } from "./helpers";
 
 // Cursor pagination must stay correct while the catalog changes between pages: every product
 // that existed before the walk is seen exactly once, and nothing is ever seen twice.
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
-const widgets: CatalogProduct[] = [];
+const widgets: ProductDetail[] = [];
 let inserted = 0;
 
 /** A widget whose description length (and so its bm25 score) and price vary with `n`. */
@@ -46,7 +47,7 @@ async function walk(
   return { seen, pages };
 }
 
-function expectEachOnce(seen: string[], expected: CatalogProduct[]) {
+function expectEachOnce(seen: string[], expected: ProductDetail[]) {
   expect(new Set(seen).size).toBe(seen.length);
   for (const product of expected) expect(seen.filter((id) => id === product.id)).toHaveLength(1);
 }
@@ -73,7 +74,7 @@ describe("cursor pagination while the catalog changes", () => {
     });
     expectEachOnce(seen, widgets);
     const prices = await Promise.all(
-      seen.map(async (id) => ((await (await call(`/v1/products/${id}`)).json()) as CatalogProduct).price.amount),
+      seen.map(async (id) => ProductDetail.parse(await (await call(`/v1/products/${id}`)).json()).price.amount),
     );
     expect(prices).toEqual([...prices].sort((a, b) => a - b));
   });

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { adminClient, type CatalogProduct, type ProductPage } from "./catalog-fixtures";
+import { type ProductDetail, ProductList } from "../contracts/catalog";
+import { adminClient } from "./catalog-fixtures";
 import { call } from "./helpers";
 
 // Random query strings and admin bodies: whatever arrives, the catalog answers 2xx or a 4xx
@@ -9,7 +10,7 @@ import { call } from "./helpers";
 const RUNS = 150;
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
-let product: CatalogProduct;
+let product: ProductDetail;
 let validCursor: string;
 
 beforeAll(async () => {
@@ -18,7 +19,7 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
     product = await admin.product({ name: `Trail Lantern ${i}`, description: 'bright "NEAR" light', category: "gear" });
   }
-  validCursor = ((await (await call("/v1/products?limit=1")).json()) as ProductPage).nextCursor ?? "";
+  validCursor = ProductList.parse(await (await call("/v1/products?limit=1")).json()).nextCursor ?? "";
 });
 
 /** Text that leans on FTS5's syntax characters and keywords, plus arbitrary unicode. */
@@ -92,7 +93,7 @@ describe("the catalog never answers a 5xx", () => {
       fc.asyncProperty(ftsish, sorts, async (q, sort) => {
         const res = await call(`/v1/products?${new URLSearchParams({ q: q.slice(0, 200), sort, category: "gear" })}`);
         expect(res.status).toBe(200);
-        expect(Array.isArray(((await res.json()) as ProductPage).items)).toBe(true);
+        expect(Array.isArray(ProductList.parse(await res.json()).items)).toBe(true);
       }),
       { numRuns: RUNS },
     );
@@ -106,7 +107,7 @@ describe("the catalog never answers a 5xx", () => {
         const res = await call(`/v1/products?${params}`);
         expect([200, 400]).toContain(res.status);
         if (res.status === 400) expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-        else expect(Array.isArray(((await res.json()) as ProductPage).items)).toBe(true);
+        else expect(Array.isArray(ProductList.parse(await res.json()).items)).toBe(true);
       }),
       { numRuns: RUNS },
     );

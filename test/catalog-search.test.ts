@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { adminClient, type CatalogProduct, categoryTree, search } from "./catalog-fixtures";
+import type { ProductDetail } from "../contracts/catalog";
+import { adminClient, categoryTree, search } from "./catalog-fixtures";
 import { call } from "./helpers";
 
 let admin: Awaited<ReturnType<typeof adminClient>>;
-const made: Record<string, CatalogProduct> = {};
+const made: Record<string, ProductDetail> = {};
 
 beforeAll(async () => {
   admin = await adminClient();
@@ -82,8 +83,8 @@ describe("full-text search", () => {
       attributes: { brand: "Hearth", material: "steel" },
       available: 0,
     });
-    expect(Date.parse((item as CatalogProduct).createdAt)).not.toBeNaN();
-    expect(Date.parse((item as CatalogProduct).updatedAt)).not.toBeNaN();
+    expect(Date.parse(item!.createdAt)).not.toBeNaN();
+    expect(Date.parse(item!.updatedAt)).not.toBeNaN();
   });
 });
 
