@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
+import { z } from "zod";
 import { type HostConfig, loadConfig } from "./config.ts";
 import type { Logger } from "./exchanges/types.ts";
 import { healthReport } from "./health.ts";
@@ -187,7 +188,10 @@ async function cli(): Promise<void> {
 
 if (import.meta.main) {
   cli().catch((error: unknown) => {
-    console.error(error);
+    // A refused configuration (plain-text EDGE_URL, short secret, ...) reads as one line per problem.
+    console.error(
+      error instanceof z.ZodError ? `collector host: invalid configuration\n${z.prettifyError(error)}` : error,
+    );
     process.exit(1);
   });
 }

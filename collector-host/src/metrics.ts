@@ -51,6 +51,9 @@ export class HostMetrics {
     gauge("collector_resyncs_total", "Book resyncs (checksum, gap, malformed)", (ex) => ex.stats.get("resyncs"));
     gauge("collector_sequence_gaps_total", "Sequence gaps detected", (ex) => ex.stats.get("gaps"));
     gauge("collector_malformed_messages_total", "Frames that could not be used", (ex) => ex.stats.get("malformed"));
+    gauge("collector_oversized_frames_total", "Exchange frames over maxFrameBytes (socket closed, reconnected)", (ex) =>
+      ex.stats.get("oversizedFrames"),
+    );
     gauge("collector_thread_restarts_total", "Exchange thread restarts (crash or hang)", (ex) =>
       ex.stats.get("restarts"),
     );

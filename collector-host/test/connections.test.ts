@@ -10,7 +10,7 @@ import type { ExchangeAdapter } from "../src/exchanges/types.ts";
 import { EdgeLink } from "../src/publisher/edge-link.ts";
 import { ServiceToken } from "../src/publisher/service-token.ts";
 import { ExchangeStats } from "../src/threads/exchange-stats.ts";
-import { MirrorSink, silentLog } from "./support.ts";
+import { MirrorSink, silentLog, TEST_SERVICE_SECRET } from "./support.ts";
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -153,14 +153,14 @@ describe("config", () => {
     const config = loadConfig(
       {
         EDGE_URL: "http://127.0.0.1:9999",
-        SERVICE_TOKEN_SECRET: "x",
+        SERVICE_TOKEN_SECRET: TEST_SERVICE_SECRET,
         COLLECTOR_REPLAY_URL: "http://127.0.0.1:8830",
         COLLECTOR_EXCHANGES: "kraken,binanceus",
         COLLECTOR_PUSH_INTERVAL_MS: "25",
       },
       undefined,
     );
-    expect(config.edge).toMatchObject({ url: "http://127.0.0.1:9999", serviceSecret: "x" });
+    expect(config.edge).toMatchObject({ url: "http://127.0.0.1:9999", serviceSecret: TEST_SERVICE_SECRET });
     expect(config.pushIntervalMs).toBe(25);
     expect(config.exchanges.map((e) => [e.exchange, e.enabled, e.url])).toEqual([
       ["kraken", true, "ws://127.0.0.1:8830/kraken"],

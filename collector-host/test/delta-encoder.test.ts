@@ -4,11 +4,13 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Exchange, IngestFrame } from "../../contracts/market.ts";
 import { OrderBook } from "../src/books/order-book.ts";
+import { ValidatedBooks } from "../src/books/validated-books.ts";
 import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
 import { type Link, Publisher } from "../src/publisher/publisher.ts";
 import { RingSink } from "../src/ring/ring-sink.ts";
 import { createRingBuffer, RingConsumer, RingProducer } from "../src/ring/spsc-ring.ts";
 import { RECORD_SIZE } from "../src/ring/tick-record.ts";
+import { ExchangeStats } from "../src/threads/exchange-stats.ts";
 import { silentLog } from "./support.ts";
 
 const EXCHANGES: Exchange[] = ["kraken", "coinbase"];
@@ -211,6 +213,76 @@ describe("delta encoder", () => {
       { numRuns: 400 },
     );
   });
+});
+
+describe("depth cap", () => {
+  it("books capped at maxLevels per side publish deltas that keep the edge equal to the collector (property)", () => {
+    fc.assert(
+      // Caps below, between and above the published depths, so evictions land inside and outside the window.
+      fc.property(
+        fc.constantFrom(2, 4, 1000),
+        fc.constantFrom(1, 3, 6),
+        fc.array(op, { minLength: 1, maxLength: 120 }),
+        (depth, cap, ops) => {
+          const h = harness(depth);
+          const books = h.sinks.map((sink) => new ValidatedBooks(1, sink, new ExchangeStats(), cap));
+          const edge = new Map<Exchange, OrderBook>();
+          const check = () => {
+            h.push();
+            for (const text of h.frames.splice(0)) {
+              const frame = IngestFrame.parse(JSON.parse(text));
+              if (frame.type === "invalid") {
+                edge.delete(frame.exchange);
+                continue;
+              }
+              for (const u of frame.books) {
+                const book = u.snapshot ? new OrderBook() : edge.get(u.exchange)!;
+                applyBookUpdate(book, u);
+                edge.set(u.exchange, book);
+              }
+            }
+            EXCHANGES.forEach((ex, i) => {
+              const mine = books[i]!;
+              const book = mine.books[0]!;
+              expect(book.depth.bids).toBeLessThanOrEqual(cap);
+              expect(book.depth.asks).toBeLessThanOrEqual(cap);
+              if (!mine.valid[0]) {
+                expect(edge.has(ex)).toBe(false);
+                return;
+              }
+              expect(edge.get(ex)?.levels("bid")).toEqual(book.levels("bid", depth));
+              expect(edge.get(ex)?.levels("ask")).toEqual(book.levels("ask", depth));
+              expect(h.publisher.book("BTC-USD", ex)!.levels("bid")).toEqual(book.levels("bid"));
+              expect(h.publisher.book("BTC-USD", ex)!.levels("ask")).toEqual(book.levels("ask"));
+            });
+          };
+          for (const o of ops) {
+            if (o.op === "flush") check();
+            else if (o.op === "reconnect") h.reconnect();
+            else if (o.op === "resync") h.resync();
+            else {
+              const mine = books[o.ex]!;
+              if (o.op === "snapshot") {
+                const side = (s: 0 | 1) => o.levels.filter((l) => l.side === s).map((l) => [PRICES[l.p]!, SIZES[l.s]!]);
+                mine.snapshot(0, side(0), side(1));
+              } else if (o.op === "set") {
+                if (!mine.valid[0]) continue;
+                mine.apply(0, o.side === 0 ? "bid" : "ask", PRICES[o.p]!, SIZES[o.s]!);
+                mine.publish(0);
+              } else if (o.op === "invalid") {
+                mine.invalidate(0, "test");
+              } else {
+                h.sinks[o.ex]!.trade(0, "t1", "100", "1", 0, 1);
+              }
+              h.sinks[o.ex]!.commit();
+            }
+          }
+          check();
+        },
+      ),
+      { numRuns: 400 },
+    );
+  }, 60_000);
 });
 
 describe("batch size", () => {

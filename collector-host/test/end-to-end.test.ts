@@ -8,7 +8,7 @@ import { readWsFixture } from "../src/replay/fixtures.ts";
 import { type ReplayServer, startReplayServer } from "../src/replay/replay-server.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 import { startFakeEdge } from "./fake-edge.ts";
-import { silentLog } from "./support.ts";
+import { silentLog, TEST_SERVICE_SECRET } from "./support.ts";
 
 const waitFor = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -25,12 +25,12 @@ describe("collector host end to end on the replayed fixtures", () => {
 
   beforeAll(async () => {
     replay = await startReplayServer({ speed: 0 });
-    edge = await startFakeEdge({ secret: "s3cret" });
+    edge = await startFakeEdge({ secret: TEST_SERVICE_SECRET });
     host = await startCollectorHost(
       HostConfig.parse({
         host: "test-host",
         exchanges: replayExchanges(replay.url),
-        edge: { url: edge.url, serviceSecret: "s3cret" },
+        edge: { url: edge.url, serviceSecret: TEST_SERVICE_SECRET },
         ops: { port: 0 },
         pushIntervalMs: 20,
         healthIntervalMs: 200,

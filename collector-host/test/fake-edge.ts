@@ -28,6 +28,7 @@ export async function startFakeEdge(opts: { secret: string }) {
   const problems: string[] = [];
   const invalids: { symbol: string; exchange: Exchange; reason: string }[] = [];
   const healthReports: CollectorHealthReport[] = [];
+  const reportWaiters: ((report: CollectorHealthReport) => void)[] = [];
   const sockets = new Map<string, WebSocket>();
   const lastSeq = new Map<string, number>();
   let trades = 0;
@@ -49,8 +50,10 @@ export async function startFakeEdge(opts: { secret: string }) {
       if (req.method === "PUT" && req.url === "/v1/market/collectors") {
         const parsed = CollectorHealthReport.safeParse(JSON.parse(body));
         const authed = req.headers.authorization === `Bearer ${token}`;
-        if (parsed.success && authed) healthReports.push(parsed.data);
-        else problems.push(`bad health report: ${authed ? JSON.stringify(parsed.error?.issues) : "no auth"}`);
+        if (parsed.success && authed) {
+          healthReports.push(parsed.data);
+          for (const resolve of reportWaiters.splice(0)) resolve(parsed.data);
+        } else problems.push(`bad health report: ${authed ? JSON.stringify(parsed.error?.issues) : "no auth"}`);
         res.writeHead(parsed.success && authed ? 200 : 400);
         return void res.end();
       }
@@ -118,6 +121,8 @@ export async function startFakeEdge(opts: { secret: string }) {
     problems,
     invalids,
     healthReports,
+    /** Resolves with the next accepted health report. */
+    nextHealthReport: () => new Promise<CollectorHealthReport>((resolve) => reportWaiters.push(resolve)),
     sockets,
     get trades() {
       return trades;

@@ -7,7 +7,7 @@ import { readWsFixture } from "../src/replay/fixtures.ts";
 import { type ReplayOptions, type ReplayServer, startReplayServer } from "../src/replay/replay-server.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 import { startFakeEdge } from "./fake-edge.ts";
-import { silentLog } from "./support.ts";
+import { silentLog, TEST_SERVICE_SECRET } from "./support.ts";
 
 const waitFor = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -25,11 +25,11 @@ afterEach(async () => {
 
 async function stack(replayOpts: ReplayOptions, extra: Partial<Parameters<typeof HostConfig.parse>[0]> = {}) {
   const replay: ReplayServer = await startReplayServer(replayOpts);
-  const edge = await startFakeEdge({ secret: "s" });
+  const edge = await startFakeEdge({ secret: TEST_SERVICE_SECRET });
   const host: CollectorHost = await startCollectorHost(
     HostConfig.parse({
       exchanges: replayExchanges(replay.url),
-      edge: { url: edge.url, serviceSecret: "s" },
+      edge: { url: edge.url, serviceSecret: TEST_SERVICE_SECRET },
       ops: { port: 0 },
       pushIntervalMs: 20,
       logLevel: "silent",

@@ -51,6 +51,9 @@ export class MirrorSink implements FeedSink {
 
 export const silentLog: Logger = { info() {}, warn() {}, error() {} };
 
+/** A service secret long enough for the host's start-up check (32 characters or more). */
+export const TEST_SERVICE_SECRET = "collector-test-secret-0123456789abcdef";
+
 /** An adapter context that records what the adapter sends and asks for. */
 export function testContext(symbols: string[], fetchJson: (url: string) => Promise<unknown> = async () => ({})) {
   const sink = new MirrorSink();

@@ -65,6 +65,31 @@ export class OrderBook {
     return price;
   }
 
+  /**
+   * `set`, keeping at most `maxLevels` on the side: a new level that would land beyond them is
+   * ignored (null), and the level a better one pushes out is removed and passed to `onEvicted`.
+   */
+  setWithin(
+    side: Side,
+    price: string,
+    size: string,
+    maxLevels: number,
+    onEvicted?: (side: Side, price: string) => void,
+  ): string | null {
+    const s = side === "bid" ? this.bids : this.asks;
+    if (s.prices.length >= maxLevels && !isZeroDecimal(size)) {
+      const i = s.find(price);
+      if (i < 0 && -i - 1 >= maxLevels) return null;
+    }
+    const stored = this.set(side, price, size);
+    while (s.prices.length > maxLevels) {
+      s.sizes.pop();
+      const evicted = s.prices.pop()!;
+      onEvicted?.(side, evicted);
+    }
+    return stored;
+  }
+
   /** Size at a price, or undefined. */
   get(side: Side, price: string): string | undefined {
     const s = this.side(side);

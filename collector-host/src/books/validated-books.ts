@@ -6,6 +6,13 @@ import { OrderBook, type Side } from "./order-book.ts";
 
 const SIDE_CODE: Record<Side, SideCode> = { bid: 0, ask: 1 };
 
+/**
+ * Levels kept per side of an unbounded feed's book (Coinbase's full L2 runs to tens of thousands):
+ * well above the 1,000 the edge serves, so the published window stays exact while the top of the
+ * book is eaten away, and above the deepest recorded side (1,341).
+ */
+export const DEFAULT_MAX_BOOK_LEVELS = 5_000;
+
 /** A level is usable when it is a contract decimal that fits a tick record field. */
 export function isLevelValue(s: unknown): s is string {
   return isDecimal(s) && s.length <= MAX_DECIMAL_CHARS;
@@ -24,18 +31,25 @@ export class ValidatedBooks {
   private readonly stagedSide: SideCode[] = [];
   private readonly stagedPrice: string[] = [];
   private readonly stagedSize: string[] = [];
+  /** Levels kept per side; farther ones are dropped (the edge never holds them either). */
+  private readonly maxLevels: number;
+  private readonly stageRemoval = (side: Side, price: string) => this.stage(SIDE_CODE[side], price, "0");
 
-  constructor(count: number, sink: FeedSink, stats: ExchangeStats) {
+  constructor(count: number, sink: FeedSink, stats: ExchangeStats, maxLevels = Number.POSITIVE_INFINITY) {
     this.books = Array.from({ length: count }, () => new OrderBook());
     this.valid = new Array(count).fill(false);
     this.sink = sink;
     this.stats = stats;
+    this.maxLevels = maxLevels;
   }
 
-  /** Applies one level to the book and stages it; false (nothing applied) for a malformed level. */
+  /**
+   * Applies one level to the book and stages it; false (nothing applied) for a malformed level.
+   * A level beyond `maxLevels` is dropped; one pushed out by a better level is staged as removed.
+   */
   apply(symbol: number, side: Side, price: unknown, size: unknown): boolean {
     if (!isLevelValue(price) || !isLevelValue(size)) return false;
-    const stored = this.books[symbol]!.set(side, price, size);
+    const stored = this.books[symbol]!.setWithin(side, price, size, this.maxLevels, this.stageRemoval);
     if (stored !== null) this.stage(SIDE_CODE[side], stored, size);
     return true;
   }
@@ -91,7 +105,7 @@ export class ValidatedBooks {
           this.countValid();
           return false;
         }
-        book.set(side, level[0], level[1]);
+        book.setWithin(side, level[0], level[1], this.maxLevels);
       }
     }
     book.truncate(depth);

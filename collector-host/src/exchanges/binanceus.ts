@@ -1,4 +1,4 @@
-import { isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
+import { DEFAULT_MAX_BOOK_LEVELS, isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
 import { toBinanceSymbol } from "../symbols.ts";
 import { isRecord, parseJson, SymbolIndex, tradeId } from "./common.ts";
 import type { AdapterContext, ExchangeAdapter } from "./types.ts";
@@ -14,12 +14,15 @@ export interface BinanceOptions {
   wsUrl: string;
   restUrl: string;
   snapshotLimit: number;
+  /** Levels kept per book side: diffs also name levels beyond the snapshot's, far ones are dropped. */
+  maxBookLevels: number;
 }
 
 export const BINANCE_DEFAULTS: BinanceOptions = {
   wsUrl: "wss://stream.binance.us:9443",
   restUrl: "https://api.binance.us",
   snapshotLimit: 1000,
+  maxBookLevels: DEFAULT_MAX_BOOK_LEVELS,
 };
 
 const MAX_BUFFERED_EVENTS = 10_000;
@@ -37,7 +40,7 @@ type SyncState = { phase: "buffering"; buffer: DepthEvent[]; attempt: number } |
 export function createBinanceAdapter(ctx: AdapterContext, options: Partial<BinanceOptions> = {}): ExchangeAdapter {
   const opts = { ...BINANCE_DEFAULTS, ...options };
   const index = new SymbolIndex(ctx.symbols);
-  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats);
+  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats, opts.maxBookLevels);
   const names = ctx.symbols.map(toBinanceSymbol);
   let states: SyncState[] = [];
   let generation = 0;

@@ -1,4 +1,4 @@
-import { isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
+import { DEFAULT_MAX_BOOK_LEVELS, isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
 import { toCoinbaseProduct } from "../symbols.ts";
 import { isoToMs, isRecord, parseJson, SymbolIndex, tradeId } from "./common.ts";
 import type { AdapterContext, ExchangeAdapter, SideCode } from "./types.ts";
@@ -11,9 +11,14 @@ import type { AdapterContext, ExchangeAdapter, SideCode } from "./types.ts";
 
 export interface CoinbaseAdvancedOptions {
   url: string;
+  /** Levels kept per book side; level2 is the full book, far levels are dropped. */
+  maxBookLevels: number;
 }
 
-export const COINBASE_ADVANCED_DEFAULTS: CoinbaseAdvancedOptions = { url: "wss://advanced-trade-ws.coinbase.com" };
+export const COINBASE_ADVANCED_DEFAULTS: CoinbaseAdvancedOptions = {
+  url: "wss://advanced-trade-ws.coinbase.com",
+  maxBookLevels: DEFAULT_MAX_BOOK_LEVELS,
+};
 
 /** Coinbase Advanced Trade adapter. */
 export function createCoinbaseAdvancedAdapter(
@@ -22,7 +27,7 @@ export function createCoinbaseAdvancedAdapter(
 ): ExchangeAdapter {
   const opts = { ...COINBASE_ADVANCED_DEFAULTS, ...options };
   const index = new SymbolIndex(ctx.symbols);
-  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats);
+  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats, opts.maxBookLevels);
   const products = ctx.symbols.map(toCoinbaseProduct);
   let lastSeq = -1;
   let broken = false;

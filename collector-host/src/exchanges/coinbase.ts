@@ -1,4 +1,4 @@
-import { isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
+import { DEFAULT_MAX_BOOK_LEVELS, isLevelValue, ValidatedBooks } from "../books/validated-books.ts";
 import { toCoinbaseProduct } from "../symbols.ts";
 import { isoToMs, isRecord, parseJson, SymbolIndex, tradeId } from "./common.ts";
 import type { AdapterContext, ExchangeAdapter } from "./types.ts";
@@ -15,19 +15,22 @@ export interface CoinbaseOptions {
   url: string;
   level2Channel: "level2" | "level2_batch";
   channels: ReadonlyArray<"level2" | "ticker" | "matches" | "heartbeat">;
+  /** Levels kept per book side; level2 is the full book, far levels are dropped. */
+  maxBookLevels: number;
 }
 
 export const COINBASE_DEFAULTS: CoinbaseOptions = {
   url: "wss://ws-feed.exchange.coinbase.com",
   level2Channel: "level2_batch",
   channels: ["level2", "ticker", "matches", "heartbeat"],
+  maxBookLevels: DEFAULT_MAX_BOOK_LEVELS,
 };
 
 /** Coinbase Exchange adapter. */
 export function createCoinbaseAdapter(ctx: AdapterContext, options: Partial<CoinbaseOptions> = {}): ExchangeAdapter {
   const opts = { ...COINBASE_DEFAULTS, ...options };
   const index = new SymbolIndex(ctx.symbols);
-  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats);
+  const books = new ValidatedBooks(ctx.symbols.length, ctx.sink, ctx.stats, opts.maxBookLevels);
   const products = ctx.symbols.map(toCoinbaseProduct);
   // A ticker and the match it reports share one sequence number, so each channel is tracked alone.
   const lastTradeSequence = new Array<number>(ctx.symbols.length).fill(0);

@@ -9,6 +9,8 @@ export interface ConnectionOptions {
   pingMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** Largest frame accepted (ws `maxPayload`); a larger one drops the socket and reconnects. */
+  maxFrameBytes: number;
 }
 
 export const CONNECTION_DEFAULTS: ConnectionOptions = {
@@ -16,6 +18,7 @@ export const CONNECTION_DEFAULTS: ConnectionOptions = {
   pingMs: 5_000,
   backoffBaseMs: 250,
   backoffMaxMs: 30_000,
+  maxFrameBytes: 512 << 10,
 };
 
 /** Exponential backoff with full jitter: uniform in [0, min(max, base · 2^attempt)]. */
@@ -40,6 +43,8 @@ export class ExchangeConnection {
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The last socket died on an oversized frame: keep the backoff growing until the feed is live again. */
+  private oversized = false;
 
   constructor(
     factory: AdapterFactory,
@@ -78,6 +83,11 @@ export class ExchangeConnection {
     this.ws?.terminate();
   }
 
+  /** The current exchange socket, if any (tests observe its control frames). */
+  get socket(): WebSocket | undefined {
+    return this.ws;
+  }
+
   /** Drops the socket now; the close handler schedules the reconnect. */
   reconnect(reason: string): void {
     this.log.warn({ exchange: this.adapter.exchange, reason }, "reconnecting exchange feed");
@@ -87,10 +97,17 @@ export class ExchangeConnection {
   private connect(): void {
     const url = this.adapter.url();
     this.stats.setStatus("connecting");
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: 10_000,
+      // ws buffers a whole message before emitting it (100 MiB by default): bound the memory a
+      // faulty or hostile endpoint can make this thread hold.
+      maxPayload: this.opts.maxFrameBytes,
+    });
     this.ws = ws;
     ws.on("open", () => {
-      this.attempt = 0;
+      // A feed whose frames are always too large would otherwise reconnect at the base backoff forever.
+      if (!this.oversized) this.attempt = 0;
       this.lastMessageAt = Date.now();
       this.stats.set("connected", 1);
       this.stats.setStatus("syncing");
@@ -124,7 +141,18 @@ export class ExchangeConnection {
     ws.on("pong", () => {
       if (byPong) this.lastMessageAt = Date.now();
     });
-    ws.on("error", (error) => {
+    ws.on("error", (error: Error & { code?: string }) => {
+      if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.oversized = true;
+        this.stats.inc("oversizedFrames");
+        this.log.warn(
+          { exchange: this.adapter.exchange, maxFrameBytes: this.opts.maxFrameBytes },
+          "exchange frame larger than maxFrameBytes: reconnecting",
+        );
+        // ws would wait up to 30 s for the peer's close frame; the frame is refused, drop the socket now.
+        ws.terminate();
+        return;
+      }
       this.log.warn({ exchange: this.adapter.exchange, error: error.message }, "exchange socket error");
     });
     ws.on("close", () => {
@@ -155,6 +183,7 @@ export class ExchangeConnection {
       else if (this.adapter.liveness === "pong") ws.ping();
     }
     const valid = this.stats.get("validBooks");
+    if (valid >= this.symbolCount) this.oversized = false;
     this.stats.setStatus(valid >= this.symbolCount ? "live" : valid === 0 ? "syncing" : "degraded");
   }
 }

@@ -9,6 +9,7 @@ import type { AdapterFactory } from "./types.ts";
 /** Picks the adapter for a configured protocol; URLs default to production inside each adapter. */
 export function createAdapterFactory(config: ExchangeConfig): AdapterFactory {
   const url = config.url ? { url: config.url } : {};
+  const maxBookLevels = config.maxBookLevels;
   switch (config.protocol) {
     case "kraken-v1":
       return (ctx) =>
@@ -19,14 +20,15 @@ export function createAdapterFactory(config: ExchangeConfig): AdapterFactory {
     case "kraken-v2":
       return (ctx) => createKrakenV2Adapter(ctx, { ...url, ...(config.depth ? { depth: config.depth } : {}) });
     case "coinbase-exchange":
-      return (ctx) => createCoinbaseAdapter(ctx, url);
+      return (ctx) => createCoinbaseAdapter(ctx, { ...url, maxBookLevels });
     case "coinbase-advanced":
-      return (ctx) => createCoinbaseAdvancedAdapter(ctx, url);
+      return (ctx) => createCoinbaseAdvancedAdapter(ctx, { ...url, maxBookLevels });
     case "binanceus":
       return (ctx) =>
         createBinanceAdapter(ctx, {
           ...(config.url ? { wsUrl: config.url } : {}),
           ...(config.restUrl ? { restUrl: config.restUrl } : {}),
+          maxBookLevels,
         });
   }
 }

@@ -20,6 +20,7 @@ export const STAT = {
   ringStalls: 14,
   restarts: 15,
   rawBytes: 16,
+  oversizedFrames: 17,
 } as const;
 export type StatName = keyof typeof STAT;
 const SLOTS = 24;

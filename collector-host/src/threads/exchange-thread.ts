@@ -26,7 +26,7 @@ const sink = new RingSink(new RingProducer(data.ring, RECORD_SIZE));
 const connection = new ExchangeConnection(
   createAdapterFactory(data.config),
   { symbols: data.config.symbols, sink, stats, log },
-  { silentMs: data.config.silentMs, pingMs: data.config.pingMs },
+  { silentMs: data.config.silentMs, pingMs: data.config.pingMs, maxFrameBytes: data.config.maxFrameBytes },
 );
 connection.start();
 // The supervisor's hang detector watches this counter: it only moves while the event loop runs.
