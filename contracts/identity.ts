@@ -91,34 +91,3 @@ export const ServiceToken = z
 
 export const MfaEnrolment = z.object({ secret: z.string(), otpauthUrl: z.string() }).openapi("MfaEnrolment");
 export const MfaStatus = z.object({ mfaEnabled: z.boolean() }).openapi("MfaStatus");
-
-export const Problem = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string().optional(),
-    instance: z.string().optional(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  })
-  .openapi("Problem");
-
-/** `responses` entries for the usual problem+json errors of a route. */
-export function problems(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 415 | 429)[]) {
-  const descriptions: Record<number, string> = {
-    400: "Invalid input",
-    401: "Missing or bad credentials",
-    403: "Not allowed for this role",
-    404: "Not found",
-    409: "State conflict",
-    413: "Body too large",
-    415: "Body is not JSON",
-    429: "Rate limited (see Retry-After)",
-  };
-  return Object.fromEntries(
-    statuses.map((s) => [
-      s,
-      { description: descriptions[s]!, content: { "application/problem+json": { schema: Problem } } },
-    ]),
-  );
-}

@@ -7,7 +7,7 @@ import { bodySizeLimit, requireJsonBody } from "./middleware/body-guard";
 import { ipRateLimit } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
-import { createRouter } from "./openapi";
+import { BEARER_AUTH_SCHEME, createRouter } from "./openapi";
 import { asProblem, problemResponse } from "./problem";
 import { adminCatalog } from "./routes/admin-catalog";
 import { adminUsers } from "./routes/admin-users";
@@ -92,8 +92,28 @@ app.onError((error, c) => {
   return problemResponse(c, 500, "internal", "An unexpected error occurred; it has been logged");
 });
 
+// Once for the whole document: operations behind requireAuth() name it in their `security`.
+app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", BEARER_AUTH_SCHEME);
+
 app.doc31("/v1/openapi.json", (c) => ({
   openapi: "3.1.0",
-  info: { title: "edgepulse API", version: "1.0.0", description: "Edge-first commerce and market data." },
+  info: {
+    title: "edgepulse API",
+    version: "1.0.0",
+    description:
+      "Edge-first commerce and market data. Errors are `application/problem+json` (RFC 9457); every route " +
+      "is rate limited per client address (429 with `Retry-After`).",
+  },
   servers: [{ url: new URL(c.req.url).origin }],
+  tags: [
+    { name: "Health", description: "Liveness, readiness and the public signing keys" },
+    { name: "Identity", description: "Accounts, sign-in, token rotation, MFA and erasure" },
+    { name: "Catalog", description: "Public product search and browse, cached at the edge" },
+    { name: "Catalog admin", description: "Product and category administration (admin role)" },
+    { name: "Carts", description: "The caller's carts, one Durable Object each" },
+    { name: "Inventory", description: "Stock levels, adjustments and reservations" },
+    { name: "Orders", description: "Checkout into the order saga, order history, cancellation and refunds" },
+    { name: "Admin", description: "Support tooling (admin role)" },
+    { name: "Market data", description: "Order books, trades and the live WebSocket feeds" },
+  ],
 }));

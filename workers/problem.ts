@@ -1,23 +1,10 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
+import type { Problem, ProblemFieldError } from "../contracts/problem";
 import { DomainError, type DomainErrorCode } from "../domain/errors";
 
-/** One entry of a validation failure: where in the input, and what is wrong there. */
-export interface ProblemFieldError {
-  path: string;
-  message: string;
-}
-
-/** RFC 9457 problem details, the body of every error response. */
-export interface ProblemDetails {
-  type: string;
-  title: string;
-  status: number;
-  detail?: string;
-  instance?: string;
-  errors?: ProblemFieldError[];
-}
+export type { ProblemFieldError };
 
 const TITLES: Record<number, string> = {
   400: "Bad Request",
@@ -101,7 +88,7 @@ export function problemResponse(
   detail?: string,
   extra: { errors?: ProblemFieldError[]; headers?: Record<string, string> } = {},
 ): Response {
-  const body: ProblemDetails = {
+  const body: Problem = {
     type: `https://edgepulse.dev/problems/${slug}`,
     title: TITLES[status] ?? "Error",
     status,

@@ -4,19 +4,14 @@ import { archiveProduct, createCategory, createProduct, getProduct, updateProduc
 import { etagOf } from "../../domain/encoding";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
 import { notFound } from "../problem";
 
 // Auth runs as route middleware, i.e. before body validation: a non-admin gets 403 whatever it sends.
 // The per-user write limit (100/min) counts only writes; the admin GET passes straight through.
 const adminOnly = [requireAuth(), requireRole("admin"), userWriteRateLimit()];
-const security = [{ bearerAuth: [] }];
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const problems = {
-  400: { description: "Invalid input (problem+json with errors[])" },
-  401: { description: "No or bad credentials" },
-  403: { description: "Not an admin" },
-};
+const notAdmin = [403, "Not an admin"] as const;
 
 /** Catalog administration (admin role only): products and categories. Mounted at /v1/admin. */
 export const adminCatalog = createRouter()
@@ -24,6 +19,7 @@ export const adminCatalog = createRouter()
     createRoute({
       method: "post",
       path: "/products",
+      operationId: "createProduct",
       tags: ["Catalog admin"],
       summary: "Create a product (with optional extra variants)",
       security,
@@ -31,8 +27,7 @@ export const adminCatalog = createRouter()
       request: { body: { required: true, content: json(ProductCreate) } },
       responses: {
         201: { description: "Created", content: json(ProductDetail) },
-        ...problems,
-        409: { description: "SKU already in use" },
+        ...problemResponses(400, 401, notAdmin, [409, "SKU already in use"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -45,6 +40,7 @@ export const adminCatalog = createRouter()
     createRoute({
       method: "get",
       path: "/products/{id}",
+      operationId: "getAdminProduct",
       tags: ["Catalog admin"],
       summary: "One product, drafts included (never cached)",
       security,
@@ -52,8 +48,7 @@ export const adminCatalog = createRouter()
       request: { params: IdParam },
       responses: {
         200: { description: "The product", content: json(ProductDetail) },
-        ...problems,
-        404: { description: "No such product" },
+        ...problemResponses(400, 401, notAdmin, [404, "No such product"], 429, 503),
       },
     }),
     async (c) => {
@@ -69,6 +64,7 @@ export const adminCatalog = createRouter()
     createRoute({
       method: "patch",
       path: "/products/{id}",
+      operationId: "updateProduct",
       tags: ["Catalog admin"],
       summary: "Change a product; listed variants are upserted by SKU",
       security,
@@ -76,10 +72,18 @@ export const adminCatalog = createRouter()
       request: { params: IdParam, body: { required: true, content: json(ProductPatch) } },
       responses: {
         200: { description: "Updated", content: json(ProductDetail) },
-        ...problems,
-        404: { description: "No such product" },
-        409: { description: "SKU already in use by another product, or a concurrent edit won" },
-        412: { description: "If-Match does not name the current ETag" },
+        ...problemResponses(
+          400,
+          401,
+          notAdmin,
+          [404, "No such product"],
+          [409, "SKU already in use by another product, or a concurrent edit won"],
+          412,
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) =>
@@ -92,12 +96,16 @@ export const adminCatalog = createRouter()
     createRoute({
       method: "delete",
       path: "/products/{id}",
+      operationId: "archiveProduct",
       tags: ["Catalog admin"],
       summary: "Archive a product: gone from search, still readable by id for existing orders",
       security,
       middleware: adminOnly,
       request: { params: IdParam },
-      responses: { 204: { description: "Archived" }, ...problems, 404: { description: "No such product" } },
+      responses: {
+        204: { description: "Archived" },
+        ...problemResponses(400, 401, notAdmin, [404, "No such product"], 429, 503),
+      },
     }),
     async (c) => {
       await archiveProduct(c.env, c.req.valid("param").id);
@@ -108,6 +116,7 @@ export const adminCatalog = createRouter()
     createRoute({
       method: "post",
       path: "/categories",
+      operationId: "createCategory",
       tags: ["Catalog admin"],
       summary: "Create a category",
       security,
@@ -115,8 +124,16 @@ export const adminCatalog = createRouter()
       request: { body: { required: true, content: json(CategoryCreate) } },
       responses: {
         201: { description: "Created", content: json(Category) },
-        ...problems,
-        409: { description: "Id taken" },
+        ...problemResponses(
+          [400, "Invalid input, or no such parent category"],
+          401,
+          notAdmin,
+          [409, "Id taken"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => c.json(await createCategory(c.env, c.req.valid("json")), 201),

@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { problems, User } from "../../contracts/identity";
+import { User } from "../../contracts/identity";
 import { findUserById, toPublicUser } from "../../domain/identity/users";
 import { requireAuth, requireRole } from "../middleware/auth";
-import { createRouter } from "../openapi";
+import { bearerSecurity, createRouter, problemResponses } from "../openapi";
 import { notFound } from "../problem";
 
 /** Admin-only account lookup under /v1/admin/users (support tooling; proves RBAC end to end). */
@@ -13,13 +13,14 @@ adminUsers.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
+    operationId: "getUserById",
     tags: ["Admin"],
     summary: "Any account by id (admin only)",
-    security: [{ bearerAuth: [] }],
+    security: bearerSecurity,
     request: { params: z.strictObject({ id: z.string().min(1).max(64) }) },
     responses: {
       200: { description: "The user", content: { "application/json": { schema: User } } },
-      ...problems(400, 401, 403, 404, 429),
+      ...problemResponses(400, 401, [403, "Not an admin"], [404, "No such user"], 429, 503),
     },
   }),
   async (c) => {

@@ -3,7 +3,6 @@ import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import {
   LoginBody,
-  problems,
   RefreshBody,
   RegisterBody,
   ServiceToken,
@@ -21,7 +20,7 @@ import { acceptTotp } from "../../domain/identity/totp";
 import { findUserByEmail, findUserById, nowIso, parseRoles } from "../../domain/identity/users";
 import { authOf, requireAuth, setRevocationCheck } from "../middleware/auth";
 import { clientIp, tooManyRequests } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
 import { conflict, ProblemError, unauthorized } from "../problem";
 
 // Every authenticated request in this Worker consults the denylist (logout, reuse, erasure).
@@ -64,24 +63,20 @@ async function tokenPair(env: Env, user: { id: string; roles: string[] }, family
 
 /** Identity under /v1/auth: register, login (+TOTP), refresh rotation, logout, service tokens. */
 export const auth = createRouter();
-// Routes anywhere in the API declare `security: [{ bearerAuth: [] }]`; the scheme is defined once here.
-auth.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
-  type: "http",
-  scheme: "bearer",
-  bearerFormat: "JWT",
-});
 
 auth
   .openapi(
     createRoute({
       method: "post",
       path: "/register",
+      operationId: "register",
+      security: publicAccess,
       tags: ["Identity"],
       summary: "Create a customer account",
       request: { body: json(RegisterBody) },
       responses: {
         201: { description: "Created", content: { "application/json": { schema: Registered } } },
-        ...problems(400, 409, 413, 415, 429),
+        ...problemResponses(400, [409, "An account with this email already exists"], 413, 415, 429),
       },
     }),
     async (c) => {
@@ -106,6 +101,8 @@ auth
     createRoute({
       method: "post",
       path: "/login",
+      operationId: "login",
+      security: publicAccess,
       tags: ["Identity"],
       summary: "Exchange email + password (+ TOTP when MFA is on) for a token pair",
       description:
@@ -114,7 +111,13 @@ auth
       request: { body: json(LoginBody) },
       responses: {
         200: { description: "Signed in", content: { "application/json": { schema: TokenPair } } },
-        ...problems(400, 401, 413, 415, 429),
+        ...problemResponses(
+          400,
+          [401, "Wrong email or password; or a TOTP code is required (`mfa-required`) or wrong (`invalid-totp`)"],
+          413,
+          415,
+          [429, "Too many attempts for this account from this address, or from this address overall"],
+        ),
       },
     }),
     async (c) => {
@@ -166,12 +169,14 @@ auth
     createRoute({
       method: "post",
       path: "/refresh",
+      operationId: "refreshTokens",
+      security: publicAccess,
       tags: ["Identity"],
       summary: "Rotate a refresh token: the old one is spent, reusing it revokes the whole family",
       request: { body: json(RefreshBody) },
       responses: {
         200: { description: "A new token pair", content: { "application/json": { schema: TokenPair } } },
-        ...problems(400, 401, 413, 415, 429),
+        ...problemResponses(400, [401, "The refresh token is invalid, expired, spent or revoked"], 413, 415, 429),
       },
     }),
     async (c) => {
@@ -189,11 +194,12 @@ auth
     createRoute({
       method: "post",
       path: "/logout",
+      operationId: "logout",
       tags: ["Identity"],
       summary: "Revoke this access token and its refresh family",
-      security: [{ bearerAuth: [] }],
+      security: bearerSecurity,
       middleware: [requireAuth()] as const,
-      responses: { 204: { description: "Signed out" }, ...problems(401, 429) },
+      responses: { 204: { description: "Signed out" }, ...problemResponses(401, 413, 415, 429, 503) },
     }),
     async (c) => {
       const caller = authOf(c);
@@ -207,12 +213,14 @@ auth
     createRoute({
       method: "post",
       path: "/service-token",
+      operationId: "createServiceToken",
+      security: publicAccess,
       tags: ["Identity"],
       summary: "Trade the shared service secret for a `service`-role access token (collector host)",
       request: { body: json(ServiceTokenBody) },
       responses: {
         200: { description: "A service token", content: { "application/json": { schema: ServiceToken } } },
-        ...problems(400, 401, 413, 415, 429),
+        ...problemResponses(400, [401, "Wrong service secret"], 413, 415, 429),
       },
     }),
     async (c) => {

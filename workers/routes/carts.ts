@@ -5,7 +5,7 @@ import { randomBase64Url } from "../../domain/encoding";
 import type { CartMutation } from "../../durable-objects/cart";
 import { authOf, requireAuth } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { bearerSecurity, createRouter, problemResponses } from "../openapi";
 import { conflict, notFound, ProblemError } from "../problem";
 
 /** Cart ids are opaque: `c_` plus 22 base64url characters (128 random bits). */
@@ -29,10 +29,6 @@ const SetQuantity = z
 const CartParams = z.object({ id: CartId });
 const LineParams = z.object({ id: CartId, sku: SkuCode });
 
-const problem = (description: string) => ({
-  description,
-  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
-});
 const cartResponse = (description: string) => ({
   description,
   content: { "application/json": { schema: CartSchema } },
@@ -68,9 +64,14 @@ export const carts = createRouter()
       method: "post",
       path: "/",
       tags: ["Carts"],
+      operationId: "createCart",
       summary: "Create an empty cart owned by the caller",
+      security: bearerSecurity,
       middleware: [requireAuth(), userWriteRateLimit()] as const,
-      responses: { 201: cartResponse("The new cart"), 401: problem("Not signed in") },
+      responses: {
+        201: cartResponse("The new cart"),
+        ...problemResponses(401, [409, "Cart id collision; retry"], 413, 415, 429, 503),
+      },
     }),
     async (c) => {
       const { userId } = authOf(c);
@@ -85,10 +86,15 @@ export const carts = createRouter()
       method: "get",
       path: "/{id}",
       tags: ["Carts"],
+      operationId: "getCart",
       summary: "The caller's cart",
+      security: bearerSecurity,
       middleware: [requireAuth()] as const,
       request: { params: CartParams },
-      responses: { 200: cartResponse("The cart"), 404: problem("No such cart (or not yours)") },
+      responses: {
+        200: cartResponse("The cart"),
+        ...problemResponses([400, "Not a cart id"], 401, [404, "No such cart (or not yours)"], 429, 503),
+      },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -102,7 +108,9 @@ export const carts = createRouter()
       method: "post",
       path: "/{id}/items",
       tags: ["Carts"],
+      operationId: "addCartItem",
       summary: "Add units of a SKU (price snapshotted now); 409 when that many are not available",
+      security: bearerSecurity,
       middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: {
         params: CartParams,
@@ -110,9 +118,16 @@ export const carts = createRouter()
       },
       responses: {
         200: cartResponse("The updated cart"),
-        400: problem("Invalid input"),
-        404: problem("No such cart or SKU"),
-        409: problem("Not enough stock, or the cart is checked out"),
+        ...problemResponses(
+          400,
+          401,
+          [404, "No such cart or SKU"],
+          [409, "Not enough stock, the line or cart is at its limit, another currency, or the cart is checked out"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -127,7 +142,9 @@ export const carts = createRouter()
       method: "patch",
       path: "/{id}/items/{sku}",
       tags: ["Carts"],
+      operationId: "setCartItemQuantity",
       summary: "Set a line's quantity (0 removes it)",
+      security: bearerSecurity,
       middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: {
         params: LineParams,
@@ -135,9 +152,16 @@ export const carts = createRouter()
       },
       responses: {
         200: cartResponse("The updated cart"),
-        400: problem("Invalid input"),
-        404: problem("No such cart or line"),
-        409: problem("Not enough stock, or the cart is checked out"),
+        ...problemResponses(
+          400,
+          401,
+          [404, "No such cart or line"],
+          [409, "Not enough stock, or the cart is checked out"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -152,13 +176,14 @@ export const carts = createRouter()
       method: "delete",
       path: "/{id}/items/{sku}",
       tags: ["Carts"],
+      operationId: "removeCartItem",
       summary: "Remove a line",
+      security: bearerSecurity,
       middleware: [requireAuth(), userWriteRateLimit()] as const,
       request: { params: LineParams },
       responses: {
         200: cartResponse("The updated cart"),
-        404: problem("No such cart or line"),
-        409: problem("The cart is checked out"),
+        ...problemResponses(400, 401, [404, "No such cart or line"], [409, "The cart is checked out"], 429, 503),
       },
     }),
     async (c) => {

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Category } from "../../contracts/catalog";
 import { listCategories } from "../../domain/catalog/store";
 import { cachedJson } from "../edge-cache";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, publicAccess } from "../openapi";
 import { untyped } from "./products";
 
 /** The category tree, flat with parent ids (parents listed before their children). */
@@ -10,6 +10,8 @@ export const categories = createRouter().openapi(
   createRoute({
     method: "get",
     path: "/",
+    operationId: "listCategories",
+    security: publicAccess,
     tags: ["Catalog"],
     summary: "All categories",
     responses: {
@@ -18,6 +20,7 @@ export const categories = createRouter().openapi(
         content: { "application/json": { schema: z.object({ items: z.array(Category) }) } },
       },
       304: { description: "Not modified (If-None-Match)" },
+      ...problemResponses(429),
     },
   }),
   async (c) => untyped(await cachedJson(c, {}, async () => ({ items: await listCategories(c.env) }))),

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, publicAccess } from "../openapi";
 
 const Health = z.object({ status: z.literal("ok") }).openapi("Health");
 const Ready = z
@@ -12,9 +12,14 @@ export const health = createRouter()
     createRoute({
       method: "get",
       path: "/health",
+      operationId: "getHealth",
+      security: publicAccess,
       tags: ["Health"],
       summary: "Liveness: answers without touching any storage",
-      responses: { 200: { description: "Alive", content: { "application/json": { schema: Health } } } },
+      responses: {
+        200: { description: "Alive", content: { "application/json": { schema: Health } } },
+        ...problemResponses(429),
+      },
     }),
     (c) => c.json({ status: "ok" as const }, 200),
   )
@@ -22,11 +27,14 @@ export const health = createRouter()
     createRoute({
       method: "get",
       path: "/ready",
+      operationId: "getReadiness",
+      security: publicAccess,
       tags: ["Health"],
       summary: "Readiness: D1 and Durable Objects both answer",
       responses: {
         200: { description: "Ready", content: { "application/json": { schema: Ready } } },
         503: { description: "A dependency is down", content: { "application/json": { schema: Ready } } },
+        ...problemResponses(429),
       },
     }),
     async (c) => {

@@ -6,7 +6,7 @@ import { productVariants } from "../../d1/schema/catalog";
 import { findSku } from "../../domain/catalog/sku-lookup";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
 import { conflict, notFound, ProblemError } from "../problem";
 
 const Level = InventoryLevel.openapi("InventoryLevel");
@@ -32,10 +32,6 @@ const Reserved = z
   .openapi("Reservation");
 const OrderParams = z.object({ sku: SkuCode, orderId: z.string().min(1).max(255) });
 
-const problem = (description: string) => ({
-  description,
-  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
-});
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -59,9 +55,14 @@ export const inventory = createRouter().openapi(
     method: "get",
     path: "/{sku}",
     tags: ["Inventory"],
+    operationId: "getInventoryLevel",
+    security: publicAccess,
     summary: "Stock level of a SKU",
     request: { params: SkuParams },
-    responses: { 200: json(Level, "The SKU's counters"), 404: problem("No such SKU") },
+    responses: {
+      200: json(Level, "The SKU's counters"),
+      ...problemResponses([400, "Not a SKU code"], [404, "No such SKU"], 429),
+    },
   }),
   async (c) => {
     const { sku } = c.req.valid("param");
@@ -77,7 +78,9 @@ export const adminInventory = createRouter()
       method: "put",
       path: "/{sku}",
       tags: ["Inventory"],
+      operationId: "setStock",
       summary: "Set units on hand (409 below reserved + sold)",
+      security: bearerSecurity,
       middleware: [requireAuth(), requireRole("admin"), userWriteRateLimit()] as const,
       request: {
         params: SkuParams,
@@ -85,10 +88,17 @@ export const adminInventory = createRouter()
       },
       responses: {
         200: json(Level, "The new counters"),
-        400: problem("Invalid input"),
-        403: problem("Not an admin"),
-        404: problem("No such SKU"),
-        409: problem("onHand below reserved + sold"),
+        ...problemResponses(
+          400,
+          401,
+          [403, "Not an admin"],
+          [404, "No such SKU"],
+          [409, "onHand below reserved + sold"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -108,7 +118,9 @@ export const adminInventory = createRouter()
       method: "put",
       path: "/",
       tags: ["Inventory"],
+      operationId: "setStockBatch",
       summary: "Set units on hand for up to 100 SKUs (all must exist; conflicts are reported per SKU)",
+      security: bearerSecurity,
       middleware: [requireAuth(), requireRole("admin"), userWriteRateLimit()] as const,
       request: { body: { required: true, content: { "application/json": { schema: SetStockBatch } } } },
       responses: {
@@ -119,9 +131,16 @@ export const adminInventory = createRouter()
           }),
           "Levels of the SKUs that were set, and those refused",
         ),
-        400: problem("Invalid input"),
-        403: problem("Not an admin"),
-        404: problem("Some SKU does not exist; nothing was changed"),
+        ...problemResponses(
+          400,
+          401,
+          [403, "Not an admin"],
+          [404, "Some SKU does not exist; nothing was changed"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -162,9 +181,11 @@ export const adminInventory = createRouter()
       method: "post",
       path: "/{sku}/reservations",
       tags: ["Inventory"],
+      operationId: "reserveStock",
       summary: "Reserve units for an order id (idempotent by orderId); 409 when out of stock",
       description:
         "Service/admin route (used by operations and the reservation benchmark); orders reserve through the saga.",
+      security: bearerSecurity,
       middleware: [requireAuth(), requireRole("admin", "service")] as const,
       request: {
         params: SkuParams,
@@ -172,9 +193,7 @@ export const adminInventory = createRouter()
       },
       responses: {
         200: json(Reserved, "Reserved (or already reserved by this order id)"),
-        400: problem("Invalid input"),
-        403: problem("Not an admin or service"),
-        409: problem("Out of stock"),
+        ...problemResponses(400, 401, [403, "Not an admin or service"], [409, "Out of stock"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -193,10 +212,15 @@ export const adminInventory = createRouter()
       method: "delete",
       path: "/{sku}/reservations/{orderId}",
       tags: ["Inventory"],
+      operationId: "releaseReservation",
       summary: "Release an order's reservation (no-op when none is live)",
+      security: bearerSecurity,
       middleware: [requireAuth(), requireRole("admin", "service")] as const,
       request: { params: OrderParams },
-      responses: { 200: json(z.object({ released: z.boolean() }), "Whether units went back to available") },
+      responses: {
+        200: json(z.object({ released: z.boolean() }), "Whether units went back to available"),
+        ...problemResponses(400, 401, [403, "Not an admin or service"], 429, 503),
+      },
     }),
     async (c) => {
       const { sku, orderId } = c.req.valid("param");
@@ -208,12 +232,23 @@ export const adminInventory = createRouter()
       method: "post",
       path: "/{sku}/reservations/{orderId}/commit",
       tags: ["Inventory"],
+      operationId: "commitReservation",
       summary: "Turn an order's live reservation into a sale",
+      security: bearerSecurity,
       middleware: [requireAuth(), requireRole("admin", "service")] as const,
       request: { params: OrderParams },
       responses: {
         200: json(z.object({ committed: z.literal(true) }), "Sold"),
-        409: problem("No live reservation for this order id"),
+        ...problemResponses(
+          400,
+          401,
+          [403, "Not an admin or service"],
+          [409, "No live reservation for this order id"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {

@@ -1,10 +1,18 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { CollectorHealthReport, Exchange, MarketSymbol } from "../../contracts/market";
+import {
+  CollectorHealthReport,
+  Exchange,
+  FeedClientMessage,
+  FeedFrame,
+  IngestControl,
+  IngestFrame,
+  MarketSymbol,
+} from "../../contracts/market";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
 import type { AppEnv } from "../env";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
-import { createRouter } from "../openapi";
+import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
 import { badRequest, notFound } from "../problem";
 
 /** Book depth when `?depth=` is omitted, and the most a request may ask for. */
@@ -79,8 +87,29 @@ const TradeSchema = z
   })
   .openapi("MarketTrade");
 const CollectorsSchema = CollectorHealthReport.extend({ receivedAt: z.string() }).openapi("CollectorHealth");
-const problem = {
-  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
+
+// WebSocket routes, described as far as OpenAPI can: the upgrade request, the 101 answer, and the
+// frames each way under `x-websocket`, as JSON Schema generated from the contracts/market.ts schemas
+// (inline: components only an extension refers to would count as unused to OpenAPI tooling).
+const UpgradeHeaders = z.object({
+  upgrade: z.literal("websocket").openapi({ description: "Required: this endpoint only speaks WebSocket" }),
+  connection: z.string().openapi({ example: "Upgrade" }),
+  "sec-websocket-key": z.string().openapi({ description: "RFC 6455 handshake nonce (set by the client library)" }),
+  "sec-websocket-version": z.literal("13"),
+});
+const switchingProtocols = (description: string) => ({
+  description,
+  headers: {
+    Upgrade: { description: "`websocket`", schema: { type: "string" as const } },
+    Connection: { description: "`Upgrade`", schema: { type: "string" as const } },
+    "Sec-WebSocket-Accept": { description: "RFC 6455 handshake answer", schema: { type: "string" as const } },
+  },
+});
+// "input": what a receiver accepts, so frames may gain fields (they are additive-only) without
+// breaking the documented schema.
+const frameSchema = (schema: z.ZodType) => {
+  const { $schema: _dialect, ...jsonSchema } = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" });
+  return jsonSchema;
 };
 
 /** The REST side of market data (API.md, "Market data"), mounted at /v1/market. */
@@ -89,6 +118,8 @@ export const market = createRouter()
     createRoute({
       method: "get",
       path: "/symbols",
+      operationId: "listMarketSymbols",
+      security: publicAccess,
       tags: ["Market data"],
       summary: "Symbols with live feeds and the exchanges that publish them",
       responses: {
@@ -100,6 +131,7 @@ export const market = createRouter()
             },
           },
         },
+        ...problemResponses(429),
       },
     }),
     async (c) => c.json({ items: await marketRegistry(c.env).listSymbols() }, 200),
@@ -108,11 +140,13 @@ export const market = createRouter()
     createRoute({
       method: "get",
       path: "/collectors",
+      operationId: "getCollectorHealth",
+      security: publicAccess,
       tags: ["Market data"],
       summary: "Collector-host health as last reported",
       responses: {
         200: { description: "Last report", content: { "application/json": { schema: CollectorsSchema } } },
-        404: { description: "No report yet", ...problem },
+        ...problemResponses([404, "No report yet"], 429),
       },
     }),
     async (c) => {
@@ -125,16 +159,15 @@ export const market = createRouter()
     createRoute({
       method: "put",
       path: "/collectors",
+      operationId: "reportCollectorHealth",
       tags: ["Market data"],
       summary: "The collector host reports its health (service role)",
       middleware: [requireAuth(), requireRole("service")] as const,
-      security: [{ bearer: [] }],
+      security: bearerSecurity,
       request: { body: { required: true, content: { "application/json": { schema: CollectorHealthReport } } } },
       responses: {
         200: { description: "Stored", content: { "application/json": { schema: CollectorsSchema } } },
-        400: { description: "Invalid report", ...problem },
-        401: { description: "No credentials", ...problem },
-        403: { description: "Not the service role", ...problem },
+        ...problemResponses([400, "Invalid report"], 401, [403, "Not the service role"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -148,6 +181,8 @@ export const market = createRouter()
     createRoute({
       method: "get",
       path: "/{symbol}/book",
+      operationId: "getMarketBook",
+      security: publicAccess,
       tags: ["Market data"],
       summary: "Order book: one exchange's, or consolidated across exchanges when `exchange` is omitted",
       request: {
@@ -165,8 +200,7 @@ export const market = createRouter()
       },
       responses: {
         200: { description: "Book", content: { "application/json": { schema: BookSchema } } },
-        400: { description: "Bad symbol or parameters", ...problem },
-        404: { description: "No book for this symbol (or exchange)", ...problem },
+        ...problemResponses([400, "Bad symbol or parameters"], [404, "No book for this symbol (or exchange)"], 429),
       },
     }),
     async (c) => {
@@ -181,6 +215,8 @@ export const market = createRouter()
     createRoute({
       method: "get",
       path: "/{symbol}/trades",
+      operationId: "listMarketTrades",
+      security: publicAccess,
       tags: ["Market data"],
       summary: "Recent trades, newest first",
       request: {
@@ -192,8 +228,7 @@ export const market = createRouter()
           description: "Trades",
           content: { "application/json": { schema: z.object({ symbol: z.string(), items: z.array(TradeSchema) }) } },
         },
-        400: { description: "Bad symbol or parameters", ...problem },
-        404: { description: "No market data for this symbol", ...problem },
+        ...problemResponses([400, "Bad symbol or parameters"], [404, "No market data for this symbol"], 429),
       },
     }),
     async (c) => {
@@ -208,17 +243,18 @@ export const market = createRouter()
     createRoute({
       method: "get",
       path: "/{symbol}/stats",
+      operationId: "getMarketStats",
       tags: ["Market data"],
       summary: "Feed counters of one symbol's object (admin or service role)",
       middleware: [requireAuth(), requireRole("admin", "service")] as const,
-      security: [{ bearer: [] }],
+      security: bearerSecurity,
       request: { params: SymbolPath },
       responses: {
         200: {
           description: "Counters",
           content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
         },
-        400: { description: "Bad symbol", ...problem },
+        ...problemResponses([400, "Bad symbol"], 401, [403, "Not an admin or service"], 429, 503),
       },
     }),
     async (c) => {
@@ -230,16 +266,27 @@ export const market = createRouter()
 market.openAPIRegistry.registerPath({
   method: "get",
   path: "/{symbol}/ws",
+  operationId: "subscribeMarketFeed",
+  security: publicAccess,
   tags: ["Market data"],
   summary: "Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq",
   description:
-    "Send `Upgrade: websocket`. Frames are contracts/market.ts#FeedFrame. `?window=N` opts into ack flow control: " +
-    "send `{type:'ack', seq}`; a subscriber more than N frames behind gets one fresh snapshot instead of the backlog.",
-  request: { params: SymbolPath, query: z.object({ window: z.coerce.number().int().min(4).max(4096).optional() }) },
-  responses: {
-    101: { description: "Switching protocols" },
-    400: { description: "Bad symbol or not an upgrade", ...problem },
+    "A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST " +
+    "book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` " +
+    "(FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose " +
+    "`seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a " +
+    "fresh snapshot at any time; with `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a " +
+    "subscriber more than N frames behind gets one fresh snapshot instead of the backlog.",
+  request: {
+    params: SymbolPath,
+    query: z.object({ window: z.coerce.number().int().min(4).max(4096).optional() }),
+    headers: UpgradeHeaders,
   },
+  responses: {
+    101: switchingProtocols("Switching Protocols: the socket is open and the snapshot frame follows"),
+    ...problemResponses([400, "Bad symbol or window, or not a WebSocket upgrade"], 429),
+  },
+  "x-websocket": { serverMessages: frameSchema(FeedFrame), clientMessages: frameSchema(FeedClientMessage) },
 });
 
 /** Subscriber socket: a snapshot, then deltas and trades with gap-free seq. Public, like the REST book. */
@@ -261,16 +308,21 @@ export const ingest = createRouter();
 ingest.openAPIRegistry.registerPath({
   method: "get",
   path: "/{symbol}",
+  operationId: "publishMarketFeed",
   tags: ["Market data"],
   summary: "Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out",
-  security: [{ bearer: [] }],
-  request: { params: SymbolPath },
+  description:
+    "A WebSocket (RFC 6455) for the collector host, with a `service`-role access token; a plain GET is refused " +
+    "with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 " +
+    "per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 " +
+    "otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart.",
+  security: bearerSecurity,
+  request: { params: SymbolPath, headers: UpgradeHeaders },
   responses: {
-    101: { description: "Switching protocols" },
-    400: { description: "Bad symbol or not an upgrade", ...problem },
-    401: { description: "No or bad credentials", ...problem },
-    403: { description: "Not the service role", ...problem },
+    101: switchingProtocols("Switching Protocols: the publish socket is open"),
+    ...problemResponses([400, "Bad symbol, or not a WebSocket upgrade"], 401, [403, "Not the service role"], 429, 503),
   },
+  "x-websocket": { clientMessages: frameSchema(IngestFrame), serverMessages: frameSchema(IngestControl) },
 });
 ingest.get("/:symbol", requireAuth(), requireRole("service"), async (c) => {
   const symbol = symbolParam(c);

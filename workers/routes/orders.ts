@@ -16,7 +16,7 @@ import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize"
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
 import { badRequest, conflict, notFound, ProblemError } from "../problem";
 
 /** Order ids: `ord_` + 24 hex characters (random, or derived from the Idempotency-Key). */
@@ -66,11 +66,6 @@ const RefundAcceptedSchema = RefundAccepted.openapi("RefundAccepted");
 const RefundBody = z.object({ amount: z.number().int().positive().optional() }).strict().openapi("RefundRequest");
 const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(255).optional() });
 
-const problem = (description: string) => ({
-  description,
-  content: { "application/problem+json": { schema: z.object({ type: z.string(), status: z.number() }) } },
-});
-
 /** A new random order id. */
 function randomOrderId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
@@ -118,18 +113,27 @@ orders
     createRoute({
       method: "post",
       path: "/",
+      operationId: "createOrder",
       tags: ["Orders"],
       summary: "Check out a cart into a new order (saga starts; 202)",
+      security,
       request: {
         headers: IdempotencyHeader,
         body: { required: true, content: { "application/json": { schema: PlaceOrder } } },
       },
       responses: {
         202: { description: "Order accepted", content: { "application/json": { schema: Accepted } } },
-        400: problem("Invalid input"),
-        404: problem("No such cart (or not yours)"),
-        409: problem("Cart empty or already checked out; or the same Idempotency-Key is in flight"),
-        422: problem("Idempotency-Key reused with a different body"),
+        ...problemResponses(
+          [400, "Invalid input, card or payment token"],
+          401,
+          [404, "No such cart (or not yours)"],
+          [409, "Cart empty or already checked out; or the same Idempotency-Key is in flight"],
+          413,
+          415,
+          422,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -174,8 +178,10 @@ orders
     createRoute({
       method: "get",
       path: "/",
+      operationId: "listOrders",
       tags: ["Orders"],
       summary: "The caller's orders, newest first (read model)",
+      security,
       request: {
         query: z.object({
           limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -191,6 +197,7 @@ orders
             },
           },
         },
+        ...problemResponses([400, "Invalid limit or cursor"], 401, 429, 503),
       },
     }),
     async (c) => {
@@ -260,12 +267,14 @@ orders
     createRoute({
       method: "get",
       path: "/{id}",
+      operationId: "getOrder",
       tags: ["Orders"],
       summary: "One order with its full history",
+      security,
       request: { params: z.object({ id: OrderId }) },
       responses: {
         200: { description: "The order", content: { "application/json": { schema: OrderSchema } } },
-        404: problem("No such order (or not yours)"),
+        ...problemResponses([400, "Not an order id"], 401, [404, "No such order (or not yours)"], 429, 503),
       },
     }),
     async (c) => {
@@ -277,16 +286,26 @@ orders
     createRoute({
       method: "post",
       path: "/{id}/cancel",
+      operationId: "cancelOrder",
       tags: ["Orders"],
       summary: "Cancel an order that is not paid yet (compensations run; 202)",
+      security,
       request: { params: z.object({ id: OrderId }) },
       responses: {
         202: {
           description: "Cancelled; stock is being released",
           content: { "application/json": { schema: Accepted } },
         },
-        404: problem("No such order (or not yours)"),
-        409: problem("The order is paid, confirmed or already ended"),
+        ...problemResponses(
+          [400, "Not an order id"],
+          401,
+          [404, "No such order (or not yours)"],
+          [409, "The order is paid, confirmed or already ended"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -307,8 +326,10 @@ adminOrders.openapi(
   createRoute({
     method: "post",
     path: "/{id}/refund",
+    operationId: "refundOrder",
     tags: ["Orders", "Admin"],
     summary: "Refund a captured order, fully (no amount) or partially (202)",
+    security,
     request: {
       params: z.object({ id: OrderId }),
       headers: IdempotencyHeader,
@@ -321,9 +342,18 @@ adminOrders.openapi(
           "application/json": { schema: RefundAcceptedSchema },
         },
       },
-      404: problem("No such order"),
-      409: problem("Nothing (or not that much) left to refund"),
-      422: problem("Idempotency-Key reused with a different body"),
+      ...problemResponses(
+        400,
+        401,
+        [403, "Not an admin"],
+        [404, "No such order"],
+        [409, "Nothing (or not that much) left to refund; or the same Idempotency-Key is in flight"],
+        413,
+        415,
+        422,
+        429,
+        503,
+      ),
     },
   }),
   async (c) => {

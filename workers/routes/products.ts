@@ -3,7 +3,7 @@ import { IdParam, ProductDetail, ProductList, ProductQuery } from "../../contrac
 import { searchProducts } from "../../domain/catalog/search";
 import { getProduct } from "../../domain/catalog/store";
 import { cachedJson } from "../edge-cache";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, publicAccess } from "../openapi";
 import { notFound } from "../problem";
 
 /**
@@ -26,6 +26,8 @@ export const products = createRouter()
     createRoute({
       method: "get",
       path: "/",
+      operationId: "listProducts",
+      security: publicAccess,
       tags: ["Catalog"],
       summary: "Search and browse products (full-text, filters, sorts, facets, cursor pagination)",
       request: { query: ProductQuery },
@@ -36,6 +38,7 @@ export const products = createRouter()
           content: { "application/json": { schema: ProductList } },
         },
         304: { description: "Not modified (If-None-Match)" },
+        ...problemResponses([400, "Invalid filter, sort, limit or cursor; or no such category"], 429),
       },
     }),
     async (c) => {
@@ -47,6 +50,8 @@ export const products = createRouter()
     createRoute({
       method: "get",
       path: "/{id}",
+      operationId: "getProduct",
+      security: publicAccess,
       tags: ["Catalog"],
       summary: "One product with its variants",
       request: { params: IdParam },
@@ -57,7 +62,7 @@ export const products = createRouter()
           content: { "application/json": { schema: ProductDetail } },
         },
         304: { description: "Not modified (If-None-Match)" },
-        404: { description: "No such product (drafts are not visible)" },
+        ...problemResponses([400, "Not a product id"], [404, "No such product (drafts are not visible)"], 429),
       },
     }),
     async (c) => {

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { and, eq, isNotNull, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { MfaEnrolment, MfaStatus, MfaVerifyBody, problems, UpdateMeBody, User } from "../../contracts/identity";
+import { MfaEnrolment, MfaStatus, MfaVerifyBody, UpdateMeBody, User } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
 import { eraseCustomerCommerceData } from "../../domain/account-erasure";
 import { revokeUserSessions } from "../../domain/identity/refresh-tokens";
@@ -10,11 +10,10 @@ import { acceptTotp, newTotpSecret, otpauthUrl } from "../../domain/identity/tot
 import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
 import { authOf, requireAuth } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
 import { badRequest, conflict, unauthorized } from "../problem";
 
 const json = <T>(schema: T) => ({ content: { "application/json": { schema } }, required: true });
-const security = [{ bearerAuth: [] }];
 
 /** The caller's live account; a valid token for an account that no longer exists is a bad credential. */
 async function me(env: Env, userId: string) {
@@ -33,12 +32,13 @@ usersRouter
     createRoute({
       method: "get",
       path: "/me",
+      operationId: "getMe",
       tags: ["Identity"],
       summary: "The signed-in user",
       security,
       responses: {
         200: { description: "The user", content: { "application/json": { schema: User } } },
-        ...problems(401, 429),
+        ...problemResponses(401, 429, 503),
       },
     }),
     async (c) => c.json(toPublicUser(await me(c.env, authOf(c).userId)), 200),
@@ -47,13 +47,14 @@ usersRouter
     createRoute({
       method: "patch",
       path: "/me",
+      operationId: "updateMe",
       tags: ["Identity"],
       summary: "Update name and/or preferences (preferences are replaced as a whole)",
       security,
       request: { body: json(UpdateMeBody) },
       responses: {
         200: { description: "The updated user", content: { "application/json": { schema: User } } },
-        ...problems(400, 401, 413, 415, 429),
+        ...problemResponses(400, 401, 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -74,10 +75,11 @@ usersRouter
     createRoute({
       method: "delete",
       path: "/me",
+      operationId: "eraseMe",
       tags: ["Identity"],
       summary: "Erase the account (GDPR): personal data removed, every session revoked, email reusable",
       security,
-      responses: { 204: { description: "Erased" }, ...problems(401, 429) },
+      responses: { 204: { description: "Erased" }, ...problemResponses(401, 429, 503) },
     }),
     async (c) => {
       const caller = authOf(c);
@@ -111,12 +113,13 @@ usersRouter
     createRoute({
       method: "post",
       path: "/me/mfa",
+      operationId: "startMfaEnrolment",
       tags: ["Identity"],
       summary: "Start TOTP enrolment: a new secret to scan; MFA turns on after /me/mfa/verify",
       security,
       responses: {
         200: { description: "Secret and otpauth URL", content: { "application/json": { schema: MfaEnrolment } } },
-        ...problems(401, 409, 429),
+        ...problemResponses(401, [409, "Two-factor sign-in is already on"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -134,13 +137,22 @@ usersRouter
     createRoute({
       method: "post",
       path: "/me/mfa/verify",
+      operationId: "verifyMfa",
       tags: ["Identity"],
       summary: "Activate TOTP with a current code from the enrolled authenticator",
       security,
       request: { body: json(MfaVerifyBody) },
       responses: {
         200: { description: "MFA is on", content: { "application/json": { schema: MfaStatus } } },
-        ...problems(400, 401, 409, 413, 415, 429),
+        ...problemResponses(
+          [400, "Invalid input, or the code does not match"],
+          401,
+          [409, "Two-factor sign-in is already on, or enrolment was not started"],
+          413,
+          415,
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { loadKeyRing } from "../../domain/identity/signing-keys";
-import { createRouter } from "../openapi";
+import { createRouter, problemResponses, publicAccess } from "../openapi";
 
 const Jwks = z
   .object({ keys: z.array(z.object({ kid: z.string(), kty: z.string(), alg: z.string() }).passthrough()) })
@@ -11,9 +11,14 @@ export const wellKnown = createRouter().openapi(
   createRoute({
     method: "get",
     path: "/.well-known/jwks.json",
+    operationId: "getJwks",
+    security: publicAccess,
     tags: ["Health"],
     summary: "Public signing keys (JWKS) with kid",
-    responses: { 200: { description: "JWK set", content: { "application/json": { schema: Jwks } } } },
+    responses: {
+      200: { description: "JWK set", content: { "application/json": { schema: Jwks } } },
+      ...problemResponses(429),
+    },
   }),
   async (c) => {
     const ring = await loadKeyRing(c.env);
