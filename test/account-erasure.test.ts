@@ -2,7 +2,16 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call } from "./helpers";
-import { cartWith, isFinal, newShopper, placeOrder, SHIPPING, waitForOrder } from "./order-fixtures";
+import {
+  accepted,
+  cartWith,
+  isFinal,
+  newShopper,
+  placeOrder,
+  SHIPPING,
+  viewOrder,
+  waitForOrder,
+} from "./order-fixtures";
 
 describe("DELETE /v1/users/me erases personal data held by commerce too", () => {
   it("drops the shipping address from the customer's orders and the recorded emails, keeps the orders", async () => {
@@ -13,7 +22,7 @@ describe("DELETE /v1/users/me erases personal data held by commerce too", () => 
     const placed = await Promise.all(
       [shopper, other].map(async (s) => {
         const res = await placeOrder(s, await cartWith(s, [{ sku: "ERASE-1", quantity: 1 }]));
-        return ((await res.json()) as { id: string }).id;
+        return (await accepted(res)).id;
       }),
     );
     const [mine, theirs] = placed as [string, string];
@@ -29,12 +38,12 @@ describe("DELETE /v1/users/me erases personal data held by commerce too", () => 
           (await env.DB.prepare("SELECT body FROM notifications WHERE order_id = ?").bind(mine).first())?.body,
       )
       .toBeTruthy();
-    expect((await env.ORDER.getByName(mine).view())?.shippingAddress).toEqual(SHIPPING);
+    expect((await viewOrder(mine))?.shippingAddress).toEqual(SHIPPING);
 
     const erased = await call("/v1/users/me", { method: "DELETE", token: shopper.token });
     expect(erased.status).toBe(204);
 
-    const order = await env.ORDER.getByName(mine).view();
+    const order = await viewOrder(mine);
     expect(order?.status).toBe("confirmed");
     expect(order?.total).toEqual({ amount: 700, currency: "USD" });
     expect(order?.shippingAddress).toEqual({});
@@ -44,7 +53,7 @@ describe("DELETE /v1/users/me erases personal data held by commerce too", () => 
     expect(email).toEqual({ recipient: "", body: "" });
 
     // Nobody else's data is touched.
-    expect((await env.ORDER.getByName(theirs).view())?.shippingAddress).toEqual(SHIPPING);
+    expect((await viewOrder(theirs))?.shippingAddress).toEqual(SHIPPING);
     const kept = await env.DB.prepare("SELECT recipient FROM notifications WHERE order_id = ?").bind(theirs).first();
     expect(kept?.recipient).not.toBe("");
   });

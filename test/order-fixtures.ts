@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+import { Cart } from "../contracts/cart";
+import { OrderAccepted, OwnedOrder } from "../contracts/order";
 import { newCartId } from "../workers/routes/carts";
 import { call, tokenFor } from "./helpers";
 
@@ -28,7 +30,7 @@ export interface Shopper {
 export async function cartWith(shopper: Shopper, lines: { sku: string; quantity: number }[]): Promise<string> {
   const created = await call("/v1/carts", { method: "POST", token: shopper.token });
   expect(created.status).toBe(201);
-  const { id } = (await created.json()) as { id: string };
+  const { id } = Cart.parse(await created.json());
   for (const line of lines) {
     const res = await call(`/v1/carts/${id}/items`, { method: "POST", token: shopper.token, json: line });
     expect(res.status, await res.clone().text()).toBe(200);
@@ -45,6 +47,7 @@ export async function cartViaRpc(shopper: Shopper, lines: { sku: string; quantit
   return id;
 }
 
+/** A customer with a signed token; with `email`, a users row too (for the notification consumer). */
 export async function newShopper(userId = `u-${crypto.randomUUID()}`, email?: string): Promise<Shopper> {
   if (email) {
     await env.DB.prepare("INSERT OR IGNORE INTO users (id, email, name, roles) VALUES (?, ?, ?, '[\"customer\"]')")
@@ -69,42 +72,43 @@ export function placeOrder(
   });
 }
 
-export interface OrderBody {
-  id: string;
-  status: string;
-  reason?: string;
-  payment: { status: string; captured: number; refunded: number };
-  history: { status: string; at: string; reason?: string }[];
-  total: { amount: number; currency: string };
-  needsAttention?: string;
+/** The 202 body of POST /v1/orders (or of a cancel), parsed with its contract. */
+export async function accepted(res: Response): Promise<OrderAccepted> {
+  return OrderAccepted.parse(await res.json());
+}
+
+/** The order as its Durable Object holds it, parsed with the contract; null when there is none. */
+export async function viewOrder(orderId: string): Promise<OwnedOrder | null> {
+  const view = await env.ORDER.getByName(orderId).view();
+  return view && OwnedOrder.parse(view);
 }
 
 /** Reads the order from its Durable Object directly (no HTTP) until `done` holds, within a deadline. */
 export async function waitForOrder(
   orderId: string,
-  done: (o: OrderBody) => boolean,
+  done: (o: OwnedOrder) => boolean,
   timeoutMs = 10_000,
-): Promise<OrderBody> {
+): Promise<OwnedOrder> {
   const deadline = Date.now() + timeoutMs;
-  let last: OrderBody | null = null;
+  let last: OwnedOrder | null = null;
   while (Date.now() < deadline) {
-    last = (await env.ORDER.getByName(orderId).view()) as OrderBody | null;
+    last = await viewOrder(orderId);
     if (last && done(last)) return last;
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`order ${orderId} did not settle in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
 }
 
-export const isFinal = (o: OrderBody) =>
+export const isFinal = (o: OwnedOrder) =>
   (o.status === "confirmed" || o.status === "cancelled" || o.status === "refunded") && o.history.length > 0;
 
 /** Waits until every order is final: one sweep over all of them per poll, within a deadline. */
-export async function waitForOrders(orderIds: string[], timeoutMs = 30_000): Promise<OrderBody[]> {
+export async function waitForOrders(orderIds: string[], timeoutMs = 30_000): Promise<OwnedOrder[]> {
   const deadline = Date.now() + timeoutMs;
-  const done = new Map<string, OrderBody>();
+  const done = new Map<string, OwnedOrder>();
   while (Date.now() < deadline) {
     const pending = orderIds.filter((id) => !done.has(id));
-    const views = await Promise.all(pending.map((id) => env.ORDER.getByName(id).view() as Promise<OrderBody | null>));
+    const views = await Promise.all(pending.map((id) => viewOrder(id)));
     for (const view of views) if (view && isFinal(view)) done.set(view.id, view);
     if (done.size === orderIds.length) return orderIds.map((id) => done.get(id)!);
     await new Promise((r) => setTimeout(r, 100));

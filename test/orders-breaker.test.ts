@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import { insertSku, stock } from "./commerce-fixtures";
-import { CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
+import { accepted, CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
 
 // This file opens the "simulated" provider's breaker; every test file has its own storage, so
 // the other saga tests never see it open.
@@ -41,11 +41,9 @@ describe("payment circuit breaker (shared Durable Object per provider)", () => {
     await insertSku("BRK-1");
     await stock("BRK-1", 4);
     const shopper = await newShopper();
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "BRK-1", quantity: 2 }]), CARDS.ok)
-    ).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "BRK-1", quantity: 2 }]), CARDS.ok),
+    );
     // Reserved, then stuck: the payment consumer is told to come back when the breaker allows.
     await waitForOrder(id, (o) => o.status === "reserved");
     await expect

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { insertSku, stock } from "./commerce-fixtures";
-import { cartViaRpc, newShopper, placeOrder, type Shopper, waitForOrders } from "./order-fixtures";
+import { accepted, cartViaRpc, newShopper, placeOrder, type Shopper, waitForOrders } from "./order-fixtures";
 
 it("hot SKU: 200 concurrent checkouts for 50 units → exactly 50 confirmed, 150 cancelled out_of_stock, nothing oversold or left reserved", async () => {
   const SKU = "HOT-SKU-1";
@@ -13,7 +13,7 @@ it("hot SKU: 200 concurrent checkouts for 50 units → exactly 50 confirmed, 150
 
   const responses = await Promise.all(shoppers.map((s, i) => placeOrder(s, carts[i]!)));
   expect(responses.map((r) => r.status)).toEqual(Array(200).fill(202));
-  const ids = await Promise.all(responses.map(async (r) => ((await r.json()) as { id: string }).id));
+  const ids = await Promise.all(responses.map(async (r) => (await accepted(r)).id));
   expect(new Set(ids).size).toBe(200);
 
   const orders = await waitForOrders(ids, 60_000);

@@ -12,7 +12,7 @@ import type { OrderEvent } from "../contracts/saga-events";
 import { dispatchBatch } from "../queues/dispatch";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call } from "./helpers";
-import { cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
+import { accepted, cartWith, isFinal, newShopper, placeOrder, viewOrder, waitForOrder } from "./order-fixtures";
 
 /** Every event the order emitted so far, in order (read from its outbox). */
 async function emittedEvents(orderId: string): Promise<OrderEvent[]> {
@@ -47,11 +47,9 @@ describe("saga reliability", () => {
     await insertSku("REL-DUP", { amount: 2500 });
     await stock("REL-DUP", 10);
     const shopper = await newShopper(undefined, `dup-${crypto.randomUUID()}@example.test`);
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-DUP", quantity: 3 }]))
-    ).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-DUP", quantity: 3 }])),
+    );
     await waitForOrder(id, isFinal);
     await expect.poll(() => count("SELECT COUNT(*) AS n FROM notifications WHERE order_id = ?", id)).toBe(1);
     const events = await emittedEvents(id);
@@ -63,7 +61,7 @@ describe("saga reliability", () => {
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toHaveLength(replay.length);
 
-    const order = await env.ORDER.getByName(id).view();
+    const order = await viewOrder(id);
     expect(order?.status).toBe("confirmed");
     expect(order?.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
     // One reservation (sold once), one charge, one email, read model not regressed.
@@ -87,11 +85,9 @@ describe("saga reliability", () => {
     await insertSku("REL-RACE");
     await stock("REL-RACE", 5);
     const shopper = await newShopper();
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-RACE", quantity: 2 }]))
-    ).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-RACE", quantity: 2 }])),
+    );
     const cancel = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: shopper.token });
     // Either the cancel won (202) or the order already got paid (409); both must end consistent.
     expect([202, 409]).toContain(cancel.status);
@@ -115,13 +111,13 @@ describe("saga reliability", () => {
     await stock("REL-EVICT", 2);
     const shopper = await newShopper();
     const res = await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-EVICT", quantity: 1 }]));
-    const { id } = (await res.json()) as { id: string };
+    const { id } = await accepted(res);
     const stub = env.ORDER.getByName(id);
     // Tear the object down repeatedly while the consumers drive it; each step must find its state.
     let evictions = 0;
     for (let i = 0; i < 200; i++) {
       const order = await stub.view();
-      if (order && isFinal(order as never)) break;
+      if (order && isFinal(order)) break;
       await evictDurableObject(stub).then(
         () => evictions++,
         () => undefined, // not running at that instant: nothing to evict
@@ -139,11 +135,9 @@ describe("saga reliability", () => {
     await insertSku("REL-OUTBOX");
     await stock("REL-OUTBOX", 1);
     const shopper = await newShopper(undefined, `outbox-${crypto.randomUUID()}@example.test`);
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-OUTBOX", quantity: 1 }]))
-    ).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-OUTBOX", quantity: 1 }])),
+    );
     await waitForOrder(id, isFinal);
     await expect.poll(() => count("SELECT COUNT(*) AS n FROM notifications WHERE order_id = ?", id)).toBe(1);
     const stub = env.ORDER.getByName(id);
@@ -174,11 +168,9 @@ describe("saga reliability", () => {
     await insertSku("REL-DLQ");
     await stock("REL-DLQ", 1);
     const shopper = await newShopper();
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-DLQ", quantity: 1 }]))
-    ).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-DLQ", quantity: 1 }])),
+    );
     await waitForOrder(id, isFinal);
     const [placed] = await emittedEvents(id);
     const result = await deliver([placed], "saga-events-dlq", 4);
@@ -186,6 +178,6 @@ describe("saga reliability", () => {
     expect(await count("SELECT COUNT(*) AS n FROM dead_letters WHERE order_id = ? AND type = 'order.placed'", id)).toBe(
       1,
     );
-    expect((await env.ORDER.getByName(id).view())?.needsAttention).toMatch(/order.placed/);
+    expect((await viewOrder(id))?.needsAttention).toMatch(/order.placed/);
   });
 });

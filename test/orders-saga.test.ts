@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { Order, OrderList } from "../contracts/order";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call } from "./helpers";
-import { CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
+import { accepted, CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
 
 async function ledger(orderId: string) {
   const { results } = await env.DB.prepare(
@@ -21,10 +22,10 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
     const cartId = await cartWith(shopper, [{ sku: "SAGA-OK", quantity: 2 }]);
     const res = await placeOrder(shopper, cartId);
     expect(res.status).toBe(202);
-    const accepted = (await res.json()) as { id: string; status: string };
-    expect(accepted.status).toBe("pending");
+    const placed = await accepted(res);
+    expect(placed.status).toBe("pending");
 
-    const order = await waitForOrder(accepted.id, isFinal);
+    const order = await waitForOrder(placed.id, isFinal);
     expect(order.status).toBe("confirmed");
     expect(order.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
     expect(order.payment).toMatchObject({ status: "captured", captured: 3000 });
@@ -34,12 +35,12 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
       sold: 2,
       available: 3,
     });
-    expect((await ledger(accepted.id)).map((l) => l.kind)).toEqual(["authorization", "capture"]);
+    expect((await ledger(placed.id)).map((l) => l.kind)).toEqual(["authorization", "capture"]);
 
-    const viaApi = await call(`/v1/orders/${accepted.id}`, { token: shopper.token });
+    const viaApi = await call(`/v1/orders/${placed.id}`, { token: shopper.token });
     expect(viaApi.status).toBe(200);
-    expect(await viaApi.json()).toMatchObject({
-      id: accepted.id,
+    expect(Order.parse(await viaApi.json())).toMatchObject({
+      id: placed.id,
       status: "confirmed",
       total: { amount: 3000, currency: "USD" },
     });
@@ -47,15 +48,13 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
     // Read model and notification are projected asynchronously from order.confirmed.
     await expect
       .poll(
-        async () =>
-          ((await (await call("/v1/orders", { token: shopper.token })).json()) as { items: { status: string }[] })
-            .items[0]?.status,
+        async () => OrderList.parse(await (await call("/v1/orders", { token: shopper.token })).json()).items[0]?.status,
       )
       .toBe("confirmed");
     await expect
       .poll(
         async () =>
-          (await env.DB.prepare("SELECT kind FROM notifications WHERE order_id = ?").bind(accepted.id).all()).results,
+          (await env.DB.prepare("SELECT kind FROM notifications WHERE order_id = ?").bind(placed.id).all()).results,
       )
       .toEqual([{ kind: "order_confirmed" }]);
   });
@@ -71,7 +70,7 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
     const shopper = await newShopper();
     const res = await placeOrder(shopper, await cartWith(shopper, [{ sku, quantity: 3 }]), card);
     expect(res.status).toBe(202);
-    const { id } = (await res.json()) as { id: string };
+    const { id } = await accepted(res);
     const order = await waitForOrder(id, isFinal);
     expect(order).toMatchObject({ status: "cancelled", reason });
     expect(order.history.map((h) => h.status)).toEqual(["pending", "reserved", "cancelled"]);
@@ -90,7 +89,7 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
       await cartWith(shopper, [{ sku: "SAGA-TRANSIENT", quantity: 1 }]),
       CARDS.transient,
     );
-    const { id } = (await res.json()) as { id: string };
+    const { id } = await accepted(res);
     const order = await waitForOrder(id, isFinal, 15_000);
     expect(order.status).toBe("confirmed");
     const attempts = (await ledger(id)).filter((l) => l.kind === "failure").length;
@@ -115,7 +114,7 @@ describe("order saga end to end (POST /v1/orders → queue consumers → final s
       { sku: "SAGA-SCARCE", quantity: 1 },
     ]);
     const [ra, rb] = await Promise.all([placeOrder(a, cartA), placeOrder(b, cartB)]);
-    const ids = [((await ra.json()) as { id: string }).id, ((await rb.json()) as { id: string }).id];
+    const ids = [(await accepted(ra)).id, (await accepted(rb)).id];
     const orders = await Promise.all(ids.map((id) => waitForOrder(id, isFinal)));
     expect(orders.map((o) => o.status).sort()).toEqual(["cancelled", "confirmed"]);
     expect(orders.find((o) => o.status === "cancelled")?.reason).toBe("out_of_stock");
