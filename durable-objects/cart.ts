@@ -1,9 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
-import { type Cart, type CartLine, type CheckoutResult, MAX_CART_LINES, MAX_LINE_QUANTITY } from "../contracts/cart";
+import {
+  type Cart,
+  type CartLine,
+  type CartStatus,
+  type CheckoutResult,
+  MAX_CART_LINES,
+  MAX_LINE_QUANTITY,
+} from "../contracts/cart";
 import { findSku } from "../domain/catalog/sku-lookup";
 import { migrateSchema } from "./sqlite-schema";
-
-export type { Cart, CartLine, CheckoutResult, Money } from "../contracts/cart";
 
 /** An open cart nobody touched for this long is deleted by its alarm (then it answers 404). */
 export const CART_IDLE_TTL_MS = 7 * 24 * 3600 * 1000;
@@ -29,7 +34,7 @@ export type CartMutation = { ok: true; cart: Cart } | ({ ok: false } & CartError
 interface CartRow extends Record<string, SqlStorageValue> {
   id: string;
   owner_id: string;
-  status: "open" | "checked_out";
+  status: CartStatus;
   order_id: string | null;
   updated_at: number;
 }
@@ -231,7 +236,7 @@ export class CartObject extends DurableObject<Env> {
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
-  private armExpiry(updatedAt: number, status: "open" | "checked_out"): void {
+  private armExpiry(updatedAt: number, status: CartStatus): void {
     // Not awaited: the output gate holds the reply until the alarm is durably set.
     void this.ctx.storage.setAlarm(updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS));
   }
