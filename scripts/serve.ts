@@ -22,7 +22,8 @@ const OUT_DIR = path.join(ROOT, ".local", "serve-dist");
  * semantics (fixed windows aligned to the clock, per key); `RATE_LIMITS=miniflare` keeps
  * Miniflare's own simulation, as `wrangler dev` has it.
  */
-const RATE_LIMITS = process.env.RATE_LIMITS ?? "memory";
+type RateLimits = "memory" | "miniflare";
+const RATE_LIMITS: RateLimits = (process.env.RATE_LIMITS ?? "memory") === "memory" ? "memory" : "miniflare";
 const MEMORY_LIMITER = `
 import { WorkerEntrypoint } from "cloudflare:workers";
 const buckets = new Map();
@@ -72,9 +73,40 @@ function flushLogs(): void {
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
+/** Builds the deployable bundle (`wrangler deploy --dry-run`, no account needed) into `outDir`. */
+export function buildBundle(outDir: string = OUT_DIR): string {
+  wrangler(["deploy", "--dry-run", "--outdir", outDir], { quiet: true });
+  return path.join(outDir, "index.js");
+}
+
+/** How to serve the bundle; every field defaults to this script's environment variables. */
+export interface ServeOptions {
+  port?: number;
+  host?: string;
+  /** The state directory, or `null` for state that lives in Miniflare's temp dir and dies with it. */
+  persistTo?: string | null;
+  rateLimits?: RateLimits;
+  /** Secrets bound beside wrangler.toml's vars; defaults to `.dev.vars`. */
+  secrets?: Record<string, string>;
+  /** Where the bundle is built. */
+  outDir?: string;
+  /** Receives the Worker's log lines; defaults to batched stdout. */
+  log?: (line: string) => void;
+}
+
+/** A running server: its origin, a loopback-free `fetch` into it, and how to stop it. */
+export interface Served {
+  url: string;
+  dispatchFetch: Miniflare["dispatchFetch"];
+  dispose: () => Promise<void>;
+}
+
 /** Builds the deployable bundle and serves it; resolves once the server accepts requests. */
-export async function serve(): Promise<{ url: string; dispose: () => Promise<void> }> {
-  wrangler(["deploy", "--dry-run", "--outdir", OUT_DIR], { quiet: true });
+export async function serve(options: ServeOptions = {}): Promise<Served> {
+  const rateLimitMode = options.rateLimits ?? RATE_LIMITS;
+  const persistTo = options.persistTo === undefined ? PERSIST_TO : options.persistTo;
+  const log = options.log ?? writeLog;
+  const scriptPath = buildBundle(options.outDir);
   // modulesRules only matter for unbundled sources; the dry-run output is one ES module.
   const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(
     path.join(ROOT, "wrangler.toml"),
@@ -90,7 +122,7 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
   const serviceBindings = (rawServiceBindings ?? {}) as NonNullable<V4WorkerOptions["serviceBindings"]>;
   const bindings = (rawBindings ?? {}) as NonNullable<V4WorkerOptions["bindings"]>;
   const limiterBindings: NonNullable<V4WorkerOptions["serviceBindings"]> =
-    RATE_LIMITS === "memory"
+    rateLimitMode === "memory"
       ? Object.fromEntries(
           Object.entries(ratelimits).map(([name, cfg]) => [
             name,
@@ -106,9 +138,9 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
     ...rest,
     name: "edgepulse",
     modules: true,
-    scriptPath: path.join(OUT_DIR, "index.js"),
-    bindings: { ...bindings, ...readDevVars() },
-    ratelimits: RATE_LIMITS === "memory" ? undefined : ratelimits,
+    scriptPath,
+    bindings: { ...bindings, ...(options.secrets ?? readDevVars()) },
+    ratelimits: rateLimitMode === "memory" ? undefined : ratelimits,
     serviceBindings: { ...serviceBindings, ...limiterBindings },
   } as V4WorkerOptions;
   const memoryLimiter: V4WorkerOptions = {
@@ -120,17 +152,17 @@ export async function serve(): Promise<{ url: string; dispose: () => Promise<voi
   // wrangler still speaks Miniflare's v4 option shape; Miniflare 5 converts it.
   const mf = new Miniflare(
     convertV4MiniflareOptions({
-      host: HOST,
-      port: PORT,
+      host: options.host ?? HOST,
+      port: options.port ?? PORT,
       rootPath: ROOT,
-      resourcePersistencePath: path.join(PERSIST_TO, "v3"),
+      resourcePersistencePath: persistTo === null ? undefined : path.join(persistTo, "v3"),
       logRequests: false,
-      handleStructuredLogs: ({ level, message }) => writeLog(level === "error" ? `[error] ${message}` : message),
-      workers: RATE_LIMITS === "memory" ? [edge, memoryLimiter] : [edge],
+      handleStructuredLogs: ({ level, message }) => log(level === "error" ? `[error] ${message}` : message),
+      workers: rateLimitMode === "memory" ? [edge, memoryLimiter] : [edge],
     }),
   );
   const url = await mf.ready;
-  return { url: url.origin, dispose: () => mf.dispose() };
+  return { url: url.origin, dispatchFetch: mf.dispatchFetch.bind(mf), dispose: () => mf.dispose() };
 }
 
 if (import.meta.main) {
