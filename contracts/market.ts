@@ -1,4 +1,4 @@
-import { z } from "./zod";
+import { z } from "./zod.ts";
 
 /**
  * What travels between the collector host and the MarketFeed Durable Objects, and from those
@@ -181,3 +181,46 @@ export const FeedClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("resync") }),
 ]);
 export type FeedClientMessage = z.infer<typeof FeedClientMessage>;
+
+// ---------------------------------------------------------------------------------------------
+// The REST views of one symbol's MarketFeed object (`GET /v1/market/:symbol/book` and `/trades`):
+// the object returns them, the route documents them, tests parse responses with them.
+
+/** One exchange's share of a REST book: its freshness and depth. */
+export const BookExchangeStatus = z.object({
+  exchange: Exchange,
+  stale: z.boolean(),
+  updatedAt: z.iso.datetime(),
+  bidLevels: z.number().int().nonnegative(),
+  askLevels: z.number().int().nonnegative(),
+});
+export type BookExchangeStatus = z.infer<typeof BookExchangeStatus>;
+
+/**
+ * `[price, size]` in a REST book: the same two decimals as `Level`, typed as an array because
+ * Durable Object RPC stubs type tuples as arrays (workers-types `Rpc.Result`), so the route could
+ * not return the object's book against a tuple schema.
+ */
+export const PriceLevel = z.array(Decimal).length(2);
+
+/**
+ * One exchange's book, or all exchanges' books consolidated (sizes at one price added exactly),
+ * best levels first. `seq` is the feed seq the view reflects, so it can be matched with a
+ * subscriber's stream; `stale` is set while any included book waits for a resync snapshot.
+ */
+export const Book = z.object({
+  symbol: MarketSymbol,
+  exchange: z.union([Exchange, z.literal("consolidated")]),
+  seq: z.number().int().nonnegative(),
+  bids: z.array(PriceLevel),
+  asks: z.array(PriceLevel),
+  updatedAt: z.iso.datetime(),
+  stale: z.boolean(),
+  bbo: Bbo,
+  exchanges: z.array(BookExchangeStatus),
+});
+export type Book = z.infer<typeof Book>;
+
+/** Recent trades of one symbol, newest first. */
+export const RecentTrades = z.object({ symbol: MarketSymbol, items: z.array(Trade) });
+export type RecentTrades = z.infer<typeof RecentTrades>;

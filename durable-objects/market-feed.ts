@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import {
   type Bbo,
   type BestQuote,
+  type Book,
   type Exchange,
   type FeedBook,
   type FeedBookChange,
@@ -14,6 +15,7 @@ import {
   IngestFrame,
   type Level,
   MarketSymbol,
+  type RecentTrades,
   type Trade,
 } from "../contracts/market";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
@@ -90,19 +92,6 @@ export interface FeedStats {
   flushes: number;
   subscribers: number;
   publisherConnected: boolean;
-}
-
-/** The REST book (`GET /v1/market/:symbol/book`). */
-export interface BookView {
-  symbol: string;
-  exchange: Exchange | "consolidated";
-  seq: number;
-  bids: BookLevel[];
-  asks: BookLevel[];
-  updatedAt: string;
-  stale: boolean;
-  bbo: Bbo;
-  exchanges: { exchange: Exchange; stale: boolean; updatedAt: string; bidLevels: number; askLevels: number }[];
 }
 
 const SCHEMA: string[] = [
@@ -190,7 +179,7 @@ export class MarketFeedObject extends DurableObject<Env> {
   // ------------------------------------------------------------------ public RPC
 
   /** The book for one exchange, or consolidated across exchanges; null if this symbol has no data. */
-  async book(options: { symbol: string; depth: number; exchange?: Exchange }): Promise<BookView | null> {
+  async book(options: { symbol: string; depth: number; exchange?: Exchange }): Promise<Book | null> {
     this.adopt(options.symbol);
     this.afterWake();
     const entries = [...this.books.entries()];
@@ -225,7 +214,7 @@ export class MarketFeedObject extends DurableObject<Env> {
   }
 
   /** Recent trades, newest first; null if this symbol has no data at all. */
-  async recentTrades(options: { symbol: string; limit: number }): Promise<{ symbol: string; items: Trade[] } | null> {
+  async recentTrades(options: { symbol: string; limit: number }): Promise<RecentTrades | null> {
     this.adopt(options.symbol);
     this.afterWake();
     if (this.books.size === 0 && this.trades.length === 0) return null;

@@ -1,6 +1,7 @@
 // Test clients for the market-data sockets: a publisher (what the collector host does) and a
 // subscriber that rebuilds books from snapshot + deltas exactly as a real client would.
 import {
+  Book,
   type BookUpdate,
   type Exchange,
   FeedFrame,
@@ -176,23 +177,9 @@ export class TestSubscriber {
   }
 }
 
-/** The REST book, typed for assertions. */
-export interface RestBook {
-  symbol: string;
-  exchange: string;
-  seq: number;
-  bids: Level[];
-  asks: Level[];
-  updatedAt: string;
-  stale: boolean;
-  bbo: {
-    bid: { price: string; size: string; exchange: Exchange } | null;
-    ask: { price: string; size: string; exchange: Exchange } | null;
-  };
-}
-
-export async function restBook(symbol: string, query = ""): Promise<RestBook> {
+/** The REST book, parsed with its contract (so a response that breaks the schema fails the test). */
+export async function restBook(symbol: string, query = ""): Promise<Book> {
   const res = await call(`/v1/market/${symbol}/book${query}`);
   if (res.status !== 200) throw new Error(`GET book ${symbol}${query}: ${res.status} ${await res.text()}`);
-  return res.json<RestBook>();
+  return Book.parse(await res.json());
 }

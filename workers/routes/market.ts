@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import {
+  Book,
   CollectorHealthReport,
   Exchange,
   FeedClientMessage,
@@ -8,6 +9,7 @@ import {
   IngestControl,
   IngestFrame,
   MarketSymbol,
+  RecentTrades,
 } from "../../contracts/market";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
 import type { AppEnv } from "../env";
@@ -50,42 +52,9 @@ const SymbolPath = z.object({
     .max(40)
     .openapi({ param: { name: "symbol", in: "path" }, example: "BTC-USD" }),
 });
-const LevelSchema = z
-  .array(z.string())
-  .length(2)
-  .openapi("BookLevel", { description: "[price, size] as decimal strings" });
-const BestQuoteSchema = z.object({ price: z.string(), size: z.string(), exchange: Exchange }).nullable();
-const BookSchema = z
-  .object({
-    symbol: z.string(),
-    exchange: z.union([Exchange, z.literal("consolidated")]),
-    seq: z.number().int(),
-    bids: z.array(LevelSchema),
-    asks: z.array(LevelSchema),
-    updatedAt: z.string(),
-    stale: z.boolean(),
-    bbo: z.object({ bid: BestQuoteSchema, ask: BestQuoteSchema }),
-    exchanges: z.array(
-      z.object({
-        exchange: Exchange,
-        stale: z.boolean(),
-        updatedAt: z.string(),
-        bidLevels: z.number().int(),
-        askLevels: z.number().int(),
-      }),
-    ),
-  })
-  .openapi("MarketBook");
-const TradeSchema = z
-  .object({
-    exchange: Exchange,
-    id: z.string(),
-    price: z.string(),
-    size: z.string(),
-    side: z.enum(["buy", "sell"]),
-    ts: z.number(),
-  })
-  .openapi("MarketTrade");
+// The object returns these contracts; documenting the very same schemas keeps the two from drifting.
+const BookSchema = Book.openapi("Book");
+const RecentTradesSchema = RecentTrades.openapi("RecentTrades");
 const CollectorsSchema = CollectorHealthReport.extend({ receivedAt: z.string() }).openapi("CollectorHealth");
 
 // WebSocket routes, described as far as OpenAPI can: the upgrade request, the 101 answer, and the
@@ -226,7 +195,7 @@ export const market = createRouter()
       responses: {
         200: {
           description: "Trades",
-          content: { "application/json": { schema: z.object({ symbol: z.string(), items: z.array(TradeSchema) }) } },
+          content: { "application/json": { schema: RecentTradesSchema } },
         },
         ...problemResponses([400, "Bad symbol or parameters"], [404, "No market data for this symbol"], 429),
       },
