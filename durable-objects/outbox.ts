@@ -117,7 +117,9 @@ export class Outbox {
       if (rows.length === 0) return;
       const last = rows[rows.length - 1]!.seq;
       try {
-        await this.options.queue().sendBatch(rows.map((r) => ({ body: JSON.parse(r.body), contentType: "json" })));
+        await this.options
+          .queue()
+          .sendBatch(rows.map((r) => ({ body: JSON.parse(r.body) as unknown, contentType: "json" })));
       } catch (error) {
         const now = Date.now();
         this.storage.transactionSync(() => {
