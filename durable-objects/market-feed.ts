@@ -6,7 +6,6 @@ import {
   type Exchange,
   type FeedBook,
   type FeedBookChange,
-  FeedClientMessage,
   type FeedDelta,
   type FeedSnapshot,
   type FeedTrades,
@@ -20,8 +19,12 @@ import {
 } from "../contracts/market";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
+import { MarketFeedFanOut, type SubscriberAttachment } from "./market-feed-fan-out";
+import { type ExchangeBook, MarketFeedStore, RECENT_TRADES } from "./market-feed-store";
 import { marketRegistry } from "./market-registry";
-import { hasSchema, migrateSchema } from "./sqlite-schema";
+
+export { DEFAULT_ACK_WINDOW } from "./market-feed-fan-out";
+export { RECENT_TRADES } from "./market-feed-store";
 
 /** Frames above this size are a protocol violation: the socket is closed with 1009. */
 export const MAX_FRAME_BYTES = 1 << 20;
@@ -34,50 +37,11 @@ const MAX_CONSECUTIVE_INVALID = 100;
  * depth are ever trimmed; the REST depth limit (1,000) is far inside.
  */
 export const MAX_LEVELS_PER_SIDE = 10_000;
-export const RECENT_TRADES = 200;
-/**
- * Persist at most this long after the first unpersisted change (alarm)... A crash loses at most
- * this much of the book, and the publisher's resync repairs even that within one batch interval.
- */
-const FLUSH_DELAY_MS = 5_000;
-/** ...or after this many batches, whichever comes first. */
-const FLUSH_EVERY_BATCHES = 200;
-/** Feed sequence numbers are reserved in blocks so a restart can never reuse one (hi-lo). */
-const SEQ_RESERVE = 10_000;
-/** Default and bounds of a subscriber's unacknowledged-frame window. */
-export const DEFAULT_ACK_WINDOW = 256;
-const MIN_ACK_WINDOW = 4;
-const MAX_ACK_WINDOW = 4096;
-/** A socket whose runtime send buffer exceeds this is treated as slow even if it never acks. */
-const MAX_BUFFERED_BYTES = 4 << 20;
 /** Repeat an unanswered resync request at most this often. */
 const RESYNC_REPEAT_MS = 2_000;
 
 type PublisherAttachment = { role: "pub"; conn: string; userId: string; connectedAt: number };
-type SubscriberAttachment = {
-  role: "sub";
-  conn: string;
-  window: number;
-  /** Highest feed seq the client has acknowledged; null until its first ack (no flow control yet). */
-  acked: number | null;
-  /** Last seq sent before the object stopped sending to this slow socket; null while flowing. */
-  pausedAt: number | null;
-};
 type Attachment = PublisherAttachment | SubscriberAttachment;
-
-interface ExchangeBook {
-  book: OrderBook;
-  /** True while the edge waits for a resync snapshot (seq gap, new publisher, restart). */
-  stale: boolean;
-  updatedAt: number;
-}
-
-interface Dirty {
-  /** The whole exchange book was replaced or withdrawn: rewrite all its rows. */
-  replaced: boolean;
-  /** `b|<canonical price>` / `a|<canonical price>` of levels changed since the last flush. */
-  keys: Set<string>;
-}
 
 /** Counters an operator (or a test) reads through `stats()`; in memory, reset on restart. */
 export interface FeedStats {
@@ -94,16 +58,8 @@ export interface FeedStats {
   publisherConnected: boolean;
 }
 
-const SCHEMA: string[] = [
-  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-  `CREATE TABLE books (exchange TEXT PRIMARY KEY, stale INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
-  `CREATE TABLE levels (
-     exchange TEXT NOT NULL, side TEXT NOT NULL, price_key TEXT NOT NULL, price TEXT NOT NULL, size TEXT NOT NULL,
-     PRIMARY KEY (exchange, side, price_key)
-   ) WITHOUT ROWID`,
-  `CREATE TABLE trades (n INTEGER PRIMARY KEY AUTOINCREMENT, exchange TEXT NOT NULL, id TEXT NOT NULL,
-     price TEXT NOT NULL, size TEXT NOT NULL, side TEXT NOT NULL, ts INTEGER NOT NULL)`,
-];
+/** The ingest-side counters this class keeps; the store and the fan-out count their own. */
+type IngestStats = Omit<FeedStats, "slowSubscriberSnapshots" | "flushes" | "subscribers" | "publisherConnected">;
 
 /**
  * One object per market symbol (`env.MARKET_FEED.getByName("BTC-USD")`).
@@ -111,45 +67,30 @@ const SCHEMA: string[] = [
  * The collector host publishes batches on one hibernatable WebSocket; the object validates every
  * frame, keeps each exchange's book exactly (decimal strings, exact ordering), the consolidated
  * best bid/offer and recent trades, and fans every applied change out to subscriber sockets with a
- * gap-free feed `seq`. Books are persisted incrementally (only levels changed since the last flush)
- * by an alarm or every N batches, so a restart serves the last known book; sequence numbers are
- * reserved in blocks so they never repeat across restarts.
+ * gap-free feed `seq`.
  *
- * Slow subscribers: workerd does not report a socket's send backlog (`bufferedAmount` is declared
- * in the types but undefined at runtime, checked in this workerd; cloudflare/workerd#988), so flow
- * control is by acknowledgement; the `bufferedAmount` check stays for when the runtime reports it. A subscriber
- * that sends `{type:"ack", seq}` gets at most `window` unacknowledged frames; beyond that the object
- * stops sending it deltas and, once it acks everything it was sent, sends one fresh snapshot instead
- * of the backlog it skipped.
+ * This class is the shell: RPC, socket accept/message/close, the alarm, and the publisher protocol
+ * (sequencing, resync, withdrawal). Persistence is `MarketFeedStore` (incremental SQLite flushes,
+ * seq reserved in blocks so it never repeats across restarts); subscribers and their ack-based
+ * flow control are `MarketFeedFanOut`.
  */
 export class MarketFeedObject extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
   private symbol = "";
   private readonly books = new Map<Exchange, ExchangeBook>();
   /** Exchanges whose deltas may be applied: snapshot received and no seq gap since. */
   private readonly synced = new Set<Exchange>();
   private trades: Trade[] = [];
-  private newTrades: Trade[] = [];
-  private feedSeq = 0;
-  private reservedSeq = 0;
   private lastBatchTs = 0;
   /** The publisher connection whose seq we follow, and the seq its next batch must carry. */
   private publisher: { conn: string; expected: number | null; lastApplied: number | null } | null = null;
   private lastResyncAt = 0;
   private consecutiveInvalid = 0;
-  private readonly dirty = new Map<Exchange, Dirty>();
-  private dirtyAny = false;
-  private batchesSinceFlush = 0;
-  private alarmArmed = false;
-  /** Whether storage holds exactly the live state (`clean` meta row). */
-  private storedClean = false;
   /** Set when storage was older than the live state at restart: subscribers get a fresh snapshot. */
   private resnapshotSubscribers = false;
-  private readonly subs = new Map<WebSocket, SubscriberAttachment>();
   /** Exchanges that have ever published this symbol, as told to the market registry. */
   private readonly registered = new Set<Exchange>();
   private registryPending = false;
-  private readonly stats: FeedStats = {
+  private readonly stats: IngestStats = {
     batchesApplied: 0,
     framesRejected: 0,
     rejectReasons: {},
@@ -157,22 +98,25 @@ export class MarketFeedObject extends DurableObject<Env> {
     resyncsRequested: 0,
     deltasIgnored: 0,
     booksWithdrawn: 0,
-    slowSubscriberSnapshots: 0,
-    flushes: 0,
-    subscribers: 0,
-    publisherConnected: false,
   };
+  private readonly store: MarketFeedStore;
+  private readonly subscribers: MarketFeedFanOut;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    this.store = new MarketFeedStore(ctx.storage, () => ({
+      books: this.books,
+      lastBatchTs: this.lastBatchTs,
+      publisher: this.publisher,
+    }));
+    this.subscribers = new MarketFeedFanOut(ctx, {
+      seq: () => this.store.feedSeq,
+      snapshot: () => this.snapshotFrame(),
+    });
     ctx.blockConcurrencyWhile(async () => {
       // Reads of a symbol nobody publishes must not create storage: the schema is created when
       // the first publisher connects, and only an object that has it restores anything.
-      if (hasSchema(this.ctx.storage)) {
-        this.migrate();
-        this.restore();
-      }
+      if (this.store.exists()) this.restore();
     });
   }
 
@@ -197,7 +141,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     return {
       symbol: this.symbol,
       exchange: options.exchange ?? "consolidated",
-      seq: this.feedSeq,
+      seq: this.store.feedSeq,
       bids: view.bids,
       asks: view.asks,
       updatedAt: new Date(updatedAt).toISOString(),
@@ -227,9 +171,11 @@ export class MarketFeedObject extends DurableObject<Env> {
     return {
       ...this.stats,
       rejectReasons: { ...this.stats.rejectReasons },
-      subscribers: this.ctx.getWebSockets("sub").length,
+      slowSubscriberSnapshots: this.subscribers.slowSubscriberSnapshots,
+      flushes: this.store.flushes,
+      subscribers: this.subscribers.count(),
       publisherConnected: this.ctx.getWebSockets("pub").length > 0,
-      feedSeq: this.feedSeq,
+      feedSeq: this.store.feedSeq,
       exchanges: [...this.books.keys()],
     };
   }
@@ -252,7 +198,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.afterWake();
     const role = request.headers.get("X-Market-Role");
     if (role === "publisher") return this.acceptPublisher(request);
-    if (role === "subscriber") return this.acceptSubscriber(request);
+    if (role === "subscriber") return this.subscribers.accept(request);
     return Response.json({ error: "unknown socket role" }, { status: 400 });
   }
 
@@ -284,29 +230,6 @@ export class MarketFeedObject extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private acceptSubscriber(request: Request): Response {
-    // Asking for a window opts into flow control from the snapshot on; otherwise the first ack does.
-    const requested = new URL(request.url).searchParams.get("window");
-    const windowParam = Number(requested ?? DEFAULT_ACK_WINDOW);
-    const window = Number.isInteger(windowParam)
-      ? Math.min(MAX_ACK_WINDOW, Math.max(MIN_ACK_WINDOW, windowParam))
-      : DEFAULT_ACK_WINDOW;
-    const pair = new WebSocketPair();
-    const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server, ["sub"]);
-    const state: SubscriberAttachment = {
-      role: "sub",
-      conn: crypto.randomUUID(),
-      window,
-      acked: requested === null ? null : this.feedSeq,
-      pausedAt: null,
-    };
-    server.serializeAttachment(state);
-    this.subs.set(server, state);
-    server.send(JSON.stringify(this.snapshotFrame()));
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
   // ------------------------------------------------------------------ hibernation handlers
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -317,7 +240,7 @@ export class MarketFeedObject extends DurableObject<Env> {
       return;
     }
     if (attachment.role === "pub") await this.onIngest(ws, attachment, message);
-    else this.onClientMessage(ws, attachment, message);
+    else this.subscribers.onMessage(ws, attachment, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -337,8 +260,7 @@ export class MarketFeedObject extends DurableObject<Env> {
 
   /** Persists everything changed since the last flush. Idempotent; re-armed by the next change. */
   override async alarm(): Promise<void> {
-    this.alarmArmed = false;
-    this.flush();
+    this.store.flushOnAlarm();
     if (this.registryPending) this.notifyRegistry();
   }
 
@@ -379,7 +301,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.consecutiveInvalid = 0;
     if (frame.type === "invalid") this.withdraw(frame.exchange, frame.reason);
     else this.applyBatch(ws, frame);
-    await this.afterChange();
+    await this.store.changed();
   }
 
   private reject(ws: WebSocket, reason: string): void {
@@ -418,10 +340,10 @@ export class MarketFeedObject extends DurableObject<Env> {
         entry.stale = false;
         entry.updatedAt = now;
         this.synced.add(ex);
-        this.markReplaced(ex);
+        this.store.markReplaced(ex);
         if (!this.registered.has(ex)) {
           this.registered.add(ex);
-          this.putMeta("exchanges", JSON.stringify([...this.registered]));
+          this.store.saveExchanges([...this.registered]);
           this.registryPending = true;
         }
         const full = entry.book.view();
@@ -438,38 +360,32 @@ export class MarketFeedObject extends DurableObject<Env> {
       const bids = this.trimmed(update.bids, entry.book.bids.truncate(MAX_LEVELS_PER_SIDE));
       const asks = this.trimmed(update.asks, entry.book.asks.truncate(MAX_LEVELS_PER_SIDE));
       entry.updatedAt = now;
-      const dirty = this.dirtyOf(ex);
-      if (!dirty.replaced) {
-        for (const [price] of bids) dirty.keys.add(`b|${canonicalDecimal(price)}`);
-        for (const [price] of asks) dirty.keys.add(`a|${canonicalDecimal(price)}`);
-      }
+      this.store.markLevels(ex, bids, asks);
       changes.push({ exchange: ex, bids, asks });
     }
     if (needResync) this.requestResync(ws, "deltas for a book without a snapshot", false);
     if (batch.trades.length > 0) {
       this.trades.push(...batch.trades);
       if (this.trades.length > RECENT_TRADES) this.trades = this.trades.slice(-RECENT_TRADES);
-      this.newTrades.push(...batch.trades);
-      if (this.newTrades.length > RECENT_TRADES) this.newTrades = this.newTrades.slice(-RECENT_TRADES);
-      this.dirtyAny = true;
+      this.store.addTrades(batch.trades);
     }
     this.stats.batchesApplied++;
-    this.batchesSinceFlush++;
+    this.store.countBatch();
     if (changes.length > 0) {
-      this.broadcast({
+      this.subscribers.broadcast({
         type: "delta",
         symbol: this.symbol,
-        seq: this.nextSeq(),
+        seq: this.store.nextSeq(),
         ts: batch.ts,
         books: changes,
         bbo: this.bbo(),
       } satisfies FeedDelta);
     }
     if (batch.trades.length > 0) {
-      this.broadcast({
+      this.subscribers.broadcast({
         type: "trade",
         symbol: this.symbol,
-        seq: this.nextSeq(),
+        seq: this.store.nextSeq(),
         ts: batch.ts,
         trades: batch.trades,
       } satisfies FeedTrades);
@@ -512,10 +428,10 @@ export class MarketFeedObject extends DurableObject<Env> {
   /** The collector declared an exchange's book wrong: stop serving it until its next snapshot. */
   private withdraw(exchange: Exchange, reason: string): void {
     if (!this.books.has(exchange)) return;
-    this.broadcast({
+    this.subscribers.broadcast({
       type: "delta",
       symbol: this.symbol,
-      seq: this.nextSeq(),
+      seq: this.store.nextSeq(),
       ts: Date.now(),
       books: [this.withdrawChange(exchange, reason)],
       bbo: this.bbo(),
@@ -525,71 +441,13 @@ export class MarketFeedObject extends DurableObject<Env> {
   private withdrawChange(exchange: Exchange, reason: string): FeedBookChange {
     this.books.delete(exchange);
     this.synced.delete(exchange);
-    this.markReplaced(exchange);
+    this.store.markReplaced(exchange);
     this.stats.booksWithdrawn++;
     this.log("warn", "book withdrawn", { exchange, reason });
     return { exchange, withdrawn: true, bids: [], asks: [] };
   }
 
-  // ------------------------------------------------------------------ subscribers
-
-  private onClientMessage(ws: WebSocket, att: SubscriberAttachment, message: string | ArrayBuffer): void {
-    if (typeof message !== "string" || message.length > 1024) return;
-    let json: unknown;
-    try {
-      json = JSON.parse(message);
-    } catch {
-      return;
-    }
-    const parsed = FeedClientMessage.safeParse(json);
-    if (!parsed.success) return;
-    const msg = parsed.data;
-    if (msg.type === "resync") {
-      this.resume(ws, att);
-      return;
-    }
-    if (msg.seq > this.feedSeq) return; // acks for frames never sent are nonsense: ignore
-    att.acked = Math.max(att.acked ?? 0, msg.seq);
-    if (att.pausedAt !== null && att.acked >= att.pausedAt) {
-      // The slow subscriber drained what it had: one fresh snapshot replaces the skipped backlog.
-      this.stats.slowSubscriberSnapshots++;
-      this.resume(ws, att);
-      return;
-    }
-    ws.serializeAttachment(att);
-  }
-
-  private resume(ws: WebSocket, att: SubscriberAttachment): void {
-    att.pausedAt = null;
-    att.acked = att.acked === null ? null : this.feedSeq;
-    ws.serializeAttachment(att);
-    this.subs.set(ws, att);
-    this.send(ws, JSON.stringify(this.snapshotFrame()));
-  }
-
-  private broadcast(frame: FeedDelta | FeedTrades): void {
-    const json = JSON.stringify(frame);
-    for (const ws of this.ctx.getWebSockets("sub")) {
-      const att = this.subs.get(ws) ?? this.attachmentOf(ws);
-      if (att?.role !== "sub") continue;
-      if (att.pausedAt !== null) continue;
-      const unacked = att.acked === null ? 0 : frame.seq - att.acked;
-      if (unacked > att.window || (ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) {
-        att.pausedAt = frame.seq - 1;
-        ws.serializeAttachment(att);
-        continue;
-      }
-      this.send(ws, json);
-    }
-  }
-
-  private send(ws: WebSocket, json: string): void {
-    try {
-      ws.send(json);
-    } catch {
-      // Closing or closed: webSocketClose cleans up.
-    }
-  }
+  // ------------------------------------------------------------------ views
 
   private snapshotFrame(): FeedSnapshot {
     const books: FeedBook[] = [];
@@ -604,7 +462,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     return {
       type: "snapshot",
       symbol: this.symbol,
-      seq: this.feedSeq,
+      seq: this.store.feedSeq,
       ts: this.lastBatchTs || Date.now(),
       books,
       bbo: this.bbo(),
@@ -639,101 +497,40 @@ export class MarketFeedObject extends DurableObject<Env> {
     return { bid, ask };
   }
 
-  private nextSeq(): number {
-    this.feedSeq++;
-    if (this.feedSeq >= this.reservedSeq) {
-      this.reservedSeq = this.feedSeq + SEQ_RESERVE;
-      this.putMeta("reserved_seq", String(this.reservedSeq));
-    }
-    return this.feedSeq;
-  }
-
-  // ------------------------------------------------------------------ persistence
-
-  private migrate(): void {
-    migrateSchema(this.ctx.storage, SCHEMA);
-  }
+  // ------------------------------------------------------------------ lifecycle
 
   /** Loads the last persisted books, trades and sequence state. */
   private restore(): void {
-    const meta = new Map(
-      this.sql
-        .exec<{ key: string; value: string }>("SELECT key, value FROM meta")
-        .toArray()
-        .map((r) => [r.key, r.value]),
-    );
-    this.symbol = meta.get("symbol") ?? this.ctx.id.name ?? "";
-    this.reservedSeq = Number(meta.get("reserved_seq") ?? 0);
-    const clean = meta.get("clean") !== "0";
-    this.storedClean = clean;
-    const storedSeq = Number(meta.get("feed_seq") ?? 0);
-    // After an unclean stop the live feed may have run past the stored seq: continue above every
-    // number that could have been sent (the reserved block's end) and give subscribers a snapshot.
-    this.feedSeq = clean ? storedSeq : this.reservedSeq;
-    this.lastBatchTs = Number(meta.get("last_batch_ts") ?? 0);
-    for (const ex of JSON.parse(meta.get("exchanges") ?? "[]") as Exchange[]) this.registered.add(ex);
-
-    for (const row of this.sql
-      .exec<{ exchange: string; stale: number; updated_at: number }>("SELECT exchange, stale, updated_at FROM books")
-      .toArray()) {
-      this.books.set(row.exchange as Exchange, {
-        book: new OrderBook(),
-        stale: row.stale === 1 || !clean,
-        updatedAt: row.updated_at,
-      });
-    }
-    for (const row of this.sql
-      .exec<{ exchange: string; side: string; price: string; size: string }>(
-        "SELECT exchange, side, price, size FROM levels",
-      )
-      .toArray()) {
-      const entry = this.books.get(row.exchange as Exchange);
-      if (!entry) continue;
-      (row.side === "b" ? entry.book.bids : entry.book.asks).apply(row.price, row.size);
-    }
-    this.trades = this.sql
-      .exec<{ exchange: string; id: string; price: string; size: string; side: string; ts: number }>(
-        "SELECT exchange, id, price, size, side, ts FROM trades ORDER BY n DESC LIMIT ?",
-        RECENT_TRADES,
-      )
-      .toArray()
-      .reverse()
-      .map((r) => ({
-        exchange: r.exchange as Exchange,
-        id: r.id,
-        price: r.price,
-        size: r.size,
-        side: r.side as Trade["side"],
-        ts: r.ts,
-      }));
+    const stored = this.store.restore(this.ctx.id.name ?? "");
+    this.symbol = stored.symbol;
+    this.lastBatchTs = stored.lastBatchTs;
+    for (const ex of stored.exchanges) this.registered.add(ex);
+    for (const [exchange, entry] of stored.books) this.books.set(exchange, entry);
+    this.trades = stored.trades;
 
     // A publisher socket that survived hibernation can continue exactly where the stored state
     // ends; anything else must resync.
-    const pubConn = meta.get("pub_conn");
-    const pubSeq = meta.get("pub_seq");
-    const live = this.ctx.getWebSockets("pub").some((ws) => this.attachmentOf(ws)?.conn === pubConn);
-    if (clean && live && pubConn && pubSeq !== undefined) {
-      this.publisher = { conn: pubConn, expected: Number(pubSeq) + 1, lastApplied: Number(pubSeq) };
+    const pub = stored.publisher;
+    const live = pub !== null && this.ctx.getWebSockets("pub").some((ws) => this.attachmentOf(ws)?.conn === pub.conn);
+    if (stored.clean && live) {
+      this.publisher = { conn: pub.conn, expected: pub.seq + 1, lastApplied: pub.seq };
       for (const [exchange, entry] of this.books) if (!entry.stale) this.synced.add(exchange);
     }
-    this.resnapshotSubscribers = !clean && this.ctx.getWebSockets("sub").length > 0;
+    // After an unclean stop subscribers may have seen frames storage never got: resnapshot them.
+    this.resnapshotSubscribers = !stored.clean && this.subscribers.count() > 0;
   }
 
   /** Work that must happen inside an event (sending), not in the constructor. */
   private afterWake(): void {
     if (!this.resnapshotSubscribers) return;
     this.resnapshotSubscribers = false;
-    const json = JSON.stringify(this.snapshotFrame());
-    for (const ws of this.ctx.getWebSockets("sub")) this.send(ws, json);
+    this.subscribers.snapshotAll();
   }
 
   /** Learns the object's symbol; persists it (and creates the schema) only for a publisher. */
   private adopt(symbol: string, persist = false): void {
     if (this.symbol === "") this.symbol = symbol;
-    if (persist && !hasSchema(this.ctx.storage)) {
-      this.migrate();
-      this.putMeta("symbol", this.symbol);
-    }
+    if (persist) this.store.create(this.symbol);
   }
 
   private entry(exchange: Exchange): ExchangeBook {
@@ -745,143 +542,20 @@ export class MarketFeedObject extends DurableObject<Env> {
     return entry;
   }
 
-  private dirtyOf(exchange: Exchange): Dirty {
-    let dirty = this.dirty.get(exchange);
-    if (!dirty) {
-      dirty = { replaced: false, keys: new Set() };
-      this.dirty.set(exchange, dirty);
-    }
-    this.dirtyAny = true;
-    return dirty;
-  }
-
-  private markReplaced(exchange: Exchange): void {
-    const dirty = this.dirtyOf(exchange);
-    dirty.replaced = true;
-    dirty.keys.clear();
-  }
-
-  /** After every applied frame: note that storage is behind, and make sure a flush is coming. */
-  private async afterChange(): Promise<void> {
-    this.dirtyAny = true;
-    if (this.storedClean) {
-      // Storage is now older than the live state until the next flush: a restart must know that.
-      this.storedClean = false;
-      this.putMeta("clean", "0");
-    }
-    if (this.batchesSinceFlush >= FLUSH_EVERY_BATCHES) {
-      this.flush();
-      return;
-    }
-    if (!this.alarmArmed) {
-      this.alarmArmed = true;
-      await this.ctx.storage.setAlarm(Date.now() + FLUSH_DELAY_MS);
-    }
-  }
-
-  /** Writes every change since the last flush in one transaction: only changed levels, not whole books. */
-  private flush(): void {
-    if (!this.dirtyAny && this.dirty.size === 0) return;
-    const sql = this.sql;
-    this.ctx.storage.transactionSync(() => {
-      for (const [exchange, dirty] of this.dirty) {
-        const entry = this.books.get(exchange);
-        if (dirty.replaced) {
-          sql.exec("DELETE FROM levels WHERE exchange = ?", exchange);
-          if (entry) {
-            for (const [price, size] of entry.book.bids.top())
-              sql.exec("INSERT INTO levels VALUES (?, 'b', ?, ?, ?)", exchange, canonicalDecimal(price), price, size);
-            for (const [price, size] of entry.book.asks.top())
-              sql.exec("INSERT INTO levels VALUES (?, 'a', ?, ?, ?)", exchange, canonicalDecimal(price), price, size);
-          }
-        } else if (entry) {
-          for (const key of dirty.keys) {
-            const side = key[0]!;
-            const priceKey = key.slice(2);
-            const level = (side === "b" ? entry.book.bids : entry.book.asks).get(priceKey);
-            if (level) {
-              sql.exec(
-                "INSERT INTO levels VALUES (?, ?, ?, ?, ?) ON CONFLICT (exchange, side, price_key) DO UPDATE SET price = excluded.price, size = excluded.size",
-                exchange,
-                side,
-                priceKey,
-                level[0],
-                level[1],
-              );
-            } else {
-              sql.exec(
-                "DELETE FROM levels WHERE exchange = ? AND side = ? AND price_key = ?",
-                exchange,
-                side,
-                priceKey,
-              );
-            }
-          }
-        }
-        if (!entry) sql.exec("DELETE FROM books WHERE exchange = ?", exchange);
-      }
-      for (const [exchange, entry] of this.books) {
-        sql.exec(
-          "INSERT INTO books VALUES (?, ?, ?) ON CONFLICT (exchange) DO UPDATE SET stale = excluded.stale, updated_at = excluded.updated_at",
-          exchange,
-          entry.stale ? 1 : 0,
-          entry.updatedAt,
-        );
-      }
-      for (const t of this.newTrades) {
-        sql.exec(
-          "INSERT INTO trades (exchange, id, price, size, side, ts) VALUES (?, ?, ?, ?, ?, ?)",
-          t.exchange,
-          t.id,
-          t.price,
-          t.size,
-          t.side,
-          t.ts,
-        );
-      }
-      if (this.newTrades.length > 0) {
-        sql.exec("DELETE FROM trades WHERE n <= (SELECT MAX(n) FROM trades) - ?", RECENT_TRADES);
-      }
-      this.putMeta("feed_seq", String(this.feedSeq));
-      this.putMeta("last_batch_ts", String(this.lastBatchTs));
-      if (this.publisher?.lastApplied != null) {
-        this.putMeta("pub_conn", this.publisher.conn);
-        this.putMeta("pub_seq", String(this.publisher.lastApplied));
-      }
-      this.putMeta("clean", "1");
-    });
-    this.storedClean = true;
-    this.dirty.clear();
-    this.newTrades = [];
-    this.dirtyAny = false;
-    this.batchesSinceFlush = 0;
-    this.stats.flushes++;
-  }
-
-  private putMeta(key: string, value: string): void {
-    this.sql.exec(
-      "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-      key,
-      value,
-    );
-  }
-
-  // ------------------------------------------------------------------ helpers
-
   private attachmentOf(ws: WebSocket): Attachment | null {
-    const cached = this.subs.get(ws);
+    const cached = this.subscribers.cached(ws);
     if (cached) return cached;
     const att = ws.deserializeAttachment() as Attachment | null;
-    if (att?.role === "sub") this.subs.set(ws, att);
+    if (att?.role === "sub") this.subscribers.remember(ws, att);
     return att;
   }
 
   private onSocketGone(ws: WebSocket): void {
-    this.subs.delete(ws);
+    this.subscribers.forget(ws);
     const att = ws.deserializeAttachment() as Attachment | null;
     if (att?.role === "pub" && this.publisher?.conn === att.conn) {
       // The last known book stays served; persist it now rather than at the next alarm.
-      this.flush();
+      this.store.flush();
       this.log("info", "publisher disconnected", { userId: att.userId });
     }
   }
