@@ -15,7 +15,7 @@ const fetchRecorded = async (url: string) => {
 };
 const settle = () => new Promise((r) => setTimeout(r, 20));
 
-describe("Binance.US adapter on the recorded depth stream", () => {
+describe("Binance.US adapter on the recorded depth stream", { timeout: 60_000 }, () => {
   it("syncs every symbol against its REST snapshot per the procedure and keeps it in sequence", async () => {
     const { ctx, sink } = testContext(SYMBOLS, fetchRecorded);
     const adapter = createBinanceAdapter(ctx);

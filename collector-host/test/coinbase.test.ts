@@ -5,7 +5,7 @@ import { testContext } from "./support.ts";
 
 const PRODUCTS = RECORDED_SYMBOLS.coinbase;
 
-describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed", () => {
+describe("Coinbase Exchange adapter on the recorded level2/ticker/matches feed", { timeout: 60_000 }, () => {
   it("builds every book from snapshot + l2update exactly and emits the trades", () => {
     const { ctx, sink, sent } = testContext(PRODUCTS);
     const adapter = createCoinbaseAdapter(ctx);

@@ -1,8 +1,9 @@
+import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ServerOptions, WebSocketServer } from "ws";
 import { loadConfig } from "../src/config.ts";
 import { backoffDelay, ExchangeConnection } from "../src/exchanges/connection.ts";
@@ -27,34 +28,60 @@ async function wsServer(verifyClient?: ServerOptions["verifyClient"]) {
   return { wss, url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}` };
 }
 
-const waitFor = async (check: () => boolean, timeoutMs = 5000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+/** A promise for the next call of the returned `signal`, re-armed by `next()`: waits on events, not on the clock. */
+function signals() {
+  let resolve!: () => void;
+  let promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return {
+    signal: () => resolve(),
+    next: () => promise,
+    rearm() {
+      promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+    },
+  };
+}
 
-describe("exchange connection", () => {
+// Only the timers and the clock the connection reads are faked: socket I/O stays real, and each
+// step waits for the socket event it depends on, so a loaded machine only makes the test slower.
+const fakeClock = () =>
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+
+describe("exchange connection", { timeout: 60_000 }, () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it("the watchdog reconnects a feed that went silent, and each connection resubscribes", async () => {
+    fakeClock();
     const { wss, url } = await wsServer();
     let connections = 0;
     const subscriptions: string[] = [];
+    const subscribed = signals();
     wss.on("connection", (ws) => {
       connections++;
-      ws.on("message", (m) => subscriptions.push(m.toString()));
+      ws.on("message", (m) => {
+        subscriptions.push(m.toString());
+        subscribed.signal();
+      });
       ws.send('{"event":"heartbeat"}'); // then nothing: a silent feed
     });
     const stats = new ExchangeStats();
     let closes = 0;
+    const received = signals();
+    const closed = signals();
     const connection = new ExchangeConnection(
       (ctx): ExchangeAdapter => ({
         exchange: "kraken",
         url: () => url,
         onOpen: () => ctx.send({ event: "subscribe" }),
-        onMessage() {},
+        onMessage: () => received.signal(),
         onClose: () => {
           closes++;
+          closed.signal();
         },
       }),
       { symbols: ["BTC-USD"], sink: new MirrorSink(), stats, log: silentLog },
@@ -62,7 +89,20 @@ describe("exchange connection", () => {
     );
     connection.start();
     closers.push(() => connection.stop());
-    await waitFor(() => connections >= 3);
+    for (let n = 1; n <= 3; n++) {
+      // Connected, subscribed, and the heartbeat arrived.
+      await Promise.all([subscribed.next(), received.next()]);
+      subscribed.rearm();
+      received.rearm();
+      expect(connections).toBe(n);
+      if (n === 3) break;
+      // Silence past silentMs: the watchdog drops the socket; then the backoff (at most 20 ms) reconnects.
+      await vi.advanceTimersByTimeAsync(250);
+      await closed.next();
+      closed.rearm();
+      await vi.advanceTimersByTimeAsync(20);
+    }
+    expect(connections).toBeGreaterThanOrEqual(3);
     expect(stats.get("reconnects")).toBeGreaterThanOrEqual(2);
     expect(closes).toBeGreaterThanOrEqual(2);
     expect(subscriptions.filter((s) => s === '{"event":"subscribe"}').length).toBeGreaterThanOrEqual(3);
@@ -70,18 +110,20 @@ describe("exchange connection", () => {
   });
 
   it("a feed without application heartbeats (Binance) is kept alive by WebSocket pings while quiet", async () => {
+    fakeClock();
     const { wss, url } = await wsServer();
     let connections = 0;
     wss.on("connection", () => {
       connections++;
     });
     const stats = new ExchangeStats();
+    const opened = signals();
     const connection = new ExchangeConnection(
       (): ExchangeAdapter => ({
         exchange: "binanceus",
         liveness: "pong",
         url: () => url,
-        onOpen() {},
+        onOpen: () => opened.signal(),
         onMessage() {},
         onClose() {},
       }),
@@ -90,7 +132,14 @@ describe("exchange connection", () => {
     );
     connection.start();
     closers.push(() => connection.stop());
-    await new Promise((r) => setTimeout(r, 1200));
+    await opened.next();
+    // 1.2 s of quiet feed, one watchdog tick (75 ms) at a time: every tick finds the feed quiet for
+    // longer than pingMs and pings; the clock moves on only once the pong is back.
+    for (let elapsed = 0; elapsed < 1200; elapsed += 75) {
+      const pong = once(connection.socket!, "pong");
+      await vi.advanceTimersByTimeAsync(75);
+      await pong;
+    }
     expect(connections).toBe(1);
     expect(stats.get("reconnects")).toBe(0);
   });
@@ -103,7 +152,7 @@ describe("exchange connection", () => {
   });
 });
 
-describe("edge publish socket", () => {
+describe("edge publish socket", { timeout: 60_000 }, () => {
   it("sends the bearer token, re-fetches it after a 401, and reconnects after the edge drops it", async () => {
     const tokens: (string | undefined)[] = [];
     let refuseNext = true;
@@ -125,6 +174,7 @@ describe("edge publish socket", () => {
       invalidate();
     };
     let opens = 0;
+    const opened = signals();
     const link = new EdgeLink({
       edgeUrl: url.replace("ws", "http"),
       symbol: "BTC-USD",
@@ -132,6 +182,7 @@ describe("edge publish socket", () => {
       log: silentLog,
       onOpen: () => {
         opens++;
+        opened.signal();
       },
       onControl() {},
       backoffBaseMs: 10,
@@ -139,11 +190,14 @@ describe("edge publish socket", () => {
     });
     link.start();
     closers.push(() => link.stop());
-    await waitFor(() => opens === 1);
+    await opened.next();
+    opened.rearm();
+    expect(opens).toBe(1);
     expect(invalidations).toBe(1);
     expect(tokens.slice(0, 2)).toEqual(["Bearer t1", "Bearer t2"]);
     for (const c of wss.clients) c.terminate();
-    await waitFor(() => opens === 2);
+    await opened.next();
+    expect(opens).toBe(2);
     expect(link.reconnects).toBeGreaterThanOrEqual(2);
   });
 });

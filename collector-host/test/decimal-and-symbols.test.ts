@@ -17,7 +17,7 @@ const decimal = fc
   .tuple(fc.stringMatching(/^\d{1,12}$/), fc.option(fc.stringMatching(/^\d{1,12}$/), { nil: undefined }))
   .map(([i, f]) => (f === undefined ? i : `${i}.${f}`));
 
-describe("exact decimal comparison", () => {
+describe("exact decimal comparison", { timeout: 60_000 }, () => {
   it("agrees with exact BigInt arithmetic on random decimal strings (leading/trailing zeros included)", () => {
     fc.assert(
       fc.property(decimal, decimal, (a, b) => {
@@ -49,7 +49,7 @@ describe("exact decimal comparison", () => {
   });
 });
 
-describe("symbol normalization", () => {
+describe("symbol normalization", { timeout: 60_000 }, () => {
   it.each([
     ["XBT/USD", "BTC-USD"],
     ["BTCUSD", "BTC-USD"],

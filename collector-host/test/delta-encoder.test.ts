@@ -130,7 +130,7 @@ function harness(publishDepth: number) {
   };
 }
 
-describe("delta encoder", () => {
+describe("delta encoder", { timeout: 60_000 }, () => {
   it("snapshot + deltas rebuild exactly the collector's book after every batch (property)", () => {
     fc.assert(
       // Depth 1000 never truncates these books (the plain delta path); 2 and 4 make the published
@@ -215,7 +215,7 @@ describe("delta encoder", () => {
   });
 });
 
-describe("depth cap", () => {
+describe("depth cap", { timeout: 60_000 }, () => {
   it("books capped at maxLevels per side publish deltas that keep the edge equal to the collector (property)", () => {
     fc.assert(
       // Caps below, between and above the published depths, so evictions land inside and outside the window.
@@ -285,7 +285,7 @@ describe("depth cap", () => {
   }, 60_000);
 });
 
-describe("batch size", () => {
+describe("batch size", { timeout: 60_000 }, () => {
   it("splits a snapshot batch that would exceed the edge's 1 MiB frame limit into one batch per exchange", () => {
     const exchanges: Exchange[] = ["kraken", "coinbase", "binanceus"];
     const rings = exchanges.map(() => createRingBuffer(16_384, RECORD_SIZE));

@@ -14,7 +14,7 @@ function checksumOf(bids: [string, string][], asks: [string, string][]): number 
   return krakenChecksum(b);
 }
 
-describe("Kraken WS v2 adapter", () => {
+describe("Kraken WS v2 adapter", { timeout: 60_000 }, () => {
   it("keeps wire numbers exact (trailing zeros matter for the checksum)", () => {
     expect(parseKrakenV2('{"price":45283.50,"qty":0.00100000,"other":1.10}')).toEqual({
       price: "45283.50",
@@ -80,7 +80,7 @@ describe("Kraken WS v2 adapter", () => {
   });
 });
 
-describe("Coinbase Advanced Trade adapter", () => {
+describe("Coinbase Advanced Trade adapter", { timeout: 60_000 }, () => {
   const l2 = (seq: number, type: string, updates: [string, string, string][]) =>
     JSON.stringify({
       channel: "l2_data",

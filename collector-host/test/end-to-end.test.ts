@@ -8,17 +8,10 @@ import { readWsFixture } from "../src/replay/fixtures.ts";
 import { type ReplayServer, startReplayServer } from "../src/replay/replay-server.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 import { startFakeEdge } from "./fake-edge.ts";
-import { silentLog, TEST_SERVICE_SECRET } from "./support.ts";
+import { settled, silentLog, TEST_SERVICE_SECRET, waitFor } from "./support.ts";
 
-const waitFor = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
-
-describe("collector host end to end on the replayed fixtures", () => {
+// Waits are on conditions, never on the clock: the timeout is only a last resort for a stuck run.
+describe("collector host end to end on the replayed fixtures", { timeout: 180_000 }, () => {
   let replay: ReplayServer;
   let edge: Awaited<ReturnType<typeof startFakeEdge>>;
   let host: CollectorHost;
@@ -47,8 +40,8 @@ describe("collector host end to end on the replayed fixtures", () => {
     });
     // Every book synced (Binance's depend on REST round trips) and every publish socket open.
     await waitFor("host ready", () => host.ready());
-    await new Promise((r) => setTimeout(r, 400));
-  }, 60_000);
+    await settled(replay, host, edge);
+  }, 180_000);
 
   afterAll(async () => {
     await host?.stop();

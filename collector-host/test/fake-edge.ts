@@ -124,6 +124,8 @@ export async function startFakeEdge(opts: { secret: string }) {
     /** Resolves with the next accepted health report. */
     nextHealthReport: () => new Promise<CollectorHealthReport>((resolve) => reportWaiters.push(resolve)),
     sockets,
+    /** The seq of the last batch received for `symbol` on its current socket (0 before the first). */
+    seqOf: (symbol: string) => lastSeq.get(symbol) ?? 0,
     get trades() {
       return trades;
     },
@@ -137,3 +139,5 @@ export async function startFakeEdge(opts: { secret: string }) {
     },
   };
 }
+
+export type FakeEdge = Awaited<ReturnType<typeof startFakeEdge>>;

@@ -7,15 +7,7 @@ import { readWsFixture } from "../src/replay/fixtures.ts";
 import { type ReplayOptions, type ReplayServer, startReplayServer } from "../src/replay/replay-server.ts";
 import { normalizeSymbol } from "../src/symbols.ts";
 import { startFakeEdge } from "./fake-edge.ts";
-import { silentLog, TEST_SERVICE_SECRET } from "./support.ts";
-
-const waitFor = async (what: string, check: () => boolean, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+import { settled, silentLog, TEST_SERVICE_SECRET, waitFor } from "./support.ts";
 
 let cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -56,7 +48,8 @@ const lastKrakenChecksums = () => {
   return last;
 };
 
-describe("fault isolation", () => {
+// Waits are on conditions, never on the clock: the timeouts are only a last resort for a stuck run.
+describe("fault isolation", { timeout: 180_000 }, () => {
   it("a killed, a hung and a crashed exchange thread are each restarted while the others keep flowing without a gap", async () => {
     const { edge, host } = await stack({ speed: 2 }, { hangMs: 2000 });
     const stats = (ex: "kraken" | "coinbase" | "binanceus") => host.supervisor.exchanges.get(ex)!.stats;
@@ -85,6 +78,7 @@ describe("fault isolation", () => {
     expect(coinbaseDuringKill.count).toBeGreaterThan(5);
     expect(coinbaseDuringKill.worst).toBeLessThan(1500);
     // Only Kraken's ten books were withdrawn.
+    await waitFor("kraken's books withdrawn at the edge", () => edge.invalids.length >= 10);
     expect(edge.invalids.map((i) => i.exchange)).toEqual(Array(10).fill("kraken"));
 
     // 2. Hang Binance's event loop: detected by the heartbeat watchdog and terminated.
@@ -109,6 +103,7 @@ describe("fault isolation", () => {
     expect(krakenDuringCrash.count).toBeGreaterThan(5);
     expect(krakenDuringCrash.worst).toBeLessThan(1500);
     // Each fault withdrew exactly the faulty exchange's books, nothing else.
+    await waitFor("every withdrawal at the edge", () => edge.invalids.length >= 24);
     expect(edge.invalids.map((i) => i.exchange)).toEqual([
       ...Array(10).fill("kraken"),
       ...Array(4).fill("binanceus"),
@@ -124,20 +119,16 @@ describe("fault isolation", () => {
       for (const symbol of ex.config.symbols) {
         const mine = host.publisher.book(symbol, ex.config.exchange);
         if (!mine) continue;
-        await waitFor(
-          `edge book ${symbol}`,
-          () => {
-            const theirs = edge.books.get(`${symbol}|${ex.config.exchange}`);
-            return JSON.stringify(theirs?.levels("bid", 20)) === JSON.stringify(mine.levels("bid", 20));
-          },
-          2000,
-        );
+        await waitFor(`edge book ${symbol}`, () => {
+          const theirs = edge.books.get(`${symbol}|${ex.config.exchange}`);
+          return JSON.stringify(theirs?.levels("bid", 20)) === JSON.stringify(mine.levels("bid", 20));
+        });
       }
     }
-  }, 60_000);
+  });
 });
 
-describe("hostile and corrupted input", () => {
+describe("hostile and corrupted input", { timeout: 180_000 }, () => {
   it("a corrupted Kraken level on the wire is detected, withdrawn at the edge, resynced, and checksums verify again", async () => {
     const lines = readWsFixture("KRAKEN.ws.50.0");
     const victim = lines.findIndex(
@@ -153,7 +144,7 @@ describe("hostile and corrupted input", () => {
     await replay.finished("kraken");
     const stats = host.supervisor.exchanges.get("kraken")!.stats;
     await waitFor("resynced", () => stats.get("resyncs") === 1 && stats.get("validBooks") === 10);
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(replay, host, edge);
     expect(stats.get("checksumFailures")).toBe(1);
     expect(stats.get("checksumsVerified")).toBeGreaterThan(3000);
     expect(edge.invalids).toEqual([{ symbol: "XMR-USD", exchange: "kraken", reason: "checksum mismatch" }]);
@@ -161,7 +152,7 @@ describe("hostile and corrupted input", () => {
     const last = lastKrakenChecksums();
     for (const [symbol, checksum] of last)
       expect(krakenChecksum(edge.books.get(`${symbol}|kraken`)!), symbol).toBe(checksum);
-  }, 30_000);
+  });
 
   it("garbage, unknown message types and wrong symbols never crash the host or corrupt a book", async () => {
     const junk = [
@@ -184,7 +175,7 @@ describe("hostile and corrupted input", () => {
     await Promise.all([replay.finished("kraken"), replay.finished("coinbase"), replay.finished("binanceus")]);
     const kraken = host.supervisor.exchanges.get("kraken")!.stats;
     await waitFor("kraken consumed", () => kraken.get("checksumsVerified") >= 4269);
-    await new Promise((r) => setTimeout(r, 300));
+    await settled(replay, host, edge);
     for (const ex of host.supervisor.exchanges.values()) {
       expect(ex.stats.get("malformed"), ex.config.exchange).toBeGreaterThan(10);
       expect(ex.stats.get("restarts"), ex.config.exchange).toBe(0);
@@ -197,7 +188,7 @@ describe("hostile and corrupted input", () => {
     for (const [symbol, checksum] of lastKrakenChecksums()) {
       expect(krakenChecksum(edge.books.get(`${symbol}|kraken`)!), symbol).toBe(checksum);
     }
-  }, 30_000);
+  });
 
   it("a dropped Binance depth event on the wire triggers a resync from a fresh REST snapshot", async () => {
     const lines = readWsFixture("BINANCE_US.ws.1.0");
@@ -213,9 +204,13 @@ describe("hostile and corrupted input", () => {
     const stats = host.supervisor.exchanges.get("binanceus")!.stats;
     await waitFor("binance resynced", () => stats.get("resyncs") === 1 && stats.get("validBooks") === 4);
     expect(stats.get("gaps")).toBe(1);
+    await waitFor(
+      "the fresh snapshot in the publisher",
+      () => host.publisher.book("COMP-USDT", "binanceus") !== undefined,
+    );
+    await settled(replay, host, edge);
     expect(edge.invalids).toEqual([expect.objectContaining({ symbol: "COMP-USDT", exchange: "binanceus" })]);
-    await new Promise((r) => setTimeout(r, 200));
     const mine = host.publisher.book("COMP-USDT", "binanceus")!;
     expect(edge.books.get("COMP-USDT|binanceus")!.levels("bid")).toEqual(mine.levels("bid", 1000));
-  }, 30_000);
+  });
 });

@@ -81,7 +81,7 @@ describe("SERVICE_TOKEN_SECRET", () => {
   });
 });
 
-describe("collector id", () => {
+describe("collector id", { timeout: 60_000 }, () => {
   it("health reports name a random instance id, never the machine's host name", async () => {
     expect(loadConfig({}, undefined).host).toBe(INSTANCE_ID);
     expect(INSTANCE_ID).toMatch(/^collector-[0-9a-f]{12}$/);
@@ -110,7 +110,7 @@ describe("collector id", () => {
   });
 });
 
-describe("exchange frame size", () => {
+describe("exchange frame size", { timeout: 60_000 }, () => {
   it("the default bound gives the largest recorded frame 4-8x headroom", () => {
     let largest = 0;
     for (const file of [
@@ -187,7 +187,7 @@ describe("exchange frame size", () => {
 const ladder = (from: number, step: number, n: number) =>
   Array.from({ length: n }, (_, i) => [`${from + step * i}.00`, "1"] as [string, string]);
 
-describe("book depth cap", () => {
+describe("book depth cap", { timeout: 60_000 }, () => {
   it("Coinbase: a full-depth book is kept to maxBookLevels per side, and the published book follows exactly", () => {
     const { ctx, sink } = testContext(["BTC-USD"]);
     const adapter = createCoinbaseAdapter(ctx, { maxBookLevels: 1000 });

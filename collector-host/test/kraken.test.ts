@@ -18,7 +18,7 @@ const KRAKEN_SYMBOLS = [
   "ADA/XBT",
 ].map((p) => normalizeSymbol(p)!);
 
-describe("Kraken v1 adapter on the recorded book-1000 feed", () => {
+describe("Kraken v1 adapter on the recorded book-1000 feed", { timeout: 60_000 }, () => {
   it("verifies all 4,269 exchange checksums with zero mismatches and mirrors the books exactly", () => {
     const { ctx, sink, sent } = testContext(KRAKEN_SYMBOLS);
     const adapter = createKrakenAdapter(ctx);

@@ -25,7 +25,7 @@ function runProducer(ring: SharedArrayBuffer, from: number, count: number, batch
   });
 }
 
-describe("SPSC ring on a SharedArrayBuffer", () => {
+describe("SPSC ring on a SharedArrayBuffer", { timeout: 60_000 }, () => {
   it("carries records across threads in order, without loss, through wrap-around and a full ring", async () => {
     const ring = createRingBuffer(64, RECORD_SIZE); // tiny: the producer must wait for the consumer
     const consumer = new RingConsumer(ring, RECORD_SIZE);

@@ -1,6 +1,9 @@
 import { OrderBook } from "../src/books/order-book.ts";
 import type { AdapterContext, FeedSink, Logger, SideCode } from "../src/exchanges/types.ts";
+import type { CollectorHost } from "../src/main.ts";
+import type { ReplayServer } from "../src/replay/replay-server.ts";
 import { ExchangeStats } from "../src/threads/exchange-stats.ts";
+import type { FakeEdge } from "./fake-edge.ts";
 
 export interface SinkEvent {
   kind: "snapshot" | "invalid" | "trade";
@@ -69,4 +72,33 @@ export function testContext(symbols: string[], fetchJson: (url: string) => Promi
     fetchJson,
   };
   return { ctx, sink, sent, reconnects };
+}
+
+/**
+ * Polls `check` until it holds. The deadline is a last resort (generous, so a loaded machine only
+ * makes the wait longer); it names what was awaited when it fails.
+ */
+export async function waitFor(what: string, check: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Resolves once every exchange thread has processed every frame the replay wrote to it, the
+ * publisher has drained its rings and sent everything, and the edge has received each symbol's
+ * last batch: the state a fixed sleep used to hope for. Not for runs that lost a socket (a killed
+ * thread never reads what was written to its old socket).
+ */
+export async function settled(replay: ReplayServer, host: CollectorHost, edge: FakeEdge): Promise<void> {
+  const exchanges = [...host.supervisor.exchanges.values()];
+  await waitFor("the threads to read every replayed frame", () =>
+    exchanges.every((ex) => ex.stats.get("messages") >= replay.frames[ex.config.exchange]),
+  );
+  await waitFor(
+    "the publisher to push everything to the edge",
+    () => host.publisher.idle && host.publisher.symbolNames.every((s) => edge.seqOf(s) === host.publisher.seqOf(s)),
+  );
 }

@@ -120,7 +120,6 @@ export class ExchangeConnection {
       const text = data.toString();
       const now = Date.now();
       this.lastMessageAt = now;
-      this.stats.inc("messages");
       this.stats.inc("rawBytes", text.length);
       this.stats.set("lastMessageAt", now);
       try {
@@ -131,6 +130,8 @@ export class ExchangeConnection {
         this.log.error({ exchange: this.adapter.exchange, error: String(error) }, "adapter threw");
       }
       this.sink.commit();
+      // Counted once its ticks are in the ring, so a reader that sees the count also sees them.
+      this.stats.inc("messages");
     });
     // For feeds without application heartbeats, control frames prove the connection alive
     // when a market is quiet.

@@ -185,6 +185,24 @@ export class Publisher {
     return this.symbols.get(symbol)?.link;
   }
 
+  /** The seq of the last batch sent for `symbol` (0 before the first). */
+  seqOf(symbol: string): number {
+    return this.symbols.get(symbol)?.seq ?? 0;
+  }
+
+  /** True when every ring is drained and nothing waits for the next push (tests wait on it instead of sleeping). */
+  get idle(): boolean {
+    if (this.sources.some((s) => s.consumer.size() > 0)) return false;
+    for (const state of this.symbols.values()) {
+      if (!state.link.writable) continue;
+      if (state.invalids.length > 0 || state.trades.length > 0) return false;
+      for (const eb of state.books.values()) {
+        if (eb.valid && (state.flags.needFull || eb.snapshotPending || eb.changes.size > 0)) return false;
+      }
+    }
+    return true;
+  }
+
   /** The exchange's thread died: everything it owned is withdrawn until its fresh snapshots. */
   exchangeDown(exchange: Exchange, reason: string): void {
     const source = this.sources.find((s) => s.exchange === exchange);

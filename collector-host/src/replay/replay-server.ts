@@ -40,6 +40,8 @@ export interface ReplayServer {
   readonly port: number;
   /** Messages sent per exchange (to all clients). */
   readonly sent: Record<ReplayExchange, number>;
+  /** WebSocket messages written per exchange, protocol replies included (what a client has to read). */
+  readonly frames: Record<ReplayExchange, number>;
   /** Resolves when an exchange's recording has been played to the end (once). */
   finished(exchange: ReplayExchange): Promise<void>;
   close(): Promise<void>;
@@ -64,6 +66,8 @@ abstract class Market {
   private finishedResolve!: () => void;
   readonly finished: Promise<void>;
   sent = 0;
+  /** Every WebSocket message written to any client, protocol replies included. */
+  frames = 0;
   protected readonly opts: Required<Pick<ReplayOptions, "speed" | "loop">> & ReplayOptions;
   abstract readonly name: ReplayExchange;
 
@@ -99,7 +103,9 @@ abstract class Market {
   }
 
   send(ws: WebSocket, text: string): void {
-    if (ws.readyState === ws.OPEN) ws.send(text);
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(text);
+    this.frames++;
   }
 
   private pump = (): void => {
@@ -519,6 +525,9 @@ export async function startReplayServer(options: ReplayOptions = {}): Promise<Re
     port,
     get sent() {
       return { kraken: kraken.sent, coinbase: coinbase.sent, binanceus: binance.sent };
+    },
+    get frames() {
+      return { kraken: kraken.frames, coinbase: coinbase.frames, binanceus: binance.frames };
     },
     finished: (exchange) => markets[exchange].finished,
     async close() {
