@@ -1,10 +1,10 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import type { Cart } from "../contracts/cart";
+import { Cart } from "../contracts/cart";
 import { CART_IDLE_TTL_MS } from "../durable-objects/cart";
 import { insertSku, stock } from "./commerce-fixtures";
-import { call, tokenFor } from "./helpers";
+import { call, expectProblem, tokenFor } from "./helpers";
 
 let alice: string;
 let bob: string;
@@ -27,17 +27,11 @@ afterEach(() => {
 async function newCart(token = alice): Promise<Cart> {
   const res = await call("/v1/carts", { method: "POST", token });
   expect(res.status).toBe(201);
-  return res.json<Cart>();
+  return Cart.parse(await res.json());
 }
 
 const add = (id: string, json: unknown, token = alice) =>
   call(`/v1/carts/${id}/items`, { method: "POST", token, json });
-
-async function expectProblem(res: Response, status: number): Promise<{ type: string; errors?: unknown[] }> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
-  return res.json();
-}
 
 describe("carts", () => {
   it("creates an empty cart owned by the caller", async () => {
@@ -54,7 +48,7 @@ describe("carts", () => {
     const { id } = await newCart();
     let res = await add(id, { sku: "MUG-01", quantity: 2 });
     expect(res.status).toBe(200);
-    let cart = await res.json<Cart>();
+    let cart = Cart.parse(await res.json());
     expect(cart.items).toEqual([
       {
         sku: "MUG-01",
@@ -68,16 +62,16 @@ describe("carts", () => {
 
     // A later catalog price change does not touch the line already in the cart.
     await env.DB.prepare("UPDATE product_variants SET price_amount = 9999 WHERE sku = 'MUG-01'").run();
-    cart = await (await add(id, { sku: "MUG-01", quantity: 1 })).json<Cart>();
+    cart = Cart.parse(await (await add(id, { sku: "MUG-01", quantity: 1 })).json());
     await env.DB.prepare("UPDATE product_variants SET price_amount = 1250 WHERE sku = 'MUG-01'").run();
     expect(cart.items[0]).toMatchObject({ quantity: 3, unitPrice: { amount: 1250 }, lineTotal: { amount: 3750 } });
 
-    cart = await (await add(id, { sku: "TEE-01", quantity: 1 })).json<Cart>();
+    cart = Cart.parse(await (await add(id, { sku: "TEE-01", quantity: 1 })).json());
     expect(cart.total).toEqual({ amount: 3750 + 2000, currency: "USD" });
 
     res = await call(`/v1/carts/${id}/items/MUG-01`, { method: "PATCH", token: alice, json: { quantity: 5 } });
     expect(res.status).toBe(200);
-    cart = await res.json<Cart>();
+    cart = Cart.parse(await res.json());
     expect(cart.items.map((l) => [l.sku, l.quantity])).toEqual([
       ["MUG-01", 5],
       ["TEE-01", 1],
@@ -86,11 +80,11 @@ describe("carts", () => {
 
     res = await call(`/v1/carts/${id}/items/MUG-01`, { method: "DELETE", token: alice });
     expect(res.status).toBe(200);
-    cart = await res.json<Cart>();
+    cart = Cart.parse(await res.json());
     expect(cart.items.map((l) => l.sku)).toEqual(["TEE-01"]);
 
     res = await call(`/v1/carts/${id}/items/TEE-01`, { method: "PATCH", token: alice, json: { quantity: 0 } });
-    expect((await res.json<Cart>()).items).toEqual([]);
+    expect(Cart.parse(await res.json()).items).toEqual([]);
     await expectProblem(await call(`/v1/carts/${id}/items/TEE-01`, { method: "DELETE", token: alice }), 404);
     await expectProblem(
       await call(`/v1/carts/${id}/items/TEE-01`, { method: "PATCH", token: alice, json: { quantity: 1 } }),
@@ -107,7 +101,7 @@ describe("carts", () => {
       await call(`/v1/carts/${id}/items/TEE-01`, { method: "PATCH", token: alice, json: { quantity: 4 } }),
       409,
     );
-    const cart = await (await call(`/v1/carts/${id}`, { token: alice })).json<Cart>();
+    const cart = Cart.parse(await (await call(`/v1/carts/${id}`, { token: alice })).json());
     expect(cart.items.map((l) => l.quantity)).toEqual([2]);
 
     // Reserved units are not available to carts either.
@@ -129,7 +123,7 @@ describe("carts", () => {
     await expectProblem(await call(`/v1/carts/${cart.id}/items/MUG-01`, { method: "DELETE", token: bob }), 404);
     await expectProblem(await call(`/v1/carts/${cart.id}`), 401);
     expect(await env.CART.getByName(cart.id).view("user-bob")).toBeNull();
-    const mine = await (await call(`/v1/carts/${cart.id}`, { token: alice })).json<Cart>();
+    const mine = Cart.parse(await (await call(`/v1/carts/${cart.id}`, { token: alice })).json());
     expect(mine.items.map((l) => [l.sku, l.quantity])).toEqual([["MUG-01", 1]]);
     // A well-formed id nobody created is just as unknown, and guessing ids creates no storage.
     await expectProblem(await call("/v1/carts/c_AAAAAAAAAAAAAAAAAAAAAA", { token: alice }), 404);
@@ -170,7 +164,7 @@ describe("carts", () => {
     // Unknown and unpublished SKUs are 404s.
     await expectProblem(await add(id, { sku: "NOPE-404", quantity: 1 }), 404);
     await expectProblem(await add(id, { sku: "DRAFT-01", quantity: 1 }), 404);
-    const cart = await (await call(`/v1/carts/${id}`, { token: alice })).json<Cart>();
+    const cart = Cart.parse(await (await call(`/v1/carts/${id}`, { token: alice })).json());
     expect(cart.items.map((l) => [l.sku, l.quantity])).toEqual([["MUG-01", 1]]);
   });
 

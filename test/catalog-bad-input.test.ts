@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { adminClient, type CatalogProduct, type ProductPage } from "./catalog-fixtures";
-import { call } from "./helpers";
+import { type ProductDetail, ProductList } from "../contracts/catalog";
+import { adminClient } from "./catalog-fixtures";
+import { call, expectProblem } from "./helpers";
 
-let laptop: CatalogProduct;
+let laptop: ProductDetail;
 
 beforeAll(async () => {
   const admin = await adminClient();
@@ -15,12 +16,9 @@ beforeAll(async () => {
   await admin.product({ name: "Kettle", description: "boils water" });
 });
 
-async function expectProblem(path: string, field?: string) {
-  const res = await call(path);
-  expect(res.status, path).toBe(400);
-  expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-  const body = (await res.json()) as { status: number; type: string; errors?: { path: string }[] };
-  expect(body.status).toBe(400);
+/** GET `path` answers 400 problem+json, naming `field` among its errors when given. */
+async function expectBadRequest(path: string, field?: string) {
+  const body = await expectProblem(await call(path), 400, path);
   if (field) expect(body.errors?.map((e) => e.path)).toContain(field);
 }
 
@@ -59,31 +57,31 @@ describe("search text that is FTS5 syntax is only ever text", () => {
     it(`q=${JSON.stringify(q).slice(0, 40)} answers 200 with results or none`, async () => {
       const res = await call(`/v1/products?q=${encodeURIComponent(q)}`);
       expect(res.status).toBe(200);
-      const page = (await res.json()) as ProductPage;
+      const page = ProductList.parse(await res.json());
       expect(Array.isArray(page.items)).toBe(true);
     });
   }
 
   it("the words inside operators and quotes still search", async () => {
     for (const q of ['"laptop', "NEAR(laptop fan)", "-laptop", "laptop*", "(laptop"]) {
-      const page = (await (await call(`/v1/products?q=${encodeURIComponent(q)}`)).json()) as ProductPage;
+      const page = ProductList.parse(await (await call(`/v1/products?q=${encodeURIComponent(q)}`)).json());
       expect(
         page.items.map((p) => p.id),
         q,
       ).toContain(laptop.id);
     }
     // OR is a word, not an operator: "laptop OR kettle" needs a word starting with "or" too.
-    const or = (await (await call("/v1/products?q=laptop%20OR%20kettle")).json()) as ProductPage;
+    const or = ProductList.parse(await (await call("/v1/products?q=laptop%20OR%20kettle")).json());
     expect(or.items).toEqual([]);
   });
 
   it("very long search text is a 400, not a slow or failing query", async () => {
-    await expectProblem(`/v1/products?q=${"x".repeat(201)}`, "q");
-    await expectProblem(`/v1/products?q=${encodeURIComponent('"NEAR('.repeat(2000))}`, "q");
+    await expectBadRequest(`/v1/products?q=${"x".repeat(201)}`, "q");
+    await expectBadRequest(`/v1/products?q=${encodeURIComponent('"NEAR('.repeat(2000))}`, "q");
   });
 
   it("the catalog is intact afterwards", async () => {
-    const page = (await (await call("/v1/products")).json()) as ProductPage;
+    const page = ProductList.parse(await (await call("/v1/products")).json());
     expect(page.total).toBe(2);
   });
 });
@@ -99,31 +97,31 @@ describe("bad paging and filter parameters are 400 problem+json", () => {
       btoa("null"),
       "A".repeat(600),
     ]) {
-      await expectProblem(`/v1/products?cursor=${encodeURIComponent(cursor)}`, "cursor");
+      await expectBadRequest(`/v1/products?cursor=${encodeURIComponent(cursor)}`, "cursor");
     }
-    await expectProblem("/v1/products?cursor=");
+    await expectBadRequest("/v1/products?cursor=");
   });
 
   it("rejects negative, zero, fractional, non-numeric and huge limits", async () => {
     for (const limit of ["-1", "0", "101", "1e3", "2.5", "abc", "99999999999999999999", ""]) {
-      await expectProblem(`/v1/products?limit=${limit}`, "limit");
+      await expectBadRequest(`/v1/products?limit=${limit}`, "limit");
     }
     const max = await call("/v1/products?limit=100");
     expect(max.status).toBe(200);
   });
 
   it("rejects inverted, negative and non-numeric price ranges", async () => {
-    await expectProblem("/v1/products?minPrice=5000&maxPrice=100", "maxPrice");
-    await expectProblem("/v1/products?minPrice=-1", "minPrice");
-    await expectProblem("/v1/products?maxPrice=cheap", "maxPrice");
-    await expectProblem("/v1/products?minPrice=1.5", "minPrice");
+    await expectBadRequest("/v1/products?minPrice=5000&maxPrice=100", "maxPrice");
+    await expectBadRequest("/v1/products?minPrice=-1", "minPrice");
+    await expectBadRequest("/v1/products?maxPrice=cheap", "maxPrice");
+    await expectBadRequest("/v1/products?minPrice=1.5", "minPrice");
     expect((await call("/v1/products?minPrice=100&maxPrice=100")).status).toBe(200);
   });
 
   it("rejects unknown sorts, bad inStock values and bad ids", async () => {
-    await expectProblem("/v1/products?sort=cheapest", "sort");
-    await expectProblem("/v1/products?inStock=yes", "inStock");
-    await expectProblem(`/v1/products/${encodeURIComponent("x'; --")}`, "id");
+    await expectBadRequest("/v1/products?sort=cheapest", "sort");
+    await expectBadRequest("/v1/products?inStock=yes", "inStock");
+    await expectBadRequest(`/v1/products/${encodeURIComponent("x'; --")}`, "id");
     const missing = await call("/v1/products/prd_doesnotexist");
     expect(missing.status).toBe(404);
     expect(missing.headers.get("content-type")).toMatch(/^application\/problem\+json/);

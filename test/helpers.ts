@@ -1,4 +1,7 @@
 import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import { TokenPair } from "../contracts/identity";
+import { Problem } from "../contracts/problem";
 import { issueAccessToken } from "../domain/identity/access-tokens";
 import type { Role } from "../workers/env";
 
@@ -20,4 +23,52 @@ export function call(path: string, init: RequestInit & { token?: string; json?: 
  */
 export async function tokenFor(userId: string, roles: Role[] = ["customer"]): Promise<string> {
   return (await issueAccessToken(env, { userId, roles })).token;
+}
+
+/**
+ * Asserts that `res` is a problem+json answer with `status` (header, HTTP status and body agree)
+ * and returns the body, parsed with the Problem contract. `label` names the case in a failure.
+ */
+export async function expectProblem(res: Response, status: number, label?: string): Promise<Problem> {
+  expect(res.status, label).toBe(status);
+  expect(res.headers.get("Content-Type"), label).toBe("application/problem+json");
+  const body = Problem.parse(await res.json());
+  expect(body.status, label).toBe(status);
+  return body;
+}
+
+/** The password test users register with. */
+export const PASSWORD = "correct horse battery";
+
+let emails = 0;
+/** An email address no other test used (test files share one D1 per file, not per test). */
+export const uniqueEmail = (prefix = "user") => `${prefix}${Date.now()}-${emails++}@example.com`;
+
+/** Registers a user through POST /v1/auth/register (asserts 201); returns the credentials and the new user. */
+export async function registerUser(email = uniqueEmail(), password = PASSWORD, name = "Test User") {
+  const res = await call("/v1/auth/register", { method: "POST", json: { email, password, name } });
+  expect(res.status, await res.clone().text()).toBe(201);
+  const { user } = await res.json<{ user: { id: string; email: string; name: string; roles: string[] } }>();
+  return { email, password, name, user };
+}
+
+/** POST /v1/auth/login; `extra` adds body fields (`totp`), `ip` is the client address the edge sees. */
+export function login(
+  email: string,
+  password: string,
+  opts: { extra?: Record<string, unknown>; ip?: string } = {},
+): Promise<Response> {
+  return call("/v1/auth/login", {
+    method: "POST",
+    json: { email, password, ...opts.extra },
+    ...(opts.ip ? { headers: { "CF-Connecting-IP": opts.ip } } : {}),
+  });
+}
+
+/** A freshly registered user, signed in: its credentials, id and token pair. */
+export async function signIn() {
+  const { email, password, user } = await registerUser();
+  const res = await login(email, password);
+  expect(res.status).toBe(200);
+  return { email, password, id: user.id, tokens: TokenPair.parse(await res.json()) };
 }

@@ -2,25 +2,13 @@ import { env } from "cloudflare:workers";
 import { importJWK, SignJWT } from "jose";
 import { describe, expect, it, vi } from "vitest";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
-import { call } from "./helpers";
-
-interface Problem {
-  type: string;
-  status: number;
-  errors?: { path: string; message: string }[];
-}
+import { call, expectProblem, PASSWORD, registerUser, signIn, uniqueEmail } from "./helpers";
 
 const keys = JSON.parse(env.JWT_PRIVATE_KEYS) as { kid: string; privateJwk: Record<string, string> }[];
 const b64url = (s: string) => btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
-let n = 0;
 async function registeredUser() {
-  const email = `attack${Date.now()}-${n++}@example.com`;
-  const res = await call("/v1/auth/register", {
-    method: "POST",
-    json: { email, password: "correct horse battery", name: "Target" },
-  });
-  return (await res.json<{ user: { id: string } }>()).user.id;
+  return (await registerUser(uniqueEmail("attack"), PASSWORD, "Target")).user.id;
 }
 
 /** A token that would be valid but for whatever `tweak` changes. */
@@ -136,10 +124,7 @@ describe("access token attacks → 401", () => {
   });
 
   it("refuses revoked tokens and garbage Authorization headers", async () => {
-    const email = `revoked${Date.now()}@example.com`;
-    await call("/v1/auth/register", { method: "POST", json: { email, password: "correct horse battery", name: "R" } });
-    const login = await call("/v1/auth/login", { method: "POST", json: { email, password: "correct horse battery" } });
-    const { accessToken } = await login.json<{ accessToken: string }>();
+    const { accessToken } = (await signIn()).tokens;
     await call("/v1/auth/logout", { method: "POST", token: accessToken });
     expect((await me(accessToken)).status).toBe(401);
     for (const header of [
@@ -155,12 +140,6 @@ describe("access token attacks → 401", () => {
 });
 
 const userCount = async () => (await env.DB.prepare("select count(*) as n from users").first<{ n: number }>())!.n;
-
-async function expectProblem(res: Response, status: number) {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
-  return res.json<Problem>();
-}
 
 describe("bad input → 4xx problem+json, nothing written", () => {
   const register = (body: BodyInit, headers: Record<string, string> = { "Content-Type": "application/json" }) =>

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call } from "./helpers";
+import { call, signIn } from "./helpers";
 
 // Random bodies at every identity route: whatever arrives, the answer is never a 5xx, and every
 // error is problem+json. ~100 runs per route keeps this file to a few seconds.
@@ -32,10 +32,7 @@ const bodies = (known: string[]) =>
   );
 
 async function fresh() {
-  const email = `prop${Date.now()}${Math.random().toString(36).slice(2)}@example.com`;
-  await call("/v1/auth/register", { method: "POST", json: { email, password: "correct horse battery", name: "P" } });
-  const res = await call("/v1/auth/login", { method: "POST", json: { email, password: "correct horse battery" } });
-  return (await res.json<{ accessToken: string }>()).accessToken;
+  return (await signIn()).tokens.accessToken;
 }
 
 async function assertNo5xx(method: string, path: string, body: string, token?: string) {

@@ -1,43 +1,11 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { TokenPair } from "../contracts/identity";
+import { Problem } from "../contracts/problem";
 import { currentTotp } from "../domain/identity/totp";
 import { app } from "../workers/app";
-import { call, tokenFor } from "./helpers";
-
-interface TokenPair {
-  accessToken: string;
-  refreshToken: string;
-  tokenType: string;
-  expiresIn: number;
-}
-interface Problem {
-  type: string;
-  status: number;
-  title: string;
-  detail?: string;
-  errors?: { path: string; message: string }[];
-}
-
-let counter = 0;
-const uniqueEmail = () => `user${Date.now()}-${counter++}@example.com`;
-
-async function register(email = uniqueEmail(), password = "correct horse battery", name = "Test User") {
-  const res = await call("/v1/auth/register", { method: "POST", json: { email, password, name } });
-  expect(res.status).toBe(201);
-  return { email, password, name, user: (await res.json<{ user: { id: string } }>()).user };
-}
-
-async function login(email: string, password: string, extra: Record<string, unknown> = {}) {
-  return call("/v1/auth/login", { method: "POST", json: { email, password, ...extra } });
-}
-
-async function signIn(): Promise<{ email: string; password: string; id: string; tokens: TokenPair }> {
-  const { email, password, user } = await register();
-  const res = await login(email, password);
-  expect(res.status).toBe(200);
-  return { email, password, id: user.id, tokens: await res.json<TokenPair>() };
-}
+import { call, login, registerUser, signIn, tokenFor, uniqueEmail } from "./helpers";
 
 const countRows = async (sql: string, ...args: unknown[]) =>
   (await env.DB.prepare(sql)
@@ -79,8 +47,8 @@ describe("register", () => {
   });
 
   it("stores a salted PBKDF2 hash with its parameters, never the password", async () => {
-    const a = await register(uniqueEmail(), "same password here");
-    const b = await register(uniqueEmail(), "same password here");
+    const a = await registerUser(uniqueEmail(), "same password here");
+    const b = await registerUser(uniqueEmail(), "same password here");
     const rows = await env.DB.prepare("select password_hash as h from users where id in (?, ?)")
       .bind(a.user.id, b.user.id)
       .all<{ h: string }>();
@@ -106,14 +74,14 @@ describe("login", () => {
   });
 
   it("accepts the email in any case and refuses a wrong password or unknown account alike with 401", async () => {
-    const { email, password } = await register();
+    const { email, password } = await registerUser();
     expect((await login(email.toUpperCase(), password)).status).toBe(200);
     const wrong = await login(email, "not the password");
     const unknown = await login(`nobody-${email}`, password);
     for (const res of [wrong, unknown]) {
       expect(res.status).toBe(401);
       expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer/);
-      expect((await res.json<Problem>()).detail).toBe("Wrong email or password");
+      expect(Problem.parse(await res.json()).detail).toBe("Wrong email or password");
     }
   });
 
@@ -129,7 +97,7 @@ describe("refresh", () => {
     const { tokens } = await signIn();
     const first = await call("/v1/auth/refresh", { method: "POST", json: { refreshToken: tokens.refreshToken } });
     expect(first.status).toBe(200);
-    const rotated = await first.json<TokenPair>();
+    const rotated = TokenPair.parse(await first.json());
     expect(rotated.refreshToken).not.toBe(tokens.refreshToken);
     expect((await call("/v1/users/me", { token: rotated.accessToken })).status).toBe(200);
 
@@ -162,7 +130,7 @@ describe("refresh", () => {
 
   it("lets one session's reuse leave another login's family alone", async () => {
     const { email, password, tokens } = await signIn();
-    const other = await (await login(email, password)).json<TokenPair>();
+    const other = TokenPair.parse(await (await login(email, password)).json());
     await call("/v1/auth/refresh", { method: "POST", json: { refreshToken: tokens.refreshToken } });
     await call("/v1/auth/refresh", { method: "POST", json: { refreshToken: tokens.refreshToken } });
     expect((await call("/v1/users/me", { token: other.accessToken })).status).toBe(200);
@@ -205,7 +173,7 @@ describe("profile", () => {
 
   it("DELETE /me erases personal data, revokes every session and frees the email", async () => {
     const { email, password, id, tokens } = await signIn();
-    const second = await (await login(email, password)).json<TokenPair>();
+    const second = TokenPair.parse(await (await login(email, password)).json());
     const res = await call("/v1/users/me", { method: "DELETE", token: tokens.accessToken });
     expect(res.status).toBe(204);
 
@@ -223,7 +191,7 @@ describe("profile", () => {
     ).toBe(401);
     expect((await login(email, password)).status).toBe(401);
     // The address is free again.
-    const again = await register(email, "a brand new password");
+    const again = await registerUser(email, "a brand new password");
     expect(again.user.id).not.toBe(id);
   });
 });
@@ -259,13 +227,13 @@ describe("TOTP MFA", () => {
 
     const noCode = await login(email, password);
     expect(noCode.status).toBe(401);
-    expect((await noCode.json<Problem>()).type).toMatch(/mfa-required$/);
+    expect(Problem.parse(await noCode.json()).type).toMatch(/mfa-required$/);
     // The code used for activation was consumed: replaying it fails.
-    expect((await login(email, password, { totp: currentTotp(secret) })).status).toBe(401);
+    expect((await login(email, password, { extra: { totp: currentTotp(secret) } })).status).toBe(401);
     // A code from the next time step is accepted once (±1 step window), then not again.
     const next = currentTotp(secret, Date.now() + 30_000);
-    expect((await login(email, password, { totp: next })).status).toBe(200);
-    expect((await login(email, password, { totp: next })).status).toBe(401);
+    expect((await login(email, password, { extra: { totp: next } })).status).toBe(200);
+    expect((await login(email, password, { extra: { totp: next } })).status).toBe(401);
   });
 
   it("refuses verify before enrolment with 409", async () => {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import type { InventoryLevel } from "../contracts/inventory-events";
+import { InventoryLevel } from "../contracts/inventory-events";
 import { insertSku } from "./commerce-fixtures";
-import { call, tokenFor } from "./helpers";
+import { call, expectProblem, tokenFor } from "./helpers";
 
 let admin: string;
 let service: string;
@@ -16,17 +16,11 @@ beforeAll(async () => {
   await Promise.all(["INV-A", "INV-B", "INV-C", "INV-HOT"].map((sku) => insertSku(sku)));
 });
 
-async function expectProblem(res: Response, status: number): Promise<{ type: string; errors?: unknown[] }> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
-  return res.json();
-}
-
 const put = (sku: string, json: unknown, token = admin) =>
   call(`/v1/admin/inventory/${sku}`, { method: "PUT", token, json });
 const reserve = (sku: string, json: unknown, token = service) =>
   call(`/v1/admin/inventory/${sku}/reservations`, { method: "POST", token, json });
-const level = async (sku: string) => (await call(`/v1/inventory/${sku}`)).json<InventoryLevel>();
+const level = async (sku: string) => InventoryLevel.parse(await (await call(`/v1/inventory/${sku}`)).json());
 
 describe("inventory API", () => {
   it("sets stock (admin only) and reports {sku, onHand, reserved, available}", async () => {
@@ -114,8 +108,12 @@ describe("inventory API", () => {
       },
     });
     expect(res.status).toBe(200);
-    const body = await res.json<{ items: InventoryLevel[]; conflicts: unknown[] }>();
-    expect(body.items.map((l) => [l.sku, l.onHand])).toEqual([
+    const body = await res.json<{ items: unknown[]; conflicts: unknown[] }>();
+    expect(
+      InventoryLevel.array()
+        .parse(body.items)
+        .map((l) => [l.sku, l.onHand]),
+    ).toEqual([
       ["BATCH-1", 2],
       ["BATCH-2", 60],
     ]);

@@ -1,8 +1,21 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { Cart } from "../contracts/cart";
+import { OrderList, RefundAccepted } from "../contracts/order";
+import { Problem } from "../contracts/problem";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, tokenFor } from "./helpers";
-import { CARDS, cartWith, isFinal, newShopper, placeOrder, SHIPPING, waitForOrder } from "./order-fixtures";
+import {
+  accepted,
+  CARDS,
+  cartWith,
+  isFinal,
+  newShopper,
+  placeOrder,
+  SHIPPING,
+  viewOrder,
+  waitForOrder,
+} from "./order-fixtures";
 
 const storedKeys = async () =>
   (await env.DB.prepare("SELECT COUNT(*) AS n FROM idempotency_keys").first<{ n: number }>())?.n;
@@ -16,7 +29,7 @@ describe("POST /v1/orders with Idempotency-Key", () => {
     const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
     const first = await placeOrder(shopper, cartId, CARDS.ok, key);
     expect(first.status).toBe(202);
-    const body = (await first.json()) as { id: string; status: string };
+    const body = await accepted(first);
     expect(first.headers.get("location")).toBe(`/v1/orders/${body.id}`);
 
     const replay = await placeOrder(shopper, cartId, CARDS.ok, key);
@@ -31,7 +44,7 @@ describe("POST /v1/orders with Idempotency-Key", () => {
     // Without the key, the frozen cart refuses a second checkout: no double order either way.
     const again = await placeOrder(shopper, cartId);
     expect(again.status).toBe(409);
-    expect(((await again.json()) as { detail: string }).detail).toContain(body.id);
+    expect(Problem.parse(await again.json()).detail).toContain(body.id);
     expect((await waitForOrder(body.id, isFinal)).status).toBe("confirmed");
     expect(await env.INVENTORY.getByName("IDEM-1").level()).toMatchObject({ sold: 1, reserved: 0 });
   });
@@ -47,9 +60,7 @@ describe("POST /v1/orders with Idempotency-Key", () => {
     expect(statuses.every((s) => s === 202 || s === 409)).toBe(true);
     expect(statuses).toContain(409);
     const ids = new Set(
-      await Promise.all(
-        responses.filter((r) => r.status === 202).map(async (r) => ((await r.json()) as { id: string }).id),
-      ),
+      await Promise.all(responses.filter((r) => r.status === 202).map(async (r) => (await accepted(r)).id)),
     );
     expect(ids.size).toBe(1);
     const [id] = [...ids];
@@ -95,7 +106,7 @@ describe("POST /v1/orders with Idempotency-Key", () => {
     expect(badKey.status).toBe(400);
     expect(await storedKeys()).toBe(before);
     const cart = await call(`/v1/carts/${cartId}`, { token: shopper.token });
-    expect(((await cart.json()) as { status: string }).status).toBe("open");
+    expect(Cart.parse(await cart.json()).status).toBe("open");
     expect((await call("/v1/orders", { method: "POST", json: {} })).status).toBe(401);
   });
 });
@@ -106,9 +117,7 @@ describe("order visibility, cancel and refunds", () => {
     await stock("ACL-1", 5);
     const owner = await newShopper();
     const stranger = await newShopper();
-    const { id } = (await (await placeOrder(owner, await cartWith(owner, [{ sku: "ACL-1", quantity: 1 }]))).json()) as {
-      id: string;
-    };
+    const { id } = await accepted(await placeOrder(owner, await cartWith(owner, [{ sku: "ACL-1", quantity: 1 }])));
     expect((await call(`/v1/orders/${id}`, { token: stranger.token })).status).toBe(404);
     expect((await call(`/v1/orders/${id}/cancel`, { method: "POST", token: stranger.token })).status).toBe(404);
     expect((await call("/v1/orders/ord_000000000000000000000000", { token: owner.token })).status).toBe(404);
@@ -116,17 +125,15 @@ describe("order visibility, cancel and refunds", () => {
     await waitForOrder(id, isFinal);
     const cancel = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: owner.token });
     expect(cancel.status).toBe(409);
-    expect((await env.ORDER.getByName(id).view())?.status).toBe("confirmed");
+    expect((await viewOrder(id))?.status).toBe("confirmed");
 
     // The stranger's list is empty; the owner's list has the order (read model, newest first).
     await expect
       .poll(async () =>
-        ((await (await call("/v1/orders", { token: owner.token })).json()) as { items: { id: string }[] }).items.map(
-          (o) => o.id,
-        ),
+        OrderList.parse(await (await call("/v1/orders", { token: owner.token })).json()).items.map((o) => o.id),
       )
       .toEqual([id]);
-    const theirs = (await (await call("/v1/orders", { token: stranger.token })).json()) as { items: unknown[] };
+    const theirs = OrderList.parse(await (await call("/v1/orders", { token: stranger.token })).json());
     expect(theirs.items).toEqual([]);
   });
 
@@ -137,7 +144,7 @@ describe("order visibility, cancel and refunds", () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const res = await placeOrder(shopper, await cartWith(shopper, [{ sku: "LIST-1", quantity: 1 }]));
-      ids.push(((await res.json()) as { id: string }).id);
+      ids.push((await accepted(res)).id);
     }
     await Promise.all(ids.map((id) => waitForOrder(id, isFinal)));
     await expect
@@ -150,18 +157,12 @@ describe("order visibility, cancel and refunds", () => {
           )?.n,
       )
       .toBe(3);
-    const page1 = (await (await call("/v1/orders?limit=2", { token: shopper.token })).json()) as {
-      items: { id: string }[];
-      nextCursor: string | null;
-    };
+    const page1 = OrderList.parse(await (await call("/v1/orders?limit=2", { token: shopper.token })).json());
     expect(page1.items.map((o) => o.id)).toEqual([ids[2], ids[1]]);
     expect(page1.nextCursor).toBeTruthy();
-    const page2 = (await (
-      await call(`/v1/orders?limit=2&cursor=${page1.nextCursor}`, { token: shopper.token })
-    ).json()) as {
-      items: { id: string }[];
-      nextCursor: string | null;
-    };
+    const page2 = OrderList.parse(
+      await (await call(`/v1/orders?limit=2&cursor=${page1.nextCursor}`, { token: shopper.token })).json(),
+    );
     expect(page2).toEqual({ items: [expect.objectContaining({ id: ids[0] })], nextCursor: null });
     expect((await call("/v1/orders?cursor=%%%", { token: shopper.token })).status).toBe(400);
     expect((await call("/v1/orders?limit=101", { token: shopper.token })).status).toBe(400);
@@ -174,7 +175,7 @@ describe("order visibility, cancel and refunds", () => {
     const cartId = await cartWith(shopper, [{ sku: "CANCEL-1", quantity: 3 }]);
     // The "hang" card holds the payment step (PAYMENT_TIMEOUT_MS) while the order is reserved,
     // so the cancel deterministically lands before payment.
-    const { id } = (await (await placeOrder(shopper, cartId, CARDS.hang)).json()) as { id: string };
+    const { id } = await accepted(await placeOrder(shopper, cartId, CARDS.hang));
     await waitForOrder(id, (o) => o.status === "reserved");
     const res = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: shopper.token });
     expect(res.status).toBe(202);
@@ -194,9 +195,9 @@ describe("order visibility, cancel and refunds", () => {
     await insertSku("REFUND-1", { amount: 5000 });
     await stock("REFUND-1", 2);
     const shopper = await newShopper(undefined, `refund-${crypto.randomUUID()}@example.test`);
-    const { id } = (await (
-      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REFUND-1", quantity: 1 }]))
-    ).json()) as { id: string };
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "REFUND-1", quantity: 1 }])),
+    );
     await waitForOrder(id, isFinal);
     const admin = await tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
     const refund = (amount: number | undefined, key: string) =>
@@ -212,18 +213,18 @@ describe("order visibility, cancel and refunds", () => {
     ).toBe(403);
     const partial = await refund(2000, "r1");
     expect(partial.status).toBe(202);
-    const partialBody = (await partial.json()) as { refundId: string; amount: number };
+    const partialBody = RefundAccepted.parse(await partial.json());
     expect(partialBody.amount).toBe(2000);
     const replay = await refund(2000, "r1");
     expect(await replay.json()).toEqual(partialBody);
     expect((await refund(3000, "r1")).status).toBe(422);
     expect((await refund(3001, "r2")).status).toBe(409);
     await waitForOrder(id, (o) => o.payment.refunded === 2000);
-    expect((await env.ORDER.getByName(id).view())?.status).toBe("confirmed");
+    expect((await viewOrder(id))?.status).toBe("confirmed");
 
     const rest = await refund(undefined, "r3");
     expect(rest.status).toBe(202);
-    expect(((await rest.json()) as { amount: number }).amount).toBe(3000);
+    expect(RefundAccepted.parse(await rest.json()).amount).toBe(3000);
     const order = await waitForOrder(id, (o) => o.status === "refunded");
     expect(order.payment).toMatchObject({ status: "refunded", refunded: 5000, captured: 5000 });
     expect(order.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed", "refunded"]);

@@ -7,7 +7,7 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { app } from "../workers/app";
-import { call } from "./helpers";
+import { call, PASSWORD, login as postLogin, registerUser, uniqueEmail } from "./helpers";
 
 // Miniflare simulates the ratelimit binding for real (fixed windows aligned to the clock, counted
 // in a Durable Object), so these tests exercise the same code path as production.
@@ -26,16 +26,12 @@ async function withinOneWindow(periodSeconds: number, fn: () => Promise<void>) {
 }
 
 const ip = (n: number) => `198.51.100.${n}`;
-let seq = 0;
 
 async function registered() {
-  const email = `rl${Date.now()}-${seq++}@example.com`;
-  await call("/v1/auth/register", { method: "POST", json: { email, password: "correct horse battery", name: "R" } });
-  return email;
+  return (await registerUser(uniqueEmail("rl"), PASSWORD, "R")).email;
 }
 
-const login = (email: string, password: string, from: string) =>
-  call("/v1/auth/login", { method: "POST", json: { email, password }, headers: { "CF-Connecting-IP": from } });
+const login = (email: string, password: string, from: string) => postLogin(email, password, { ip: from });
 
 describe("login brute-force guard (exact, per account+IP)", () => {
   it("allows 5 attempts a minute, then 429 with Retry-After and RateLimit headers, even for the right password", async () => {

@@ -1,14 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { call, tokenFor } from "../../test/helpers";
+import { call, expectProblem, tokenFor } from "../../test/helpers";
 import { TestPublisher, TestSubscriber } from "../../test/market-sockets";
-
-type Problem = { status: number; errors?: { path: string; message: string }[] };
-
-async function expectProblem(res: Response, status: number): Promise<Problem> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toBe("application/problem+json");
-  return res.json<Problem>();
-}
 
 const report = {
   host: "collector-1",
