@@ -6,8 +6,9 @@
 // ever sees one), and acknowledges frames so the edge can flow-control it (window 512): if the
 // terminal falls behind, the edge sends one fresh snapshot instead of a backlog.
 import WebSocket from "ws";
-import { type Bbo, FeedFrame, type Trade } from "../contracts/market.ts";
-import { type BookLevel, OrderBook } from "../contracts/order-book.ts";
+import { FeedMirror } from "../contracts/feed-mirror.ts";
+import { FeedFrame } from "../contracts/market.ts";
+import type { BookLevel } from "../contracts/order-book.ts";
 import { BASE_URL } from "./local.ts";
 
 const args = process.argv.slice(2);
@@ -21,16 +22,9 @@ const symbol = args[0] ?? "BTC-USD";
 const WINDOW = 512;
 const REDRAW_MS = 100;
 
-const books = new Map<string, OrderBook>();
-const trades: Trade[] = [];
-let bbo: Bbo = { bid: null, ask: null };
-let lastSeq = -1;
-let gaps = 0;
-let frames = 0;
-let snapshots = 0;
+const mirror = new FeedMirror({ maxTrades: 50 });
 let latencyMs = 0;
 let status = "connecting";
-let stale = new Set<string>();
 let dirty = true;
 
 const ESC = "\x1b[";
@@ -40,47 +34,10 @@ const red = (s: string) => `${ESC}31m${s}${ESC}0m`;
 const bold = (s: string) => `${ESC}1m${s}${ESC}0m`;
 
 function apply(frame: FeedFrame, ws: WebSocket): void {
-  frames++;
   latencyMs = Date.now() - frame.ts;
-  if (frame.type === "snapshot") {
-    snapshots++;
-    books.clear();
-    stale = new Set(frame.books.filter((b) => b.stale).map((b) => b.exchange));
-    for (const b of frame.books) {
-      const book = new OrderBook();
-      book.replace(b.bids, b.asks);
-      books.set(b.exchange, book);
-    }
-    trades.splice(0, trades.length, ...frame.trades);
-    bbo = frame.bbo;
-  } else {
-    if (lastSeq >= 0 && frame.seq !== lastSeq + 1) {
-      // A gap means this view may be wrong: count it and ask for a fresh snapshot.
-      gaps++;
-      ws.send(JSON.stringify({ type: "resync" }));
-    }
-    if (frame.type === "delta") {
-      for (const change of frame.books) {
-        if (change.withdrawn) {
-          books.delete(change.exchange);
-          continue;
-        }
-        let book = books.get(change.exchange);
-        if (!book || change.snapshot) {
-          book = new OrderBook();
-          books.set(change.exchange, book);
-          stale.delete(change.exchange);
-        }
-        if (change.snapshot) book.replace(change.bids, change.asks);
-        else book.applyLevels(change.bids, change.asks);
-      }
-      bbo = frame.bbo;
-    } else {
-      trades.push(...frame.trades);
-      if (trades.length > 50) trades.splice(0, trades.length - 50);
-    }
-  }
-  lastSeq = frame.seq;
+  // A gap means this view may be wrong: the mirror counts it and asks for a fresh snapshot.
+  const resync = mirror.apply(frame);
+  if (resync) ws.send(JSON.stringify(resync));
   dirty = true;
 }
 
@@ -88,6 +45,7 @@ const pad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : s + " ".r
 const lpad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : " ".repeat(n - s.length) + s);
 
 function render(): string {
+  const { books, bbo, stale, trades, lastSeq, frames, snapshots, gaps } = mirror;
   const lines: string[] = [];
   lines.push(
     `${bold(`edgepulse watch ${symbol}`)}  ${dim(base)}  ${status === "live" ? green(status) : red(status)}  ` +
@@ -132,7 +90,7 @@ function connect(attempt = 0): void {
   ws.on("open", () => {
     status = "live";
     attempt = 0;
-    lastSeq = -1;
+    mirror.restart();
   });
   ws.on("message", (data) => {
     const parsed = FeedFrame.safeParse(JSON.parse(String(data)));
@@ -140,7 +98,8 @@ function connect(attempt = 0): void {
   });
   // Acknowledge on the redraw cadence: the edge counts unacknowledged frames against the window.
   const acker = setInterval(() => {
-    if (ws.readyState === WebSocket.OPEN && lastSeq >= 0) ws.send(JSON.stringify({ type: "ack", seq: lastSeq }));
+    const ack = mirror.ack();
+    if (ws.readyState === WebSocket.OPEN && ack) ws.send(JSON.stringify(ack));
   }, REDRAW_MS);
   const retry = (why: string) => {
     clearInterval(acker);

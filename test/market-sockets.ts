@@ -1,5 +1,6 @@
 // Test clients for the market-data sockets: a publisher (what the collector host does) and a
-// subscriber that rebuilds books from snapshot + deltas exactly as a real client would.
+// subscriber that rebuilds books from snapshot + deltas with the same FeedMirror real clients use.
+import { FeedMirror } from "../contracts/feed-mirror";
 import {
   Book,
   type BookUpdate,
@@ -10,7 +11,7 @@ import {
   type Level,
   type Trade,
 } from "../contracts/market";
-import { OrderBook } from "../contracts/order-book";
+import type { OrderBook } from "../contracts/order-book";
 import { call, tokenFor } from "./helpers";
 
 type Waiter = { test: () => boolean; resolve: () => void };
@@ -94,14 +95,13 @@ export class TestPublisher {
   }
 }
 
-/** A subscriber on `/v1/market/:symbol/ws` that rebuilds every exchange's book from the frames. */
+/**
+ * A subscriber on `/v1/market/:symbol/ws` that rebuilds every exchange's book from the frames. It
+ * counts seq gaps but never asks for a resync, so a test sees every gap the object caused.
+ */
 export class TestSubscriber {
   readonly frames: FeedFrame[] = [];
-  readonly books = new Map<Exchange, OrderBook>();
-  readonly trades: Trade[] = [];
-  lastSeq = -1;
-  snapshots = 0;
-  gaps = 0;
+  private readonly mirror = new FeedMirror({ maxTrades: Number.POSITIVE_INFINITY });
   private readonly signal = new Signal();
 
   private constructor(
@@ -111,7 +111,7 @@ export class TestSubscriber {
     ws.addEventListener("message", (event) => {
       const frame = FeedFrame.parse(JSON.parse(String(event.data)));
       this.frames.push(frame);
-      this.apply(frame);
+      this.mirror.apply(frame);
       if (this.autoAck) ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
       this.signal.notify();
     });
@@ -122,36 +122,24 @@ export class TestSubscriber {
     return new TestSubscriber(await upgrade(`/v1/market/${symbol}/ws${query}`), options.autoAck ?? false);
   }
 
-  private apply(frame: FeedFrame): void {
-    if (frame.type === "snapshot") {
-      this.snapshots++;
-      this.books.clear();
-      for (const b of frame.books) {
-        const book = new OrderBook();
-        book.replace(b.bids, b.asks);
-        this.books.set(b.exchange, book);
-      }
-    } else {
-      if (this.lastSeq >= 0 && frame.seq !== this.lastSeq + 1) this.gaps++;
-      if (frame.type === "delta") {
-        for (const change of frame.books) {
-          if (change.withdrawn) {
-            this.books.delete(change.exchange);
-            continue;
-          }
-          let book = this.books.get(change.exchange);
-          if (!book || change.snapshot) {
-            book = new OrderBook();
-            this.books.set(change.exchange, book);
-          }
-          if (change.snapshot) book.replace(change.bids, change.asks);
-          else book.applyLevels(change.bids, change.asks);
-        }
-      } else {
-        this.trades.push(...frame.trades);
-      }
-    }
-    this.lastSeq = frame.seq;
+  get books(): ReadonlyMap<Exchange, OrderBook> {
+    return this.mirror.books;
+  }
+
+  get trades(): readonly Trade[] {
+    return this.mirror.trades;
+  }
+
+  get lastSeq(): number {
+    return this.mirror.lastSeq;
+  }
+
+  get snapshots(): number {
+    return this.mirror.snapshots;
+  }
+
+  get gaps(): number {
+    return this.mirror.gaps;
   }
 
   /** Waits until a frame with at least this seq has arrived. */
@@ -165,7 +153,7 @@ export class TestSubscriber {
 
   /** The rebuilt book of one exchange, best first (full depth). */
   view(exchange: Exchange): { bids: Level[]; asks: Level[] } {
-    return this.books.get(exchange)?.view() ?? { bids: [], asks: [] };
+    return this.mirror.view(exchange);
   }
 
   ack(seq: number): void {
