@@ -1,8 +1,5 @@
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-
-const call = (path: string, init?: RequestInit) =>
-  exports.default.fetch(new Request(`http://edgepulse.test${path}`, init));
+import { call, expectProblem } from "./helpers";
 
 describe("gateway", () => {
   it("answers /health without I/O and /ready after probing D1 and Durable Objects", async () => {
@@ -33,10 +30,8 @@ describe("gateway", () => {
 
   it("answers unknown routes with problem+json 404 carrying the request id", async () => {
     const res = await call("/v1/nope");
-    expect(res.status).toBe(404);
-    expect(res.headers.get("Content-Type")).toBe("application/problem+json");
     expect(res.headers.get("X-Request-Id")).toBeTruthy();
-    const body = await res.json<{ type: string; title: string; status: number; instance: string }>();
+    const body = await expectProblem(res, 404);
     expect(body).toMatchObject({ status: 404, title: "Not Found", instance: "/v1/nope" });
   });
 
