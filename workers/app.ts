@@ -4,6 +4,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { bodySizeLimit, requireJsonBody } from "./middleware/body-guard";
+import { noStoreForPrivateData } from "./middleware/no-store";
 import { ipRateLimit } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
@@ -29,6 +30,7 @@ export const app = createRouter();
 app.use(requestId());
 app.use(traceContext());
 app.use(requestLog());
+app.use(noStoreForPrivateData());
 app.use(secureHeaders());
 app.use("*", async (c, next) => {
   const origins = (c.env.CORS_ORIGINS ?? "")
