@@ -71,14 +71,24 @@ export const notifications = sqliteTable(
   "notifications",
   {
     id: text("id").primaryKey(),
-    /** `<orderId>:<kind>[:<refundId>]`: one email per order event, however often it is delivered. */
+    /** `<orderId>:<kind>[:<refundId>]`: one email per order event, however often it is delivered (`password-reset:<token hash>` for account emails). */
     dedupeKey: text("dedupe_key").notNull(),
+    /** Empty for account emails (password reset, email verification), which belong to no order. */
     orderId: text("order_id").notNull(),
     userId: text("user_id").notNull(),
     channel: text("channel").notNull().default("email"),
     provider: text("provider").notNull(),
     recipient: text("recipient").notNull(),
-    kind: text("kind", { enum: ["order_confirmed", "order_cancelled", "order_refunded"] }).notNull(),
+    kind: text("kind", {
+      enum: [
+        "order_confirmed",
+        "order_cancelled",
+        "order_refunded",
+        "password_reset",
+        "email_verification",
+        "registration_attempt",
+      ],
+    }).notNull(),
     subject: text("subject").notNull(),
     body: text("body").notNull(),
     eventId: text("event_id").notNull(),
