@@ -1,12 +1,6 @@
-import { SkuCode } from "./inventory-events";
-import { z } from "./zod";
-
-/** Money: integer minor units plus an ISO 4217 currency code. Never floats. */
-export const Money = z.object({
-  amount: z.number().int(),
-  currency: z.string().regex(/^[A-Z]{3}$/),
-});
-export type Money = z.infer<typeof Money>;
+import { SkuCode } from "./inventory-events.ts";
+import { Money } from "./money.ts";
+import { z } from "./zod.ts";
 
 /** One cart line; `unitPrice` is the catalog price snapshotted when the SKU was added. */
 export const CartLine = z.object({

@@ -1,17 +1,8 @@
-import { z } from "./zod";
+import { MAX_PRICE_AMOUNT, Price } from "./money.ts";
+import { z } from "./zod.ts";
 
 // Zod schemas for the catalog's public shapes (API.md) and admin bodies. They validate requests
 // and feed /v1/openapi.json, so the docs cannot drift from what the handlers accept.
-
-/** Integer minor units; 10^11 minor units is well beyond any real price and inside 2^53. */
-const MAX_AMOUNT = 100_000_000_000;
-
-export const Money = z
-  .object({
-    amount: z.number().int().min(0).max(MAX_AMOUNT),
-    currency: z.string().regex(/^[A-Z]{3}$/, "ISO 4217 code, e.g. USD"),
-  })
-  .openapi("Money");
 
 /** Attribute values are shown and searched; nested JSON would be neither, so it is refused. */
 const AttributeValue = z.union([z.string().max(200), z.number(), z.boolean(), z.array(z.string().max(100)).max(20)]);
@@ -26,7 +17,7 @@ export const Variant = z
   .object({
     sku: z.string(),
     name: z.string(),
-    price: Money,
+    price: Price,
     attributes: z.record(z.string(), z.unknown()),
     available: z.number().int(),
   })
@@ -40,7 +31,7 @@ export const Product = z
     description: z.string(),
     category: z.string().openapi({ description: "Category id (the same value `?category=` and the facets use)" }),
     categoryName: z.string(),
-    price: Money.openapi({ description: "Price of the primary SKU" }),
+    price: Price.openapi({ description: "Price of the primary SKU" }),
     attributes: z.record(z.string(), z.unknown()),
     available: z.number().int().openapi({ description: "Units available across all variants (inventory projection)" }),
     status: ProductStatus,
@@ -94,8 +85,12 @@ export const ProductQuery = z
       .max(64)
       .optional()
       .openapi({ description: "Category id; products in its descendants match too" }),
-    minPrice: uintParam(MAX_AMOUNT).optional().openapi({ type: "integer", description: "Minor units, inclusive" }),
-    maxPrice: uintParam(MAX_AMOUNT).optional().openapi({ type: "integer", description: "Minor units, inclusive" }),
+    minPrice: uintParam(MAX_PRICE_AMOUNT)
+      .optional()
+      .openapi({ type: "integer", description: "Minor units, inclusive" }),
+    maxPrice: uintParam(MAX_PRICE_AMOUNT)
+      .optional()
+      .openapi({ type: "integer", description: "Minor units, inclusive" }),
     inStock: z
       .enum(["true", "false"])
       .transform((v) => v === "true")
@@ -131,7 +126,7 @@ const CategoryId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "Not a valid catego
 export const VariantInput = z.strictObject({
   sku: Sku,
   name: Name,
-  price: Money.optional().openapi({ description: "Defaults to the product price" }),
+  price: Price.optional().openapi({ description: "Defaults to the product price" }),
   attributes: Attributes.optional(),
 });
 
@@ -146,7 +141,7 @@ export const ProductCreate = z
     name: Name,
     description: z.string().max(5000).default(""),
     category: CategoryId,
-    price: Money,
+    price: Price,
     attributes: Attributes.default({}),
     status: ProductStatus.default("active"),
     variants: z
@@ -164,7 +159,7 @@ export const ProductPatch = z
     name: Name.optional(),
     description: z.string().max(5000).optional(),
     category: CategoryId.optional(),
-    price: Money.optional(),
+    price: Price.optional(),
     attributes: Attributes.optional(),
     status: ProductStatus.optional(),
     variants: z

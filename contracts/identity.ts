@@ -1,4 +1,4 @@
-import { z } from "./zod";
+import { z } from "./zod.ts";
 
 // Strict objects everywhere: an unknown field is a client bug (or a probe) and gets a 400 rather
 // than being silently dropped.

@@ -1,4 +1,4 @@
-import { z } from "./zod";
+import { z } from "./zod.ts";
 
 /**
  * Events the per-SKU InventoryObject emits through its SQLite outbox onto the `saga-events` queue.

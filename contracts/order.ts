@@ -1,9 +1,9 @@
-import { HistoryEntry, OrderSnapshot, OrderStatus, PaymentStatus } from "./saga-events";
-import { z } from "./zod";
+import { HistoryEntry, OrderSnapshot, OrderStatus, PaymentStatus } from "./saga-events.ts";
+import { z } from "./zod.ts";
 
 // The order's API shapes. Status, cancel reason, payment status, lines and history are the saga's
 // own (contracts/saga-events.ts), so an order reads the same on the queue and over HTTP.
-export { CancelReason, HistoryEntry, OrderLine, OrderStatus, PaymentStatus } from "./saga-events";
+export { CancelReason, HistoryEntry, OrderLine, OrderStatus, PaymentStatus } from "./saga-events.ts";
 
 /** What the payment has done so far, in minor units of the order's currency. */
 export const OrderPayment = z.object({

@@ -1,4 +1,4 @@
-import { z } from "./zod";
+import { z } from "./zod.ts";
 
 /** One entry of a validation failure: where in the input (`items.0.sku`), and what is wrong there. */
 export const ProblemFieldError = z

@@ -1,6 +1,7 @@
-import { CartLine, Money } from "./cart";
-import { InventoryEvent } from "./inventory-events";
-import { z } from "./zod";
+import { CartLine } from "./cart.ts";
+import { InventoryEvent } from "./inventory-events.ts";
+import { Money } from "./money.ts";
+import { z } from "./zod.ts";
 
 /**
  * Everything that travels on the `saga-events` queue. The OrderObject (the saga orchestrator)

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Money } from "../contracts/cart";
+import type { Money } from "../contracts/money";
 import type { OwnedOrder } from "../contracts/order";
 import {
   type CancelReason,
