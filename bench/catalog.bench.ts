@@ -175,7 +175,7 @@ const BROWSES = [
 ].map((qs) => `/v1/products?${qs}&limit=20`);
 
 try {
-  await waitUntilReady(`${BASE}/ready`, 120_000);
+  await waitUntilReady(BASE, 120_000);
   const growth: { size: number; search: Run; browse: Run; searchLat: Latency; browseLat: Latency }[] = [];
   const main: Record<string, Run> = {};
   const mainLat: Record<string, Latency> = {};

@@ -21,6 +21,7 @@
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { ROOT, waitUntilReady } from "../scripts/local.ts";
 import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 
@@ -40,66 +41,44 @@ const queueSettings = /queue = "saga-events"\nmax_batch_size = (\d+)\nmax_batch_
 );
 const token = signLocalAccessToken;
 
-async function api(
-  pathname: string,
-  init: { method?: string; token?: string; json?: unknown; ip?: string } = {},
-): Promise<Response> {
-  return fetch(`${BASE}${pathname}`, {
-    method: init.method ?? (init.json === undefined ? "GET" : "POST"),
-    headers: {
-      // Real shoppers arrive from many addresses: keep the per-IP edge limit per shopper.
-      "cf-connecting-ip": init.ip ?? "10.255.255.1",
-      ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
-      ...(init.json === undefined ? {} : { "Content-Type": "application/json" }),
-    },
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-  });
-}
-async function ok<T>(res: Promise<Response>, what: string): Promise<T> {
-  const r = await res;
-  if (!r.ok) throw new Error(`${what}: HTTP ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-}
-
 // --- one shopper ---------------------------------------------------------------------------------
 interface Prepared {
-  token: string;
+  /** The shopper's own client: its access token, and its own CF-Connecting-IP (real shoppers
+   * arrive from many addresses, so the per-IP edge limit stays per shopper). */
+  api: ApiClient;
   cartId: string;
-  ip: string;
 }
 let shopperSeq = 0;
 /** A new user with a one-line cart (not timed). */
 async function prepare(sku: string): Promise<Prepared> {
   const n = ++shopperSeq;
   const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-  const t = await token(`bench-shopper-${randomUUID()}`, ["customer"]);
-  const cart = await ok<{ id: string }>(api("/v1/carts", { method: "POST", token: t, ip }), "create cart");
-  await ok(api(`/v1/carts/${cart.id}/items`, { token: t, ip, json: { sku, quantity: 1 } }), "add item");
-  return { token: t, cartId: cart.id, ip };
+  const api = platform.api({ token: await token(`bench-shopper-${randomUUID()}`, ["customer"]), ip });
+  const cart = await expectOk("create cart", api.POST("/v1/carts"));
+  await expectOk(
+    "add item",
+    api.POST("/v1/carts/{id}/items", { params: { path: { id: cart.id } }, body: { sku, quantity: 1 } }),
+  );
+  return { api, cartId: cart.id };
 }
 /** The timed part: POST the order, then poll until final; e2e ends at the server's `confirmed` time. */
 async function checkout(p: Prepared): Promise<{ ms: number; status: string; placeMs: number }> {
   const startWall = Date.now();
   const start = performance.now();
-  const placed = await ok<{ id: string }>(
-    api("/v1/orders", {
-      token: p.token,
-      ip: p.ip,
-      json: {
+  const placed = await expectOk(
+    "place order",
+    p.api.POST("/v1/orders", {
+      body: {
         cartId: p.cartId,
         payment: { method: "card", cardNumber: "4242424242424242" },
         shippingAddress: SHIPPING,
       },
     }),
-    "place order",
   );
   const placeMs = performance.now() - start;
   for (;;) {
     await new Promise((r) => setTimeout(r, POLL_MS));
-    const order = await ok<{ status: string; history: { status: string; at: string }[] }>(
-      api(`/v1/orders/${placed.id}`, { token: p.token, ip: p.ip }),
-      "get order",
-    );
+    const order = await expectOk("get order", p.api.GET("/v1/orders/{id}", { params: { path: { id: placed.id } } }));
     if (order.status === "confirmed" || order.status === "cancelled" || order.status === "refunded") {
       const endedAt = Date.parse(order.history[order.history.length - 1]!.at);
       return { ms: endedAt - startWall, status: order.status, placeMs };
@@ -135,12 +114,14 @@ async function prepareMany(n: number, skus: string[]): Promise<Prepared[]> {
 /** Baseline at the same concurrency: GET /health, one request per "shopper" iteration. */
 async function baseline(concurrency: number, total: number) {
   const times: number[] = [];
+  const anonymous = platform.api();
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next++ < total) {
         const t = performance.now();
-        await (await api("/health", { ip: `10.200.0.${next % 250}` })).arrayBuffer();
+        // Through the same client as the shoppers, so both sides of the ratio pay the same for it.
+        await anonymous.GET("/health", { headers: { "CF-Connecting-IP": `10.200.0.${next % 250}` } });
         times.push(performance.now() - t);
       }
     }),
@@ -187,15 +168,11 @@ const pct = (xs: number[], p: number) => {
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 
 try {
-  await waitUntilReady(`${BASE}/ready`, 120_000);
-  const admin = await token("bench-admin", ["admin"]);
-  await ok(
-    api("/v1/admin/inventory", {
-      method: "PUT",
-      token: admin,
-      json: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) },
-    }),
+  await waitUntilReady(BASE, 120_000);
+  const admin = platform.api({ token: await token("bench-admin", ["admin"]), ip: "10.255.255.1" });
+  await expectOk(
     "stock",
+    admin.PUT("/v1/admin/inventory", { body: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
   );
 
   // Warm-up: first object instantiations, JIT, queue consumer start.

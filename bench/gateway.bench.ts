@@ -20,6 +20,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { exportJWK, generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { createApiClient, expectOk } from "../scripts/api-client.ts";
 import { ensureDevVars, ROOT, waitUntilReady, wrangler, wranglerEnv } from "../scripts/local.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -96,19 +97,16 @@ async function measure(
 }
 
 async function scenarios(base: string) {
-  const reg = await fetch(`${base}/v1/auth/register`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(USER),
-  });
-  if (reg.status !== 201 && reg.status !== 409) throw new Error(`register: ${reg.status} ${await reg.text()}`);
-  const login = await fetch(`${base}/v1/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "cf-connecting-ip": "10.9.9.9" },
-    body: JSON.stringify({ email: USER.email, password: USER.password }),
-  });
-  if (!login.ok) throw new Error(`login: ${login.status} ${await login.text()}`);
-  const { accessToken } = (await login.json()) as { accessToken: string };
+  const reg = await createApiClient(base).POST("/v1/auth/register", { body: USER });
+  if (reg.response.status !== 201 && reg.response.status !== 409) {
+    throw new Error(`register: ${reg.response.status} ${JSON.stringify(reg.error)}`);
+  }
+  const { accessToken } = await expectOk(
+    "login",
+    createApiClient(base, { ip: "10.9.9.9" }).POST("/v1/auth/login", {
+      body: { email: USER.email, password: USER.password },
+    }),
+  );
   const list = [
     { name: "GET /health (1 conn)", method: "GET" as const, path: "/health", connections: 1 },
     { name: "GET /health", method: "GET" as const, path: "/health", connections: 50 },
@@ -188,7 +186,7 @@ for (const server of process.env.BENCH_JWT_ONLY ? [] : servers) {
   console.log(`\n--- ${server.name} on :${server.port} (${RUNS} runs x ${SECONDS}s per scenario)`);
   const child = server.start();
   try {
-    await waitUntilReady(`http://127.0.0.1:${server.port}/ready`, 120_000);
+    await waitUntilReady(`http://127.0.0.1:${server.port}`, 120_000);
     results[server.name] = await scenarios(`http://127.0.0.1:${server.port}`);
     console.table(
       Object.fromEntries(

@@ -11,6 +11,7 @@
 // gateway (no auth, no I/O), so the ratio says what auth + validation + the object cost.
 
 import autocannon from "autocannon";
+import { expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady } from "../scripts/local.ts";
 import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 
@@ -30,18 +31,9 @@ const allSkus = [HOT_SKU, OVERSELL_SKU, ...SPREAD_SKUS];
 insertBenchSkus(platform, allSkus);
 const token = (roles: string[]) => signLocalAccessToken(`bench-${roles[0]}`, roles);
 
-async function api(pathname: string, init: { method?: string; token?: string; json?: unknown } = {}) {
-  const res = await fetch(`${BASE}${pathname}`, {
-    method: init.method ?? "GET",
-    headers: {
-      ...(init.token ? { Authorization: `Bearer ${init.token}` } : {}),
-      ...(init.json === undefined ? {} : { "Content-Type": "application/json" }),
-    },
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-  });
-  if (!res.ok) throw new Error(`${init.method ?? "GET"} ${pathname}: HTTP ${res.status} ${await res.text()}`);
-  return res.json() as Promise<Record<string, unknown>>;
-}
+/** The stock level of `sku` as the public API reports it. */
+const stockLevel = (sku: string) =>
+  expectOk(`GET /v1/inventory/${sku}`, platform.api().GET("/v1/inventory/{sku}", { params: { path: { sku } } }));
 
 // --- load ---------------------------------------------------------------------------------------
 interface Run {
@@ -154,20 +146,18 @@ async function scenario(name: string, opts: Parameters<typeof load>[0]): Promise
 }
 
 try {
-  await waitUntilReady(`${BASE}/ready`, 120_000);
+  await waitUntilReady(BASE, 120_000);
   const [admin, service] = await Promise.all([token(["admin"]), token(["service"])]);
   // Plenty of stock for the throughput runs (they measure reservations, not sold-out answers).
   const plenty = 100_000_000;
   for (let i = 0; i < allSkus.length; i += 100) {
-    await api("/v1/admin/inventory", {
-      method: "PUT",
-      token: admin,
-      json: {
-        items: allSkus
-          .slice(i, i + 100)
-          .map((sku) => ({ sku, onHand: sku === OVERSELL_SKU ? OVERSELL_UNITS : plenty })),
-      },
-    });
+    const items = allSkus
+      .slice(i, i + 100)
+      .map((sku) => ({ sku, onHand: sku === OVERSELL_SKU ? OVERSELL_UNITS : plenty }));
+    await expectOk(
+      "PUT /v1/admin/inventory",
+      platform.api({ token: admin }).PUT("/v1/admin/inventory", { body: { items } }),
+    );
   }
 
   const reserveOn = (skus: string[]) => {
@@ -215,7 +205,7 @@ try {
   }
 
   // Every 2xx reservation must be on the books, no more and no fewer.
-  const hotLevel = await api(`/v1/inventory/${HOT_SKU}`);
+  const hotLevel = await stockLevel(HOT_SKU);
   const hotExpected = hotWarmup.ok + hot.ok;
   if (hotLevel.reserved !== hotExpected) {
     throw new Error(`hot SKU: ${String(hotLevel.reserved)} reserved but ${hotExpected} reservations answered 2xx`);
@@ -228,7 +218,7 @@ try {
     path: reserveOn([OVERSELL_SKU]),
     auth: service,
   });
-  const level = await api(`/v1/inventory/${OVERSELL_SKU}`);
+  const level = await stockLevel(OVERSELL_SKU);
   const conflicts = sellout.statuses["409"]?.count ?? 0;
   const oversold = sellout.ok !== OVERSELL_UNITS || level.reserved !== OVERSELL_UNITS || level.available !== 0;
   console.log(

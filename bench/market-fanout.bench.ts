@@ -15,6 +15,7 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import WebSocket from "ws";
 import type { BookUpdate } from "../contracts/market.ts";
+import { createApiClient, expectOk } from "../scripts/api-client.ts";
 import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
 import { loadFixtureFeeds } from "../scripts/market-fixture-frames.ts";
 
@@ -164,13 +165,13 @@ async function scenario(target: Target, symbol: string, subscribers: number): Pr
 }
 
 async function serviceToken(base: string): Promise<string> {
-  const res = await fetch(`${base}/v1/auth/service-token`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ secret: devVar("SERVICE_TOKEN_SECRET") }),
-  });
-  if (!res.ok) throw new Error(`service token: HTTP ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { accessToken: string }).accessToken;
+  const secret = devVar("SERVICE_TOKEN_SECRET");
+  if (!secret) throw new Error("no SERVICE_TOKEN_SECRET in .dev.vars");
+  const tokens = await expectOk(
+    "service token",
+    createApiClient(base).POST("/v1/auth/service-token", { body: { secret } }),
+  );
+  return tokens.accessToken;
 }
 
 ensureDevVars();

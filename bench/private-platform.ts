@@ -7,6 +7,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importJWK, type JWK, SignJWT } from "jose";
+import { type ApiClient, createApiClient } from "../scripts/api-client.ts";
 import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
 
 export interface PrivatePlatform {
@@ -16,6 +17,8 @@ export interface PrivatePlatform {
   dir: string;
   /** The server process, for benchmarks that account its CPU time. */
   serverPid: number | undefined;
+  /** A typed client for this platform (see scripts/api-client.ts), as `token`'s bearer from address `ip`. */
+  api(options?: { token?: string; ip?: string }): ApiClient;
   /** Stops the server and removes its state (also done on process exit). */
   stop(): void;
 }
@@ -43,7 +46,8 @@ export function startPrivatePlatform(name: string, port: number): PrivatePlatfor
   };
   process.on("exit", stop);
   process.on("SIGINT", () => process.exit(130));
-  return { baseUrl: `http://127.0.0.1:${port}`, state, dir, serverPid: worker.pid, stop };
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return { baseUrl, state, dir, serverPid: worker.pid, api: (options) => createApiClient(baseUrl, options), stop };
 }
 
 let signer: Promise<{ kid: string; key: Awaited<ReturnType<typeof importJWK>>; issuer: string; audience: string }>;

@@ -1,8 +1,10 @@
 // Shared helpers for the local-platform scripts (start, reset, seeds, benches). Node 22, no build step.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { promisify } from "node:util";
+import { type ApiClient, createApiClient, expectOk } from "./api-client.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const PORT = Number(process.env.PORT ?? 8787);
@@ -35,10 +37,21 @@ export function spawnWrangler(args: string[], label: string): ChildProcess {
   return child;
 }
 
-/** Executes SQL against the local D1 database (the same file `wrangler dev` uses). */
-export function d1Execute(sqlOrFile: { sql: string } | { file: string }): string {
+/**
+ * Executes SQL against the local D1 database (the same file `wrangler dev` uses). Asynchronous on
+ * purpose: the seeds call the API around it, and a synchronous child process would freeze the
+ * event loop for seconds, so the HTTP client would not see the server close an idle keep-alive
+ * socket and would send the next request down it ("other side closed").
+ */
+export async function d1Execute(sqlOrFile: { sql: string } | { file: string }): Promise<string> {
   const target = "sql" in sqlOrFile ? ["--command", sqlOrFile.sql] : ["--file", sqlOrFile.file];
-  return wrangler(["d1", "execute", "DB", "--local", "--json", ...target], { quiet: true });
+  const { stdout } = await promisify(execFile)(WRANGLER, ["d1", "execute", "DB", "--local", "--json", ...target], {
+    cwd: ROOT,
+    env: wranglerEnv,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
 }
 
 /** Writes `.dev.vars` with fresh local signing keys and a service secret, unless one exists. */
@@ -69,31 +82,29 @@ export function devVar(name: string): string | undefined {
   return undefined;
 }
 
-/** Polls `url` until it answers 200 or `timeoutMs` passes. */
-export async function waitUntilReady(url: string, timeoutMs = 60_000): Promise<void> {
+/** Polls `GET /ready` on `baseUrl` until it answers 200 or `timeoutMs` passes. */
+export async function waitUntilReady(baseUrl: string, timeoutMs = 60_000): Promise<void> {
+  const api = createApiClient(baseUrl);
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     try {
-      const res = await fetch(url);
-      if (res.ok) return;
-      last = `HTTP ${res.status}`;
+      const { response } = await api.GET("/ready");
+      if (response.ok) return;
+      last = `HTTP ${response.status}`;
     } catch (error) {
       last = String(error);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`${url} did not become ready within ${timeoutMs} ms (${last})`);
+  throw new Error(`${baseUrl}/ready did not become ready within ${timeoutMs} ms (${last})`);
 }
 
 /** What every demo-data module under scripts/seed/ receives. Seeds must be idempotent: restarts re-run them. */
 export interface SeedContext {
   baseUrl: string;
-  /** Calls the running local API; JSON in, Response out. */
-  api(
-    pathname: string,
-    init?: { method?: string; token?: string; json?: unknown; headers?: Record<string, string> },
-  ): Promise<Response>;
+  /** The running local API through the typed client (scripts/api-client.ts), as `token`'s bearer if given. */
+  api(token?: string): ApiClient;
   /** Runs SQL against the local D1 database. */
   d1: typeof d1Execute;
   /** An access token for the demo admin (available once the users seed has run). */
@@ -108,17 +119,10 @@ export const DEMO_SHOPPER = {
   name: "Demo Shopper",
 };
 
+/** The context the seeds run with against the local API at `baseUrl`. */
 export function createSeedContext(baseUrl: string): SeedContext {
-  const api: SeedContext["api"] = (pathname, init = {}) => {
-    const headers: Record<string, string> = { ...init.headers };
-    if (init.token) headers.Authorization = `Bearer ${init.token}`;
-    if (init.json !== undefined) headers["Content-Type"] = "application/json";
-    return fetch(`${baseUrl}${pathname}`, {
-      method: init.method ?? (init.json === undefined ? "GET" : "POST"),
-      headers,
-      body: init.json === undefined ? undefined : JSON.stringify(init.json),
-    });
-  };
+  const anonymous = createApiClient(baseUrl);
+  const api: SeedContext["api"] = (token) => (token ? createApiClient(baseUrl, { token }) : anonymous);
   let admin: string | undefined;
   return {
     baseUrl,
@@ -126,9 +130,12 @@ export function createSeedContext(baseUrl: string): SeedContext {
     d1: d1Execute,
     async adminToken() {
       if (admin) return admin;
-      const res = await api("/v1/auth/login", { json: { email: DEMO_ADMIN.email, password: DEMO_ADMIN.password } });
-      if (!res.ok) throw new Error(`demo admin login failed: HTTP ${res.status} ${await res.text()}`);
-      admin = ((await res.json()) as { accessToken: string }).accessToken;
+      const { password, email } = DEMO_ADMIN;
+      const tokens = await expectOk(
+        "demo admin login",
+        anonymous.POST("/v1/auth/login", { body: { email, password } }),
+      );
+      admin = tokens.accessToken;
       return admin;
     },
     log: (message) => console.log(`[seed] ${message}`),

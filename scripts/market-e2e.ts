@@ -15,10 +15,12 @@ import WebSocket from "ws";
 import { startLocalMarketData } from "../collector-host/src/local.ts";
 import { FeedMirror } from "../contracts/feed-mirror.ts";
 import { type Exchange, FeedFrame } from "../contracts/market.ts";
+import { createApiClient, expectOk } from "./api-client.ts";
 import { ensureDevVars, ROOT, spawnWrangler, waitUntilReady, wrangler } from "./local.ts";
 
 const PORT = 8842;
 const BASE = `http://127.0.0.1:${PORT}`;
+const api = createApiClient(BASE);
 const STATE = path.join(ROOT, ".local", "market-e2e");
 const SYMBOLS = { kraken: "XMR-USD", coinbase: "SKL-USD", binanceus: "COMP-USDT" } as const;
 const FEED_SECONDS = Number(process.env.E2E_SECONDS ?? 15);
@@ -50,7 +52,7 @@ const worker = spawnWrangler(
 let local: Awaited<ReturnType<typeof startLocalMarketData>> | null = null;
 const subs = new Map<string, ReturnType<typeof subscribe>>();
 try {
-  await waitUntilReady(`${BASE}/ready`, 120_000);
+  await waitUntilReady(BASE, 120_000);
   for (const symbol of Object.values(SYMBOLS)) subs.set(symbol, subscribe(symbol));
   local = await startLocalMarketData({
     edgeUrl: BASE,
@@ -74,8 +76,9 @@ try {
     for (; attempts < 40 && !matched; attempts++) {
       const before = hostView();
       await sleep(300);
-      const res = await fetch(`${BASE}/v1/market/${symbol}/book?exchange=${exchange}&depth=1000`);
-      const served = res.ok ? ((await res.json()) as { bids: unknown; asks: unknown }) : null;
+      const { data: served } = await api.GET("/v1/market/{symbol}/book", {
+        params: { path: { symbol }, query: { exchange, depth: 1000 } },
+      });
       if (before === "none" || hostView() !== before || !served) continue;
       matched = JSON.stringify({ bids: served.bids, asks: served.asks }) === before;
       if (!matched) break;
@@ -92,7 +95,9 @@ try {
 
   for (const [exchange, symbol] of Object.entries(SYMBOLS) as [Exchange, string][]) {
     const sub = subs.get(symbol)!;
-    const res = await fetch(`${BASE}/v1/market/${symbol}/book?exchange=${exchange}&depth=1000`);
+    const { data: served, response: res } = await api.GET("/v1/market/{symbol}/book", {
+      params: { path: { symbol }, query: { exchange, depth: 1000 } },
+    });
     check(sub.state.gaps === 0, `${symbol}: ${sub.state.frames} frames, no seq gaps`);
     if (res.status === 404) {
       // The collector withdrew this book (e.g. the looping replay reconnected) and the feed stopped
@@ -101,8 +106,7 @@ try {
       continue;
     }
     check(res.status === 200, `${symbol} ${exchange}: REST book served (HTTP ${res.status})`);
-    if (res.status !== 200) continue;
-    const served = (await res.json()) as { seq: number; bids: [string, string][]; asks: [string, string][] };
+    if (res.status !== 200 || !served) continue;
     const rebuilt = sub.state.books.get(exchange)?.view(1000);
     check(served.bids.length > 0 && served.asks.length > 0, `${symbol} ${exchange}: book has both sides`);
     check(sub.state.lastSeq === served.seq, `${symbol}: subscriber at seq ${sub.state.lastSeq}, REST at ${served.seq}`);
@@ -112,21 +116,16 @@ try {
     );
   }
 
-  const symbols = (await (await fetch(`${BASE}/v1/market/symbols`)).json()) as {
-    items: { symbol: string; exchanges: string[] }[];
-  };
-  for (const [exchange, symbol] of Object.entries(SYMBOLS)) {
+  const symbols = await expectOk("market symbols", api.GET("/v1/market/symbols"));
+  for (const [exchange, symbol] of Object.entries(SYMBOLS) as [Exchange, string][]) {
     check(
       symbols.items.some((s) => s.symbol === symbol && s.exchanges.includes(exchange)),
       `/v1/market/symbols lists ${symbol} from ${exchange} (${symbols.items.length} symbols)`,
     );
   }
-  const collectors = await fetch(`${BASE}/v1/market/collectors`);
-  const report = collectors.ok
-    ? ((await collectors.json()) as { exchanges: Record<string, { status: string }> })
-    : null;
+  const { data: report, response: collectors } = await api.GET("/v1/market/collectors");
   check(
-    report !== null && ["kraken", "coinbase", "binanceus"].every((ex) => report.exchanges[ex]),
+    report !== undefined && (["kraken", "coinbase", "binanceus"] as const).every((ex) => report.exchanges[ex]),
     `/v1/market/collectors has the host's report (${collectors.status}: ${JSON.stringify(report?.exchanges ?? {}).slice(0, 160)})`,
   );
 } finally {

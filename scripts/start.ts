@@ -51,7 +51,7 @@ worker.on("exit", (code) => {
   stopAll();
   process.exit(code ?? 1);
 });
-await waitUntilReady(`${BASE_URL}/ready`, 120_000);
+await waitUntilReady(BASE_URL, 120_000);
 
 // Demo data: every module in scripts/seed/, in file-name order. Each is idempotent.
 const seedDir = path.join(ROOT, "scripts", "seed");

@@ -16,11 +16,11 @@ export default async function seedCatalog(ctx: SeedContext): Promise<void> {
   try {
     const file = path.join(dir, "catalog.sql");
     writeFileSync(file, catalogSql(products).join("\n"));
-    ctx.d1({ file });
+    await ctx.d1({ file });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const res = await ctx.api("/v1/products?limit=1");
-  const total = res.ok ? ((await res.json()) as { total: number }).total : `HTTP ${res.status}`;
+  const { data, response } = await ctx.api().GET("/v1/products", { params: { query: { limit: 1 } } });
+  const total = data ? data.total : `HTTP ${response.status}`;
   ctx.log(`catalog: ${total} active products (demo catalog of ${DEMO_PRODUCT_COUNT} loaded)`);
 }

@@ -2,6 +2,7 @@
 // the demo catalog's own stock figures so catalog availability and inventory agree from the start.
 // Idempotent: `onlyIfUnstocked` leaves SKUs alone whose stock was ever set, so a restart never
 // resets stock that shoppers have since reserved or bought.
+import { expectOk } from "../api-client.ts";
 import type { SeedContext } from "../local.ts";
 
 /** The batch route's maximum; each batch fans out to one InventoryObject per SKU in parallel. */
@@ -14,7 +15,7 @@ export default async function seedInventory(ctx: SeedContext): Promise<void> {
   // already: skipping it keeps restarts from waking ~2,000 objects just to hear "already set".
   // (A SKU whose event is still in flight is simply asked again; `onlyIfUnstocked` makes that safe.)
   const out = JSON.parse(
-    ctx.d1({
+    await ctx.d1({
       sql: `SELECT v.sku, v.available FROM product_variants v
             LEFT JOIN inventory_projection p ON p.sku = v.sku
             WHERE p.sku IS NULL ORDER BY v.sku`,
@@ -25,7 +26,7 @@ export default async function seedInventory(ctx: SeedContext): Promise<void> {
     ctx.log("inventory: every catalog SKU is stocked already");
     return;
   }
-  const token = await ctx.adminToken();
+  const admin = ctx.api(await ctx.adminToken());
   const batches: { sku: string; onHand: number }[][] = [];
   for (let i = 0; i < rows.length; i += BATCH) {
     batches.push(rows.slice(i, i + BATCH).map((r) => ({ sku: r.sku, onHand: Math.max(0, r.available) })));
@@ -35,13 +36,10 @@ export default async function seedInventory(ctx: SeedContext): Promise<void> {
   const worker = async () => {
     while (next < batches.length) {
       const items = batches[next++]!;
-      const res = await ctx.api("/v1/admin/inventory", {
-        method: "PUT",
-        token,
-        json: { items, onlyIfUnstocked: true },
-      });
-      if (!res.ok) throw new Error(`inventory seed failed: HTTP ${res.status} ${await res.text()}`);
-      const body = (await res.json()) as { items: { onHand: number }[] };
+      const body = await expectOk(
+        "inventory seed",
+        admin.PUT("/v1/admin/inventory", { body: { items, onlyIfUnstocked: true } }),
+      );
       units += body.items.reduce((sum, l) => sum + l.onHand, 0);
     }
   };

@@ -2,6 +2,7 @@
 // placed through the public API so the whole saga (queue consumers, ledger, emails, read model)
 // has run once locally. Idempotent: skipped when the shopper already has orders, and each order
 // carries a fixed Idempotency-Key, so a restart mid-seed replays instead of ordering twice.
+import { expectOk } from "../api-client.ts";
 import { DEMO_SHOPPER, type SeedContext } from "../local.ts";
 
 const SHIPPING = {
@@ -17,34 +18,41 @@ const DEMO_ORDERS = [
 ];
 
 export default async function seedOrders(ctx: SeedContext): Promise<void> {
-  const login = await ctx.api("/v1/auth/login", {
-    json: { email: DEMO_SHOPPER.email, password: DEMO_SHOPPER.password },
-  });
-  if (!login.ok) throw new Error(`demo shopper login failed: HTTP ${login.status}`);
-  const { accessToken: token } = (await login.json()) as { accessToken: string };
+  const { email, password } = DEMO_SHOPPER;
+  const { accessToken } = await expectOk(
+    "demo shopper login",
+    ctx.api().POST("/v1/auth/login", { body: { email, password } }),
+  );
+  const shopper = ctx.api(accessToken);
 
-  const existing = (await (await ctx.api("/v1/orders?limit=1", { token })).json()) as { items: unknown[] };
+  const existing = await expectOk("demo orders", shopper.GET("/v1/orders", { params: { query: { limit: 1 } } }));
   if (existing.items.length > 0) {
     ctx.log("orders: the demo shopper has orders already");
     return;
   }
-  const products = (await (await ctx.api("/v1/products?inStock=true&limit=2")).json()) as { items: { sku: string }[] };
+  const products = await expectOk(
+    "products in stock",
+    ctx.api().GET("/v1/products", { params: { query: { inStock: true, limit: 2 } } }),
+  );
   if (products.items.length === 0) {
     ctx.log("orders: no SKU in stock, no demo orders");
     return;
   }
   for (const [i, demo] of DEMO_ORDERS.entries()) {
     const sku = products.items[i % products.items.length]!.sku;
-    const cart = (await (await ctx.api("/v1/carts", { method: "POST", token })).json()) as { id: string };
-    const added = await ctx.api(`/v1/carts/${cart.id}/items`, { token, json: { sku, quantity: 1 } });
-    if (!added.ok) throw new Error(`demo cart: HTTP ${added.status} ${await added.text()}`);
-    const placed = await ctx.api("/v1/orders", {
-      token,
-      headers: { "Idempotency-Key": demo.key },
-      json: { cartId: cart.id, payment: { method: "card", cardNumber: demo.card }, shippingAddress: SHIPPING },
+    const cart = await expectOk("demo cart", shopper.POST("/v1/carts"));
+    await expectOk(
+      "demo cart item",
+      shopper.POST("/v1/carts/{id}/items", { params: { path: { id: cart.id } }, body: { sku, quantity: 1 } }),
+    );
+    const placed = await shopper.POST("/v1/orders", {
+      params: { header: { "idempotency-key": demo.key } },
+      body: { cartId: cart.id, payment: { method: "card", cardNumber: demo.card }, shippingAddress: SHIPPING },
     });
-    if (placed.status !== 202) throw new Error(`demo order: HTTP ${placed.status} ${await placed.text()}`);
-    const { id } = (await placed.json()) as { id: string };
+    if (placed.response.status !== 202 || !placed.data) {
+      throw new Error(`demo order: HTTP ${placed.response.status} ${JSON.stringify(placed.error)}`);
+    }
+    const { id } = placed.data;
     ctx.log(`orders: placed ${id} (${demo.key.replace("seed-demo-order-", "")} card)`);
   }
 }
