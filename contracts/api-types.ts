@@ -29,7 +29,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Readiness: D1 and Durable Objects both answer */
+    /** Readiness: D1 and Durable Objects answer, and payments are configured */
     get: operations["getReadiness"];
     put?: never;
     post?: never;
@@ -434,8 +434,31 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Create a customer account */
+    /**
+     * Create a customer account
+     * @description Answers 201 with the same body shape whether or not the email already has an account, so the answer does not reveal which addresses are registered: a new address gets the account and a verification email (`POST /v1/auth/verify-email`); an address that already has an account gets a notice email instead, and nothing is created (the returned id names nothing). Ten registrations an hour per client address (IPv6 by /64).
+     */
     post: operations["register"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/auth/verify-email": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Confirm an account's email address with the token mailed at registration
+     * @description The token works once, for 24 hours.
+     */
+    post: operations["verifyEmail"];
     delete?: never;
     options?: never;
     head?: never;
@@ -453,7 +476,7 @@ export interface paths {
     put?: never;
     /**
      * Exchange email + password (+ TOTP when MFA is on) for a token pair
-     * @description Five attempts per minute per account and client address; a success clears the count. With MFA on and no `totp`, answers 401 with type `.../mfa-required`.
+     * @description Throttled without locking anyone out: five attempts per minute per account and client address (IPv6 grouped by /64), thirty failures per 15 minutes per address across all accounts, and per account from any address, after ten failed passwords (five wrong TOTP codes) each further attempt waits a delay doubling from 30 s to at most 15 minutes. Refusals are 429 with `Retry-After`; a success clears the counts. With MFA on and no `totp`, answers 401 with type `.../mfa-required`.
      */
     post: operations["login"];
     delete?: never;
@@ -505,7 +528,10 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Trade the shared service secret for a `service`-role access token (collector host) */
+    /**
+     * Trade the shared service secret for a collector host's access token
+     * @description The token has the `service` role and only the scopes `market:publish` (the ingest socket) and `collectors:report` (PUT /v1/market/collectors); it cannot reach stock, carts or orders. Its subject is `collector:<collectorId>` (default `collector-host`): the edge keeps one publish socket per collector identity and closes it when the token expires or is revoked.
+     */
     post: operations["createServiceToken"];
     delete?: never;
     options?: never;
@@ -730,6 +756,9 @@ export interface components {
       checks: {
         [key: string]: "ok" | "failed";
       };
+      reasons?: {
+        [key: string]: string;
+      };
     };
     OrderAccepted: {
       id: string;
@@ -770,19 +799,10 @@ export interface components {
         productId: string;
         name: string;
         quantity: number;
-        unitPrice: {
-          amount: number;
-          currency: string;
-        };
-        lineTotal: {
-          amount: number;
-          currency: string;
-        };
+        unitPrice: components["schemas"]["Money"];
+        lineTotal: components["schemas"]["Money"];
       }[];
-      total: {
-        amount: number;
-        currency: string;
-      };
+      total: components["schemas"]["Money"];
       payment: {
         /** @enum {string} */
         status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
@@ -793,6 +813,10 @@ export interface components {
       /** Format: date-time */
       updatedAt: string;
       itemCount: number;
+    };
+    Money: {
+      amount: number;
+      currency: string;
     };
     Order: {
       id: string;
@@ -805,19 +829,10 @@ export interface components {
         productId: string;
         name: string;
         quantity: number;
-        unitPrice: {
-          amount: number;
-          currency: string;
-        };
-        lineTotal: {
-          amount: number;
-          currency: string;
-        };
+        unitPrice: components["schemas"]["Money"];
+        lineTotal: components["schemas"]["Money"];
       }[];
-      total: {
-        amount: number;
-        currency: string;
-      };
+      total: components["schemas"]["Money"];
       payment: {
         /** @enum {string} */
         status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
@@ -940,19 +955,10 @@ export interface components {
         productId: string;
         name: string;
         quantity: number;
-        unitPrice: {
-          amount: number;
-          currency: string;
-        };
-        lineTotal: {
-          amount: number;
-          currency: string;
-        };
+        unitPrice: components["schemas"]["Money"];
+        lineTotal: components["schemas"]["Money"];
       }[];
-      total: {
-        amount: number;
-        currency: string;
-      };
+      total: components["schemas"]["Money"];
       /** @enum {string} */
       status: "open" | "checked_out";
       orderId?: string;
@@ -1029,6 +1035,10 @@ export interface components {
       /** @example Ada Lovelace */
       name: string;
     };
+    VerifyEmailBody: {
+      /** @description The token mailed at registration */
+      token: string;
+    };
     TokenPair: {
       accessToken: string;
       refreshToken: string;
@@ -1059,6 +1069,8 @@ export interface components {
     };
     ServiceTokenBody: {
       secret: string;
+      /** @description The collector host's identity (COLLECTOR_ID): one publish socket per identity */
+      collectorId?: string;
     };
     User: {
       id: string;
@@ -1121,7 +1133,7 @@ export interface components {
       /** @description Category id (the same value `?category=` and the facets use) */
       category: string;
       categoryName: string;
-      price: components["schemas"]["Money"];
+      price: components["schemas"]["Price"];
       attributes: {
         [key: string]: unknown;
       };
@@ -1133,7 +1145,7 @@ export interface components {
       updatedAt: string;
     };
     /** @description Price of the primary SKU */
-    Money: {
+    Price: {
       amount: number;
       currency: string;
     };
@@ -1143,7 +1155,7 @@ export interface components {
     Variant: {
       sku: string;
       name: string;
-      price: components["schemas"]["Money"];
+      price: components["schemas"]["Price"];
       attributes: {
         [key: string]: unknown;
       };
@@ -1161,7 +1173,7 @@ export interface components {
       /** @default  */
       description: string;
       category: string;
-      price: components["schemas"]["Money"];
+      price: components["schemas"]["Price"];
       attributes?: components["schemas"]["Attributes"];
       /**
        * @default active
@@ -1175,7 +1187,7 @@ export interface components {
       variants: {
         sku: string;
         name: string;
-        price?: components["schemas"]["Money"] & unknown;
+        price?: components["schemas"]["Price"] & unknown;
         attributes?: components["schemas"]["Attributes"];
       }[];
     };
@@ -1187,7 +1199,7 @@ export interface components {
       name?: string;
       description?: string;
       category?: string;
-      price?: components["schemas"]["Money"];
+      price?: components["schemas"]["Price"];
       attributes?: components["schemas"]["Attributes"];
       /** @enum {string} */
       status?: "draft" | "active" | "archived";
@@ -1195,7 +1207,7 @@ export interface components {
       variants?: {
         sku: string;
         name: string;
-        price?: components["schemas"]["Money"] & unknown;
+        price?: components["schemas"]["Price"] & unknown;
         attributes?: components["schemas"]["Attributes"];
       }[];
     };
@@ -1282,7 +1294,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description A dependency is down */
+      /** @description A dependency is down, or payments are misconfigured (checkout would be refused) */
       503: {
         headers: {
           [name: string]: unknown;
@@ -3440,7 +3452,7 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Created */
+      /** @description Accepted: the account was created, or the address's owner was mailed */
       201: {
         headers: {
           [name: string]: unknown;
@@ -3458,8 +3470,63 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description An account with this email already exists */
-      409: {
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many registrations from this address */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  verifyEmail: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["VerifyEmailBody"];
+      };
+    };
+    responses: {
+      /** @description The address is verified */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid body, or the token is invalid, expired or already used */
+      400: {
         headers: {
           [name: string]: unknown;
         };
@@ -3562,7 +3629,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Too many attempts for this account from this address, or from this address overall */
+      /** @description Too many attempts for this account from this address, from this address overall, or at this account (backoff) */
       429: {
         headers: {
           /** @description Seconds until a retry may succeed */

@@ -1,6 +1,6 @@
 // `npm run openapi`: the OpenAPI document exactly as the deployed Worker serves it, and the types a
 // client is built from. It builds the deploy bundle (`wrangler deploy --dry-run`), runs it on
-// Miniflare with in-memory state and no secrets, asks it for /v1/openapi.json, and writes
+// Miniflare with in-memory state, asks it for /v1/openapi.json, and writes
 //   contracts/openapi.json   the document (committed: the API's wire contract, runtime-neutral)
 //   contracts/api-types.ts   `paths`/`components` from openapi-typescript, which scripts/api-client.ts
 //                            (openapi-fetch) and through it every script and bench are typed with
@@ -40,8 +40,6 @@ async function fetchDocument(workDir: string): Promise<string> {
     port: 0,
     persistTo: null,
     rateLimits: "memory",
-    // The document must not depend on whoever's local secrets happen to be in .dev.vars.
-    secrets: {},
     outDir: path.join(workDir, "bundle"),
     log: (line) => logs.push(line),
   });

@@ -86,8 +86,6 @@ export interface ServeOptions {
   /** The state directory, or `null` for state that lives in Miniflare's temp dir and dies with it. */
   persistTo?: string | null;
   rateLimits?: RateLimits;
-  /** Secrets bound beside wrangler.toml's vars; defaults to `.dev.vars`. */
-  secrets?: Record<string, string>;
   /** Where the bundle is built. */
   outDir?: string;
   /** Receives the Worker's log lines; defaults to batched stdout. */
@@ -139,7 +137,7 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
     name: "edgepulse",
     modules: true,
     scriptPath,
-    bindings: { ...bindings, ...(options.secrets ?? readDevVars()) },
+    bindings: { ...bindings, ...readDevVars() },
     ratelimits: rateLimitMode === "memory" ? undefined : ratelimits,
     serviceBindings: { ...serviceBindings, ...limiterBindings },
   } as V4WorkerOptions;
