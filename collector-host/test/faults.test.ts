@@ -51,7 +51,10 @@ const lastKrakenChecksums = () => {
 // Waits are on conditions, never on the clock: the timeouts are only a last resort for a stuck run.
 describe("fault isolation", { timeout: 180_000 }, () => {
   it("a killed, a hung and a crashed exchange thread are each restarted while the others keep flowing without a gap", async () => {
-    const { edge, host } = await stack({ speed: 2 }, { hangMs: 2000 });
+    // Recorded pace: the feeds must outlast three restarts, which take several times longer on a
+    // loaded machine (30 s of recording; Kraken's longest recorded silence, 0.66 s, stays well
+    // under the pause bound below).
+    const { edge, host } = await stack({ speed: 1 }, { hangMs: 2000 });
     const stats = (ex: "kraken" | "coinbase" | "binanceus") => host.supervisor.exchanges.get(ex)!.stats;
     const allLive = () => ["kraken", "coinbase", "binanceus"].every((e) => stats(e as "kraken").status() === "live");
     await waitFor("all exchanges live", allLive);
@@ -196,12 +199,21 @@ describe("hostile and corrupted input", { timeout: 180_000 }, () => {
     // Late in the recording, so the book is long synced (at speed 0 the REST snapshot could
     // already contain the dropped event, and the procedure would rightly not see a gap).
     const dropped = comp[comp.length - 8]!.text;
+    // The replay holds the feed before the dropped event until every Binance book is synced: a
+    // slow machine could otherwise sync from a REST snapshot that already contains it.
+    let release!: () => void;
+    const synced = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const { edge, host, replay } = await stack({
       speed: 5,
       tamper: (exchange, text) => (exchange === "binanceus" && text === dropped ? null : text),
+      hold: (exchange, text) => (exchange === "binanceus" && text === dropped ? synced : null),
     });
-    await replay.finished("binanceus");
     const stats = host.supervisor.exchanges.get("binanceus")!.stats;
+    await waitFor("binance synced", () => stats.get("validBooks") === 4);
+    release();
+    await replay.finished("binanceus");
     await waitFor("binance resynced", () => stats.get("resyncs") === 1 && stats.get("validBooks") === 4);
     expect(stats.get("gaps")).toBe(1);
     await waitFor(

@@ -33,6 +33,11 @@ export interface ReplayOptions {
    * array); the server's own books stay those of the original recording.
    */
   tamper?: (exchange: ReplayExchange, text: string, index: number) => string | string[] | null;
+  /**
+   * Tests: hold an exchange's timeline before a message until the promise settles (the rest keeps
+   * its recorded pace), so a test can order the feed after an event instead of racing the clock.
+   */
+  hold?: (exchange: ReplayExchange, text: string, index: number) => Promise<unknown> | null;
 }
 
 export interface ReplayServer {
@@ -63,6 +68,8 @@ abstract class Market {
   private startWall = 0;
   private timer: NodeJS.Timeout | undefined;
   private started = false;
+  /** The line a `hold` already paused at (played on resume). */
+  private heldAt = -1;
   private finishedResolve!: () => void;
   readonly finished: Promise<void>;
   sent = 0;
@@ -115,6 +122,16 @@ abstract class Market {
     let burst = 0;
     while (this.cursor < this.lines.length) {
       const line = this.lines[this.cursor]!;
+      const gate = this.heldAt === this.cursor ? null : this.opts.hold?.(this.name, line.text, this.cursor);
+      if (gate) {
+        this.heldAt = this.cursor;
+        const pausedAt = performance.now();
+        void gate.finally(() => {
+          this.startWall += performance.now() - pausedAt;
+          this.pump();
+        });
+        return;
+      }
       if (speed > 0) {
         const due = this.startWall + ((line.t - t0) * 1000) / speed;
         const wait = due - performance.now();
