@@ -23,12 +23,13 @@ interface __BaseEnv_Env {
 	MARKET_FEED: DurableObjectNamespace<import("./workers/index").MarketFeedObject>;
 	MARKET_REGISTRY: DurableObjectNamespace<import("./workers/index").MarketRegistryObject>;
 	LOGIN_GUARD: DurableObjectNamespace<import("./workers/index").LoginGuardObject>;
+	ACCOUNT_GUARD: DurableObjectNamespace<import("./workers/index").AccountGuardObject>;
 	CIRCUIT_BREAKER: DurableObjectNamespace<import("./workers/index").CircuitBreakerObject>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./workers/index");
-		durableNamespaces: "CartObject" | "OrderObject" | "InventoryObject" | "MarketFeedObject" | "LoginGuardObject" | "CircuitBreakerObject" | "MarketRegistryObject";
+		durableNamespaces: "CartObject" | "OrderObject" | "InventoryObject" | "MarketFeedObject" | "LoginGuardObject" | "CircuitBreakerObject" | "MarketRegistryObject" | "AccountGuardObject";
 	}
 	interface StagingEnv {
 		DB: D1Database;
@@ -52,6 +53,7 @@ declare namespace Cloudflare {
 		MARKET_FEED: DurableObjectNamespace<import("./workers/index").MarketFeedObject>;
 		MARKET_REGISTRY: DurableObjectNamespace<import("./workers/index").MarketRegistryObject>;
 		LOGIN_GUARD: DurableObjectNamespace<import("./workers/index").LoginGuardObject>;
+		ACCOUNT_GUARD: DurableObjectNamespace<import("./workers/index").AccountGuardObject>;
 		CIRCUIT_BREAKER: DurableObjectNamespace<import("./workers/index").CircuitBreakerObject>;
 	}
 	interface ProductionEnv {
@@ -76,6 +78,7 @@ declare namespace Cloudflare {
 		MARKET_FEED: DurableObjectNamespace<import("./workers/index").MarketFeedObject>;
 		MARKET_REGISTRY: DurableObjectNamespace<import("./workers/index").MarketRegistryObject>;
 		LOGIN_GUARD: DurableObjectNamespace<import("./workers/index").LoginGuardObject>;
+		ACCOUNT_GUARD: DurableObjectNamespace<import("./workers/index").AccountGuardObject>;
 		CIRCUIT_BREAKER: DurableObjectNamespace<import("./workers/index").CircuitBreakerObject>;
 	}
 	interface Env extends __BaseEnv_Env {}

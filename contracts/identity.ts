@@ -58,6 +58,9 @@ export const LoginBody = z
   .openapi("LoginBody");
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) }).openapi("RefreshBody");
 export const ServiceTokenBody = z.strictObject({ secret: z.string().min(1).max(512) }).openapi("ServiceTokenBody");
+export const VerifyEmailBody = z
+  .strictObject({ token: z.string().min(1).max(512).openapi({ description: "The token mailed at registration" }) })
+  .openapi("VerifyEmailBody");
 export const UpdateMeBody = z
   .strictObject({ name: Name.optional(), preferences: Preferences.optional() })
   .openapi("UpdateMeBody");

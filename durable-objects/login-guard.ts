@@ -1,72 +1,125 @@
 import { DurableObject } from "cloudflare:workers";
-import { migrateSchema } from "./sqlite-schema";
+import { type AddressPolicy, SERVICE_TOKEN_POLICY } from "../domain/identity/throttling";
+import { hasSchema, migrateSchema } from "./sqlite-schema";
 
-/** What a login attempt is told: go ahead, or wait `retryAfterSeconds`. */
+/** What an attempt is told: go ahead, or wait `retryAfterSeconds`. */
 export interface LoginGuardVerdict {
   allowed: boolean;
+  /** Which count refused (or would refuse next): one subject's, or the address's total. */
+  rule: "subject" | "total";
   limit: number;
-  /** Attempts still available in the current window after this one. */
+  /** Attempts still available in that count's window after this one. */
   remaining: number;
   windowSeconds: number;
   /** Seconds until the oldest counted attempt leaves the window (0 when nothing is counted). */
   retryAfterSeconds: number;
 }
 
-export const LOGIN_ATTEMPT_LIMIT = 5;
-export const LOGIN_WINDOW_MS = 60_000;
-
-/** One table of attempt times; the window is pruned on every call. */
-const LOGIN_GUARD_MIGRATIONS = ["CREATE TABLE attempts (at INTEGER NOT NULL)"] as const;
+/**
+ * One table of attempt times. Version 2 adds the subject an attempt was at (a hash) and the
+ * window it is kept for, so one object per address can count per subject and in total.
+ */
+const LOGIN_GUARD_MIGRATIONS = [
+  "CREATE TABLE attempts (at INTEGER NOT NULL)",
+  "ALTER TABLE attempts ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+  "ALTER TABLE attempts ADD COLUMN window_ms INTEGER NOT NULL DEFAULT 60000",
+] as const;
 
 /**
- * Exact brute-force protection for one account+IP pair (addressed by a hash of both, so object
- * names carry no personal data). Every attempt is counted the moment it starts — so 50 parallel
- * guesses still get only 5 tries — and a successful login clears the count. Sliding window of
- * `LOGIN_WINDOW_MS`; an alarm prunes expired attempts so idle objects hold no rows.
+ * Exact attempt counting for one client address group (an IPv4 address or an IPv6 /64) in one
+ * scope (login, service token, signup), addressed by a hash so object names carry no address.
+ * Every attempt is counted the moment it starts — so 50 parallel guesses still get only the
+ * limit — under the subject it was at; a success removes that subject's attempts. Refuses when
+ * one subject had `perKey` attempts in `perKeyWindowMs` or the address had `total` in `windowMs`.
+ *
+ * Storage exists only while attempts are counted: it is created by the first attempt and the
+ * alarm deletes all of it (`deleteAll`) once the window is empty, so an address seen once leaves
+ * nothing behind.
  */
 export class LoginGuardObject extends DurableObject<Env> {
+  #schemaReady = false;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, LOGIN_GUARD_MIGRATIONS));
+    // Bring older objects' tables up to date; a fresh object creates nothing until it counts.
+    ctx.blockConcurrencyWhile(async () => {
+      if (hasSchema(ctx.storage)) this.#ensureSchema();
+    });
   }
 
-  /** Counts an attempt if the window has room; otherwise refuses it with the wait time. */
-  async begin(): Promise<LoginGuardVerdict> {
+  #ensureSchema(): void {
+    if (this.#schemaReady) return;
+    migrateSchema(this.ctx.storage, LOGIN_GUARD_MIGRATIONS);
+    this.#schemaReady = true;
+  }
+
+  /** Counts an attempt at `subject` if both windows have room; otherwise refuses it with the wait time. */
+  async begin(policy: AddressPolicy = SERVICE_TOKEN_POLICY, subject = ""): Promise<LoginGuardVerdict> {
+    this.#ensureSchema();
     const now = Date.now();
     const sql = this.ctx.storage.sql;
-    sql.exec("delete from attempts where at <= ?", now - LOGIN_WINDOW_MS);
-    const { count, oldest } = sql
-      .exec<{ count: number; oldest: number | null }>("select count(*) as count, min(at) as oldest from attempts")
+    sql.exec("delete from attempts where at + window_ms <= ?", now);
+    const mine = sql
+      .exec<{ count: number; oldest: number | null }>(
+        "select count(*) as count, min(at) as oldest from attempts where subject = ? and at > ?",
+        subject,
+        now - policy.perKeyWindowMs,
+      )
       .one();
-    const verdict = (allowed: boolean, counted: number, oldestAt: number | null): LoginGuardVerdict => ({
-      allowed,
-      limit: LOGIN_ATTEMPT_LIMIT,
-      remaining: Math.max(0, LOGIN_ATTEMPT_LIMIT - counted),
-      windowSeconds: LOGIN_WINDOW_MS / 1000,
-      retryAfterSeconds: oldestAt === null ? 0 : Math.max(1, Math.ceil((oldestAt + LOGIN_WINDOW_MS - now) / 1000)),
-    });
-    if (count >= LOGIN_ATTEMPT_LIMIT) return verdict(false, count, oldest);
-    sql.exec("insert into attempts (at) values (?)", now);
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + LOGIN_WINDOW_MS);
-    return verdict(true, count + 1, oldest ?? now);
+    const all = sql
+      .exec<{ count: number; oldest: number | null }>(
+        "select count(*) as count, min(at) as oldest from attempts where at > ?",
+        now - policy.windowMs,
+      )
+      .one();
+    const verdict = (
+      allowed: boolean,
+      rule: LoginGuardVerdict["rule"],
+      counted: number,
+      oldestAt: number | null,
+    ): LoginGuardVerdict => {
+      const [limit, windowMs] =
+        rule === "subject" ? [policy.perKey, policy.perKeyWindowMs] : [policy.total, policy.windowMs];
+      return {
+        allowed,
+        rule,
+        limit,
+        remaining: Math.max(0, limit - counted),
+        windowSeconds: windowMs / 1000,
+        retryAfterSeconds: oldestAt === null ? 0 : Math.max(1, Math.ceil((oldestAt + windowMs - now) / 1000)),
+      };
+    };
+    if (mine.count >= policy.perKey) return verdict(false, "subject", mine.count, mine.oldest);
+    if (all.count >= policy.total) return verdict(false, "total", all.count, all.oldest);
+    sql.exec("insert into attempts (at, subject, window_ms) values (?, ?, ?)", now, subject, policy.windowMs);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + policy.windowMs);
+    return verdict(true, "subject", mine.count + 1, mine.oldest ?? now);
   }
 
-  /** A successful login: earlier failures no longer count against the account+IP. */
-  async succeed(): Promise<void> {
-    this.ctx.storage.sql.exec("delete from attempts");
+  /** A successful attempt at `subject`: its earlier failures from this address no longer count. */
+  async succeed(subject = ""): Promise<void> {
+    if (!this.#schemaReady && !hasSchema(this.ctx.storage)) return;
+    this.#ensureSchema();
+    this.ctx.storage.sql.exec("delete from attempts where subject = ?", subject);
   }
 
-  /** Idempotent cleanup: prune the window and re-arm while attempts remain. */
+  /** Idempotent cleanup: prune the window, re-arm while attempts remain, delete everything once none do. */
   override async alarm(): Promise<void> {
+    if (!hasSchema(this.ctx.storage)) return;
+    this.#ensureSchema();
     const now = Date.now();
-    this.ctx.storage.sql.exec("delete from attempts where at <= ?", now - LOGIN_WINDOW_MS);
-    const { oldest } = this.ctx.storage.sql
-      .exec<{ oldest: number | null }>("select min(at) as oldest from attempts")
-      .one();
-    if (oldest !== null) await this.ctx.storage.setAlarm(oldest + LOGIN_WINDOW_MS);
+    const sql = this.ctx.storage.sql;
+    sql.exec("delete from attempts where at + window_ms <= ?", now);
+    const { next } = sql.exec<{ next: number | null }>("select min(at + window_ms) as next from attempts").one();
+    if (next !== null) {
+      await this.ctx.storage.setAlarm(next);
+      return;
+    }
+    await this.ctx.storage.deleteAll();
+    this.#schemaReady = false;
   }
 
-  /** Cheap round trip used by `/ready` to prove Durable Objects answer. */
+  /** Cheap round trip used by `/ready` to prove Durable Objects answer (writes nothing). */
   async ping(): Promise<"pong"> {
     return "pong";
   }

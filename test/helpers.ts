@@ -44,9 +44,28 @@ let emails = 0;
 /** An email address no other test used (test files share one D1 per file, not per test). */
 export const uniqueEmail = (prefix = "user") => `${prefix}${Date.now()}-${emails++}@example.com`;
 
-/** Registers a user through POST /v1/auth/register (asserts 201); returns the credentials and the new user. */
-export async function registerUser(email = uniqueEmail(), password = PASSWORD, name = "Test User") {
-  const res = await call("/v1/auth/register", { method: "POST", json: { email, password, name } });
+let signupNetworks = 0;
+/**
+ * A client address in a /64 no other registration in this file used: registration is limited per
+ * address (10 an hour), and most tests register more users than that.
+ */
+export const freshSignupIp = () => `2001:db8:5:${(signupNetworks++).toString(16)}::1`;
+
+/**
+ * Registers a user through POST /v1/auth/register (asserts 201) from `ip` (by default an address no
+ * other registration used); returns the credentials and the new user.
+ */
+export async function registerUser(
+  email = uniqueEmail(),
+  password = PASSWORD,
+  name = "Test User",
+  ip = freshSignupIp(),
+) {
+  const res = await call("/v1/auth/register", {
+    method: "POST",
+    json: { email, password, name },
+    headers: { "CF-Connecting-IP": ip },
+  });
   expect(res.status, await res.clone().text()).toBe(201);
   const { user } = await res.json<{ user: { id: string; email: string; name: string; roles: string[] } }>();
   return { email, password, name, user };

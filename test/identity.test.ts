@@ -13,7 +13,9 @@ const countRows = async (sql: string, ...args: unknown[]) =>
     .first<{ n: number }>())!.n;
 
 describe("register", () => {
-  it("creates a customer with a normalized email and answers 409 for the same address in any case", async () => {
+  // Issue 9, finding 7: a known email used to get 409, which told anyone which addresses have
+  // accounts. It now gets the same 201 and body shape as a new one, and its owner gets an email.
+  it("creates a customer with a normalized email; the same address in any case gets the same answer and creates nothing", async () => {
     const res = await call("/v1/auth/register", {
       method: "POST",
       json: { email: "  Mixed.Case@Example.COM ", password: "correct horse battery", name: "  Ada  " },
@@ -27,12 +29,17 @@ describe("register", () => {
       method: "POST",
       json: { email: "MIXED.CASE@example.com", password: "another password", name: "Eve" },
     });
-    expect(again.status).toBe(409);
-    expect(again.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(again.status).toBe(201);
+    expect(again.headers.get("Content-Type")).toBe(res.headers.get("Content-Type"));
+    const echoed = (await again.json<{ user: typeof user }>()).user;
+    expect(Object.keys(echoed).sort()).toEqual(Object.keys(user).sort());
+    expect(echoed).toMatchObject({ email: "mixed.case@example.com", name: "Eve", roles: ["customer"] });
+    expect(echoed.id).not.toBe(user.id);
     expect(await countRows("select count(*) as n from users where email = ?", "mixed.case@example.com")).toBe(1);
+    expect(await countRows("select count(*) as n from users where id = ?", echoed.id)).toBe(0);
   });
 
-  it("lets exactly one of several concurrent registrations of one email win; the rest get 409", async () => {
+  it("lets exactly one of several concurrent registrations of one email create the account; all get 201", async () => {
     const email = uniqueEmail();
     const results = await Promise.all(
       Array.from({ length: 4 }, (_, i) =>
@@ -42,7 +49,7 @@ describe("register", () => {
         }),
       ),
     );
-    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409]);
+    expect(results.map((r) => r.status)).toEqual([201, 201, 201, 201]);
     expect(await countRows("select count(*) as n from users where email = ?", email)).toBe(1);
   });
 

@@ -80,10 +80,11 @@ describe("login brute-force guard (exact, per account+IP)", () => {
     });
     expect(await runDurableObjectAlarm(guard)).toBe(true);
     expect(await runDurableObjectAlarm(guard)).toBe(false);
-    const rows = await runInDurableObject(guard, (_obj, state) =>
-      state.storage.sql.exec<{ n: number }>("select count(*) as n from attempts").one(),
+    // Issue 9, finding 8: an emptied guard keeps no rows, and no tables either (deleteAll).
+    const tables = await runInDurableObject(guard, (_obj, state) =>
+      state.storage.sql.exec<{ n: number }>("select count(*) as n from sqlite_master where type = 'table'").one(),
     );
-    expect(rows.n).toBe(0);
+    expect(tables.n).toBe(0);
     const verdict = await guard.begin();
     expect(verdict).toMatchObject({ allowed: true, remaining: 4, limit: 5 });
   });

@@ -1,6 +1,7 @@
 import { dispatchBatch } from "../queues/dispatch";
 import { app } from "./app";
 
+export { AccountGuardObject } from "../durable-objects/account-guard";
 export { CartObject } from "../durable-objects/cart";
 export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
 export { InventoryObject } from "../durable-objects/inventory";

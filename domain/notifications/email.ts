@@ -4,10 +4,11 @@ import { notifications } from "../../d1/schema/orders";
 /** One outgoing email. `dedupeKey` makes a redelivered event send nothing new. */
 export interface EmailMessage {
   dedupeKey: string;
+  /** Empty for account emails, which belong to no order. */
   orderId: string;
   userId: string;
   to: string;
-  kind: "order_confirmed" | "order_cancelled" | "order_refunded";
+  kind: (typeof notifications.$inferInsert)["kind"];
   subject: string;
   text: string;
   eventId: string;

@@ -9,19 +9,31 @@ import {
   ServiceTokenBody,
   TokenPair,
   User,
+  VerifyEmailBody,
 } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
 import { sha256Hex } from "../../domain/encoding";
 import { issueAccessToken } from "../../domain/identity/access-tokens";
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from "../../domain/identity/passwords";
 import { revokeFamily, rotateRefreshToken, startFamily } from "../../domain/identity/refresh-tokens";
+import { register, verifyEmail } from "../../domain/identity/registration";
 import { isolateRevocations, revoke } from "../../domain/identity/revocation";
+import {
+  type AddressPolicy,
+  accountGuardName,
+  addressGuardName,
+  LOGIN_ADDRESS_POLICY,
+  SERVICE_TOKEN_POLICY,
+  SIGNUP_POLICY,
+  subjectKey,
+} from "../../domain/identity/throttling";
 import { acceptTotp } from "../../domain/identity/totp";
 import { findUserByEmail, findUserById, nowIso, parseRoles } from "../../domain/identity/users";
+import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
 import { authOf, requireAuth, setRevocationCheck } from "../middleware/auth";
 import { clientIp, tooManyRequests } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
-import { conflict, ProblemError, unauthorized } from "../problem";
+import { ProblemError, unauthorized } from "../problem";
 
 // Every authenticated request in this Worker consults the denylist (logout, reuse, erasure).
 setRevocationCheck((env, auth) => isolateRevocations.isRevoked(env, auth));
@@ -29,31 +41,45 @@ setRevocationCheck((env, auth) => isolateRevocations.isRevoked(env, auth));
 const Registered = z
   .object({ user: User.pick({ id: true, email: true, name: true, roles: true }) })
   .openapi("Registered");
-const LOGIN_POLICY = { name: "login", limit: 5, windowSeconds: 60 } as const;
 const SERVICE_SUBJECT = "collector-host";
 
 const json = <T>(schema: T) => ({ content: { "application/json": { schema } }, required: true });
 
-/** Exact per account+IP attempt counting; the object name is a hash so it carries no email. */
-async function beginAttempt(env: Env, scope: string, account: string, ip: string) {
-  const guard = env.LOGIN_GUARD.getByName(await sha256Hex(`${scope}|${account}|${ip}`));
-  const verdict = await guard.begin();
+/**
+ * Exact counting of one client address group's attempts in `scope` (LoginGuardObject): per
+ * subject and in total. Object name and subject key are hashes, so they carry no address or email.
+ * Returns the guard and the subject key to clear on success.
+ */
+async function beginAddressAttempt(
+  env: Env,
+  scope: string,
+  policy: AddressPolicy,
+  subject: string,
+  ip: string,
+  refusal = "Too many attempts for this account from this address; wait and retry",
+) {
+  const guard = env.LOGIN_GUARD.getByName(await addressGuardName(scope, ip));
+  const key = await subjectKey(scope, subject);
+  const verdict = await guard.begin(policy, key);
   if (!verdict.allowed) {
+    const detail = verdict.rule === "subject" ? refusal : "Too many attempts from this address; wait and retry";
     throw tooManyRequests(
-      LOGIN_POLICY,
+      { name: policy.name, limit: verdict.limit, windowSeconds: verdict.windowSeconds },
       verdict.retryAfterSeconds,
-      "Too many attempts for this account; wait and retry",
+      detail,
     );
   }
-  return guard;
+  return { guard, key };
 }
 
-/** True when a (possibly drizzle-wrapped) D1 error is a UNIQUE constraint violation. */
-function isUniqueViolation(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e.message.includes("UNIQUE constraint failed")) return true;
-  }
-  return false;
+/** 429 for an account whose backoff delay is still running (from whichever address). */
+function accountBackoff(verdict: AccountGuardVerdict): ProblemError {
+  const { policy } = verdict;
+  return tooManyRequests(
+    { name: policy.name, limit: policy.free, windowSeconds: policy.capMs / 1000 },
+    verdict.retryAfterSeconds,
+    "Too many failed attempts at this account; wait and retry",
+  );
 }
 
 async function tokenPair(env: Env, user: { id: string; roles: string[] }, familyId: string, refreshToken: string) {
@@ -73,28 +99,54 @@ auth
       security: publicAccess,
       tags: ["Identity"],
       summary: "Create a customer account",
+      description:
+        "Answers 201 with the same body shape whether or not the email already has an account, so " +
+        "the answer does not reveal which addresses are registered: a new address gets the account " +
+        "and a verification email (`POST /v1/auth/verify-email`); an address that already has an " +
+        "account gets a notice email instead, and nothing is created (the returned id names nothing). " +
+        "Ten registrations an hour per client address (IPv6 by /64).",
       request: { body: json(RegisterBody) },
       responses: {
-        201: { description: "Created", content: { "application/json": { schema: Registered } } },
-        ...problemResponses(400, [409, "An account with this email already exists"], 413, 415, 429),
+        201: {
+          description: "Accepted: the account was created, or the address's owner was mailed",
+          content: { "application/json": { schema: Registered } },
+        },
+        ...problemResponses(400, 413, 415, [429, "Too many registrations from this address"]),
       },
     }),
     async (c) => {
-      const { email, password, name } = c.req.valid("json");
-      const taken = () => conflict("An account with this email already exists", "email-taken");
-      if (await findUserByEmail(c.env, email)) throw taken();
-      const passwordHash = await hashPassword(password);
-      const id = crypto.randomUUID();
-      try {
-        await drizzle(c.env.DB)
-          .insert(users)
-          .values({ id, email, name, roles: ["customer"], passwordHash });
-      } catch (error) {
-        // Two registrations racing for one email: the UNIQUE index decides, the loser gets 409.
-        if (isUniqueViolation(error)) throw taken();
-        throw error;
-      }
-      return c.json({ user: { id, email, name, roles: ["customer" as const] } }, 201);
+      const body = c.req.valid("json");
+      // Counted whatever the email, so the limit says nothing about which addresses exist.
+      await beginAddressAttempt(
+        c.env,
+        "signup",
+        SIGNUP_POLICY,
+        "",
+        clientIp(c),
+        "Too many registrations from this address; wait and retry",
+      );
+      const user = await register(c.env, body);
+      return c.json({ user }, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/verify-email",
+      operationId: "verifyEmail",
+      security: publicAccess,
+      tags: ["Identity"],
+      summary: "Confirm an account's email address with the token mailed at registration",
+      description: "The token works once, for 24 hours.",
+      request: { body: json(VerifyEmailBody) },
+      responses: {
+        204: { description: "The address is verified" },
+        ...problemResponses([400, "Invalid body, or the token is invalid, expired or already used"], 413, 415, 429),
+      },
+    }),
+    async (c) => {
+      await verifyEmail(c.env, c.req.valid("json").token);
+      return c.body(null, 204);
     },
   )
   .openapi(
@@ -106,7 +158,11 @@ auth
       tags: ["Identity"],
       summary: "Exchange email + password (+ TOTP when MFA is on) for a token pair",
       description:
-        "Five attempts per minute per account and client address; a success clears the count. " +
+        "Throttled without locking anyone out: five attempts per minute per account and client " +
+        "address (IPv6 grouped by /64), thirty failures per 15 minutes per address across all " +
+        "accounts, and per account from any address, after ten failed passwords (five wrong TOTP " +
+        "codes) each further attempt waits a delay doubling from 30 s to at most 15 minutes. " +
+        "Refusals are 429 with `Retry-After`; a success clears the counts. " +
         "With MFA on and no `totp`, answers 401 with type `.../mfa-required`.",
       request: { body: json(LoginBody) },
       responses: {
@@ -116,17 +172,25 @@ auth
           [401, "Wrong email or password; or a TOTP code is required (`mfa-required`) or wrong (`invalid-totp`)"],
           413,
           415,
-          [429, "Too many attempts for this account from this address, or from this address overall"],
+          [
+            429,
+            "Too many attempts for this account from this address, from this address overall, or at this account (backoff)",
+          ],
         ),
       },
     }),
     async (c) => {
       const { email, password, totp } = c.req.valid("json");
-      const guard = await beginAttempt(c.env, "login", email, clientIp(c));
+      const address = await beginAddressAttempt(c.env, "login", LOGIN_ADDRESS_POLICY, email, clientIp(c));
       const user = await findUserByEmail(c.env, email);
-      const ok = user?.passwordHash
-        ? await verifyPassword(password, user.passwordHash)
-        : await verifyAgainstDummy(password);
+      // Only an existing account gets a guard object (unknown emails leave nothing behind). The
+      // guard round trip runs beside the PBKDF2 work, so a miss still takes as long as a hit.
+      const accountGuard = user ? c.env.ACCOUNT_GUARD.getByName(await accountGuardName(user.id)) : undefined;
+      const [verdict, ok] = await Promise.all([
+        accountGuard?.beginPassword(),
+        user?.passwordHash ? verifyPassword(password, user.passwordHash) : verifyAgainstDummy(password),
+      ]);
+      if (verdict && !verdict.allowed) throw accountBackoff(verdict);
       if (!user?.passwordHash || !ok) throw unauthorized("Wrong email or password");
 
       if (user.mfaSecret) {
@@ -135,6 +199,9 @@ auth
             headers: { "WWW-Authenticate": 'Bearer realm="edgepulse"' },
           });
         }
+        // Wrong codes are counted per account whatever address they come from.
+        const totpVerdict = await accountGuard?.beginTotp();
+        if (totpVerdict && !totpVerdict.allowed) throw accountBackoff(totpVerdict);
         const step = acceptTotp(user.mfaSecret, totp, user.mfaLastStep);
         // The conditional update makes a code single-use even across concurrent logins.
         const claimed =
@@ -153,7 +220,7 @@ auth
         }
       }
 
-      await guard.succeed();
+      await Promise.all([address.guard.succeed(address.key), accountGuard?.succeed()]);
       if (needsRehash(user.passwordHash)) {
         const rehash = async () => {
           const passwordHash = await hashPassword(password);
@@ -225,14 +292,20 @@ auth
     }),
     async (c) => {
       const { secret } = c.req.valid("json");
-      const guard = await beginAttempt(c.env, "service-token", SERVICE_SUBJECT, clientIp(c));
+      const guard = await beginAddressAttempt(
+        c.env,
+        "service-token",
+        SERVICE_TOKEN_POLICY,
+        SERVICE_SUBJECT,
+        clientIp(c),
+      );
       const expected = c.env.SERVICE_TOKEN_SECRET ?? "";
       // Hash both sides so the comparison is constant-time regardless of the lengths involved.
       const [a, b] = await Promise.all([sha256Hex(secret), sha256Hex(expected)]);
       const match =
         expected.length > 0 && crypto.subtle.timingSafeEqual(new TextEncoder().encode(a), new TextEncoder().encode(b));
       if (!match) throw unauthorized("Wrong service secret");
-      await guard.succeed();
+      await guard.guard.succeed(guard.key);
       const access = await issueAccessToken(c.env, { userId: SERVICE_SUBJECT, roles: ["service"] });
       return c.json({ accessToken: access.token, tokenType: "Bearer" as const, expiresIn: access.expiresIn }, 200);
     },
