@@ -134,7 +134,7 @@ export interface paths {
     };
     /** Collector-host health as last reported */
     get: operations["getCollectorHealth"];
-    /** The collector host reports its health (service role) */
+    /** The collector host reports its health (service token with the `collectors:report` scope) */
     put: operations["reportCollectorHealth"];
     post?: never;
     delete?: never;
@@ -203,7 +203,7 @@ export interface paths {
     };
     /**
      * Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq
-     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot at any time; with `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog.
+     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the symbol already has 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
      */
     get: operations["subscribeMarketFeed"];
     put?: never;
@@ -222,8 +222,8 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out
-     * @description A WebSocket (RFC 6455) for the collector host, with a `service`-role access token; a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart.
+     * Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out
+     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 when another collector now publishes the symbol; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
      */
     get: operations["publishMarketFeed"];
     put?: never;
@@ -365,7 +365,7 @@ export interface paths {
     put?: never;
     /**
      * Reserve units for an order id (idempotent by orderId); 409 when out of stock
-     * @description Service/admin route (used by operations and the reservation benchmark); orders reserve through the saga.
+     * @description Admin route (operations and the reservation benchmark). Orders reserve, release and commit through the saga, by Durable Object RPC, never over HTTP; so no service token can move stock.
      */
     post: operations["reserveStock"];
     delete?: never;
@@ -530,7 +530,7 @@ export interface paths {
     put?: never;
     /**
      * Trade the shared service secret for a collector host's access token
-     * @description The token has the `service` role and only the scopes `market:publish` (the ingest socket) and `collectors:report` (PUT /v1/market/collectors); it cannot reach stock, carts or orders. Its subject is `collector:<collectorId>` (default `collector-host`): the edge keeps one publish socket per collector identity and closes it when the token expires or is revoked.
+     * @description The token has the `service` role and only the scopes `market:publish` (the ingest socket) and `collectors:report` (PUT /v1/market/collectors); it cannot reach stock, carts or orders. Its subject is the `collectorId` (default `collector-host`): the edge keeps one publish socket per collector identity and closes it when the token expires or is revoked.
      */
     post: operations["createServiceToken"];
     delete?: never;
@@ -550,7 +550,10 @@ export interface paths {
     get: operations["getMe"];
     put?: never;
     post?: never;
-    /** Erase the account (GDPR): personal data removed, every session revoked, email reusable */
+    /**
+     * Erase the account (GDPR): personal data removed, every session revoked, email reusable
+     * @description Needs the current `password` and, with MFA on, a current `totp` code: a bearer token alone is not enough. Refusals are 403 with type `wrong-password`, `mfa-required` or `invalid-totp`. An unused `recoveryCode` may stand in for the TOTP code.
+     */
     delete: operations["eraseMe"];
     options?: never;
     head?: never;
@@ -567,9 +570,16 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Start TOTP enrolment: a new secret to scan; MFA turns on after /me/mfa/verify */
+    /**
+     * Start TOTP enrolment: a new secret to scan; MFA turns on after /me/mfa/verify
+     * @description Needs the current `password` and, with MFA on, a current `totp` code: a bearer token alone is not enough. Refusals are 403 with type `wrong-password`, `mfa-required` or `invalid-totp`. The secret is stored encrypted (AES-GCM).
+     */
     post: operations["startMfaEnrolment"];
-    delete?: never;
+    /**
+     * Turn two-factor sign-in off (the secret and every recovery code are dropped)
+     * @description Needs the current `password` and, with MFA on, a current `totp` code: a bearer token alone is not enough. Refusals are 403 with type `wrong-password`, `mfa-required` or `invalid-totp`. An unused `recoveryCode` may stand in for the TOTP code (lost authenticator).
+     */
+    delete: operations["disableMfa"];
     options?: never;
     head?: never;
     patch?: never;
@@ -584,8 +594,51 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Activate TOTP with a current code from the enrolled authenticator */
+    /**
+     * Activate TOTP with a current code from the enrolled authenticator
+     * @description Answers with ten single-use recovery codes, shown only this once (stored hashed): each can replace a TOTP code at login (`recoveryCode`) or to turn MFA off.
+     */
     post: operations["verifyMfa"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/users/me/mfa/recovery-codes": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Replace every MFA recovery code with ten new ones (shown once)
+     * @description Needs the current `password` and, with MFA on, a current `totp` code: a bearer token alone is not enough. Refusals are 403 with type `wrong-password`, `mfa-required` or `invalid-totp`. Earlier codes stop working.
+     */
+    post: operations["regenerateRecoveryCodes"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/users/me/password": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Change the password; every other session of the account ends
+     * @description Needs `currentPassword` and, with MFA on, a current `totp` (or an unused `recoveryCode`). Every refresh family of the account except the one this access token belongs to is revoked, with the access tokens issued from them; the calling session stays signed in. Refusals are 403 with type `wrong-password`, `mfa-required` or `invalid-totp`.
+     */
+    post: operations["changePassword"];
     delete?: never;
     options?: never;
     head?: never;
@@ -1057,6 +1110,11 @@ export interface components {
       password: string;
       /** @example 123456 */
       totp?: string;
+      /**
+       * @description Instead of `totp`: an unused MFA recovery code
+       * @example k3vq-7hxa-m2pd-wr5t
+       */
+      recoveryCode?: string;
     };
     RefreshBody: {
       refreshToken: string;
@@ -1096,16 +1154,58 @@ export interface components {
       name?: string;
       preferences?: components["schemas"]["Preferences"];
     };
+    ReauthOrRecoveryBody: {
+      /** Format: password */
+      password: string;
+      /** @example 123456 */
+      totp?: string;
+      /**
+       * @description Instead of `totp`: an unused MFA recovery code
+       * @example k3vq-7hxa-m2pd-wr5t
+       */
+      recoveryCode?: string;
+    };
     MfaEnrolment: {
       secret: string;
       otpauthUrl: string;
     };
-    MfaStatus: {
+    ReauthBody: {
+      /** Format: password */
+      password: string;
+      /** @example 123456 */
+      totp?: string;
+    };
+    MfaActivated: {
       mfaEnabled: boolean;
+      /** @description Ten single-use codes, shown only this once */
+      recoveryCodes: string[];
     };
     MfaVerifyBody: {
       /** @example 123456 */
       code: string;
+    };
+    MfaStatus: {
+      mfaEnabled: boolean;
+    };
+    RecoveryCodes: {
+      /** @description Ten single-use codes, shown only this once */
+      recoveryCodes: string[];
+    };
+    ChangePasswordBody: {
+      /** Format: password */
+      currentPassword: string;
+      /**
+       * Format: password
+       * @example correct horse battery staple
+       */
+      newPassword: string;
+      /** @example 123456 */
+      totp?: string;
+      /**
+       * @description Instead of `totp`: an unused MFA recovery code
+       * @example k3vq-7hxa-m2pd-wr5t
+       */
+      recoveryCode?: string;
     };
     ProductList: {
       items: components["schemas"]["Product"][];
@@ -1346,6 +1446,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
       429: {
         headers: {
@@ -1412,6 +1521,15 @@ export interface operations {
         headers: {
           /** @description `Bearer realm="edgepulse"` */
           "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {
@@ -1531,6 +1649,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description No such order (or not yours) */
       404: {
         headers: {
@@ -1602,6 +1729,15 @@ export interface operations {
         headers: {
           /** @description `Bearer realm="edgepulse"` */
           "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {
@@ -1962,7 +2098,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not the service role */
+      /** @description No `collectors:report` scope */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2216,6 +2352,7 @@ export interface operations {
     parameters: {
       query?: {
         window?: number;
+        depth?: number;
       };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
@@ -2245,7 +2382,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol or window, or not a WebSocket upgrade */
+      /** @description Bad symbol, window or depth, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2322,7 +2459,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not the service role */
+      /** @description No `market:publish` scope */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2382,6 +2519,15 @@ export interface operations {
         headers: {
           /** @description `Bearer realm="edgepulse"` */
           "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {
@@ -2483,6 +2629,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description No such cart (or not yours) */
       404: {
         headers: {
@@ -2558,6 +2713,15 @@ export interface operations {
         headers: {
           /** @description `Bearer realm="edgepulse"` */
           "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {
@@ -2669,6 +2833,15 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description No such cart or line */
       404: {
         headers: {
@@ -2754,6 +2927,15 @@ export interface operations {
         headers: {
           /** @description `Bearer realm="edgepulse"` */
           "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer token (admin and service tokens cannot shop) */
+      403: {
+        headers: {
           [name: string]: unknown;
         };
         content: {
@@ -3152,7 +3334,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not an admin or service */
+      /** @description Not an admin */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3259,7 +3441,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not an admin or service */
+      /** @description Not an admin */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3340,7 +3522,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not an admin or service */
+      /** @description Not an admin */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3937,7 +4119,11 @@ export interface operations {
       path?: never;
       cookie?: never;
     };
-    requestBody?: never;
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReauthOrRecoveryBody"];
+      };
+    };
     responses: {
       /** @description Erased */
       204: {
@@ -3945,6 +4131,15 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
       };
       /** @description No access token, or one that is invalid, expired or revoked */
       401: {
@@ -3957,7 +4152,34 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      /** @description The password, TOTP code or recovery code is missing or wrong */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests, or too many failed attempts at this account (backoff) */
       429: {
         headers: {
           /** @description Seconds until a retry may succeed */
@@ -4080,7 +4302,11 @@ export interface operations {
       path?: never;
       cookie?: never;
     };
-    requestBody?: never;
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReauthBody"];
+      };
+    };
     responses: {
       /** @description Secret and otpauth URL */
       200: {
@@ -4089,6 +4315,15 @@ export interface operations {
         };
         content: {
           "application/json": components["schemas"]["MfaEnrolment"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
         };
       };
       /** @description No access token, or one that is invalid, expired or revoked */
@@ -4102,7 +4337,219 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
+      /** @description The password, TOTP code or recovery code is missing or wrong */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
       /** @description Two-factor sign-in is already on */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests, or too many failed attempts at this account (backoff) */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  disableMfa: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReauthOrRecoveryBody"];
+      };
+    };
+    responses: {
+      /** @description MFA is off */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MfaStatus"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The password, TOTP code or recovery code is missing or wrong */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Two-factor sign-in is not on */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests, or too many failed attempts at this account (backoff) */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  verifyMfa: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["MfaVerifyBody"];
+      };
+    };
+    responses: {
+      /** @description MFA is on; the recovery codes */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["MfaActivated"];
+        };
+      };
+      /** @description Invalid input, or the code does not match */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Two-factor sign-in is already on, or enrolment was not started */
       409: {
         headers: {
           [name: string]: unknown;
@@ -4157,7 +4604,7 @@ export interface operations {
       };
     };
   };
-  verifyMfa: {
+  regenerateRecoveryCodes: {
     parameters: {
       query?: never;
       header?: never;
@@ -4166,20 +4613,20 @@ export interface operations {
     };
     requestBody: {
       content: {
-        "application/json": components["schemas"]["MfaVerifyBody"];
+        "application/json": components["schemas"]["ReauthBody"];
       };
     };
     responses: {
-      /** @description MFA is on */
+      /** @description The new recovery codes */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["MfaStatus"];
+          "application/json": components["schemas"]["RecoveryCodes"];
         };
       };
-      /** @description Invalid input, or the code does not match */
+      /** @description Invalid input: `errors` lists each field at fault */
       400: {
         headers: {
           [name: string]: unknown;
@@ -4199,7 +4646,16 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Two-factor sign-in is already on, or enrolment was not started */
+      /** @description The password, TOTP code or recovery code is missing or wrong */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Two-factor sign-in is not on */
       409: {
         headers: {
           [name: string]: unknown;
@@ -4226,7 +4682,102 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      /** @description Too many requests, or too many failed attempts at this account (backoff) */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  changePassword: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ChangePasswordBody"];
+      };
+    };
+    responses: {
+      /** @description Changed; other sessions are signed out */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The password, TOTP code or recovery code is missing or wrong */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many requests, or too many failed attempts at this account (backoff) */
       429: {
         headers: {
           /** @description Seconds until a retry may succeed */
