@@ -3,6 +3,12 @@ import { type IttyClient, ittyClient } from "./itty-client";
 
 /** Seed numbers: open after 5 consecutive failures, half-open after 30 s, close after 2 successes. */
 export const BREAKER_FAILURE_THRESHOLD = 5;
+/**
+ * ... and only when those failures came from at least 3 distinct customers. A real provider outage
+ * fails everyone's payments; one customer repeating a card that hangs or errors (the hang test
+ * card, a card a fraud check times out on) must not switch payments off for all the others.
+ */
+export const BREAKER_MIN_CUSTOMERS = 3;
 export const BREAKER_OPEN_MS = 30_000;
 export const BREAKER_CLOSE_AFTER_SUCCESSES = 2;
 
@@ -13,6 +19,8 @@ export interface BreakerSnapshot {
   provider: string;
   status: BreakerStatus;
   consecutiveFailures: number;
+  /** Distinct customers behind the current run of failures (counted up to BREAKER_MIN_CUSTOMERS). */
+  failingCustomers: number;
   halfOpenSuccesses: number;
   openedAt: number | null;
 }
@@ -34,6 +42,8 @@ export class CircuitBreakerObject extends createDurable() {
   provider = "";
   status: BreakerStatus = "closed";
   consecutiveFailures = 0;
+  /** Who failed in the current run, capped at BREAKER_MIN_CUSTOMERS ids: all the rule needs to know. */
+  failingCustomers: string[] = [];
   halfOpenSuccesses = 0;
   openedAt: number | null = null;
 
@@ -62,18 +72,29 @@ export class CircuitBreakerObject extends createDurable() {
       else await this.persist();
     } else if (this.consecutiveFailures !== 0) {
       this.consecutiveFailures = 0;
+      this.failingCustomers = [];
       await this.persist();
     }
     return this.snapshot();
   }
 
-  /** The provider failed (5xx, timeout, unreachable): 5 in a row open it; one in half-open re-opens it. */
-  async recordFailure(provider: string): Promise<BreakerSnapshot> {
+  /**
+   * The provider failed (5xx, timeout, unreachable) on `customer`'s payment: 5 in a row from 3 or
+   * more customers open it; one in half-open re-opens it (only a breaker that real failures
+   * opened is ever half-open).
+   */
+  async recordFailure(provider: string, customer: string): Promise<BreakerSnapshot> {
     this.provider = provider;
     this.consecutiveFailures++;
+    // Older documents have no list; the cap keeps the document tiny whatever the traffic.
+    const customers = this.failingCustomers ?? [];
+    if (customers.length < BREAKER_MIN_CUSTOMERS && !customers.includes(customer)) customers.push(customer);
+    this.failingCustomers = customers;
     if (
       this.status === "half_open" ||
-      (this.status === "closed" && this.consecutiveFailures >= BREAKER_FAILURE_THRESHOLD)
+      (this.status === "closed" &&
+        this.consecutiveFailures >= BREAKER_FAILURE_THRESHOLD &&
+        customers.length >= BREAKER_MIN_CUSTOMERS)
     ) {
       await this.transition("open");
     } else {
@@ -98,6 +119,7 @@ export class CircuitBreakerObject extends createDurable() {
       if (next === "closed") {
         this.openedAt = null;
         this.consecutiveFailures = 0;
+        this.failingCustomers = [];
       }
       await this.storage.deleteAlarm();
     }
@@ -109,6 +131,7 @@ export class CircuitBreakerObject extends createDurable() {
       provider: this.provider,
       status: this.status,
       consecutiveFailures: this.consecutiveFailures,
+      failingCustomers: (this.failingCustomers ?? []).length,
       halfOpenSuccesses: this.halfOpenSuccesses,
       openedAt: this.openedAt,
     };

@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { z } from "zod";
 import type { OrderCancelled, OrderRefundRequested, OrderReserved } from "../contracts/saga-events";
 import { paymentLedger } from "../d1/schema/orders";
+import { DomainError } from "../domain/errors";
 import { paymentProviderFor, paymentTimeoutMs, recordLedger } from "../domain/payments";
 import {
   type PaymentProvider,
@@ -22,13 +23,32 @@ type Cancelled = z.infer<typeof OrderCancelled>;
  * request, void an authorization left behind by a cancelled order. Idempotency keys derived from
  * the order id go to the provider and into the ledger, so a redelivered message charges once.
  * The per-provider circuit breaker (a Durable Object shared by every isolate) fails fast while open.
+ * A misconfigured Worker (unknown provider, simulated outside local/test mode, Stripe without its
+ * key) moves no money at all: the message is retried and, if the config stays wrong, dead-lettered
+ * for a human; it never falls back to the simulated provider.
  */
 export async function handlePaymentEvent(
   event: Reserved | RefundRequested | Cancelled,
   env: Env,
   attempts: number,
 ): Promise<void> {
-  const provider = paymentProviderFor(env);
+  let provider: PaymentProvider;
+  try {
+    provider = paymentProviderFor(env);
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "payment step refused: payments misconfigured",
+        orderId: event.orderId,
+        type: event.type,
+        attempts,
+        error: error.message,
+      }),
+    );
+    throw new RetryLater(Math.max(backoffSeconds(attempts), 60), error.message);
+  }
   switch (event.type) {
     case "order.reserved":
       return charge(event, env, provider, attempts);
@@ -44,9 +64,10 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
   const { amount, currency } = event.order.total;
   const base = { orderId: event.orderId, provider: provider.name, amount, currency };
   const authKey = `${event.orderId}:authorize`;
+  const customer = event.order.userId;
   const lastChance = attempts >= MAX_DELIVERIES;
   try {
-    const authorization = await guarded(env, provider.name, attempts, (signal) =>
+    const authorization = await guarded(env, provider.name, customer, attempts, (signal) =>
       provider.authorize(
         { orderId: event.orderId, amount, currency, token: event.paymentToken, idempotencyKey: authKey },
         signal,
@@ -69,7 +90,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
       idempotencyKey: authKey,
     });
     const captureKey = `${event.orderId}:capture`;
-    const capture = await guarded(env, provider.name, attempts, (signal) =>
+    const capture = await guarded(env, provider.name, customer, attempts, (signal) =>
       provider.capture({ authorizationId: authorization.authorizationId, amount, idempotencyKey: captureKey }, signal),
     );
     await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
@@ -95,7 +116,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
         reason: "payment_error",
         detail: `gave up after ${attempts} attempts: ${error.message}`,
       });
-      await voidIfAuthorized(event.orderId, env, provider, currency);
+      await voidIfAuthorized(event.orderId, customer, env, provider, currency);
       return;
     }
     if (error instanceof PaymentTimeoutError || error instanceof PermanentPaymentError) {
@@ -103,7 +124,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
       await recordLedger(env, { ...base, kind: "failure", detail, idempotencyKey: `${authKey}:${detail}` });
       await order.paymentResult({ ok: false, reason: "payment_error", detail: error.message });
       // Outcome unknown after a timeout: if an authorization did get booked, release it.
-      await voidIfAuthorized(event.orderId, env, provider, currency);
+      await voidIfAuthorized(event.orderId, customer, env, provider, currency);
       return;
     }
     throw error;
@@ -114,7 +135,7 @@ async function refund(event: RefundRequested, env: Env, provider: PaymentProvide
   const authorization = await ledgerRow(env, event.orderId, "authorization");
   if (!authorization?.providerRef) throw new Error(`order ${event.orderId} has no authorization to refund`);
   try {
-    const result = await guarded(env, provider.name, attempts, (signal) =>
+    const result = await guarded(env, provider.name, event.order.userId, attempts, (signal) =>
       provider.refund(
         { authorizationId: authorization.providerRef!, amount: event.amount, idempotencyKey: event.refundId },
         signal,
@@ -141,7 +162,7 @@ async function refund(event: RefundRequested, env: Env, provider: PaymentProvide
 
 async function voidDangling(event: Cancelled, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
   try {
-    await voidIfAuthorized(event.orderId, env, provider, event.order.total.currency, attempts);
+    await voidIfAuthorized(event.orderId, event.order.userId, env, provider, event.order.total.currency, attempts);
   } catch (error) {
     if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError) {
       throw new RetryLater(backoffSeconds(attempts), error.message);
@@ -153,6 +174,7 @@ async function voidDangling(event: Cancelled, env: Env, provider: PaymentProvide
 /** Voids an authorization that was booked but never captured (compensation). */
 async function voidIfAuthorized(
   orderId: string,
+  customer: string,
   env: Env,
   provider: PaymentProvider,
   currency: string,
@@ -162,7 +184,7 @@ async function voidIfAuthorized(
   if (!authorization?.providerRef) return;
   if (await ledgerRow(env, orderId, "capture")) return;
   const key = `${orderId}:void`;
-  await guarded(env, provider.name, attempts, (signal) =>
+  await guarded(env, provider.name, customer, attempts, (signal) =>
     provider.void({ authorizationId: authorization.providerRef!, idempotencyKey: key }, signal),
   );
   await recordLedger(env, {
@@ -186,12 +208,14 @@ function ledgerRow(env: Env, orderId: string, kind: "authorization" | "capture")
 
 /**
  * One provider call behind the breaker and the timeout. Open breaker → RetryLater without calling
- * the provider. Transient failures and timeouts count against the breaker; answers (including
- * declines) count for it.
+ * the provider. Transient failures and timeouts count against the breaker, on behalf of the
+ * customer whose payment it was (one customer alone cannot open it); answers (including declines)
+ * count for it.
  */
 async function guarded<T>(
   env: Env,
   providerName: string,
+  customer: string,
   attempts: number,
   call: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
@@ -217,7 +241,7 @@ async function guarded<T>(
     return result;
   } catch (error) {
     if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError)
-      await breaker.recordFailure(providerName);
+      await breaker.recordFailure(providerName, customer);
     throw error;
   } finally {
     clearTimeout(timer);

@@ -9,7 +9,10 @@ describe("gateway", () => {
 
     const ready = await call("/ready");
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: "ready", checks: { d1: "ok", durableObjects: "ok" } });
+    expect(await ready.json()).toEqual({
+      status: "ready",
+      checks: { d1: "ok", durableObjects: "ok", payments: "ok" },
+    });
   });
 
   it("echoes a sane X-Request-Id, replaces an unsafe one, and continues a W3C trace", async () => {

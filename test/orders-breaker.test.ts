@@ -11,12 +11,17 @@ import { accepted, CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrde
 describe("payment circuit breaker (shared Durable Object per provider)", () => {
   it("opens after 5 consecutive failures, half-opens after 30 s, closes after 2 successes", async () => {
     const breaker = circuitBreakerFor(env, "test-provider");
-    for (let i = 1; i <= 4; i++) expect((await breaker.recordFailure("test-provider")).status).toBe("closed");
+    // Failures from distinct customers, as in a real outage (one customer alone cannot open it: see below).
+    for (let i = 1; i <= 4; i++)
+      expect((await breaker.recordFailure("test-provider", `customer-${i}`)).status).toBe("closed");
     // A success in between resets the count: only *consecutive* failures open it.
     await breaker.recordSuccess("test-provider");
-    for (let i = 1; i <= 4; i++) await breaker.recordFailure("test-provider");
+    for (let i = 1; i <= 4; i++) await breaker.recordFailure("test-provider", `customer-${i}`);
     expect((await breaker.acquire("test-provider")).allowed).toBe(true);
-    expect(await breaker.recordFailure("test-provider")).toMatchObject({ status: "open", consecutiveFailures: 5 });
+    expect(await breaker.recordFailure("test-provider", "customer-5")).toMatchObject({
+      status: "open",
+      consecutiveFailures: 5,
+    });
     const denied = await breaker.acquire("test-provider");
     expect(denied).toMatchObject({ allowed: false, status: "open" });
     expect(denied.retryAfterMs).toBeGreaterThan(29_000);
@@ -26,7 +31,7 @@ describe("payment circuit breaker (shared Durable Object per provider)", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(await breaker.acquire("test-provider")).toMatchObject({ allowed: true, status: "half_open" });
     // A failure while half-open re-opens it at once.
-    expect((await breaker.recordFailure("test-provider")).status).toBe("open");
+    expect((await breaker.recordFailure("test-provider", "customer-1")).status).toBe("open");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect((await breaker.recordSuccess("test-provider")).status).toBe("half_open");
     expect(await breaker.recordSuccess("test-provider")).toMatchObject({ status: "closed", consecutiveFailures: 0 });
@@ -35,7 +40,7 @@ describe("payment circuit breaker (shared Durable Object per provider)", () => {
 
   it("while open, payments fail fast without calling the provider; the stalled saga is timed out by its alarm and stock is released", async () => {
     const breaker = circuitBreakerFor(env, "simulated");
-    for (let i = 0; i < 5; i++) await breaker.recordFailure("simulated");
+    for (let i = 0; i < 5; i++) await breaker.recordFailure("simulated", `customer-${i}`);
     expect(await breaker.acquire("simulated")).toMatchObject({ allowed: false, status: "open" });
 
     await insertSku("BRK-1");

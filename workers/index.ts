@@ -3,6 +3,7 @@ import { app } from "./app";
 
 export { AccountGuardObject } from "../durable-objects/account-guard";
 export { CartObject } from "../durable-objects/cart";
+export { CheckoutLimiterObject } from "../durable-objects/checkout-limiter";
 export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
 export { InventoryObject } from "../durable-objects/inventory";
 export { LoginGuardObject } from "../durable-objects/login-guard";

@@ -1,17 +1,20 @@
 import { drizzle } from "drizzle-orm/d1";
 import { paymentLedger } from "../../d1/schema/orders";
+import { paymentConfigFor } from "./config";
 import type { PaymentProvider } from "./provider";
 import { SimulatedPaymentProvider } from "./simulated";
 import { StripePaymentProvider } from "./stripe";
 
+export { type PaymentConfig, paymentConfigFor } from "./config";
 export type { PaymentProvider } from "./provider";
 
-/** The configured provider: `PAYMENT_PROVIDER` = "simulated" (default) or "stripe". */
+/**
+ * The configured provider (see `paymentConfigFor`). Never a fallback: an unknown or disallowed
+ * configuration throws `payment-unavailable` instead of quietly simulating payments.
+ */
 export function paymentProviderFor(env: Env): PaymentProvider {
-  if (env.PAYMENT_PROVIDER === "stripe") {
-    const key = (env as Env & { STRIPE_SECRET_KEY?: string }).STRIPE_SECRET_KEY ?? "";
-    return new StripePaymentProvider(key);
-  }
+  const config = paymentConfigFor(env);
+  if (config.provider === "stripe") return new StripePaymentProvider(config.secretKey);
   return new SimulatedPaymentProvider(env.DB);
 }
 

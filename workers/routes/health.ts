@@ -1,9 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { DomainError } from "../../domain/errors";
+import { paymentConfigFor } from "../../domain/payments/config";
 import { createRouter, problemResponses, publicAccess } from "../openapi";
 
 const Health = z.object({ status: z.literal("ok") }).openapi("Health");
 const Ready = z
-  .object({ status: z.enum(["ready", "unavailable"]), checks: z.record(z.string(), z.enum(["ok", "failed"])) })
+  .object({
+    status: z.enum(["ready", "unavailable"]),
+    checks: z.record(z.string(), z.enum(["ok", "failed"])),
+    /** Why a check failed, when saying so is safe (configuration, never a stack trace). */
+    reasons: z.record(z.string(), z.string()).optional(),
+  })
   .openapi("Ready");
 
 /** Liveness and readiness, mounted at the root (not under /v1): load balancers call them. */
@@ -30,10 +37,13 @@ export const health = createRouter()
       operationId: "getReadiness",
       security: publicAccess,
       tags: ["Health"],
-      summary: "Readiness: D1 and Durable Objects both answer",
+      summary: "Readiness: D1 and Durable Objects answer, and payments are configured",
       responses: {
         200: { description: "Ready", content: { "application/json": { schema: Ready } } },
-        503: { description: "A dependency is down", content: { "application/json": { schema: Ready } } },
+        503: {
+          description: "A dependency is down, or payments are misconfigured (checkout would be refused)",
+          content: { "application/json": { schema: Ready } },
+        },
         ...problemResponses(429),
       },
     }),
@@ -47,12 +57,29 @@ export const health = createRouter()
           return "failed" as const;
         }
       };
+      // A deploy health check must catch a Worker that would refuse every checkout.
+      const reasons: Record<string, string> = {};
+      let payments: "ok" | "failed" = "ok";
+      try {
+        paymentConfigFor(c.env);
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        payments = "failed";
+        reasons.payments = error.message;
+      }
       const [d1, durableObjects] = await Promise.all([
         probe(() => c.env.DB.prepare("select 1").first()),
         probe(() => c.env.LOGIN_GUARD.getByName("readiness-probe").ping()),
       ]);
-      const checks = { d1, durableObjects };
-      const ready = d1 === "ok" && durableObjects === "ok";
-      return c.json({ status: ready ? ("ready" as const) : ("unavailable" as const), checks }, ready ? 200 : 503);
+      const checks = { d1, durableObjects, payments };
+      const ready = d1 === "ok" && durableObjects === "ok" && payments === "ok";
+      return c.json(
+        {
+          status: ready ? ("ready" as const) : ("unavailable" as const),
+          checks,
+          ...(payments === "ok" ? {} : { reasons }),
+        },
+        ready ? 200 : 503,
+      );
     },
   );

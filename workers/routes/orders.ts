@@ -12,6 +12,7 @@ import {
   RefundAccepted,
 } from "../../contracts/order";
 import { sha256Hex } from "../../domain/encoding";
+import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
@@ -86,8 +87,8 @@ async function visibleOrder(env: Env, id: string, auth: { userId: string; roles:
 }
 
 /** Turns the client's card into a provider token here, at the edge: card numbers go no further. */
-function paymentToken(env: Env, payment: { cardNumber?: string; token?: string }): string {
-  const stripe = env.PAYMENT_PROVIDER === "stripe";
+function paymentToken(config: PaymentConfig, payment: { cardNumber?: string; token?: string }): string {
+  const stripe = config.provider === "stripe";
   if (payment.cardNumber !== undefined) {
     if (stripe)
       throw badRequest("Send a Stripe payment-method token; card numbers are not accepted", [
@@ -139,14 +140,36 @@ orders
     async (c) => {
       const auth = authOf(c);
       const body = c.req.valid("json");
+      // Misconfigured payments (parsed once per isolate): 503 before anything is created.
+      const payments = paymentConfigFor(c.env);
       const key = idempotencyKeyOf(c);
+      // With a key, the order id is derived from it: a retry after a crash reaches the same
+      // order (and the cart, frozen for that id, accepts the same checkout again).
+      const orderId = key ? `ord_${(await sha256Hex(`${auth.userId}\n${key}`)).slice(0, 24)}` : randomOrderId();
+      // Admitted outside withIdempotency, which would store a 429 as the key's final answer.
+      const limiter = c.env.CHECKOUT_LIMITER.getByName(auth.userId);
+      const admission = await limiter.admit(orderId, key !== undefined);
+      if (!admission.allowed) {
+        throw new ProblemError(
+          429,
+          "too-many-checkouts",
+          `At most ${admission.limit} of your orders can wait for stock or payment at once; retry when one has finished`,
+          { headers: { "Retry-After": String(Math.ceil(paymentTimeoutMs(c.env) / 1000)) } },
+        );
+      }
       const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
-        // With a key, the order id is derived from it: a retry after a crash reaches the same
-        // order (and the cart, frozen for that id, accepts the same checkout again).
-        const orderId = key ? `ord_${(await sha256Hex(`${auth.userId}\n${key}`)).slice(0, 24)}` : randomOrderId();
-        const token = paymentToken(c.env, body.payment);
-        const checkout = await c.env.CART.getByName(body.cartId).checkout(auth.userId, orderId);
+        const checkout = await (async () => {
+          try {
+            const token = paymentToken(payments, body.payment);
+            return { token, ...(await c.env.CART.getByName(body.cartId).checkout(auth.userId, orderId)) };
+          } catch (error) {
+            await limiter.release(orderId);
+            throw error;
+          }
+        })();
         if (!checkout.ok) {
+          // No order for this id: its slot goes back (a cart frozen for another order counts that one).
+          await limiter.release(orderId);
           if (checkout.reason === "not_found") throw notFound("No such cart");
           if (checkout.reason === "empty") throw conflict("The cart is empty", "cart-empty");
           throw conflict(
@@ -160,7 +183,7 @@ orders
           userId: auth.userId,
           items: checkout.cart.items,
           total: checkout.cart.total,
-          paymentToken: token,
+          paymentToken: checkout.token,
           shippingAddress: body.shippingAddress as Record<string, string>,
           correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
           ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),

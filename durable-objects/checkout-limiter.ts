@@ -1,0 +1,135 @@
+import { DurableObject } from "cloudflare:workers";
+import { hasSchema, migrateSchema } from "./sqlite-schema";
+
+/** Orders one customer may have in `pending`/`reserved` (waiting on stock or payment) at once. */
+export const CHECKOUT_IN_FLIGHT_LIMIT = 3;
+/** An admitted order id its OrderObject does not know yet is still being placed for this long. */
+const PLACING_GRACE_MS = 10_000;
+/** Past its saga deadline an order is final (its alarm cancels it), so its row can go unasked. */
+const DEADLINE_MARGIN_MS = 60_000;
+
+const CHECKOUT_LIMITER_MIGRATIONS = [
+  "CREATE TABLE in_flight (order_id TEXT PRIMARY KEY, admitted_at INTEGER NOT NULL)",
+] as const;
+
+/** What a checkout is told: go ahead (the order counts as in flight), or too many already. */
+export interface CheckoutAdmission {
+  allowed: boolean;
+  inFlight: number;
+  limit: number;
+}
+
+/**
+ * The in-flight checkouts of one customer (one object per user id), counted exactly. Why a
+ * Durable Object and not the orders read model in D1: the read model is projected from the saga
+ * queue, so a burst of checkouts placed within the projection lag would all see "0 in flight" and
+ * pass; this object decides admissions one at a time. It holds only the ids it admitted; whether
+ * one is still in flight is asked of its OrderObject (the saga's own truth) when the customer is
+ * at the limit, so nothing has to remember to release a finished order and a lost release cannot
+ * lock a customer out. Rows past the saga deadline go without asking; an alarm then empties the
+ * object's storage.
+ */
+export class CheckoutLimiterObject extends DurableObject<Env> {
+  /** False while the object has no storage: created by the first admission, dropped once empty. */
+  private ready = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.ready = hasSchema(ctx.storage);
+      if (this.ready) migrateSchema(ctx.storage, CHECKOUT_LIMITER_MIGRATIONS);
+    });
+  }
+
+  /**
+   * Admits `orderId` as one of the customer's in-flight checkouts if there is room (idempotent per
+   * id). `keyed`: the id was derived from an Idempotency-Key, so the order may already exist.
+   */
+  async admit(orderId: string, keyed: boolean): Promise<CheckoutAdmission> {
+    this.ensureStorage();
+    this.prune();
+    if (this.has(orderId)) return this.verdict(true);
+    if (this.count() >= CHECKOUT_IN_FLIGHT_LIMIT) {
+      // At the limit: drop the admitted orders that have ended since. The RPCs open the input
+      // gate, so the decision below re-reads the count with no await before its write.
+      await this.settle();
+      // A retried checkout of an order that already exists (an Idempotency-Key replay after its
+      // row was dropped) is no new checkout. Random ids are new by construction: asking would
+      // only create storage for an order that never was.
+      const exists = keyed && (await this.env.ORDER.getByName(orderId).view()) !== null;
+      // The alarm may have emptied storage while the RPCs were out.
+      this.ensureStorage();
+      if (exists) return this.verdict(true);
+    }
+    if (this.has(orderId)) return this.verdict(true);
+    if (this.count() >= CHECKOUT_IN_FLIGHT_LIMIT) return this.verdict(false);
+    const now = Date.now();
+    this.ctx.storage.sql.exec("INSERT INTO in_flight (order_id, admitted_at) VALUES (?, ?)", orderId, now);
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(now + this.horizonMs());
+    return this.verdict(true);
+  }
+
+  /** The admitted checkout did not become an order (empty cart, no such cart): free its slot. */
+  async release(orderId: string): Promise<void> {
+    if (this.ready) this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE order_id = ?", orderId);
+  }
+
+  /** Idempotent cleanup: prune past-deadline rows; re-arm while rows remain, else drop all storage. */
+  override async alarm(): Promise<void> {
+    if (!this.ready) return;
+    this.prune();
+    const { oldest } = this.ctx.storage.sql
+      .exec<{ oldest: number | null }>("SELECT min(admitted_at) AS oldest FROM in_flight")
+      .one();
+    if (oldest === null) {
+      await this.ctx.storage.deleteAll();
+      this.ready = false;
+    } else await this.ctx.storage.setAlarm(oldest + this.horizonMs());
+  }
+
+  /** Asks each admitted order's object whether it is still pending or reserved; forgets the rest. */
+  private async settle(): Promise<void> {
+    const rows = this.ctx.storage.sql
+      .exec<{ order_id: string; admitted_at: number }>("SELECT order_id, admitted_at FROM in_flight")
+      .toArray();
+    const now = Date.now();
+    await Promise.all(
+      rows.map(async (row) => {
+        const order = await this.env.ORDER.getByName(row.order_id).view();
+        const inFlight = order
+          ? order.status === "pending" || order.status === "reserved"
+          : now - row.admitted_at < PLACING_GRACE_MS;
+        if (!inFlight && this.ready)
+          this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE order_id = ?", row.order_id);
+      }),
+    );
+  }
+
+  private ensureStorage(): void {
+    if (this.ready) return;
+    migrateSchema(this.ctx.storage, CHECKOUT_LIMITER_MIGRATIONS);
+    this.ready = true;
+  }
+
+  private prune(): void {
+    this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE admitted_at <= ?", Date.now() - this.horizonMs());
+  }
+
+  private has(orderId: string): boolean {
+    return this.ctx.storage.sql.exec("SELECT 1 FROM in_flight WHERE order_id = ?", orderId).toArray().length > 0;
+  }
+
+  private count(): number {
+    return this.ctx.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM in_flight").one().n;
+  }
+
+  private verdict(allowed: boolean): CheckoutAdmission {
+    return { allowed, inFlight: this.count(), limit: CHECKOUT_IN_FLIGHT_LIMIT };
+  }
+
+  /** The saga deadline (SAGA_TIMEOUT_MS, as the OrderObject reads it) plus a margin. */
+  private horizonMs(): number {
+    const value = Number(this.env.SAGA_TIMEOUT_MS);
+    return (Number.isFinite(value) && value > 0 ? value : 120_000) + DEADLINE_MARGIN_MS;
+  }
+}

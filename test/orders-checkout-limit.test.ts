@@ -1,0 +1,101 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CHECKOUT_IN_FLIGHT_LIMIT } from "../durable-objects/checkout-limiter";
+import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import { insertSku, stock } from "./commerce-fixtures";
+import { call, expectProblem } from "./helpers";
+import { accepted, CARDS, cartViaRpc, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
+
+// Orders must stay in flight for as long as a test looks at them, whatever the machine's speed:
+// this file opens the simulated provider's breaker (its own storage; no other file sees it), so
+// every order stops at `reserved` with its payment deferred, exactly like a provider outage.
+beforeAll(async () => {
+  const breaker = circuitBreakerFor(env, "simulated");
+  for (let i = 0; i < 5; i++) await breaker.recordFailure("simulated", `outage-customer-${i}`);
+  expect(await breaker.acquire("simulated")).toMatchObject({ allowed: false });
+  await insertSku("LIMIT-1");
+  await stock("LIMIT-1", 1000);
+});
+
+const cartStatus = async (userId: string, cartId: string) => (await env.CART.getByName(cartId).view(userId))?.status;
+
+describe("at most 3 in-flight checkouts per customer", () => {
+  it("a burst of 10 concurrent checkouts by one customer: exactly 3 accepted, 7 refused with 429 and nothing created", async () => {
+    const shopper = await newShopper();
+    const carts = await Promise.all(
+      Array.from({ length: 10 }, () => cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }])),
+    );
+    const responses = await Promise.all(carts.map((cartId) => placeOrder(shopper, cartId, CARDS.ok)));
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 202)).toHaveLength(CHECKOUT_IN_FLIGHT_LIMIT);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(10 - CHECKOUT_IN_FLIGHT_LIMIT);
+    for (const [i, res] of responses.entries()) {
+      if (res.status === 202) {
+        expect(await cartStatus(shopper.userId, carts[i]!)).toBe("checked_out");
+        continue;
+      }
+      const problem = await expectProblem(res, 429);
+      expect(problem.type).toBe("https://edgepulse.dev/problems/too-many-checkouts");
+      expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+      // Refused before anything happened: the cart is still open for a later try.
+      expect(await cartStatus(shopper.userId, carts[i]!)).toBe("open");
+    }
+    // Another customer is not affected by this one's limit.
+    const other = await newShopper();
+    expect((await placeOrder(other, await cartViaRpc(other, [{ sku: "LIMIT-1", quantity: 1 }]))).status).toBe(202);
+  });
+
+  it("a slot frees when an order ends; an Idempotency-Key replay of an admitted order is not a new checkout", async () => {
+    const shopper = await newShopper();
+    const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
+    const keyedCart = await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]);
+    const first = await placeOrder(shopper, keyedCart, CARDS.ok, key);
+    expect(first.status).toBe(202);
+    const ids = [(await accepted(first)).id];
+    for (let i = 1; i < CHECKOUT_IN_FLIGHT_LIMIT; i++) {
+      const res = await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]));
+      ids.push((await accepted(res)).id);
+    }
+    for (const id of ids) await waitForOrder(id, (o) => o.status === "reserved");
+    const spare = await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]);
+    await expectProblem(await placeOrder(shopper, spare), 429);
+
+    // The same request again (a client retrying after a lost response) is replayed, not refused.
+    const replay = await placeOrder(shopper, keyedCart, CARDS.ok, key);
+    expect(replay.status).toBe(202);
+    expect(replay.headers.get("Idempotent-Replayed")).toBe("true");
+
+    // The customer cancels one: its slot is free again.
+    expect((await call(`/v1/orders/${ids[1]}/cancel`, { method: "POST", token: shopper.token })).status).toBe(202);
+    await waitForOrder(ids[1]!, isFinal);
+    expect((await placeOrder(shopper, spare)).status).toBe(202);
+  });
+
+  it("a checkout that creates no order (empty cart) gives its slot back at once", async () => {
+    const shopper = await newShopper();
+    for (let i = 0; i < CHECKOUT_IN_FLIGHT_LIMIT + 2; i++) {
+      const empty = await cartViaRpc(shopper, []);
+      await expectProblem(await placeOrder(shopper, empty), 409);
+    }
+    expect((await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]))).status).toBe(202);
+  });
+
+  it("the limiter leaves no storage once its orders are past the saga deadline", async () => {
+    const shopper = await newShopper();
+    await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]));
+    const stub = env.CHECKOUT_LIMITER.getByName(shopper.userId);
+    await runInDurableObject(stub, (_instance, state) => {
+      state.storage.sql.exec("UPDATE in_flight SET admitted_at = 0");
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await runInDurableObject(stub, async (_instance, state) => {
+      expect(
+        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'in_flight'").toArray(),
+      ).toEqual([]);
+      expect(await state.storage.getAlarm()).toBeNull();
+    });
+    // And it starts over cleanly.
+    expect((await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]))).status).toBe(202);
+  });
+});
