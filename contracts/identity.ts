@@ -57,7 +57,16 @@ export const LoginBody = z
   })
   .openapi("LoginBody");
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) }).openapi("RefreshBody");
-export const ServiceTokenBody = z.strictObject({ secret: z.string().min(1).max(512) }).openapi("ServiceTokenBody");
+export const ServiceTokenBody = z
+  .strictObject({
+    secret: z.string().min(1).max(512),
+    collectorId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .optional()
+      .openapi({ description: "The collector host's identity (COLLECTOR_ID): one publish socket per identity" }),
+  })
+  .openapi("ServiceTokenBody");
 export const VerifyEmailBody = z
   .strictObject({ token: z.string().min(1).max(512).openapi({ description: "The token mailed at registration" }) })
   .openapi("VerifyEmailBody");

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import { TokenPair } from "../contracts/identity";
 import { Problem } from "../contracts/problem";
-import { issueAccessToken } from "../domain/identity/access-tokens";
+import { issueAccessToken, issueCollectorToken } from "../domain/identity/access-tokens";
 import type { Role } from "../workers/env";
 
 /** Calls the Worker through its real fetch handler (all middleware included). */
@@ -23,6 +23,11 @@ export function call(path: string, init: RequestInit & { token?: string; json?: 
  */
 export async function tokenFor(userId: string, roles: Role[] = ["customer"]): Promise<string> {
   return (await issueAccessToken(env, { userId, roles })).token;
+}
+
+/** A collector host's service token, as POST /v1/auth/service-token issues it (`market:publish`, `collectors:report`). */
+export async function collectorToken(collectorId = "collector-host", ttlSeconds?: number): Promise<string> {
+  return (await issueCollectorToken(env, collectorId, ttlSeconds)).token;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { InventoryLevel } from "../contracts/inventory-events";
 import { insertSku } from "./commerce-fixtures";
-import { call, expectProblem, tokenFor } from "./helpers";
+import { call, collectorToken, expectProblem, tokenFor } from "./helpers";
 
 let admin: string;
 let service: string;
@@ -18,7 +18,8 @@ beforeAll(async () => {
 
 const put = (sku: string, json: unknown, token = admin) =>
   call(`/v1/admin/inventory/${sku}`, { method: "PUT", token, json });
-const reserve = (sku: string, json: unknown, token = service) =>
+// Operations reserve as admins; the service role (the collector host) has no business with stock.
+const reserve = (sku: string, json: unknown, token = admin) =>
   call(`/v1/admin/inventory/${sku}/reservations`, { method: "POST", token, json });
 const level = async (sku: string) => InventoryLevel.parse(await (await call(`/v1/inventory/${sku}`)).json());
 
@@ -52,7 +53,7 @@ describe("inventory API", () => {
     await put("INV-C", { onHand: 10 });
     expect((await reserve("INV-C", { orderId: "o-1", quantity: 4 })).status).toBe(200);
     expect((await reserve("INV-C", { orderId: "o-2", quantity: 3 })).status).toBe(200);
-    const commit = await call("/v1/admin/inventory/INV-C/reservations/o-2/commit", { method: "POST", token: service });
+    const commit = await call("/v1/admin/inventory/INV-C/reservations/o-2/commit", { method: "POST", token: admin });
     expect(commit.status).toBe(200);
     const problem = await expectProblem(await put("INV-C", { onHand: 6 }), 409);
     expect(problem.type).toMatch(/stock-conflict$/);
@@ -80,17 +81,36 @@ describe("inventory API", () => {
     const [first] = [...okIds];
     const release = await call(`/v1/admin/inventory/INV-HOT/reservations/${first}`, {
       method: "DELETE",
-      token: service,
+      token: admin,
     });
     expect(await release.json()).toEqual({ released: true });
     expect((await level("INV-HOT")).available).toBe(1);
     await expectProblem(
-      await call(`/v1/admin/inventory/INV-HOT/reservations/${first}/commit`, { method: "POST", token: service }),
+      await call(`/v1/admin/inventory/INV-HOT/reservations/${first}/commit`, { method: "POST", token: admin }),
       409,
     );
     await expectProblem(await reserve("INV-HOT", { orderId: "x", quantity: 1 }, customer), 403);
     await expectProblem(await reserve("INV-HOT", { orderId: "x", quantity: 0 }), 400);
     expect((await level("INV-HOT")).available).toBe(1);
+  });
+
+  it("refuses (403) to let a service token reserve, release or commit stock, changing nothing", async () => {
+    await insertSku("INV-SVC");
+    await put("INV-SVC", { onHand: 5 });
+    expect((await reserve("INV-SVC", { orderId: "held", quantity: 2 })).status).toBe(200);
+    // The collector host's real token (scoped) and a bare service-role token alike.
+    for (const token of [await collectorToken(), service]) {
+      await expectProblem(await reserve("INV-SVC", { orderId: "svc", quantity: 3 }, token), 403);
+      await expectProblem(
+        await call("/v1/admin/inventory/INV-SVC/reservations/held", { method: "DELETE", token }),
+        403,
+      );
+      await expectProblem(
+        await call("/v1/admin/inventory/INV-SVC/reservations/held/commit", { method: "POST", token }),
+        403,
+      );
+    }
+    expect(await level("INV-SVC")).toMatchObject({ onHand: 5, reserved: 2, available: 3, sold: 0 });
   });
 
   it("stocks many SKUs in one batch, and only unstocked ones when asked", async () => {

@@ -1,6 +1,13 @@
 /** Roles a token can carry (API.md "Auth"). */
 export type Role = "customer" | "admin" | "service";
 
+/**
+ * What a service token may do (RFC 9068 `scope`): the collector host publishes market data and
+ * reports its health, and nothing else. User tokens carry no scopes; their roles decide.
+ */
+export const SCOPES = ["market:publish", "collectors:report"] as const;
+export type Scope = (typeof SCOPES)[number];
+
 /** The authenticated caller, as a verified access token describes it. */
 export interface AuthContext {
   userId: string;
@@ -10,4 +17,6 @@ export interface AuthContext {
   /** Refresh-token family the access token was issued from (absent for service tokens). */
   familyId?: string;
   tokenExpiresAt: number;
+  /** Scopes a service token was issued with; absent on user tokens. */
+  scopes?: Scope[];
 }

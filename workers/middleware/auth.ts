@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { verifyAccessToken } from "../../domain/identity/access-tokens";
+import type { Scope } from "../../domain/identity/auth-context";
 import type { AppEnv, AuthContext, Role } from "../env";
 import { forbidden, unauthorized } from "../problem";
 
@@ -32,6 +33,19 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
     const auth = c.get("auth");
     if (!auth) throw unauthorized();
     if (!auth.roles.some((role) => roles.includes(role))) throw forbidden();
+    await next();
+  };
+}
+
+/**
+ * 403 unless the authenticated caller's token was issued with `scope` (service tokens: the
+ * collector host's publish and health-report routes). A role alone never grants a scope.
+ */
+export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const auth = c.get("auth");
+    if (!auth) throw unauthorized();
+    if (!auth.scopes?.includes(scope)) throw forbidden();
     await next();
   };
 }

@@ -13,7 +13,7 @@ import {
 } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
 import { sha256Hex } from "../../domain/encoding";
-import { issueAccessToken } from "../../domain/identity/access-tokens";
+import { issueAccessToken, issueCollectorToken } from "../../domain/identity/access-tokens";
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from "../../domain/identity/passwords";
 import { revokeFamily, rotateRefreshToken, startFamily } from "../../domain/identity/refresh-tokens";
 import { register, verifyEmail } from "../../domain/identity/registration";
@@ -283,7 +283,12 @@ auth
       operationId: "createServiceToken",
       security: publicAccess,
       tags: ["Identity"],
-      summary: "Trade the shared service secret for a `service`-role access token (collector host)",
+      summary: "Trade the shared service secret for a collector host's access token",
+      description:
+        "The token has the `service` role and only the scopes `market:publish` (the ingest socket) and " +
+        "`collectors:report` (PUT /v1/market/collectors); it cannot reach stock, carts or orders. Its subject " +
+        "is the `collectorId` (default `collector-host`): the edge keeps one publish socket per collector " +
+        "identity and closes it when the token expires or is revoked.",
       request: { body: json(ServiceTokenBody) },
       responses: {
         200: { description: "A service token", content: { "application/json": { schema: ServiceToken } } },
@@ -291,7 +296,7 @@ auth
       },
     }),
     async (c) => {
-      const { secret } = c.req.valid("json");
+      const { secret, collectorId } = c.req.valid("json");
       const guard = await beginAddressAttempt(
         c.env,
         "service-token",
@@ -306,7 +311,7 @@ auth
         expected.length > 0 && crypto.subtle.timingSafeEqual(new TextEncoder().encode(a), new TextEncoder().encode(b));
       if (!match) throw unauthorized("Wrong service secret");
       await guard.guard.succeed(guard.key);
-      const access = await issueAccessToken(c.env, { userId: SERVICE_SUBJECT, roles: ["service"] });
+      const access = await issueCollectorToken(c.env, collectorId ?? SERVICE_SUBJECT);
       return c.json({ accessToken: access.token, tokenType: "Bearer" as const, expiresIn: access.expiresIn }, 200);
     },
   );

@@ -3,7 +3,7 @@ import { Cart, MAX_LINE_QUANTITY } from "../../contracts/cart";
 import { SkuCode } from "../../contracts/inventory-events";
 import { randomBase64Url } from "../../domain/encoding";
 import type { CartMutation } from "../../durable-objects/cart";
-import { authOf, requireAuth } from "../middleware/auth";
+import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses } from "../openapi";
 import { conflict, notFound, ProblemError } from "../problem";
@@ -67,10 +67,10 @@ export const carts = createRouter()
       operationId: "createCart",
       summary: "Create an empty cart owned by the caller",
       security: bearerSecurity,
-      middleware: [requireAuth(), userWriteRateLimit()] as const,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
       responses: {
         201: cartResponse("The new cart"),
-        ...problemResponses(401, [409, "Cart id collision; retry"], 413, 415, 429, 503),
+        ...problemResponses(401, [403, "Not a customer"], [409, "Cart id collision; retry"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -89,11 +89,18 @@ export const carts = createRouter()
       operationId: "getCart",
       summary: "The caller's cart",
       security: bearerSecurity,
-      middleware: [requireAuth()] as const,
+      middleware: [requireAuth(), requireRole("customer")] as const,
       request: { params: CartParams },
       responses: {
         200: cartResponse("The cart"),
-        ...problemResponses([400, "Not a cart id"], 401, [404, "No such cart (or not yours)"], 429, 503),
+        ...problemResponses(
+          [400, "Not a cart id"],
+          401,
+          [403, "Not a customer"],
+          [404, "No such cart (or not yours)"],
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -111,7 +118,7 @@ export const carts = createRouter()
       operationId: "addCartItem",
       summary: "Add units of a SKU (price snapshotted now); 409 when that many are not available",
       security: bearerSecurity,
-      middleware: [requireAuth(), userWriteRateLimit()] as const,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
       request: {
         params: CartParams,
         body: { required: true, content: { "application/json": { schema: AddItem } } },
@@ -121,6 +128,7 @@ export const carts = createRouter()
         ...problemResponses(
           400,
           401,
+          [403, "Not a customer"],
           [404, "No such cart or SKU"],
           [409, "Not enough stock, the line or cart is at its limit, another currency, or the cart is checked out"],
           413,
@@ -145,7 +153,7 @@ export const carts = createRouter()
       operationId: "setCartItemQuantity",
       summary: "Set a line's quantity (0 removes it)",
       security: bearerSecurity,
-      middleware: [requireAuth(), userWriteRateLimit()] as const,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
       request: {
         params: LineParams,
         body: { required: true, content: { "application/json": { schema: SetQuantity } } },
@@ -155,6 +163,7 @@ export const carts = createRouter()
         ...problemResponses(
           400,
           401,
+          [403, "Not a customer"],
           [404, "No such cart or line"],
           [409, "Not enough stock, or the cart is checked out"],
           413,
@@ -179,11 +188,19 @@ export const carts = createRouter()
       operationId: "removeCartItem",
       summary: "Remove a line",
       security: bearerSecurity,
-      middleware: [requireAuth(), userWriteRateLimit()] as const,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
       request: { params: LineParams },
       responses: {
         200: cartResponse("The updated cart"),
-        ...problemResponses(400, 401, [404, "No such cart or line"], [409, "The cart is checked out"], 429, 503),
+        ...problemResponses(
+          400,
+          401,
+          [403, "Not a customer"],
+          [404, "No such cart or line"],
+          [409, "The cart is checked out"],
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {

@@ -184,16 +184,17 @@ export const adminInventory = createRouter()
       operationId: "reserveStock",
       summary: "Reserve units for an order id (idempotent by orderId); 409 when out of stock",
       description:
-        "Service/admin route (used by operations and the reservation benchmark); orders reserve through the saga.",
+        "Admin route (operations and the reservation benchmark). Orders reserve, release and commit through the " +
+        "saga, by Durable Object RPC, never over HTTP; so no service token can move stock.",
       security: bearerSecurity,
-      middleware: [requireAuth(), requireRole("admin", "service")] as const,
+      middleware: [requireAuth(), requireRole("admin")] as const,
       request: {
         params: SkuParams,
         body: { required: true, content: { "application/json": { schema: Reserve } } },
       },
       responses: {
         200: json(Reserved, "Reserved (or already reserved by this order id)"),
-        ...problemResponses(400, 401, [403, "Not an admin or service"], [409, "Out of stock"], 413, 415, 429, 503),
+        ...problemResponses(400, 401, [403, "Not an admin"], [409, "Out of stock"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -215,11 +216,11 @@ export const adminInventory = createRouter()
       operationId: "releaseReservation",
       summary: "Release an order's reservation (no-op when none is live)",
       security: bearerSecurity,
-      middleware: [requireAuth(), requireRole("admin", "service")] as const,
+      middleware: [requireAuth(), requireRole("admin")] as const,
       request: { params: OrderParams },
       responses: {
         200: json(z.object({ released: z.boolean() }), "Whether units went back to available"),
-        ...problemResponses(400, 401, [403, "Not an admin or service"], 429, 503),
+        ...problemResponses(400, 401, [403, "Not an admin"], 429, 503),
       },
     }),
     async (c) => {
@@ -235,14 +236,14 @@ export const adminInventory = createRouter()
       operationId: "commitReservation",
       summary: "Turn an order's live reservation into a sale",
       security: bearerSecurity,
-      middleware: [requireAuth(), requireRole("admin", "service")] as const,
+      middleware: [requireAuth(), requireRole("admin")] as const,
       request: { params: OrderParams },
       responses: {
         200: json(z.object({ committed: z.literal(true) }), "Sold"),
         ...problemResponses(
           400,
           401,
-          [403, "Not an admin or service"],
+          [403, "Not an admin"],
           [409, "No live reservation for this order id"],
           413,
           415,

@@ -105,9 +105,12 @@ function paymentToken(config: PaymentConfig, payment: { cardNumber?: string; tok
   return token;
 }
 
-/** `/v1/orders`: checkout into an order saga, the caller's orders, one order with history, cancel. */
+/**
+ * `/v1/orders`: checkout into an order saga, the caller's orders, one order with history, cancel.
+ * Customers only: an admin or service token is not a shopper (admins act on orders under /v1/admin).
+ */
 export const orders = createRouter();
-orders.use("/*", requireAuth(), userWriteRateLimit());
+orders.use("/*", requireAuth(), requireRole("customer"), userWriteRateLimit());
 
 orders
   .openapi(
@@ -127,6 +130,7 @@ orders
         ...problemResponses(
           [400, "Invalid input, card or payment token"],
           401,
+          [403, "Not a customer"],
           [404, "No such cart (or not yours)"],
           [409, "Cart empty or already checked out; or the same Idempotency-Key is in flight"],
           413,
@@ -220,7 +224,7 @@ orders
             },
           },
         },
-        ...problemResponses([400, "Invalid limit or cursor"], 401, 429, 503),
+        ...problemResponses([400, "Invalid limit or cursor"], 401, [403, "Not a customer"], 429, 503),
       },
     }),
     async (c) => {
@@ -297,7 +301,14 @@ orders
       request: { params: z.object({ id: OrderId }) },
       responses: {
         200: { description: "The order", content: { "application/json": { schema: OrderSchema } } },
-        ...problemResponses([400, "Not an order id"], 401, [404, "No such order (or not yours)"], 429, 503),
+        ...problemResponses(
+          [400, "Not an order id"],
+          401,
+          [403, "Not a customer"],
+          [404, "No such order (or not yours)"],
+          429,
+          503,
+        ),
       },
     }),
     async (c) => {
@@ -322,6 +333,7 @@ orders
         ...problemResponses(
           [400, "Not an order id"],
           401,
+          [403, "Not a customer"],
           [404, "No such order (or not yours)"],
           [409, "The order is paid, confirmed or already ended"],
           413,
