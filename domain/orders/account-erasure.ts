@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { notifications, ordersView } from "../d1/schema/orders";
+import { notifications, ordersView } from "../../d1/schema/orders";
 
 /**
  * The commerce side of an account erasure (GDPR): shipping addresses held by the customer's Order

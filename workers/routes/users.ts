@@ -3,7 +3,7 @@ import { and, eq, isNotNull, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { MfaEnrolment, MfaStatus, MfaVerifyBody, UpdateMeBody, User } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
-import { eraseCustomerCommerceData } from "../../domain/account-erasure";
+import { eraseCustomerCommerceData } from "../../domain/orders/account-erasure";
 import { revokeUserSessions } from "../../domain/identity/refresh-tokens";
 import { revoke } from "../../domain/identity/revocation";
 import { acceptTotp, newTotpSecret, otpauthUrl } from "../../domain/identity/totp";
