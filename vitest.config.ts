@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { copyVendorAssets } from "./scripts/copy-vendor-assets.ts";
 import { loadFixtureFeeds } from "./scripts/market-fixture-frames.ts";
 
 // Test-only signing keys: two, so key rotation (old key still verifies) is testable.
@@ -11,6 +12,9 @@ function testSigningKey(kid: string) {
 }
 
 export default defineConfig(async () => {
+  // The docs page's renderer is a static asset copied from node_modules (wrangler's [build]
+  // command does it elsewhere; the test pool does not run it).
+  copyVendorAssets();
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "d1/migrations"));
   return {
     test: {

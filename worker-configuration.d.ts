@@ -6,6 +6,7 @@ interface __BaseEnv_Env {
 	SAGA_EVENTS: Queue;
 	IP_RATE_LIMITER: RateLimit;
 	USER_WRITE_RATE_LIMITER: RateLimit;
+	ASSETS: Fetcher;
 	ENVIRONMENT: string;
 	JWT_ISSUER: string;
 	JWT_AUDIENCE: string;
@@ -38,6 +39,7 @@ declare namespace Cloudflare {
 		SAGA_EVENTS: Queue;
 		IP_RATE_LIMITER: RateLimit;
 		USER_WRITE_RATE_LIMITER: RateLimit;
+		ASSETS: Fetcher;
 		ENVIRONMENT: string;
 		JWT_ISSUER: string;
 		JWT_AUDIENCE: string;
@@ -65,6 +67,7 @@ declare namespace Cloudflare {
 		SAGA_EVENTS: Queue;
 		IP_RATE_LIMITER: RateLimit;
 		USER_WRITE_RATE_LIMITER: RateLimit;
+		ASSETS: Fetcher;
 		ENVIRONMENT: string;
 		JWT_ISSUER: string;
 		JWT_AUDIENCE: string;

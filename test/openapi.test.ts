@@ -8,7 +8,7 @@ import { call, tokenFor } from "./helpers";
 
 const METHODS = ["get", "put", "post", "patch", "delete"] as const;
 /** Served by the app but not part of the API it describes. */
-const UNDOCUMENTED = new Set(["GET /docs", "GET /v1/openapi.json"]);
+const UNDOCUMENTED = new Set(["GET /docs", "GET /docs/*", "GET /v1/openapi.json"]);
 
 interface Operation {
   operationId?: string;
