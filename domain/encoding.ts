@@ -33,6 +33,16 @@ export function randomBase64Url(n: number): string {
   return base64UrlEncode(crypto.getRandomValues(new Uint8Array(n)));
 }
 
+/** `n` random bytes as lower-case hex (trace ids, order ids). */
+export function randomHex(n: number): string {
+  return hex(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+/** Lower-case hex of bytes. */
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** SHA-256 of a string's UTF-8 bytes. */
 export async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", utf8.encode(text)));
@@ -40,7 +50,7 @@ export async function sha256(text: string): Promise<Uint8Array> {
 
 /** Lower-case hex SHA-256 of a string (stored token hashes, request fingerprints, derived ids). */
 export async function sha256Hex(text: string): Promise<string> {
-  return Array.from(await sha256(text), (b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(await sha256(text));
 }
 
 /**

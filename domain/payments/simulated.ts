@@ -1,3 +1,4 @@
+import { sha256Hex } from "../encoding";
 import {
   type AuthorizeInput,
   type AuthorizeResult,
@@ -118,7 +119,7 @@ export class SimulatedPaymentProvider implements PaymentProvider {
   }
 }
 
+/** 96 bits of SHA-256, hex: short, stable provider references derived from idempotency keys. */
 async function shortHash(value: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return [...new Uint8Array(digest).slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return (await sha256Hex(value)).slice(0, 24);
 }

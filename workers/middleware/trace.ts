@@ -1,4 +1,5 @@
 import type { MiddlewareHandler } from "hono";
+import { randomHex } from "../../domain/encoding";
 import type { AppEnv } from "../env";
 
 /** W3C trace context for this request: the caller's trace id (or a new one) and our own span id. */
@@ -13,11 +14,6 @@ export interface Trace {
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 const ALL_ZERO = /^0+$/;
-
-function randomHex(bytes: number): string {
-  const buf = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 /** Parses an incoming `traceparent`; an invalid header starts a new trace, as the spec says. */
 export function continueTrace(header: string | undefined | null): Trace {

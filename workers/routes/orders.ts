@@ -1,17 +1,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import {
-  type CancelReason,
   Order,
   OrderAccepted,
-  type OrderLine,
   OrderList,
-  type OrderStatus,
   OrderSummary,
   type OwnedOrder,
-  type PaymentStatus,
   RefundAccepted,
 } from "../../contracts/order";
-import { sha256Hex } from "../../domain/encoding";
+import { randomHex, sha256Hex } from "../../domain/encoding";
+import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
@@ -69,8 +66,7 @@ const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(25
 
 /** A new random order id. */
 function randomOrderId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return `ord_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `ord_${randomHex(12)}`;
 }
 
 /** Drops the owner id: clients know who they are. */
@@ -230,64 +226,7 @@ orders
     async (c) => {
       const { userId } = authOf(c);
       const { limit, cursor } = c.req.valid("query");
-      let after: { createdAt: string; id: string } | null = null;
-      if (cursor) {
-        try {
-          const [createdAt, id] = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/"))) as [
-            string,
-            string,
-          ];
-          if (typeof createdAt !== "string" || typeof id !== "string") throw new Error("shape");
-          after = { createdAt, id };
-        } catch {
-          throw badRequest("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);
-        }
-      }
-      const rows = await c.env.DB.prepare(
-        `SELECT * FROM orders_view WHERE user_id = ?1
-           AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
-         ORDER BY created_at DESC, id DESC LIMIT ?4`,
-      )
-        .bind(userId, after?.createdAt ?? null, after?.id ?? null, limit + 1)
-        .all<{
-          id: string;
-          status: OrderStatus;
-          reason: string | null;
-          total_amount: number;
-          currency: string;
-          item_count: number;
-          items: string;
-          payment_status: PaymentStatus;
-          refunded_amount: number;
-          created_at: string;
-          updated_at: string;
-        }>();
-      const page = rows.results.slice(0, limit);
-      const last = page[page.length - 1];
-      const nextCursor =
-        rows.results.length > limit && last
-          ? btoa(JSON.stringify([last.created_at, last.id]))
-              .replaceAll("+", "-")
-              .replaceAll("/", "_")
-              .replace(/=+$/, "")
-          : null;
-      return c.json(
-        {
-          items: page.map((r) => ({
-            id: r.id,
-            status: r.status,
-            ...(r.reason ? { reason: r.reason as CancelReason } : {}),
-            total: { amount: r.total_amount, currency: r.currency },
-            itemCount: r.item_count,
-            items: JSON.parse(r.items) as OrderLine[],
-            payment: { status: r.payment_status, refunded: r.refunded_amount },
-            createdAt: r.created_at,
-            updatedAt: r.updated_at,
-          })),
-          nextCursor,
-        },
-        200,
-      );
+      return c.json(await listCustomerOrders(c.env, userId, { limit, cursor }), 200);
     },
   )
   .openapi(
