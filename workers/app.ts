@@ -9,7 +9,7 @@ import { ipRateLimit } from "./middleware/rate-limit";
 import { requestLog } from "./middleware/request-log";
 import { traceContext } from "./middleware/trace";
 import { BEARER_AUTH_SCHEME, createRouter } from "./openapi";
-import { asProblem, problemResponse } from "./problem";
+import { asProblem, problemResponse, STORE_UNAVAILABLE } from "./problem";
 import { adminCatalog } from "./routes/admin-catalog";
 import { adminUsers } from "./routes/admin-users";
 import { auth } from "./routes/auth";
@@ -71,7 +71,21 @@ app.notFound((c) =>
 
 app.onError((error, c) => {
   const problem = asProblem(error);
-  if (problem) return problemResponse(c, problem.status, problem.slug, problem.message, problem.extra);
+  if (problem) {
+    // Expected under load, not a bug: a warning with the store's words, not "unhandled error".
+    if (problem !== error && problem.slug === STORE_UNAVAILABLE) {
+      console.warn(
+        JSON.stringify({
+          level: "warn",
+          msg: "store unavailable; answered 503",
+          requestId: c.var.requestId,
+          route: c.req.routePath,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        }),
+      );
+    }
+    return problemResponse(c, problem.status, problem.slug, problem.message, problem.extra);
+  }
   if (error instanceof HTTPException) {
     // Hono's own middleware (malformed JSON, body limits, ...) speaks HTTPException.
     const status = error.status as ContentfulStatusCode;

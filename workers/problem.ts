@@ -3,6 +3,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import type { Problem, ProblemFieldError } from "../contracts/problem";
 import { DomainError, type DomainErrorCode } from "../domain/errors";
+import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from "../domain/store-unavailable";
 
 export type { ProblemFieldError };
 
@@ -57,14 +58,23 @@ const DOMAIN_STATUS: Record<DomainErrorCode, { status: ContentfulStatusCode; slu
   unavailable: { status: 503, slug: "unavailable" },
 };
 
+/** The problem type of a busy or briefly unreachable D1 / Durable Object (503, retry). */
+export const STORE_UNAVAILABLE = "store-unavailable";
+
 /**
  * The problem an error answers with, or null for an unexpected error (a bug: logged, then 500).
  * Domain refusals become the status their code maps to; 401 carries its challenge and 503 its
- * `Retry-After`, so a client knows what to do next.
+ * `Retry-After`, so a client knows what to do next. A busy or unreachable store (SQLITE_BUSY,
+ * an overloaded or reset Durable Object) is not a bug either: 503 `store-unavailable`, retry.
  */
 export function asProblem(error: unknown): ProblemError | null {
   if (error instanceof ProblemError) return error;
-  if (!(error instanceof DomainError)) return null;
+  if (!(error instanceof DomainError)) {
+    if (!isStoreUnavailable(error)) return null;
+    return new ProblemError(503, STORE_UNAVAILABLE, "The data store is busy; retry shortly", {
+      headers: { "Retry-After": String(STORE_RETRY_AFTER_SECONDS) },
+    });
+  }
   const { status, slug } = DOMAIN_STATUS[error.code];
   const headers: Record<string, string> = {};
   if (error.code === "unauthenticated") headers["WWW-Authenticate"] = 'Bearer realm="edgepulse"';

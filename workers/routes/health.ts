@@ -1,7 +1,20 @@
 import { createRoute, z } from "@hono/zod-openapi";
+// drizzle-kit's journal lists the migrations this bundle's code was written against.
+import journal from "../../d1/migrations/meta/_journal.json";
 import { DomainError } from "../../domain/errors";
 import { paymentConfigFor } from "../../domain/payments/config";
 import { createRouter, problemResponses, publicAccess } from "../openapi";
+
+/** The migration files (as wrangler and applyD1Migrations record them in d1_migrations) the code needs. */
+const EXPECTED_MIGRATIONS = journal.entries.map((entry) => `${entry.tag}.sql`);
+
+/** Throws unless every migration this bundle expects is recorded as applied in `d1_migrations`. */
+async function assertMigrated(db: D1Database): Promise<void> {
+  const { results } = await db.prepare("SELECT name FROM d1_migrations").all<{ name: string }>();
+  const applied = new Set(results.map((row) => row.name));
+  const missing = EXPECTED_MIGRATIONS.filter((name) => !applied.has(name));
+  if (missing.length > 0) throw new Error(`migrations not applied: ${missing.join(", ")}`);
+}
 
 const Health = z.object({ status: z.literal("ok") }).openapi("Health");
 const Ready = z
@@ -37,11 +50,16 @@ export const health = createRouter()
       operationId: "getReadiness",
       security: publicAccess,
       tags: ["Health"],
-      summary: "Readiness: D1 and Durable Objects answer, and payments are configured",
+      summary: "Readiness: D1 (with every migration applied) and Durable Objects answer, and payments are configured",
+      description:
+        "200 once the Worker can serve what it advertises: D1 answers and records every migration this " +
+        "deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment " +
+        "configuration is valid. Otherwise 503, with the failed check named in `checks`.",
       responses: {
         200: { description: "Ready", content: { "application/json": { schema: Ready } } },
         503: {
-          description: "A dependency is down, or payments are misconfigured (checkout would be refused)",
+          description:
+            "A dependency is down, D1 lacks a migration, or payments are misconfigured (checkout would be refused)",
           content: { "application/json": { schema: Ready } },
         },
         ...problemResponses(429),
@@ -67,12 +85,14 @@ export const health = createRouter()
         payments = "failed";
         reasons.payments = error.message;
       }
-      const [d1, durableObjects] = await Promise.all([
+      const [d1, migrations, durableObjects] = await Promise.all([
         probe(() => c.env.DB.prepare("select 1").first()),
+        // A reachable D1 without the schema the code needs would fail every request that uses it.
+        probe(() => assertMigrated(c.env.DB)),
         probe(() => c.env.LOGIN_GUARD.getByName("readiness-probe").ping()),
       ]);
-      const checks = { d1, durableObjects, payments };
-      const ready = d1 === "ok" && durableObjects === "ok" && payments === "ok";
+      const checks = { d1, migrations, durableObjects, payments };
+      const ready = d1 === "ok" && migrations === "ok" && durableObjects === "ok" && payments === "ok";
       return c.json(
         {
           status: ready ? ("ready" as const) : ("unavailable" as const),
