@@ -1,11 +1,11 @@
 import { env } from "cloudflare:workers";
 import { importJWK, SignJWT } from "jose";
 import { describe, expect, it, vi } from "vitest";
+import { base64UrlDecodeText, base64UrlEncodeText } from "../domain/encoding";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
 import { call, expectProblem, PASSWORD, registerUser, signIn, uniqueEmail } from "./helpers";
 
 const keys = JSON.parse(env.JWT_PRIVATE_KEYS) as { kid: string; privateJwk: Record<string, string> }[];
-const b64url = (s: string) => btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
 async function registeredUser() {
   return (await registerUser(uniqueEmail("attack"), PASSWORD, "Target")).user.id;
@@ -42,7 +42,7 @@ describe("access token attacks → 401", () => {
   it("refuses alg none", async () => {
     const id = await registeredUser();
     const [, payload] = (await forge(id)).split(".");
-    const header = b64url(JSON.stringify({ alg: "none", typ: "at+jwt", kid: keys[0]!.kid }));
+    const header = base64UrlEncodeText(JSON.stringify({ alg: "none", typ: "at+jwt", kid: keys[0]!.kid }));
     for (const token of [`${header}.${payload}.`, `${header}.${payload}.AAAA`]) {
       const res = await me(token);
       expect(res.status).toBe(401);
@@ -101,9 +101,9 @@ describe("access token attacks → 401", () => {
   it("refuses a tampered payload (roles escalated after signing)", async () => {
     const id = await registeredUser();
     const [header, payload, signature] = (await forge(id)).split(".");
-    const claims = JSON.parse(atob(payload!.replace(/-/g, "+").replace(/_/g, "/")));
+    const claims = JSON.parse(base64UrlDecodeText(payload!));
     claims.roles = ["admin"];
-    const tampered = `${header}.${b64url(JSON.stringify(claims))}.${signature}`;
+    const tampered = `${header}.${base64UrlEncodeText(JSON.stringify(claims))}.${signature}`;
     expect((await me(tampered)).status).toBe(401);
     expect((await call(`/v1/admin/users/${id}`, { token: tampered })).status).toBe(401);
   });
