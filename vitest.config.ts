@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
@@ -30,6 +30,8 @@ export default defineConfig(async () => {
                   MARKET_FIXTURES: loadFixtureFeeds() ?? [],
                   JWT_PRIVATE_KEYS: JSON.stringify([testSigningKey("test-current"), testSigningKey("test-previous")]),
                   SERVICE_TOKEN_SECRET: "test-service-secret",
+                  // Two keys, so sealing with the first and opening with either (rotation) is testable.
+                  TOTP_ENCRYPTION_KEY: [randomBytes(32), randomBytes(32)].map((k) => k.toString("base64url")).join(","),
                   LOG_REQUESTS: "false",
                   // The "hang" test card waits for this; keep the payment-timeout tests quick.
                   PAYMENT_TIMEOUT_MS: "300",

@@ -19,6 +19,7 @@ interface __BaseEnv_Env {
 	SAGA_TIMEOUT_MS: string;
 	JWT_PRIVATE_KEYS: string;
 	SERVICE_TOKEN_SECRET: string;
+	TOTP_ENCRYPTION_KEY: string;
 	CART: DurableObjectNamespace<import("./workers/index").CartObject>;
 	ORDER: DurableObjectNamespace<import("./workers/index").OrderObject>;
 	INVENTORY: DurableObjectNamespace<import("./workers/index").InventoryObject>;
@@ -52,6 +53,7 @@ declare namespace Cloudflare {
 		SAGA_TIMEOUT_MS: string;
 		JWT_PRIVATE_KEYS: string;
 		SERVICE_TOKEN_SECRET: string;
+		TOTP_ENCRYPTION_KEY: string;
 		CART: DurableObjectNamespace<import("./workers/index").CartObject>;
 		ORDER: DurableObjectNamespace<import("./workers/index").OrderObject>;
 		INVENTORY: DurableObjectNamespace<import("./workers/index").InventoryObject>;
@@ -79,6 +81,7 @@ declare namespace Cloudflare {
 		SAGA_TIMEOUT_MS: string;
 		JWT_PRIVATE_KEYS: string;
 		SERVICE_TOKEN_SECRET: string;
+		TOTP_ENCRYPTION_KEY: string;
 		CART: DurableObjectNamespace<import("./workers/index").CartObject>;
 		ORDER: DurableObjectNamespace<import("./workers/index").OrderObject>;
 		INVENTORY: DurableObjectNamespace<import("./workers/index").InventoryObject>;
@@ -96,7 +99,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ENVIRONMENT" | "JWT_ISSUER" | "JWT_AUDIENCE" | "CORS_ORIGINS" | "MAX_BODY_BYTES" | "LOG_REQUESTS" | "PAYMENT_PROVIDER" | "PAYMENT_TEST_MODE" | "PAYMENT_TIMEOUT_MS" | "SAGA_TIMEOUT_MS" | "JWT_PRIVATE_KEYS" | "SERVICE_TOKEN_SECRET">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "ENVIRONMENT" | "JWT_ISSUER" | "JWT_AUDIENCE" | "CORS_ORIGINS" | "MAX_BODY_BYTES" | "LOG_REQUESTS" | "PAYMENT_PROVIDER" | "PAYMENT_TEST_MODE" | "PAYMENT_TIMEOUT_MS" | "SAGA_TIMEOUT_MS" | "JWT_PRIVATE_KEYS" | "SERVICE_TOKEN_SECRET" | "TOTP_ENCRYPTION_KEY">> {}
 }
 declare module "*.txt" {
 	const value: string;

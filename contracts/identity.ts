@@ -46,6 +46,22 @@ export const TotpCode = z
   .regex(/^\d{6}$/, "A 6-digit code")
   .openapi({ example: "123456" });
 
+/** One of the ten single-use MFA recovery codes; case and dashes are ignored. */
+export const RecoveryCode = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z2-7]{4}(-?[a-z2-7]{4}){3}$/, "A recovery code like k3vq-7hxa-m2pd-wr5t")
+  .openapi({ example: "k3vq-7hxa-m2pd-wr5t" });
+
+/** The password typed to prove it is the holder: no length floor, it only has to match. */
+const CurrentPassword = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine(wellFormed, "Must be well-formed Unicode")
+  .openapi({ format: "password" });
+
 export const RegisterBody = z.strictObject({ email: Email, password: Password, name: Name }).openapi("RegisterBody");
 export const LoginBody = z
   .strictObject({
@@ -54,6 +70,7 @@ export const LoginBody = z
     // login gains nothing. The ceiling bounds PBKDF2 input.
     password: z.string().min(1).max(256).refine(wellFormed, "Must be well-formed Unicode"),
     totp: TotpCode.optional(),
+    recoveryCode: RecoveryCode.optional().openapi({ description: "Instead of `totp`: an unused MFA recovery code" }),
   })
   .openapi("LoginBody");
 export const RefreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512) }).openapi("RefreshBody");
@@ -103,3 +120,52 @@ export const ServiceToken = z
 
 export const MfaEnrolment = z.object({ secret: z.string(), otpauthUrl: z.string() }).openapi("MfaEnrolment");
 export const MfaStatus = z.object({ mfaEnabled: z.boolean() }).openapi("MfaStatus");
+
+/**
+ * Proof of being the account holder for a sensitive action, beyond the bearer token: the current
+ * password, plus a current TOTP code when MFA is on.
+ */
+export const ReauthBody = z
+  .strictObject({ password: CurrentPassword, totp: TotpCode.optional() })
+  .openapi("ReauthBody");
+/** `ReauthBody`, where an unused recovery code may stand in for the TOTP code (lost authenticator). */
+export const ReauthOrRecoveryBody = z
+  .strictObject({
+    password: CurrentPassword,
+    totp: TotpCode.optional(),
+    recoveryCode: RecoveryCode.optional().openapi({ description: "Instead of `totp`: an unused MFA recovery code" }),
+  })
+  .openapi("ReauthOrRecoveryBody");
+export const ChangePasswordBody = z
+  .strictObject({
+    currentPassword: CurrentPassword,
+    newPassword: Password,
+    totp: TotpCode.optional(),
+    recoveryCode: RecoveryCode.optional().openapi({ description: "Instead of `totp`: an unused MFA recovery code" }),
+  })
+  .openapi("ChangePasswordBody");
+export const PasswordResetRequestBody = z.strictObject({ email: Email }).openapi("PasswordResetRequestBody");
+export const PasswordResetConfirmBody = z
+  .strictObject({
+    token: z.string().min(1).max(512).openapi({ description: "The token from the reset email" }),
+    newPassword: Password,
+  })
+  .openapi("PasswordResetConfirmBody");
+export const RecoveryCodes = z
+  .object({
+    recoveryCodes: z.array(z.string()).openapi({ description: "Ten single-use codes, shown only this once" }),
+  })
+  .openapi("RecoveryCodes");
+export const MfaActivated = z
+  .object({ mfaEnabled: z.boolean(), recoveryCodes: RecoveryCodes.shape.recoveryCodes })
+  .openapi("MfaActivated");
+/** Roles an admin can give an account (`service` belongs to the collector host, not to accounts). */
+export const SetRolesBody = z
+  .strictObject({
+    roles: z
+      .array(z.enum(["customer", "admin"]))
+      .min(1)
+      .max(2)
+      .refine((roles) => new Set(roles).size === roles.length, "Each role once"),
+  })
+  .openapi("SetRolesBody");

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { hashPassword } from "../domain/identity/passwords";
 import { insertSku, stock } from "./commerce-fixtures";
-import { call } from "./helpers";
+import { call, PASSWORD } from "./helpers";
 import {
   accepted,
   cartWith,
@@ -40,7 +41,15 @@ describe("DELETE /v1/users/me erases personal data held by commerce too", () => 
       .toBeTruthy();
     expect((await viewOrder(mine))?.shippingAddress).toEqual(SHIPPING);
 
-    const erased = await call("/v1/users/me", { method: "DELETE", token: shopper.token });
+    // Erasure needs the current password (issue 9 finding 4): give the fixture shopper one.
+    await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?")
+      .bind(await hashPassword(PASSWORD), shopper.userId)
+      .run();
+    const erased = await call("/v1/users/me", {
+      method: "DELETE",
+      token: shopper.token,
+      json: { password: PASSWORD },
+    });
     expect(erased.status).toBe(204);
 
     const order = await viewOrder(mine);

@@ -181,7 +181,7 @@ describe("profile", () => {
   it("DELETE /me erases personal data, revokes every session and frees the email", async () => {
     const { email, password, id, tokens } = await signIn();
     const second = TokenPair.parse(await (await login(email, password)).json());
-    const res = await call("/v1/users/me", { method: "DELETE", token: tokens.accessToken });
+    const res = await call("/v1/users/me", { method: "DELETE", token: tokens.accessToken, json: { password } });
     expect(res.status).toBe(204);
 
     const row = await env.DB.prepare("select * from users where id = ?").bind(id).first<Record<string, unknown>>();
@@ -206,7 +206,7 @@ describe("profile", () => {
 describe("TOTP MFA", () => {
   it("enrols, activates with a current code, then requires a fresh code at login", async () => {
     const { email, password, tokens } = await signIn();
-    const enrol = await call("/v1/users/me/mfa", { method: "POST", token: tokens.accessToken });
+    const enrol = await call("/v1/users/me/mfa", { method: "POST", token: tokens.accessToken, json: { password } });
     expect(enrol.status).toBe(200);
     const { secret, otpauthUrl } = await enrol.json<{ secret: string; otpauthUrl: string }>();
     expect(secret).toMatch(/^[A-Z2-7]{32}$/);
@@ -229,8 +229,10 @@ describe("TOTP MFA", () => {
       json: { code: currentTotp(secret) },
     });
     expect(verify.status).toBe(200);
-    expect(await verify.json()).toEqual({ mfaEnabled: true });
-    expect((await call("/v1/users/me/mfa", { method: "POST", token: tokens.accessToken })).status).toBe(409);
+    expect(await verify.json()).toEqual({ mfaEnabled: true, recoveryCodes: expect.any(Array) });
+    expect(
+      (await call("/v1/users/me/mfa", { method: "POST", token: tokens.accessToken, json: { password } })).status,
+    ).toBe(409);
 
     const noCode = await login(email, password);
     expect(noCode.status).toBe(401);

@@ -1,4 +1,4 @@
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, ne } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { refreshTokens, tokenFamilies } from "../../d1/schema/identity";
 import { randomBase64Url, sha256Hex } from "../encoding";
@@ -6,6 +6,11 @@ import { DomainError } from "../errors";
 import { REVOCATION_HORIZON_MS, revoke } from "./revocation";
 
 export const REFRESH_TOKEN_TTL_MS = 7 * 24 * 60 * 60 * 1000;
+/**
+ * Absolute lifetime of a login session: rotating refresh tokens keeps a session alive for at most
+ * this long after the login, so a stolen refresh token cannot be farmed forever (ASVS 5.0 V7.3.2).
+ */
+export const SESSION_MAX_AGE_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** 256 random bits, base64url: unguessable, so a fast hash (not a KDF) is enough to store it. */
 function newOpaqueToken(): string {
@@ -50,6 +55,7 @@ export async function rotateRefreshToken(
       userId: refreshTokens.userId,
       expiresAt: refreshTokens.expiresAt,
       spentAt: refreshTokens.spentAt,
+      familyCreatedAt: tokenFamilies.createdAt,
       familyRevokedAt: tokenFamilies.revokedAt,
     })
     .from(refreshTokens)
@@ -63,7 +69,8 @@ export async function rotateRefreshToken(
     throw invalid();
   }
   const now = Date.now();
-  if (row.expiresAt <= now) throw invalid();
+  const sessionEndsAt = row.familyCreatedAt + SESSION_MAX_AGE_MS;
+  if (row.expiresAt <= now || sessionEndsAt <= now) throw invalid();
 
   // Conditional update: of two concurrent exchanges of one token only one wins; the loser is
   // indistinguishable from a replay and is treated as one.
@@ -81,7 +88,7 @@ export async function rotateRefreshToken(
     tokenHash: await sha256Hex(refreshToken),
     familyId: row.familyId,
     userId: row.userId,
-    expiresAt: now + REFRESH_TOKEN_TTL_MS,
+    expiresAt: Math.min(now + REFRESH_TOKEN_TTL_MS, sessionEndsAt),
   });
   return { userId: row.userId, familyId: row.familyId, refreshToken };
 }
@@ -109,4 +116,38 @@ export async function revokeUserSessions(env: Pick<Env, "DB">, userId: string, r
     db.delete(refreshTokens).where(eq(refreshTokens.userId, userId)),
   ]);
   await revoke(env, [{ kind: "user", subject: userId, expiresAt: now + REVOCATION_HORIZON_MS }]);
+}
+
+/**
+ * Ends every login session of a user but `keepFamilyId` (password change keeps the session that
+ * made it): their refresh tokens are deleted and access tokens issued from them are denied.
+ * Revoked per family rather than per user, because a user-wide denial would also refuse the
+ * tokens of the next login for the next 15 minutes. Every access token a user holds comes from a
+ * family; only families young enough to still have live access tokens need a denylist row.
+ */
+export async function revokeSessions(
+  env: Pick<Env, "DB">,
+  userId: string,
+  reason: string,
+  keepFamilyId?: string,
+): Promise<number> {
+  const db = drizzle(env.DB);
+  const now = Date.now();
+  const keep = keepFamilyId ?? "";
+  const [revoked] = await db.batch([
+    db
+      .update(tokenFamilies)
+      .set({ revokedAt: now, revokedReason: reason })
+      .where(and(eq(tokenFamilies.userId, userId), isNull(tokenFamilies.revokedAt), ne(tokenFamilies.id, keep)))
+      .returning({ id: tokenFamilies.id, createdAt: tokenFamilies.createdAt }),
+    db.delete(refreshTokens).where(and(eq(refreshTokens.userId, userId), ne(refreshTokens.familyId, keep))),
+  ]);
+  const horizon = now - SESSION_MAX_AGE_MS - REVOCATION_HORIZON_MS;
+  await revoke(
+    env,
+    revoked
+      .filter((family) => family.createdAt > horizon)
+      .map((family) => ({ kind: "family" as const, subject: family.id, expiresAt: now + REVOCATION_HORIZON_MS })),
+  );
+  return revoked.length;
 }

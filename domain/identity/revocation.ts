@@ -97,6 +97,8 @@ export class RevocationList {
 /** This isolate's denylist, used by `requireAuth` (installed in routes/auth.ts). */
 export const isolateRevocations = new RevocationList();
 
+const REVOCATION_ROWS_PER_INSERT = 30;
+
 /** Writes revocations to D1 (and this isolate), pruning rows that can no longer deny anything. */
 export async function revoke(
   env: Pick<Env, "DB">,
@@ -105,10 +107,14 @@ export async function revoke(
   if (items.length === 0) return;
   const db = drizzle(env.DB);
   const now = Date.now();
+  // D1 binds at most 100 parameters per statement (3 per row here): insert in chunks, one batch.
+  const inserts = [];
+  for (let i = 0; i < items.length; i += REVOCATION_ROWS_PER_INSERT)
+    inserts.push(db.insert(revocations).values(items.slice(i, i + REVOCATION_ROWS_PER_INSERT)));
   await db.batch([
-    db.insert(revocations).values(items),
     // Rows that expired a minute ago cannot deny any token any more.
     db.delete(revocations).where(lt(revocations.expiresAt, now - 60_000)),
+    ...inserts,
   ]);
   for (const item of items) isolateRevocations.note(item.kind, item.subject, item.expiresAt);
 }

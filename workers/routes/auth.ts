@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, eq, isNull, lt, or } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import {
   LoginBody,
+  PasswordResetConfirmBody,
+  PasswordResetRequestBody,
   RefreshBody,
   RegisterBody,
   ServiceToken,
@@ -14,8 +16,11 @@ import {
 import { users } from "../../d1/schema/identity";
 import { sha256Hex } from "../../domain/encoding";
 import { issueAccessToken, issueCollectorToken } from "../../domain/identity/access-tokens";
+import { claimTotp } from "../../domain/identity/mfa";
+import { confirmPasswordReset, requestPasswordReset } from "../../domain/identity/password-reset";
 import { hashPassword, needsRehash, verifyAgainstDummy, verifyPassword } from "../../domain/identity/passwords";
-import { revokeFamily, rotateRefreshToken, startFamily } from "../../domain/identity/refresh-tokens";
+import { consumeRecoveryCode } from "../../domain/identity/recovery-codes";
+import { revokeFamily, revokeSessions, rotateRefreshToken, startFamily } from "../../domain/identity/refresh-tokens";
 import { register, verifyEmail } from "../../domain/identity/registration";
 import { isolateRevocations, revoke } from "../../domain/identity/revocation";
 import {
@@ -27,7 +32,6 @@ import {
   SIGNUP_POLICY,
   subjectKey,
 } from "../../domain/identity/throttling";
-import { acceptTotp } from "../../domain/identity/totp";
 import { findUserByEmail, findUserById, nowIso, parseRoles } from "../../domain/identity/users";
 import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
 import { authOf, requireAuth, setRevocationCheck } from "../middleware/auth";
@@ -180,7 +184,7 @@ auth
       },
     }),
     async (c) => {
-      const { email, password, totp } = c.req.valid("json");
+      const { email, password, totp, recoveryCode } = c.req.valid("json");
       const address = await beginAddressAttempt(c.env, "login", LOGIN_ADDRESS_POLICY, email, clientIp(c));
       const user = await findUserByEmail(c.env, email);
       // Only an existing account gets a guard object (unknown emails leave nothing behind). The
@@ -194,7 +198,7 @@ auth
       if (!user?.passwordHash || !ok) throw unauthorized("Wrong email or password");
 
       if (user.mfaSecret) {
-        if (!totp) {
+        if (!totp && !recoveryCode) {
           throw new ProblemError(401, "mfa-required", "This account uses two-factor sign-in: send `totp` too", {
             headers: { "WWW-Authenticate": 'Bearer realm="edgepulse"' },
           });
@@ -202,17 +206,10 @@ auth
         // Wrong codes are counted per account whatever address they come from.
         const totpVerdict = await accountGuard?.beginTotp();
         if (totpVerdict && !totpVerdict.allowed) throw accountBackoff(totpVerdict);
-        const step = acceptTotp(user.mfaSecret, totp, user.mfaLastStep);
-        // The conditional update makes a code single-use even across concurrent logins.
-        const claimed =
-          step !== null &&
-          (
-            await drizzle(c.env.DB)
-              .update(users)
-              .set({ mfaLastStep: step })
-              .where(and(eq(users.id, user.id), or(isNull(users.mfaLastStep), lt(users.mfaLastStep, step))))
-              .run()
-          ).meta.changes === 1;
+        // Each code and each recovery code works once, even across concurrent logins.
+        const claimed = totp
+          ? await claimTotp(c.env, user, totp)
+          : await consumeRecoveryCode(c.env, user.id, recoveryCode!);
         if (!claimed) {
           throw new ProblemError(401, "invalid-totp", "The two-factor code is wrong or already used", {
             headers: { "WWW-Authenticate": 'Bearer realm="edgepulse"' },
@@ -273,6 +270,75 @@ auth
       // Keep the jti denied a little past its own expiry to cover clock tolerance at verify time.
       await revoke(c.env, [{ kind: "jti", subject: caller.jti, expiresAt: caller.tokenExpiresAt * 1000 + 60_000 }]);
       if (caller.familyId) await revokeFamily(c.env, caller.familyId, "logout");
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/logout-all",
+      operationId: "logoutAll",
+      tags: ["Identity"],
+      summary: "Sign out everywhere: every refresh family of the account and its access tokens are revoked",
+      description: "Including the calling session. Signing in again afterwards works at once.",
+      security: bearerSecurity,
+      middleware: [requireAuth()] as const,
+      responses: { 204: { description: "Every session ended" }, ...problemResponses(401, 413, 415, 429, 503) },
+    }),
+    async (c) => {
+      const caller = authOf(c);
+      await revoke(c.env, [{ kind: "jti", subject: caller.jti, expiresAt: caller.tokenExpiresAt * 1000 + 60_000 }]);
+      await revokeSessions(c.env, caller.userId, "logout-all");
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/password-reset",
+      operationId: "requestPasswordReset",
+      security: publicAccess,
+      tags: ["Identity"],
+      summary: "Email a password-reset token to the account's address, if there is such an account",
+      description:
+        "Always 202, whether or not the address has an account, and in the same time (the email is " +
+        "sent after the answer), so the route reveals no accounts. The token works once, for 30 " +
+        "minutes; a new request supersedes the previous one, at most one email a minute per account.",
+      request: { body: json(PasswordResetRequestBody) },
+      responses: { 202: { description: "Accepted" }, ...problemResponses(400, 413, 415, 429) },
+    }),
+    async (c) => {
+      const { email } = c.req.valid("json");
+      c.executionCtx.waitUntil(
+        requestPasswordReset(c.env, email).catch((error: unknown) =>
+          console.error(JSON.stringify({ level: "error", msg: "password reset email failed", error: String(error) })),
+        ),
+      );
+      return c.body(null, 202);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/password-reset/confirm",
+      operationId: "confirmPasswordReset",
+      security: publicAccess,
+      tags: ["Identity"],
+      summary: "Set a new password with the emailed token; every session of the account ends",
+      request: { body: json(PasswordResetConfirmBody) },
+      responses: {
+        204: { description: "Password set; every refresh family and its access tokens revoked" },
+        ...problemResponses(
+          [400, "Invalid input, or the token is invalid, expired or already used (`invalid-reset-token`)"],
+          413,
+          415,
+          429,
+        ),
+      },
+    }),
+    async (c) => {
+      const { token, newPassword } = c.req.valid("json");
+      await confirmPasswordReset(c.env, token, newPassword);
       return c.body(null, 204);
     },
   )
