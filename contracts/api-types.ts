@@ -29,7 +29,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Readiness: D1 and Durable Objects answer, and payments are configured */
+    /**
+     * Readiness: D1 (with every migration applied) and Durable Objects answer, and payments are configured
+     * @description 200 once the Worker can serve what it advertises: D1 answers and records every migration this deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment configuration is valid. Otherwise 503, with the failed check named in `checks`.
+     */
     get: operations["getReadiness"];
     put?: never;
     post?: never;
@@ -134,7 +137,7 @@ export interface paths {
     };
     /** Collector-host health as last reported */
     get: operations["getCollectorHealth"];
-    /** The collector host reports its health (service token with the `collectors:report` scope) */
+    /** The collector host reports its health (service role) */
     put: operations["reportCollectorHealth"];
     post?: never;
     delete?: never;
@@ -203,7 +206,7 @@ export interface paths {
     };
     /**
      * Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq
-     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the symbol already has 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
+     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot at any time; with `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog.
      */
     get: operations["subscribeMarketFeed"];
     put?: never;
@@ -222,8 +225,8 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out
-     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 when another collector now publishes the symbol; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
+     * Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out
+     * @description A WebSocket (RFC 6455) for the collector host, with a `service`-role access token; a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart.
      */
     get: operations["publishMarketFeed"];
     put?: never;
@@ -519,6 +522,63 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/v1/auth/logout-all": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Sign out everywhere: every refresh family of the account and its access tokens are revoked
+     * @description Including the calling session. Signing in again afterwards works at once.
+     */
+    post: operations["logoutAll"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/auth/password-reset": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Email a password-reset token to the account's address, if there is such an account
+     * @description Always 202, whether or not the address has an account, and in the same time (the email is sent after the answer), so the route reveals no accounts. The token works once, for 30 minutes; a new request supersedes the previous one, at most one email a minute per account.
+     */
+    post: operations["requestPasswordReset"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/auth/password-reset/confirm": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Set a new password with the emailed token; every session of the account ends */
+    post: operations["confirmPasswordReset"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/v1/auth/service-token": {
     parameters: {
       query?: never;
@@ -655,6 +715,26 @@ export interface paths {
     /** Any account by id (admin only) */
     get: operations["getUserById"];
     put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/users/{id}/roles": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /**
+     * Replace an account's roles (admin only); the account's live sessions end
+     * @description Tokens carry roles, so every refresh family of the account and the access tokens issued from them are revoked: a demoted admin's token stops working within a second, and the next login carries the new roles.
+     */
+    put: operations["setUserRoles"];
     post?: never;
     delete?: never;
     options?: never;
@@ -1119,6 +1199,23 @@ export interface components {
     RefreshBody: {
       refreshToken: string;
     };
+    PasswordResetRequestBody: {
+      /**
+       * Format: email
+       * @description Case-insensitive; stored normalized
+       * @example shopper@edgepulse.test
+       */
+      email: string;
+    };
+    PasswordResetConfirmBody: {
+      /** @description The token from the reset email */
+      token: string;
+      /**
+       * Format: password
+       * @example correct horse battery staple
+       */
+      newPassword: string;
+    };
     ServiceToken: {
       accessToken: string;
       /** @enum {string} */
@@ -1206,6 +1303,9 @@ export interface components {
        * @example k3vq-7hxa-m2pd-wr5t
        */
       recoveryCode?: string;
+    };
+    SetRolesBody: {
+      roles: ("customer" | "admin")[];
     };
     ProductList: {
       items: components["schemas"]["Product"][];
@@ -1394,7 +1494,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description A dependency is down, or payments are misconfigured (checkout would be refused) */
+      /** @description A dependency is down, D1 lacks a migration, or payments are misconfigured (checkout would be refused) */
       503: {
         headers: {
           [name: string]: unknown;
@@ -1446,7 +1546,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1527,7 +1627,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1649,7 +1749,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -1735,7 +1835,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2098,7 +2198,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description No `collectors:report` scope */
+      /** @description Not the service role */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2352,7 +2452,6 @@ export interface operations {
     parameters: {
       query?: {
         window?: number;
-        depth?: number;
       };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
@@ -2382,7 +2481,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol, window or depth, or not a WebSocket upgrade */
+      /** @description Bad symbol or window, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2459,7 +2558,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description No `market:publish` scope */
+      /** @description Not the service role */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2525,7 +2624,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2629,7 +2728,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2719,7 +2818,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2833,7 +2932,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2933,7 +3032,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not a customer token (admin and service tokens cannot shop) */
+      /** @description Not a customer */
       403: {
         headers: {
           [name: string]: unknown;
@@ -3978,6 +4077,207 @@ export interface operations {
       };
     };
   };
+  logoutAll: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Every session ended */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  requestPasswordReset: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PasswordResetRequestBody"];
+      };
+    };
+    responses: {
+      /** @description Accepted */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  confirmPasswordReset: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PasswordResetConfirmBody"];
+      };
+    };
+    responses: {
+      /** @description Password set; every refresh family and its access tokens revoked */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid input, or the token is invalid, expired or already used (`invalid-reset-token`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
   createServiceToken: {
     parameters: {
       query?: never;
@@ -4856,6 +5156,114 @@ export interface operations {
       };
       /** @description No such user */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  setUserRoles: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["SetRolesBody"];
+      };
+    };
+    responses: {
+      /** @description The user with its new roles */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["User"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such user */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
         headers: {
           [name: string]: unknown;
         };
