@@ -14,7 +14,6 @@ import {
   User,
 } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
-import { eraseCustomerCommerceData } from "../../domain/orders/account-erasure";
 import {
   type AttemptGuard,
   activateMfa,
@@ -29,6 +28,7 @@ import { revokeSessions, revokeUserSessions } from "../../domain/identity/refres
 import { revoke } from "../../domain/identity/revocation";
 import { accountGuardName } from "../../domain/identity/throttling";
 import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
+import { eraseCustomerCommerceData } from "../../domain/orders/account-erasure";
 import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
 import { authOf, requireAuth } from "../middleware/auth";
 import { tooManyRequests, userWriteRateLimit } from "../middleware/rate-limit";
