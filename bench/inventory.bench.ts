@@ -147,7 +147,8 @@ async function scenario(name: string, opts: Parameters<typeof load>[0]): Promise
 
 try {
   await waitUntilReady(BASE, 120_000);
-  const [admin, service] = await Promise.all([token(["admin"]), token(["service"])]);
+  // Reservations over HTTP are admin-only (issue 9, finding 5): operations reserve with an admin token.
+  const [admin, reserver] = await Promise.all([token(["admin"]), token(["admin"])]);
   // Plenty of stock for the throughput runs (they measure reservations, not sold-out answers).
   const plenty = 100_000_000;
   for (let i = 0; i < allSkus.length; i += 100) {
@@ -166,8 +167,8 @@ try {
   };
   // Warm-up: JIT, first object instantiation, connection setup.
   await load({ amount: 1000, method: "GET", path: () => "/health" });
-  await load({ amount: 1000, method: "POST", path: reserveOn(SPREAD_SKUS), auth: service });
-  const hotWarmup = await load({ amount: 500, method: "POST", path: reserveOn([HOT_SKU]), auth: service });
+  await load({ amount: 1000, method: "POST", path: reserveOn(SPREAD_SKUS), auth: reserver });
+  const hotWarmup = await load({ amount: 500, method: "POST", path: reserveOn([HOT_SKU]), auth: reserver });
 
   console.log(
     `\n${CLIENTS} clients, ${REQUESTS_PER_RUN} requests per run, median of ${RUNS} runs; ${new Date().toISOString()}\n`,
@@ -182,14 +183,14 @@ try {
     amount: REQUESTS_PER_RUN,
     method: "POST",
     path: () => `/v1/admin/inventory/${HOT_SKU}/reservations`,
-    auth: service,
+    auth: reserver,
     body: () => "{}",
   });
   const hot = await scenario("reserve, 1 hot SKU", {
     amount: REQUESTS_PER_RUN,
     method: "POST",
     path: reserveOn([HOT_SKU]),
-    auth: service,
+    auth: reserver,
   });
   const spread: [number, Run][] = [];
   for (const n of [10, 100]) {
@@ -199,7 +200,7 @@ try {
         amount: REQUESTS_PER_RUN,
         method: "POST",
         path: reserveOn(SPREAD_SKUS.slice(0, n)),
-        auth: service,
+        auth: reserver,
       }),
     ]);
   }
@@ -216,7 +217,7 @@ try {
     amount: OVERSELL_UNITS * 2,
     method: "POST",
     path: reserveOn([OVERSELL_SKU]),
-    auth: service,
+    auth: reserver,
   });
   const level = await stockLevel(OVERSELL_SKU);
   const conflicts = sellout.statuses["409"]?.count ?? 0;

@@ -182,6 +182,28 @@ export const FeedClientMessage = z.discriminatedUnion("type", [
 ]);
 export type FeedClientMessage = z.infer<typeof FeedClientMessage>;
 
+/**
+ * Close codes of the market sockets (RFC 6455 §7.4.1; 4000–4999 are application codes), listed
+ * in README "Market data" and in the routes' OpenAPI descriptions. Codes under 4400 and 1013 mean
+ * "reconnect later"; 1008 and 4401 mean "change something first".
+ */
+export const MARKET_CLOSE = {
+  /** Policy violation: too many client messages per second, or too many malformed ones. */
+  policyViolation: 1008,
+  /** A frame over the size limit. */
+  frameTooBig: 1009,
+  /** The symbol's object already serves as many subscribers as it may: retry later, with backoff. */
+  tryAgainLater: 1013,
+  /** A newer publish socket of the same collector identity took over this one. */
+  replaced: 4001,
+  /** Another collector identity is now the symbol's publisher (one writer per symbol). */
+  superseded: 4002,
+  /** This client address already holds the most subscriber sockets one address may have on a symbol. */
+  tooManySockets: 4029,
+  /** The publisher's access token expired or was revoked: reconnect with a fresh token. */
+  tokenExpired: 4401,
+} as const;
+
 // ---------------------------------------------------------------------------------------------
 // The REST views of one symbol's MarketFeed object (`GET /v1/market/:symbol/book` and `/trades`):
 // the object returns them, the route documents them, tests parse responses with them.

@@ -228,7 +228,7 @@ export class MarketFeedStore {
     }
     if (!this.alarmArmed) {
       this.alarmArmed = true;
-      await this.storage.setAlarm(Date.now() + FLUSH_DELAY_MS);
+      await wakeBy(this.storage, Date.now() + FLUSH_DELAY_MS);
     }
   }
 
@@ -339,4 +339,13 @@ export class MarketFeedStore {
       value,
     );
   }
+}
+
+/**
+ * Makes the object's one alarm fire no later than `at`: the flush and the subscriber fan-out share
+ * it, so neither may push the other's wake-up later. `alarm()` serves both whenever it runs.
+ */
+export async function wakeBy(storage: DurableObjectStorage, at: number): Promise<void> {
+  const current = await storage.getAlarm();
+  if (current === null || current > at) await storage.setAlarm(at);
 }

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { BookUpdate, Exchange } from "../contracts/market";
 import { compareDecimal, OrderBook } from "../contracts/order-book";
-import { call, tokenFor } from "../test/helpers";
+import { call, collectorToken, tokenFor } from "../test/helpers";
 import { restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
 
 const feeds = env.MARKET_FIXTURES;
@@ -209,7 +209,7 @@ describe("MarketFeed object: hostile or broken publishers", () => {
     expect(customer.headers.get("Content-Type")).toBe("application/problem+json");
     expect(customer.webSocket).toBeNull();
 
-    const service = await tokenFor("collector-host", ["service"]);
+    const service = await collectorToken();
     expect((await call("/v1/ingest/BTC-USD", { token: service })).status).toBe(400); // no Upgrade
     expect(
       (await call("/v1/ingest/not%20a%20symbol", { headers: { Upgrade: "websocket" }, token: service })).status,

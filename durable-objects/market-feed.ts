@@ -13,17 +13,27 @@ import {
   type IngestControl,
   IngestFrame,
   type Level,
+  MARKET_CLOSE,
   MarketSymbol,
   type RecentTrades,
   type Trade,
 } from "../contracts/market";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
-import { MarketFeedFanOut, type SubscriberAttachment } from "./market-feed-fan-out";
-import { type ExchangeBook, MarketFeedStore, RECENT_TRADES } from "./market-feed-store";
+import type { AuthContext } from "../domain/identity/auth-context";
+import { isolateRevocations } from "../domain/identity/revocation";
+import { MAX_SNAPSHOT_DEPTH, MarketFeedFanOut, type SubscriberAttachment } from "./market-feed-fan-out";
+import { type ExchangeBook, MarketFeedStore, RECENT_TRADES, wakeBy } from "./market-feed-store";
 import { marketRegistry } from "./market-registry";
 
-export { DEFAULT_ACK_WINDOW } from "./market-feed-fan-out";
+export {
+  DEFAULT_ACK_WINDOW,
+  MAX_MALFORMED_MESSAGES,
+  MAX_SNAPSHOT_DEPTH,
+  MESSAGE_BURST,
+  RESYNC_INTERVAL_MS,
+  SUBSCRIBER_LIMITS,
+} from "./market-feed-fan-out";
 export { RECENT_TRADES } from "./market-feed-store";
 
 /** Frames above this size are a protocol violation: the socket is closed with 1009. */
@@ -40,7 +50,22 @@ export const MAX_LEVELS_PER_SIDE = 10_000;
 /** Repeat an unanswered resync request at most this often. */
 const RESYNC_REPEAT_MS = 2_000;
 
-type PublisherAttachment = { role: "pub"; conn: string; userId: string; connectedAt: number };
+/**
+ * A publish socket: its connection id and the token it was opened with. `userId` is the collector
+ * identity (the token subject, its collector id): one socket per identity. The token's expiry and ids let the object
+ * close the socket when the token expires or is revoked, without the token itself.
+ */
+type PublisherAttachment = {
+  role: "pub";
+  conn: string;
+  userId: string;
+  connectedAt: number;
+  tokenExpiresAt: number;
+  jti: string;
+  familyId?: string;
+};
+/** Revocation is re-checked at most this often per publish socket (the list itself syncs about once a second). */
+const REVOCATION_CHECK_MS = 1_000;
 type Attachment = PublisherAttachment | SubscriberAttachment;
 
 /** Counters an operator (or a test) reads through `stats()`; in memory, reset on restart. */
@@ -53,13 +78,31 @@ export interface FeedStats {
   deltasIgnored: number;
   booksWithdrawn: number;
   slowSubscriberSnapshots: number;
+  /** Subscriber `resync` requests answered at once, and absorbed into one pending snapshot. */
+  subscriberResyncs: number;
+  subscriberResyncsCoalesced: number;
+  /** Subscriber sockets closed for flooding or malformed messages (1008), and upgrades refused by a cap. */
+  subscribersClosedAbusive: number;
+  subscribersRefused: number;
+  /** Publish sockets closed because their token expired or was revoked (4401). */
+  publishersExpired: number;
   flushes: number;
   subscribers: number;
   publisherConnected: boolean;
 }
 
 /** The ingest-side counters this class keeps; the store and the fan-out count their own. */
-type IngestStats = Omit<FeedStats, "slowSubscriberSnapshots" | "flushes" | "subscribers" | "publisherConnected">;
+type IngestStats = Omit<
+  FeedStats,
+  | "slowSubscriberSnapshots"
+  | "subscriberResyncs"
+  | "subscriberResyncsCoalesced"
+  | "subscribersClosedAbusive"
+  | "subscribersRefused"
+  | "flushes"
+  | "subscribers"
+  | "publisherConnected"
+>;
 
 /**
  * One object per market symbol (`env.MARKET_FEED.getByName("BTC-USD")`).
@@ -98,7 +141,10 @@ export class MarketFeedObject extends DurableObject<Env> {
     resyncsRequested: 0,
     deltasIgnored: 0,
     booksWithdrawn: 0,
+    publishersExpired: 0,
   };
+  /** Publish sockets with a revocation check in flight or done recently (conn → when it started). */
+  private readonly revocationCheckedAt = new Map<string, number>();
   private readonly store: MarketFeedStore;
   private readonly subscribers: MarketFeedFanOut;
 
@@ -111,7 +157,8 @@ export class MarketFeedObject extends DurableObject<Env> {
     }));
     this.subscribers = new MarketFeedFanOut(ctx, {
       seq: () => this.store.feedSeq,
-      snapshot: () => this.snapshotFrame(),
+      snapshot: (depth) => this.snapshotFrame(depth),
+      wakeAt: (at) => this.ctx.waitUntil(wakeBy(this.ctx.storage, at)),
     });
     ctx.blockConcurrencyWhile(async () => {
       // Reads of a symbol nobody publishes must not create storage: the schema is created when
@@ -172,6 +219,10 @@ export class MarketFeedObject extends DurableObject<Env> {
       ...this.stats,
       rejectReasons: { ...this.stats.rejectReasons },
       slowSubscriberSnapshots: this.subscribers.slowSubscriberSnapshots,
+      subscriberResyncs: this.subscribers.resyncsServed,
+      subscriberResyncsCoalesced: this.subscribers.resyncsCoalesced,
+      subscribersClosedAbusive: this.subscribers.abusiveClosed,
+      subscribersRefused: this.subscribers.refused,
       flushes: this.store.flushes,
       subscribers: this.subscribers.count(),
       publisherConnected: this.ctx.getWebSockets("pub").length > 0,
@@ -186,7 +237,8 @@ export class MarketFeedObject extends DurableObject<Env> {
    * Only WebSocket upgrades come here, forwarded by workers/routes/market.ts, which has already
    * checked the caller. `X-Market-Role` says which socket this is; the publisher's bearer token is
    * verified again here so the object never trusts an unauthenticated publisher even if a route
-   * forwards by mistake.
+   * forwards by mistake. `X-Market-Client-IP` is the subscriber's address (CF-Connecting-IP at the
+   * edge), for the per-address socket cap.
    */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -198,7 +250,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.afterWake();
     const role = request.headers.get("X-Market-Role");
     if (role === "publisher") return this.acceptPublisher(request);
-    if (role === "subscriber") return this.subscribers.accept(request);
+    if (role === "subscriber") return this.subscribers.accept(request, request.headers.get("X-Market-Client-IP") ?? "");
     return Response.json({ error: "unknown socket role" }, { status: 400 });
   }
 
@@ -206,21 +258,31 @@ export class MarketFeedObject extends DurableObject<Env> {
     const token = /^Bearer\s+(\S+)$/.exec(request.headers.get("Authorization")?.trim() ?? "")?.[1];
     const auth = token ? await verifyAccessToken(this.env, token) : null;
     if (!auth) return Response.json({ error: "unauthorized" }, { status: 401 });
-    if (!auth.roles.includes("service")) return Response.json({ error: "forbidden" }, { status: 403 });
+    if (!auth.scopes?.includes("market:publish")) return Response.json({ error: "forbidden" }, { status: 403 });
     this.adopt(this.symbol, true);
 
-    // One publisher per symbol: a reconnecting host replaces its previous (possibly half-dead) socket.
-    for (const old of this.ctx.getWebSockets("pub")) old.close(4001, "replaced by a newer publisher connection");
+    // One socket per collector identity: a reconnecting host replaces its previous (possibly
+    // half-dead) socket. Another identity's socket stays open but is no longer followed: its next
+    // frame closes it with 4002 (one writer per symbol; a standby role would start there).
+    for (const old of this.ctx.getWebSockets("pub")) {
+      if (this.publisherOf(old)?.userId === auth.userId) {
+        old.close(MARKET_CLOSE.replaced, "replaced by a newer connection of this collector");
+      }
+    }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const conn = crypto.randomUUID();
     this.ctx.acceptWebSocket(server, ["pub"]);
-    server.serializeAttachment({
+    const attachment: PublisherAttachment = {
       role: "pub",
       conn,
       userId: auth.userId,
       connectedAt: Date.now(),
-    } satisfies PublisherAttachment);
+      tokenExpiresAt: auth.tokenExpiresAt,
+      jti: auth.jti,
+    };
+    if (auth.familyId) attachment.familyId = auth.familyId;
+    server.serializeAttachment(attachment);
     // A new connection restarts the publisher's seq; every book waits for its snapshot.
     this.publisher = { conn, expected: null, lastApplied: null };
     this.synced.clear();
@@ -262,11 +324,17 @@ export class MarketFeedObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.store.flushOnAlarm();
     if (this.registryPending) this.notifyRegistry();
+    // Coalesced subscriber resyncs (the alarm may be the flush's, earlier than they are due).
+    const next = this.subscribers.servePending(true);
+    if (next !== null) await wakeBy(this.ctx.storage, next);
   }
 
   // ------------------------------------------------------------------ publisher
 
   private async onIngest(ws: WebSocket, att: PublisherAttachment, message: string | ArrayBuffer): Promise<void> {
+    // The socket is as good as its token: nothing is applied after the token has expired.
+    if (Date.now() / 1000 >= att.tokenExpiresAt) return this.closeExpired(ws, "the access token expired");
+    this.checkRevocation(ws, att);
     if (typeof message !== "string") return this.reject(ws, "binary frame");
     if (message.length > MAX_FRAME_BYTES) {
       this.reject(ws, "oversized frame");
@@ -295,13 +363,53 @@ export class MarketFeedObject extends DurableObject<Env> {
     } else if (this.publisher.conn !== att.conn) {
       // A socket superseded by a newer publisher connection: its frames must not interleave.
       this.reject(ws, "superseded publisher");
-      ws.close(4001, "replaced by a newer publisher connection");
+      ws.close(MARKET_CLOSE.superseded, "another collector is publishing this symbol");
       return;
     }
     this.consecutiveInvalid = 0;
     if (frame.type === "invalid") this.withdraw(frame.exchange, frame.reason);
     else this.applyBatch(ws, frame);
     await this.store.changed();
+  }
+
+  private closeExpired(ws: WebSocket, reason: string): void {
+    this.stats.publishersExpired++;
+    this.log("info", "publish socket closed", { reason });
+    try {
+      ws.close(MARKET_CLOSE.tokenExpired, reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  /**
+   * Closes the socket once its token, token family or collector is on the revocation list. Not
+   * awaited: the frame must be applied in order, and waiting on D1 would let the next frame in
+   * first. So the frame that notices the revocation is still applied; the socket closes right after.
+   */
+  private checkRevocation(ws: WebSocket, att: PublisherAttachment): void {
+    const now = Date.now();
+    if (now - (this.revocationCheckedAt.get(att.conn) ?? Number.NEGATIVE_INFINITY) < REVOCATION_CHECK_MS) return;
+    this.revocationCheckedAt.set(att.conn, now);
+    const auth: AuthContext = {
+      userId: att.userId,
+      roles: ["service"],
+      jti: att.jti,
+      tokenExpiresAt: att.tokenExpiresAt,
+      ...(att.familyId ? { familyId: att.familyId } : {}),
+    };
+    this.ctx.waitUntil(
+      isolateRevocations.isRevoked(this.env, auth).then(
+        (revoked) => {
+          if (revoked) this.closeExpired(ws, "the access token was revoked");
+        },
+        (error: unknown) => {
+          // The list is unavailable: keep the socket (its token was valid) and check again next time.
+          this.revocationCheckedAt.delete(att.conn);
+          this.log("warn", "revocation check failed", { error: String(error) });
+        },
+      ),
+    );
   }
 
   private reject(ws: WebSocket, reason: string): void {
@@ -392,6 +500,8 @@ export class MarketFeedObject extends DurableObject<Env> {
     }
     ws.send(JSON.stringify({ type: "ack", seq: batch.seq } satisfies IngestControl));
     if (this.registryPending) this.notifyRegistry();
+    // Coalesced resyncs that came due while the feed was busy: after the batch's frames, never between them.
+    this.subscribers.servePending();
   }
 
   /** Tells the registry which exchanges publish this symbol (for /v1/market/symbols); retried by the alarm. */
@@ -449,10 +559,11 @@ export class MarketFeedObject extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ views
 
-  private snapshotFrame(): FeedSnapshot {
+  /** The snapshot a subscriber starts from: at most `depth` (≤ MAX_SNAPSHOT_DEPTH) levels per side. */
+  private snapshotFrame(depth: number): FeedSnapshot {
     const books: FeedBook[] = [];
     for (const [exchange, entry] of this.books) {
-      const view = entry.book.view();
+      const view = entry.book.view(Math.min(depth, MAX_SNAPSHOT_DEPTH));
       books.push(
         entry.stale
           ? { exchange, bids: view.bids, asks: view.asks, stale: true }
@@ -546,13 +657,19 @@ export class MarketFeedObject extends DurableObject<Env> {
     const cached = this.subscribers.cached(ws);
     if (cached) return cached;
     const att = ws.deserializeAttachment() as Attachment | null;
-    if (att?.role === "sub") this.subscribers.remember(ws, att);
+    if (att?.role === "sub") return this.subscribers.attachment(ws);
     return att;
+  }
+
+  private publisherOf(ws: WebSocket): PublisherAttachment | null {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    return att?.role === "pub" ? att : null;
   }
 
   private onSocketGone(ws: WebSocket): void {
     this.subscribers.forget(ws);
     const att = ws.deserializeAttachment() as Attachment | null;
+    if (att?.role === "pub") this.revocationCheckedAt.delete(att.conn);
     if (att?.role === "pub" && this.publisher?.conn === att.conn) {
       // The last known book stays served; persist it now rather than at the next alarm.
       this.store.flush();

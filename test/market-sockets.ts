@@ -12,7 +12,7 @@ import {
   type Trade,
 } from "../contracts/market";
 import type { OrderBook } from "../contracts/order-book";
-import { call, tokenFor } from "./helpers";
+import { call, collectorToken } from "./helpers";
 
 type Waiter = { test: () => boolean; resolve: () => void };
 
@@ -30,8 +30,10 @@ class Signal {
   }
 }
 
-async function upgrade(path: string, token?: string): Promise<WebSocket> {
-  const res = await call(path, { headers: { Upgrade: "websocket" }, token });
+async function upgrade(path: string, token?: string, ip?: string): Promise<WebSocket> {
+  const headers: Record<string, string> = { Upgrade: "websocket" };
+  if (ip) headers["CF-Connecting-IP"] = ip;
+  const res = await call(path, { headers, token });
   if (res.status !== 101 || !res.webSocket)
     throw new Error(`upgrade of ${path} failed: ${res.status} ${await res.text()}`);
   res.webSocket.accept();
@@ -56,8 +58,10 @@ export class TestPublisher {
     });
   }
 
-  static async open(symbol: string): Promise<TestPublisher> {
-    return new TestPublisher(await upgrade(`/v1/ingest/${symbol}`, await tokenFor("collector-host", ["service"])));
+  /** Opens the publish socket with `token`, or a collector token for `collector` (default `collector-host`). */
+  static async open(symbol: string, opts: { collector?: string; token?: string } = {}): Promise<TestPublisher> {
+    const token = opts.token ?? (await collectorToken(opts.collector));
+    return new TestPublisher(await upgrade(`/v1/ingest/${symbol}`, token));
   }
 
   /** Sends a batch with the next seq (or `seq` to force one) and waits until the object acks it. */
@@ -101,6 +105,7 @@ export class TestPublisher {
  */
 export class TestSubscriber {
   readonly frames: FeedFrame[] = [];
+  closed: { code: number; reason: string } | null = null;
   private readonly mirror = new FeedMirror({ maxTrades: Number.POSITIVE_INFINITY });
   private readonly signal = new Signal();
 
@@ -115,11 +120,34 @@ export class TestSubscriber {
       if (this.autoAck) ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
       this.signal.notify();
     });
+    ws.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+      this.signal.notify();
+    });
   }
 
-  static async open(symbol: string, options: { window?: number; autoAck?: boolean } = {}): Promise<TestSubscriber> {
-    const query = options.window ? `?window=${options.window}` : "";
-    return new TestSubscriber(await upgrade(`/v1/market/${symbol}/ws${query}`), options.autoAck ?? false);
+  /** `ip` is the address the edge sees (CF-Connecting-IP); `depth` bounds the snapshots' levels per side. */
+  static async open(
+    symbol: string,
+    options: { window?: number; autoAck?: boolean; ip?: string; depth?: number } = {},
+  ): Promise<TestSubscriber> {
+    const params = new URLSearchParams();
+    if (options.window) params.set("window", String(options.window));
+    if (options.depth) params.set("depth", String(options.depth));
+    const query = params.size > 0 ? `?${params}` : "";
+    return new TestSubscriber(
+      await upgrade(`/v1/market/${symbol}/ws${query}`, undefined, options.ip),
+      options.autoAck ?? false,
+    );
+  }
+
+  /** Sends raw text or bytes (client messages the object must cope with). */
+  sendRaw(data: string | ArrayBuffer): void {
+    this.ws.send(data);
+  }
+
+  waitClosed(): Promise<void> {
+    return this.signal.until(() => this.closed !== null);
   }
 
   get books(): ReadonlyMap<Exchange, OrderBook> {

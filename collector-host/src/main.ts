@@ -44,6 +44,7 @@ export async function startCollectorHost(
     edgeUrl: config.edge.url,
     secret: config.edge.serviceSecret,
     token: config.edge.token,
+    collectorId: config.host,
   });
   const links: LinkFactory =
     opts.links ??

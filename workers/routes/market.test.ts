@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { call, expectProblem, tokenFor } from "../../test/helpers";
+import { call, collectorToken, expectProblem, tokenFor } from "../../test/helpers";
 import { TestPublisher, TestSubscriber } from "../../test/market-sockets";
 
 const report = {
@@ -98,7 +99,7 @@ describe("market REST routes", () => {
     const customer = await tokenFor("someone", ["customer"]);
     await expectProblem(await call("/v1/market/collectors", { method: "PUT", json: report, token: customer }), 403);
 
-    const service = await tokenFor("collector-host", ["service"]);
+    const service = await collectorToken();
     const invalid = await expectProblem(
       await call("/v1/market/collectors", {
         method: "PUT",
@@ -155,6 +156,94 @@ describe("market REST routes", () => {
         "/v1/market/{symbol}/ws",
         "/v1/ingest/{symbol}",
       ]),
+    );
+  });
+});
+
+describe("market routes: service scopes (issue 9, finding 5)", () => {
+  it("lets only a token with the collector scopes publish and report health; the service role alone is not enough", async () => {
+    const bareService = await tokenFor("svc-unscoped", ["service"]);
+    const admin = await tokenFor("ops", ["admin"]);
+    for (const token of [bareService, admin]) {
+      await expectProblem(
+        await call("/v1/ingest/SCOPE-USD", { headers: { Upgrade: "websocket" }, token }),
+        403,
+        "ingest",
+      );
+      await expectProblem(await call("/v1/market/collectors", { method: "PUT", json: report, token }), 403, "report");
+    }
+    // The token POST /v1/auth/service-token hands out carries exactly the two scopes.
+    const res = await call("/v1/auth/service-token", {
+      method: "POST",
+      json: { secret: "test-service-secret", collectorId: "scope-host" },
+      headers: { "CF-Connecting-IP": "192.0.2.150" },
+    });
+    expect(res.status).toBe(200);
+    const { accessToken } = await res.json<{ accessToken: string }>();
+    const claims = JSON.parse(atob(accessToken.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+    expect(claims).toMatchObject({ sub: "scope-host", roles: ["service"], scope: "market:publish collectors:report" });
+    expect((await call("/v1/market/collectors", { method: "PUT", json: report, token: accessToken })).status).toBe(200);
+    const publisher = await TestPublisher.open("SCOPE-USD", { token: accessToken });
+    await publisher.batch([{ exchange: "kraken", snapshot: true, bids: [["1", "1"]], asks: [] }]);
+    publisher.close();
+    await expectProblem(
+      await call("/v1/auth/service-token", {
+        method: "POST",
+        json: { secret: "test-service-secret", collectorId: "not an id!" },
+        headers: { "CF-Connecting-IP": "192.0.2.151" },
+      }),
+      400,
+    );
+  });
+});
+
+describe("market routes: percent-encoded symbols (issue 9, finding 6)", () => {
+  const upgrade = { Upgrade: "websocket" };
+
+  it("answers 400 problem+json, not 500, when the decoded symbol still holds a '%' (decoded once, not twice)", async () => {
+    const service = await collectorToken("pct-host");
+    for (const segment of ["BTC%25", "BTC%25-USD", "%25", "BTC%252FUSD", "BTC-USD%25E0%25A4%25A"]) {
+      await expectProblem(await call(`/v1/market/${segment}/book`), 400, `book ${segment}`);
+      await expectProblem(await call(`/v1/market/${segment}/trades`), 400, `trades ${segment}`);
+      await expectProblem(await call(`/v1/market/${segment}/ws`, { headers: upgrade }), 400, `ws ${segment}`);
+      await expectProblem(
+        await call(`/v1/ingest/${segment}`, { headers: upgrade, token: service }),
+        400,
+        `ingest ${segment}`,
+      );
+    }
+    // Decoded once, a valid spelling still works: %2F is the `/` separator.
+    const publisher = await TestPublisher.open("PCT-USD");
+    await publisher.batch([{ exchange: "kraken", snapshot: true, bids: [["1", "1"]], asks: [] }]);
+    expect((await call("/v1/market/pct%2Fusd/book")).status).toBe(200);
+    publisher.close();
+  });
+
+  it("property: any percent-encoded garbage in the symbol segment answers 4xx problem+json (400/404), never 5xx", async () => {
+    const service = await collectorToken("fuzz-host");
+    // Raw bytes, some as valid escapes, some as broken ones (`%`, `%Z`, `%E0%A4`), plus separators.
+    const piece = fc.oneof(
+      fc.string({ minLength: 1, maxLength: 4 }).map(encodeURIComponent),
+      fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, "0").toUpperCase()}`),
+      fc.constantFrom("%", "%2", "%Z1", "%25", "%252F", "%E0%A4", "%C0%AF", "%00", "-", "_", "%2F", "BTC", "usd"),
+    );
+    const segment = fc.array(piece, { minLength: 1, maxLength: 8 }).map((parts) => parts.join(""));
+    await fc.assert(
+      fc.asyncProperty(segment, fc.constantFrom("book", "ws", "ingest"), async (seg, route) => {
+        const res =
+          route === "book"
+            ? await call(`/v1/market/${seg}/book`)
+            : route === "ws"
+              ? await call(`/v1/market/${seg}/ws`, { headers: upgrade })
+              : await call(`/v1/ingest/${seg}`, { headers: upgrade, token: service });
+        res.webSocket?.accept();
+        res.webSocket?.close(1000, "fuzz");
+        if (res.status === 101 || res.status === 200) return; // garbage that spells a real symbol
+        expect(res.status, `${route} ${seg}`).toBeLessThan(500);
+        expect([400, 404], `${route} ${seg}`).toContain(res.status);
+        expect(res.headers.get("Content-Type"), `${route} ${seg}`).toBe("application/problem+json");
+      }),
+      { numRuns: 150 },
     );
   });
 });

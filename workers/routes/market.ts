@@ -8,12 +8,15 @@ import {
   FeedFrame,
   IngestControl,
   IngestFrame,
+  MARKET_CLOSE,
   MarketSymbol,
   RecentTrades,
 } from "../../contracts/market";
+import { MAX_SNAPSHOT_DEPTH, SUBSCRIBER_LIMITS } from "../../durable-objects/market-feed";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
 import type { AppEnv } from "../env";
-import { authOf, requireAuth, requireRole } from "../middleware/auth";
+import { authOf, requireAuth, requireRole, requireScope } from "../middleware/auth";
+import { clientIp } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
 import { badRequest, notFound } from "../problem";
 
@@ -28,10 +31,12 @@ const EXCHANGE_ALIASES: Record<string, string> = { XBT: "BTC", XDG: "DOGE" };
 
 /**
  * Path symbols are forgiving the way the collector's normalizer is: case-insensitive, `/` or `_`
- * as the separator, exchange-specific asset codes (XBT, XDG) mapped to the common ones.
+ * as the separator, exchange-specific asset codes (XBT, XDG) mapped to the common ones. `decoded`
+ * is the path parameter as Hono hands it over, already percent-decoded once: decoding it again
+ * would read `BTC%25` as a malformed `BTC%` escape (a URIError, once a 500) and `%252F` as `/`.
  */
-export function normalizePathSymbol(raw: string): string | null {
-  const parts = decodeURIComponent(raw).toUpperCase().split(/[-/_]/);
+export function normalizePathSymbol(decoded: string): string | null {
+  const parts = decoded.toUpperCase().split(/[-/_]/);
   if (parts.length !== 2) return null;
   const symbol = parts.map((p) => EXCHANGE_ALIASES[p] ?? p).join("-");
   return MarketSymbol.safeParse(symbol).success ? symbol : null;
@@ -130,13 +135,13 @@ export const market = createRouter()
       path: "/collectors",
       operationId: "reportCollectorHealth",
       tags: ["Market data"],
-      summary: "The collector host reports its health (service role)",
-      middleware: [requireAuth(), requireRole("service")] as const,
+      summary: "The collector host reports its health (service token with the `collectors:report` scope)",
+      middleware: [requireAuth(), requireScope("collectors:report")] as const,
       security: bearerSecurity,
       request: { body: { required: true, content: { "application/json": { schema: CollectorHealthReport } } } },
       responses: {
         200: { description: "Stored", content: { "application/json": { schema: CollectorsSchema } } },
-        ...problemResponses([400, "Invalid report"], 401, [403, "Not the service role"], 413, 415, 429, 503),
+        ...problemResponses([400, "Invalid report"], 401, [403, "No `collectors:report` scope"], 413, 415, 429, 503),
       },
     }),
     async (c) => {
@@ -244,16 +249,26 @@ market.openAPIRegistry.registerPath({
     "book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` " +
     "(FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose " +
     "`seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a " +
-    "fresh snapshot at any time; with `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a " +
-    "subscriber more than N frames behind gets one fresh snapshot instead of the backlog.",
+    "fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into " +
+    "one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a " +
+    "subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds " +
+    `the levels per side in this socket's snapshots (1–${MAX_SNAPSHOT_DEPTH}, the default); deltas still carry ` +
+    "every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: " +
+    `${MARKET_CLOSE.tryAgainLater} (try again later) when the symbol already has ${SUBSCRIBER_LIMITS.perObject} ` +
+    `subscribers; ${MARKET_CLOSE.tooManySockets} when this client address (IPv6 by /64) already holds ` +
+    `${SUBSCRIBER_LIMITS.perAddress} sockets on it; ${MARKET_CLOSE.policyViolation} (policy violation) for a ` +
+    "socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.",
   request: {
     params: SymbolPath,
-    query: z.object({ window: z.coerce.number().int().min(4).max(4096).optional() }),
+    query: z.object({
+      window: z.coerce.number().int().min(4).max(4096).optional(),
+      depth: z.coerce.number().int().min(1).max(MAX_SNAPSHOT_DEPTH).optional(),
+    }),
     headers: UpgradeHeaders,
   },
   responses: {
     101: switchingProtocols("Switching Protocols: the socket is open and the snapshot frame follows"),
-    ...problemResponses([400, "Bad symbol or window, or not a WebSocket upgrade"], 429),
+    ...problemResponses([400, "Bad symbol, window or depth, or not a WebSocket upgrade"], 429),
   },
   "x-websocket": { serverMessages: frameSchema(FeedFrame), clientMessages: frameSchema(FeedClientMessage) },
 });
@@ -266,34 +281,49 @@ market.get("/:symbol/ws", async (c) => {
   if (window !== undefined && !/^\d{1,5}$/.test(window)) {
     throw badRequest("window must be a frame count", [{ path: "window", message: "expected an integer" }]);
   }
+  const depth = c.req.query("depth");
+  if (depth !== undefined && !(/^\d{1,5}$/.test(depth) && Number(depth) >= 1 && Number(depth) <= MAX_SNAPSHOT_DEPTH)) {
+    throw badRequest(`depth must be 1–${MAX_SNAPSHOT_DEPTH}`, [{ path: "depth", message: "levels per side" }]);
+  }
   const stub = c.env.MARKET_FEED.getByName(symbol);
   const url = new URL("https://market-feed/subscribe");
   if (window) url.searchParams.set("window", window);
+  if (depth) url.searchParams.set("depth", depth);
   return stub.fetch(forwarded(c, url, symbol, "subscriber"));
 });
 
-/** The collector host's publish socket (mounted at /v1/ingest): `service` role only. */
+/** The collector host's publish socket (mounted at /v1/ingest): tokens with the `market:publish` scope only. */
 export const ingest = createRouter();
 ingest.openAPIRegistry.registerPath({
   method: "get",
   path: "/{symbol}",
   operationId: "publishMarketFeed",
   tags: ["Market data"],
-  summary: "Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out",
+  summary: "Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out",
   description:
-    "A WebSocket (RFC 6455) for the collector host, with a `service`-role access token; a plain GET is refused " +
-    "with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 " +
-    "per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 " +
-    "otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart.",
+    "A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET " +
+    "is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by " +
+    "exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close " +
+    "1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap " +
+    `or a restart. Close codes: ${MARKET_CLOSE.replaced} when a newer socket of the same collector identity ` +
+    `takes over; ${MARKET_CLOSE.superseded} when another collector now publishes the symbol; ` +
+    `${MARKET_CLOSE.tokenExpired} when the token expired or was revoked (reconnect with a fresh one); ` +
+    `${MARKET_CLOSE.policyViolation} after 100 invalid frames in a row.`,
   security: bearerSecurity,
   request: { params: SymbolPath, headers: UpgradeHeaders },
   responses: {
     101: switchingProtocols("Switching Protocols: the publish socket is open"),
-    ...problemResponses([400, "Bad symbol, or not a WebSocket upgrade"], 401, [403, "Not the service role"], 429, 503),
+    ...problemResponses(
+      [400, "Bad symbol, or not a WebSocket upgrade"],
+      401,
+      [403, "No `market:publish` scope"],
+      429,
+      503,
+    ),
   },
   "x-websocket": { clientMessages: frameSchema(IngestFrame), serverMessages: frameSchema(IngestControl) },
 });
-ingest.get("/:symbol", requireAuth(), requireRole("service"), async (c) => {
+ingest.get("/:symbol", requireAuth(), requireScope("market:publish"), async (c) => {
   const symbol = symbolParam(c);
   requireUpgrade(c);
   authOf(c);
@@ -307,10 +337,15 @@ function requireUpgrade(c: Context<AppEnv>): void {
   }
 }
 
-/** The upgrade request as the object sees it: which socket, which symbol, and the caller's token. */
+/**
+ * The upgrade request as the object sees it: which socket, which symbol, the caller's token
+ * (publisher) or address (subscriber, for the per-address cap).
+ */
 function forwarded(c: Context<AppEnv>, url: URL, symbol: string, role: "publisher" | "subscriber"): Request {
   const headers = new Headers({ Upgrade: "websocket", "X-Market-Symbol": symbol, "X-Market-Role": role });
   const authorization = c.req.header("Authorization");
   if (authorization && role === "publisher") headers.set("Authorization", authorization);
+  // An address is at most 45 characters; anything longer is not one (and must not become a huge tag).
+  if (role === "subscriber") headers.set("X-Market-Client-IP", clientIp(c).slice(0, 64));
   return new Request(url, { headers });
 }

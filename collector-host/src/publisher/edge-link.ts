@@ -1,5 +1,5 @@
 import WebSocket from "ws";
-import { IngestControl } from "../../../contracts/market.ts";
+import { IngestControl, MARKET_CLOSE } from "../../../contracts/market.ts";
 import { backoffDelay } from "../exchanges/connection.ts";
 import type { Logger } from "../exchanges/types.ts";
 import type { ServiceToken } from "./service-token.ts";
@@ -21,7 +21,8 @@ export interface EdgeLinkOptions {
 
 /**
  * The publish socket for one symbol: `GET /v1/ingest/:symbol` upgraded to a WebSocket with the
- * service bearer token; reconnects with exponential backoff and full jitter.
+ * service bearer token; reconnects with exponential backoff and full jitter. The edge closes the
+ * socket when its token expires or is revoked (4401): the reconnect then fetches a fresh token.
  */
 export class EdgeLink {
   private readonly opts: EdgeLinkOptions;
@@ -121,9 +122,11 @@ export class EdgeLink {
     ws.on("error", (error) => {
       this.opts.log.warn({ symbol: this.opts.symbol, error: error.message }, "edge socket error");
     });
-    ws.on("close", () => {
+    ws.on("close", (code) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
+      // The cached token may look valid for another minute here, yet the edge has stopped honouring it.
+      if (code === MARKET_CLOSE.tokenExpired) this.opts.token.invalidate();
       this.scheduleReconnect();
     });
   }

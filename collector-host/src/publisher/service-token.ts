@@ -3,14 +3,19 @@ export class ServiceToken {
   private readonly edgeUrl: string;
   private readonly secret: string | undefined;
   private readonly fixed: string | undefined;
+  private readonly collectorId: string | undefined;
   private token: string | undefined;
   private expiresAt = 0;
   private inflight: Promise<string> | undefined;
 
-  constructor(opts: { edgeUrl: string; secret?: string; token?: string }) {
+  /** `collectorId` becomes the token's subject: the edge keeps one publish socket per collector identity. */
+  constructor(opts: { edgeUrl: string; secret?: string; token?: string; collectorId?: string }) {
     this.edgeUrl = opts.edgeUrl.replace(/\/$/, "");
     this.secret = opts.secret;
     this.fixed = opts.token;
+    // Ids the edge would refuse (it takes [A-Za-z0-9._-]{1,64}) fall back to its default identity.
+    this.collectorId =
+      opts.collectorId && /^[A-Za-z0-9._-]{1,64}$/.test(opts.collectorId) ? opts.collectorId : undefined;
   }
 
   /** A token valid for at least another minute. */
@@ -23,7 +28,7 @@ export class ServiceToken {
     return this.inflight;
   }
 
-  /** Forget the cached token (the edge answered 401). */
+  /** Forget the cached token (the edge answered 401, or closed the socket for an expired or revoked token). */
   invalidate(): void {
     this.token = undefined;
   }
@@ -33,7 +38,7 @@ export class ServiceToken {
     const res = await fetch(`${this.edgeUrl}/v1/auth/service-token`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ secret: this.secret }),
+      body: JSON.stringify({ secret: this.secret, ...(this.collectorId ? { collectorId: this.collectorId } : {}) }),
       signal: AbortSignal.timeout(10_000),
     });
     if (!res.ok) throw new Error(`service token: HTTP ${res.status}`);
