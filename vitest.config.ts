@@ -11,6 +11,11 @@ function testSigningKey(kid: string) {
   return { kid, privateJwk: privateKey.export({ format: "jwk" }) };
 }
 
+// Correctness never depends on speed here (fake timers, explicit events); the limit only catches a
+// hung test. vitest's 5 s default failed property tests on a machine kept busy by other processes,
+// so a slow-but-right run gets room instead of being called a failure.
+const TEST_TIMEOUT_MS = 120_000;
+
 export default defineConfig(async () => {
   // The docs page's renderer is a static asset copied from node_modules (wrangler's [build]
   // command does it elsewhere; the test pool does not run it).
@@ -41,6 +46,8 @@ export default defineConfig(async () => {
           ],
           test: {
             name: "workers",
+            testTimeout: TEST_TIMEOUT_MS,
+            hookTimeout: TEST_TIMEOUT_MS,
             // itty-durable ships ES modules in a package without "type": "module": let Vite transform it.
             server: { deps: { inline: ["itty-durable"] } },
             include: [
@@ -56,6 +63,8 @@ export default defineConfig(async () => {
         {
           test: {
             name: "collector-host",
+            testTimeout: TEST_TIMEOUT_MS,
+            hookTimeout: TEST_TIMEOUT_MS,
             environment: "node",
             include: ["collector-host/**/*.test.ts"],
           },
