@@ -9,6 +9,11 @@ import { type ApiClient, createApiClient, expectOk } from "./api-client.ts";
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const PORT = Number(process.env.PORT ?? 8787);
 export const BASE_URL = `http://127.0.0.1:${PORT}`;
+/**
+ * Local state (D1, Durable Objects, queues): `.wrangler/state` like `wrangler dev`, or `PERSIST_TO`
+ * so a second local platform (another checkout's test run, a black-box check) keeps its own data.
+ */
+export const PERSIST_TO = path.resolve(ROOT, process.env.PERSIST_TO ?? ".wrangler/state");
 const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
 
 /** Quiet, offline-safe environment for every wrangler child process. */
@@ -45,12 +50,16 @@ export function spawnWrangler(args: string[], label: string): ChildProcess {
  */
 export async function d1Execute(sqlOrFile: { sql: string } | { file: string }): Promise<string> {
   const target = "sql" in sqlOrFile ? ["--command", sqlOrFile.sql] : ["--file", sqlOrFile.file];
-  const { stdout } = await promisify(execFile)(WRANGLER, ["d1", "execute", "DB", "--local", "--json", ...target], {
-    cwd: ROOT,
-    env: wranglerEnv,
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  const { stdout } = await promisify(execFile)(
+    WRANGLER,
+    ["d1", "execute", "DB", "--local", "--persist-to", PERSIST_TO, "--json", ...target],
+    {
+      cwd: ROOT,
+      env: wranglerEnv,
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
@@ -108,16 +117,39 @@ export async function waitUntilReady(baseUrl: string, timeoutMs = 60_000): Promi
   throw new Error(`${baseUrl}/ready did not become ready within ${timeoutMs} ms (${last})`);
 }
 
-/** What every demo-data module under scripts/seed/ receives. Seeds must be idempotent: restarts re-run them. */
+/**
+ * What a seed module's optional `beforeStart` receives: SQL against the local D1 file. It runs
+ * before the Worker starts and never while it serves: a second process writing the SQLite file
+ * behind a running Worker makes the Worker's own writes fail with SQLITE_BUSY.
+ */
+export interface PrestartContext {
+  /** Runs SQL against the local D1 database (wrangler, `--local`). */
+  d1: typeof d1Execute;
+  log(message: string): void;
+}
+
+/**
+ * What every demo-data module's default export receives once the Worker serves: the API only.
+ * Seeds must be idempotent: restarts re-run them.
+ */
 export interface SeedContext {
   baseUrl: string;
   /** The running local API through the typed client (scripts/api-client.ts), as `token`'s bearer if given. */
   api(token?: string): ApiClient;
-  /** Runs SQL against the local D1 database. */
-  d1: typeof d1Execute;
-  /** An access token for the demo admin (available once the users seed has run). */
+  /** An access token for the demo admin (whose account the users seed writes before the Worker starts). */
   adminToken(): Promise<string>;
   log(message: string): void;
+}
+
+/** A demo-data module under scripts/seed/: SQL before the Worker starts, API calls after. */
+export interface SeedModule {
+  beforeStart?: (pre: PrestartContext) => Promise<void>;
+  default: (ctx: SeedContext) => Promise<void>;
+}
+
+/** The context of the seeds' `beforeStart` step. */
+export function createPrestartContext(): PrestartContext {
+  return { d1: d1Execute, log: (message) => console.log(`[seed] ${message}`) };
 }
 
 export const DEMO_ADMIN = { email: "admin@edgepulse.test", password: "edgepulse-admin-local", name: "Demo Admin" };
@@ -135,7 +167,6 @@ export function createSeedContext(baseUrl: string): SeedContext {
   return {
     baseUrl,
     api,
-    d1: d1Execute,
     async adminToken() {
       if (admin) return admin;
       const { password, email } = DEMO_ADMIN;

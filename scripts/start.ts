@@ -4,10 +4,13 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import {
   BASE_URL,
+  createPrestartContext,
   createSeedContext,
   ensureDevVars,
+  PERSIST_TO,
   PORT,
   ROOT,
+  type SeedModule,
   spawnWrangler,
   waitUntilReady,
   wrangler,
@@ -26,9 +29,29 @@ process.on("SIGTERM", () => {
   process.exit(0);
 });
 
+const startedAt = Date.now();
 ensureDevVars();
 console.log("[start] applying D1 migrations (local)");
-wrangler(["d1", "migrations", "apply", "DB", "--local"], { quiet: true });
+wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", PERSIST_TO], { quiet: true });
+
+// Demo data: every module in scripts/seed/, in file-name order; each is idempotent. Bulk SQL
+// (`beforeStart`) runs now, while no Worker has the D1 file open: wrangler writing it behind a
+// serving Worker made the Worker's own writes fail (SQLITE_BUSY, answered 500/503). Everything
+// after the Worker starts goes through its API.
+const seedDir = path.join(ROOT, "scripts", "seed");
+const seeds: [string, SeedModule][] = [];
+for (const file of readdirSync(seedDir)
+  .filter((f) => f.endsWith(".ts"))
+  .sort()) {
+  seeds.push([file, (await import(path.join(seedDir, file))) as SeedModule]);
+}
+const pre = createPrestartContext();
+for (const [file, seed] of seeds) {
+  if (!seed.beforeStart) continue;
+  const started = Date.now();
+  await seed.beforeStart(pre);
+  console.log(`[start] seed ${file} (SQL before the Worker starts) done in ${Date.now() - started} ms`);
+}
 
 // Default: the built bundle on Miniflare directly (scripts/serve.ts: same runtime, bindings and
 // .wrangler/state, without wrangler's proxy worker; see README Performance). `LOCAL_SERVER=wrangler`
@@ -37,12 +60,21 @@ const useWranglerDev = process.env.LOCAL_SERVER === "wrangler";
 console.log(`[start] starting the Worker on ${BASE_URL} (${useWranglerDev ? "wrangler dev" : "scripts/serve.ts"})`);
 const worker = useWranglerDev
   ? spawnWrangler(
-      ["dev", "--port", String(PORT), "--ip", "127.0.0.1", "--show-interactive-dev-session=false"],
+      [
+        "dev",
+        "--port",
+        String(PORT),
+        "--ip",
+        "127.0.0.1",
+        "--persist-to",
+        PERSIST_TO,
+        "--show-interactive-dev-session=false",
+      ],
       "worker",
     )
   : spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(PORT) },
+      env: { ...process.env, PORT: String(PORT), PERSIST_TO },
       stdio: ["ignore", "inherit", "inherit"],
     });
 children.push(worker);
@@ -53,15 +85,12 @@ worker.on("exit", (code) => {
 });
 await waitUntilReady(BASE_URL, 120_000);
 
-// Demo data: every module in scripts/seed/, in file-name order. Each is idempotent.
-const seedDir = path.join(ROOT, "scripts", "seed");
+// The Worker answers /ready once D1 (migrated), Durable Objects and payments serve; the platform
+// is advertised (this banner, the collector) only once the API-level seeds are done too.
 const ctx = createSeedContext(BASE_URL);
-for (const file of readdirSync(seedDir)
-  .filter((f) => f.endsWith(".ts"))
-  .sort()) {
+for (const [file, seed] of seeds) {
   const started = Date.now();
-  const mod = (await import(path.join(seedDir, file))) as { default: (c: typeof ctx) => Promise<void> };
-  await mod.default(ctx);
+  await seed.default(ctx);
   console.log(`[start] seed ${file} done in ${Date.now() - started} ms`);
 }
 
@@ -77,7 +106,7 @@ children.push(collector);
 collector.on("exit", (code) => console.error(`[start] the collector host exited (${code}); the API keeps running`));
 
 console.log(`
-edgepulse is running (local mode, no network needed)
+edgepulse is running (local mode, no network needed; ready ${((Date.now() - startedAt) / 1000).toFixed(1)} s after start)
 
   API            ${BASE_URL}/v1
   API docs       ${BASE_URL}/docs
@@ -89,5 +118,5 @@ edgepulse is running (local mode, no network needed)
   Live book      npm run watch -- XMR-USD   (WebSocket ${BASE_URL.replace("http", "ws")}/v1/market/XMR-USD/ws)
   Collector ops  http://127.0.0.1:8831/metrics   /health   /ready   (replay server on :8830)
 
-Ctrl-C stops everything; data persists in .wrangler/state (npm run reset wipes it).
+Ctrl-C stops everything; data persists in ${path.relative(ROOT, PERSIST_TO)} (npm run reset wipes it).
 `);

@@ -3,25 +3,32 @@
 // Idempotent: `onlyIfUnstocked` leaves SKUs alone whose stock was ever set, so a restart never
 // resets stock that shoppers have since reserved or bought.
 import { expectOk } from "../api-client.ts";
-import type { SeedContext } from "../local.ts";
+import type { PrestartContext, SeedContext } from "../local.ts";
 
 /** The batch route's maximum; each batch fans out to one InventoryObject per SKU in parallel. */
 const BATCH = 100;
 /** Batches in flight at once. */
 const PARALLEL = 3;
 
-export default async function seedInventory(ctx: SeedContext): Promise<void> {
+/** SKUs without stock, read before the Worker starts (the seed itself then talks to the API only). */
+let unstocked: { sku: string; available: number }[] = [];
+
+export async function beforeStart(pre: PrestartContext): Promise<void> {
   // A SKU with a row in the inventory projection has emitted a stock event, so it was stocked
   // already: skipping it keeps restarts from waking ~2,000 objects just to hear "already set".
-  // (A SKU whose event is still in flight is simply asked again; `onlyIfUnstocked` makes that safe.)
+  // (A SKU whose event was still in flight is simply asked again; `onlyIfUnstocked` makes that safe.)
   const out = JSON.parse(
-    await ctx.d1({
+    await pre.d1({
       sql: `SELECT v.sku, v.available FROM product_variants v
             LEFT JOIN inventory_projection p ON p.sku = v.sku
             WHERE p.sku IS NULL ORDER BY v.sku`,
     }),
   ) as { results: { sku: string; available: number }[] }[];
-  const rows = out.flatMap((r) => r.results);
+  unstocked = out.flatMap((r) => r.results);
+}
+
+export default async function seedInventory(ctx: SeedContext): Promise<void> {
+  const rows = unstocked;
   if (rows.length === 0) {
     ctx.log("inventory: every catalog SKU is stocked already");
     return;
