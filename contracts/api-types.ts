@@ -137,7 +137,7 @@ export interface paths {
     };
     /** Collector-host health as last reported */
     get: operations["getCollectorHealth"];
-    /** The collector host reports its health (service role) */
+    /** The collector host reports its health (service token with the `collectors:report` scope) */
     put: operations["reportCollectorHealth"];
     post?: never;
     delete?: never;
@@ -206,7 +206,7 @@ export interface paths {
     };
     /**
      * Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq
-     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot at any time; with `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog.
+     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the symbol already has 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
      */
     get: operations["subscribeMarketFeed"];
     put?: never;
@@ -225,8 +225,8 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * Collector-host publish WebSocket (service role): IngestFrame in, IngestControl out
-     * @description A WebSocket (RFC 6455) for the collector host, with a `service`-role access token; a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart.
+     * Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out
+     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 when another collector now publishes the symbol; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
      */
     get: operations["publishMarketFeed"];
     put?: never;
@@ -2198,7 +2198,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not the service role */
+      /** @description No `collectors:report` scope */
       403: {
         headers: {
           [name: string]: unknown;
@@ -2452,6 +2452,7 @@ export interface operations {
     parameters: {
       query?: {
         window?: number;
+        depth?: number;
       };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
@@ -2481,7 +2482,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol or window, or not a WebSocket upgrade */
+      /** @description Bad symbol, window or depth, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2558,7 +2559,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description Not the service role */
+      /** @description No `market:publish` scope */
       403: {
         headers: {
           [name: string]: unknown;
