@@ -6,7 +6,7 @@ import {
   PASSWORD_BACKOFF,
   TOTP_BACKOFF,
 } from "../domain/identity/throttling";
-import { hasSchema, migrateSchema } from "./sqlite-schema";
+import { SchemaOnDemand } from "./sqlite-schema";
 
 /** What one attempt at an account is told: go ahead, or wait `retryAfterSeconds`. */
 export interface AccountGuardVerdict {
@@ -34,19 +34,11 @@ const ACCOUNT_GUARD_MIGRATIONS = [
  * success clears everything; a day without attempts forgets the counts and deletes the storage.
  */
 export class AccountGuardObject extends DurableObject<Env> {
-  #schemaReady = false;
+  readonly #schema: SchemaOnDemand;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => {
-      if (hasSchema(ctx.storage)) this.#ensureSchema();
-    });
-  }
-
-  #ensureSchema(): void {
-    if (this.#schemaReady) return;
-    migrateSchema(this.ctx.storage, ACCOUNT_GUARD_MIGRATIONS);
-    this.#schemaReady = true;
+    this.#schema = new SchemaOnDemand(ctx, ACCOUNT_GUARD_MIGRATIONS);
   }
 
   /** A password attempt at this account: counted, or refused while the account's delay runs. */
@@ -59,19 +51,18 @@ export class AccountGuardObject extends DurableObject<Env> {
    * served its purpose) and the code attempt is counted against the TOTP budget.
    */
   async beginTotp(): Promise<AccountGuardVerdict> {
-    this.#ensureSchema();
+    this.#schema.ensure();
     this.ctx.storage.sql.exec("delete from failures where factor = 'password'");
     return this.#begin("totp");
   }
 
   /** A complete sign-in: nothing is counted against the account any more. */
   async succeed(): Promise<void> {
-    if (!this.#schemaReady && !hasSchema(this.ctx.storage)) return;
-    await this.#forgetAll();
+    if (this.#schema.exists) await this.#schema.deleteAll();
   }
 
   async #begin(factor: Factor): Promise<AccountGuardVerdict> {
-    this.#ensureSchema();
+    this.#schema.ensure();
     const policy = POLICIES[factor];
     const now = Date.now();
     const sql = this.ctx.storage.sql;
@@ -92,15 +83,10 @@ export class AccountGuardObject extends DurableObject<Env> {
     return { allowed: true, policy, failures: failures + 1, retryAfterSeconds: 0 };
   }
 
-  async #forgetAll(): Promise<void> {
-    await this.ctx.storage.deleteAll();
-    this.#schemaReady = false;
-  }
-
   /** Idempotent: a day after the latest attempt every count is forgotten and the storage deleted. */
   override async alarm(): Promise<void> {
-    if (!hasSchema(this.ctx.storage)) return;
-    this.#ensureSchema();
+    if (!this.#schema.exists) return;
+    this.#schema.ensure();
     const { latest } = this.ctx.storage.sql
       .exec<{ latest: number | null }>("select max(last_at) as latest from failures")
       .one();
@@ -108,6 +94,6 @@ export class AccountGuardObject extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(latest + BACKOFF_FORGET_MS);
       return;
     }
-    await this.#forgetAll();
+    await this.#schema.deleteAll();
   }
 }

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { hasSchema, migrateSchema } from "./sqlite-schema";
+import { SchemaOnDemand } from "./sqlite-schema";
 
 /** Orders one customer may have in `pending`/`reserved` (waiting on stock or payment) at once. */
 export const CHECKOUT_IN_FLIGHT_LIMIT = 3;
@@ -30,15 +30,12 @@ export interface CheckoutAdmission {
  * object's storage.
  */
 export class CheckoutLimiterObject extends DurableObject<Env> {
-  /** False while the object has no storage: created by the first admission, dropped once empty. */
-  private ready = false;
+  /** No storage until the first admission; dropped once empty. */
+  private readonly schema: SchemaOnDemand;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    void ctx.blockConcurrencyWhile(async () => {
-      this.ready = hasSchema(ctx.storage);
-      if (this.ready) migrateSchema(ctx.storage, CHECKOUT_LIMITER_MIGRATIONS);
-    });
+    this.schema = new SchemaOnDemand(ctx, CHECKOUT_LIMITER_MIGRATIONS);
   }
 
   /**
@@ -46,7 +43,7 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
    * id). `keyed`: the id was derived from an Idempotency-Key, so the order may already exist.
    */
   async admit(orderId: string, keyed: boolean): Promise<CheckoutAdmission> {
-    this.ensureStorage();
+    this.schema.ensure();
     this.prune();
     if (this.has(orderId)) return this.verdict(true);
     if (this.count() >= CHECKOUT_IN_FLIGHT_LIMIT) {
@@ -58,7 +55,7 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
       // only create storage for an order that never was.
       const exists = keyed && (await this.env.ORDER.getByName(orderId).view()) !== null;
       // The alarm may have emptied storage while the RPCs were out.
-      this.ensureStorage();
+      this.schema.ensure();
       if (exists) return this.verdict(true);
     }
     if (this.has(orderId)) return this.verdict(true);
@@ -71,19 +68,18 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
 
   /** The admitted checkout did not become an order (empty cart, no such cart): free its slot. */
   async release(orderId: string): Promise<void> {
-    if (this.ready) this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE order_id = ?", orderId);
+    if (this.schema.exists) this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE order_id = ?", orderId);
   }
 
   /** Idempotent cleanup: prune past-deadline rows; re-arm while rows remain, else drop all storage. */
   override async alarm(): Promise<void> {
-    if (!this.ready) return;
+    if (!this.schema.exists) return;
     this.prune();
     const { oldest } = this.ctx.storage.sql
       .exec<{ oldest: number | null }>("SELECT min(admitted_at) AS oldest FROM in_flight")
       .one();
     if (oldest === null) {
-      await this.ctx.storage.deleteAll();
-      this.ready = false;
+      await this.schema.deleteAll();
     } else await this.ctx.storage.setAlarm(oldest + this.horizonMs());
   }
 
@@ -99,16 +95,10 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
         const inFlight = order
           ? order.status === "pending" || order.status === "reserved"
           : now - row.admitted_at < PLACING_GRACE_MS;
-        if (!inFlight && this.ready)
+        if (!inFlight && this.schema.exists)
           this.ctx.storage.sql.exec("DELETE FROM in_flight WHERE order_id = ?", row.order_id);
       }),
     );
-  }
-
-  private ensureStorage(): void {
-    if (this.ready) return;
-    migrateSchema(this.ctx.storage, CHECKOUT_LIMITER_MIGRATIONS);
-    this.ready = true;
   }
 
   private prune(): void {

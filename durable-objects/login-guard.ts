@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { type AddressPolicy, SERVICE_TOKEN_POLICY } from "../domain/identity/throttling";
-import { hasSchema, migrateSchema } from "./sqlite-schema";
+import { SchemaOnDemand } from "./sqlite-schema";
 
 /** What an attempt is told: go ahead, or wait `retryAfterSeconds`. */
 export interface LoginGuardVerdict {
@@ -37,25 +37,17 @@ const LOGIN_GUARD_MIGRATIONS = [
  * nothing behind.
  */
 export class LoginGuardObject extends DurableObject<Env> {
-  #schemaReady = false;
+  readonly #schema: SchemaOnDemand;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    // Bring older objects' tables up to date; a fresh object creates nothing until it counts.
-    ctx.blockConcurrencyWhile(async () => {
-      if (hasSchema(ctx.storage)) this.#ensureSchema();
-    });
-  }
-
-  #ensureSchema(): void {
-    if (this.#schemaReady) return;
-    migrateSchema(this.ctx.storage, LOGIN_GUARD_MIGRATIONS);
-    this.#schemaReady = true;
+    // Older objects' tables are brought up to date; a fresh object creates nothing until it counts.
+    this.#schema = new SchemaOnDemand(ctx, LOGIN_GUARD_MIGRATIONS);
   }
 
   /** Counts an attempt at `subject` if both windows have room; otherwise refuses it with the wait time. */
   async begin(policy: AddressPolicy = SERVICE_TOKEN_POLICY, subject = ""): Promise<LoginGuardVerdict> {
-    this.#ensureSchema();
+    this.#schema.ensure();
     const now = Date.now();
     const sql = this.ctx.storage.sql;
     sql.exec("delete from attempts where at + window_ms <= ?", now);
@@ -98,15 +90,15 @@ export class LoginGuardObject extends DurableObject<Env> {
 
   /** A successful attempt at `subject`: its earlier failures from this address no longer count. */
   async succeed(subject = ""): Promise<void> {
-    if (!this.#schemaReady && !hasSchema(this.ctx.storage)) return;
-    this.#ensureSchema();
+    if (!this.#schema.exists) return;
+    this.#schema.ensure();
     this.ctx.storage.sql.exec("delete from attempts where subject = ?", subject);
   }
 
   /** Idempotent cleanup: prune the window, re-arm while attempts remain, delete everything once none do. */
   override async alarm(): Promise<void> {
-    if (!hasSchema(this.ctx.storage)) return;
-    this.#ensureSchema();
+    if (!this.#schema.exists) return;
+    this.#schema.ensure();
     const now = Date.now();
     const sql = this.ctx.storage.sql;
     sql.exec("delete from attempts where at + window_ms <= ?", now);
@@ -115,8 +107,7 @@ export class LoginGuardObject extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(next);
       return;
     }
-    await this.ctx.storage.deleteAll();
-    this.#schemaReady = false;
+    await this.#schema.deleteAll();
   }
 
   /** Cheap round trip used by `/ready` to prove Durable Objects answer (writes nothing). */

@@ -46,3 +46,40 @@ function applyFrom(storage: DurableObjectStorage, migrations: readonly string[],
 function hasTable(storage: DurableObjectStorage, name: string): boolean {
   return storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", name).toArray().length > 0;
 }
+
+/**
+ * A schema created by the object's first write, for objects that must leave no storage behind
+ * until they have something to keep (guards and limiters that anyone's input can address). An
+ * object that already has storage is brought up to date when it wakes; `deleteAll` returns it to
+ * holding nothing at all. Construct it in the object's constructor.
+ */
+export class SchemaOnDemand {
+  #ready = false;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly migrations: readonly string[],
+  ) {
+    void ctx.blockConcurrencyWhile(async () => {
+      if (hasSchema(ctx.storage)) this.ensure();
+    });
+  }
+
+  /** True while the object has storage, i.e. anything to read. */
+  get exists(): boolean {
+    return this.#ready || hasSchema(this.ctx.storage);
+  }
+
+  /** Creates the schema (or brings it up to date) before a write. */
+  ensure(): void {
+    if (this.#ready) return;
+    migrateSchema(this.ctx.storage, this.migrations);
+    this.#ready = true;
+  }
+
+  /** Deletes every row, the schema and the alarm: the object holds nothing until its next write. */
+  async deleteAll(): Promise<void> {
+    await this.ctx.storage.deleteAll();
+    this.#ready = false;
+  }
+}
