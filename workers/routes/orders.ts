@@ -1,12 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import {
-  Order,
-  OrderAccepted,
-  OrderList,
-  OrderSummary,
-  type OwnedOrder,
-  RefundAccepted,
-} from "../../contracts/order";
+import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
 import { randomHex, sha256Hex } from "../../domain/encoding";
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
