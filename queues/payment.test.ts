@@ -2,32 +2,8 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { OrderEvent } from "../contracts/saga-events";
+import { reservedEvent } from "../test/order-fixtures";
 import { dispatchBatch } from "./dispatch";
-
-/** An `order.reserved` event for an order no OrderObject knows (the consumer's effects only). */
-function reserved(orderId: string, token: string): OrderEvent {
-  const now = new Date().toISOString();
-  return {
-    id: crypto.randomUUID(),
-    type: "order.reserved",
-    version: 1,
-    orderId,
-    revision: 2,
-    correlationId: orderId,
-    occurredAt: now,
-    paymentToken: token,
-    order: {
-      id: orderId,
-      userId: "u-unit",
-      status: "reserved",
-      items: [],
-      total: { amount: 1234, currency: "USD" },
-      payment: { status: "pending", refunded: 0 },
-      createdAt: now,
-      updatedAt: now,
-    },
-  };
-}
 
 /** Runs the queue handler on one message; also reports the backoff it asked for. */
 async function deliver(body: OrderEvent, attempts: number) {
@@ -49,7 +25,7 @@ const ledgerKinds = async (orderId: string) =>
 
 describe("payment consumer retry decisions", () => {
   it("retries a transient failure with exponential backoff, then charges once when the provider recovers", async () => {
-    const event = reserved("ord_unit_transient", "tok_sim_transient_0119");
+    const event = reservedEvent("ord_unit_transient", "tok_sim_transient_0119");
     expect(await deliver(event, 1)).toMatchObject({ retryMessages: [{ msgId: "m-1" }], delays: [1] });
     expect(await deliver(event, 2)).toMatchObject({ retryMessages: [{ msgId: "m-2" }], delays: [2] });
     const third = await deliver(event, 3);
@@ -62,7 +38,7 @@ describe("payment consumer retry decisions", () => {
   });
 
   it("on the last delivery it stops retrying (no dead letter) and books the failure", async () => {
-    const event = reserved("ord_unit_lastchance", "tok_sim_transient_0119");
+    const event = reservedEvent("ord_unit_lastchance", "tok_sim_transient_0119");
     const result = await deliver(event, 4);
     expect(result.retryMessages).toEqual([]);
     expect(result.explicitAcks).toEqual(["m-4"]);
@@ -70,7 +46,7 @@ describe("payment consumer retry decisions", () => {
   });
 
   it("a decline is acked at once, never retried, and never charged", async () => {
-    const event = reserved("ord_unit_declined", "tok_sim_declined_0002");
+    const event = reservedEvent("ord_unit_declined", "tok_sim_declined_0002");
     const result = await deliver(event, 1);
     expect(result).toMatchObject({ retryMessages: [], explicitAcks: ["m-1"] });
     expect(await ledgerKinds(event.orderId)).toEqual(["failure"]);

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { Cart } from "../contracts/cart";
 import { OrderAccepted, OwnedOrder } from "../contracts/order";
+import type { OrderEvent } from "../contracts/saga-events";
 import { newCartId } from "../workers/routes/carts";
 import { call, tokenFor } from "./helpers";
 
@@ -114,4 +115,29 @@ export async function waitForOrders(orderIds: string[], timeoutMs = 30_000): Pro
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${orderIds.length - done.size} of ${orderIds.length} orders did not settle in ${timeoutMs} ms`);
+}
+
+/** An `order.reserved` event for an order no OrderObject knows: drives a payment consumer on its own. */
+export function reservedEvent(orderId: string, paymentToken = "tok_sim_success_4242"): OrderEvent {
+  const now = new Date().toISOString();
+  return {
+    id: crypto.randomUUID(),
+    type: "order.reserved",
+    version: 1,
+    orderId,
+    revision: 2,
+    correlationId: orderId,
+    occurredAt: now,
+    paymentToken,
+    order: {
+      id: orderId,
+      userId: "u-unit",
+      status: "reserved",
+      items: [],
+      total: { amount: 1234, currency: "USD" },
+      payment: { status: "pending", refunded: 0 },
+      createdAt: now,
+      updatedAt: now,
+    },
+  };
 }

@@ -1,14 +1,13 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { OrderEvent } from "../contracts/saga-events";
 import { DomainError } from "../domain/errors";
 import { type PaymentConfigEnv, parsePaymentConfig } from "../domain/payments/config";
 import { dispatchBatch } from "../queues/dispatch";
 import { app } from "../workers/app";
 import { insertSku, stock } from "./commerce-fixtures";
 import { expectProblem } from "./helpers";
-import { accepted, CARDS, cartViaRpc, newShopper, SHIPPING, waitForOrder } from "./order-fixtures";
+import { accepted, CARDS, cartViaRpc, newShopper, reservedEvent, SHIPPING, waitForOrder } from "./order-fixtures";
 
 const config = (vars: Partial<PaymentConfigEnv>) =>
   parsePaymentConfig({ ENVIRONMENT: "local", PAYMENT_PROVIDER: "simulated", ...vars });
@@ -110,31 +109,6 @@ describe("a misconfigured Worker refuses checkout instead of confirming orders w
   });
 });
 
-/** An `order.reserved` event for an order no OrderObject knows (the consumer's effects only). */
-function reserved(orderId: string): OrderEvent {
-  const now = new Date().toISOString();
-  return {
-    id: crypto.randomUUID(),
-    type: "order.reserved",
-    version: 1,
-    orderId,
-    revision: 2,
-    correlationId: orderId,
-    occurredAt: now,
-    paymentToken: "tok_sim_success_4242",
-    order: {
-      id: orderId,
-      userId: "u-config",
-      status: "reserved",
-      items: [],
-      total: { amount: 1234, currency: "USD" },
-      payment: { status: "pending", refunded: 0 },
-      createdAt: now,
-      updatedAt: now,
-    },
-  };
-}
-
 describe("the payment consumer never falls back to the simulated provider", () => {
   it.each(MISCONFIGURED)(
     "with %s it moves no money and retries (then the DLQ), every delivery",
@@ -142,7 +116,7 @@ describe("the payment consumer never falls back to the simulated provider", () =
       const orderId = `ord_cfg_${crypto.randomUUID().slice(0, 8)}`;
       for (const attempts of [1, 4]) {
         const batch = createMessageBatch("saga-events", [
-          { id: `m-${attempts}`, timestamp: new Date(), attempts, body: reserved(orderId) },
+          { id: `m-${attempts}`, timestamp: new Date(), attempts, body: reservedEvent(orderId) },
         ]);
         const ctx = createExecutionContext();
         await dispatchBatch(batch, { ...env, ...vars }, ctx);
