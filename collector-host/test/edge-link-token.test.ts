@@ -45,22 +45,27 @@ async function edge() {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, exchanges, connections, until };
 }
 
+/** An EdgeLink for BTC-USD against `edgeUrl`, reconnecting at once, stopped after the test. */
+function startLink(edgeUrl: string, collectorId: string): void {
+  const token = new ServiceToken({ edgeUrl, secret: "s".repeat(32), collectorId });
+  const link = new EdgeLink({
+    edgeUrl,
+    symbol: "BTC-USD",
+    token,
+    log: silentLog,
+    onOpen() {},
+    onControl() {},
+    backoffBaseMs: 1,
+    backoffMaxMs: 1,
+  });
+  cleanups.push(() => link.stop());
+  link.start();
+}
+
 describe("EdgeLink and the service token's lifetime", () => {
   it("reconnects with a freshly exchanged token when the edge closes the socket with 4401", async () => {
     const fake = await edge();
-    const token = new ServiceToken({ edgeUrl: fake.url, secret: "s".repeat(32), collectorId: "host-7" });
-    const link = new EdgeLink({
-      edgeUrl: fake.url,
-      symbol: "BTC-USD",
-      token,
-      log: silentLog,
-      onOpen() {},
-      onControl() {},
-      backoffBaseMs: 1,
-      backoffMaxMs: 1,
-    });
-    cleanups.push(() => link.stop());
-    link.start();
+    startLink(fake.url, "host-7");
     await fake.until(1);
     expect(fake.connections[0]!.token).toBe("Bearer token-1");
     // The exchange names this host, so the edge keeps one socket per collector identity.
@@ -74,19 +79,7 @@ describe("EdgeLink and the service token's lifetime", () => {
 
   it("keeps its still-valid token across an ordinary reconnect", async () => {
     const fake = await edge();
-    const token = new ServiceToken({ edgeUrl: fake.url, secret: "s".repeat(32), collectorId: "not a valid id" });
-    const link = new EdgeLink({
-      edgeUrl: fake.url,
-      symbol: "BTC-USD",
-      token,
-      log: silentLog,
-      onOpen() {},
-      onControl() {},
-      backoffBaseMs: 1,
-      backoffMaxMs: 1,
-    });
-    cleanups.push(() => link.stop());
-    link.start();
+    startLink(fake.url, "not a valid id");
     await fake.until(1);
     fake.connections[0]!.close(1011);
     await fake.until(2);
