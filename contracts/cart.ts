@@ -1,5 +1,6 @@
 import { SkuCode } from "./inventory-events.ts";
 import { Money } from "./money.ts";
+import { Discount } from "./promotion.ts";
 import { z } from "./zod.ts";
 
 /** One cart line; `unitPrice` is the catalog price snapshotted when the SKU was added. */
@@ -10,6 +11,8 @@ export const CartLine = z.object({
   quantity: z.number().int().positive(),
   unitPrice: Money,
   lineTotal: Money,
+  /** Shipping weight of one unit in grams, snapshotted with the price; absent for digital goods. */
+  weightGrams: z.number().int().nonnegative().optional(),
 });
 export type CartLine = z.infer<typeof CartLine>;
 
@@ -23,6 +26,10 @@ export const Cart = z.object({
   items: z.array(CartLine),
   total: Money,
   status: CartStatus,
+  /** The promotion code applied to the cart, checked again (and redeemed) at checkout. */
+  promotionCode: z.string().optional(),
+  /** What the applied code takes off now (free shipping shows 0 until shipping is chosen). */
+  discounts: z.array(Discount).default([]),
   /** Set once the cart is checked out into an order. */
   orderId: z.string().optional(),
   updatedAt: z.iso.datetime(),

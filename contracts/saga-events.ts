@@ -1,5 +1,6 @@
 import { CartLine } from "./cart.ts";
 import { InventoryEvent } from "./inventory-events.ts";
+import { OrderTotals, Shipment } from "./fulfilment.ts";
 import { Money } from "./money.ts";
 import { z } from "./zod.ts";
 
@@ -15,7 +16,22 @@ import { z } from "./zod.ts";
 
 export const SAGA_EVENT_VERSION = 1 as const;
 
-export const OrderStatus = z.enum(["pending", "reserved", "paid", "confirmed", "cancelled", "refunded"]);
+/**
+ * `needs_attention`: the carrier could not create the shipment after retries; an admin ships it by
+ * hand (a tracking number of their own) or it is cancelled and refunded. `shipped` and `delivered`
+ * follow `confirmed`; a shipped order can no longer be cancelled.
+ */
+export const OrderStatus = z.enum([
+  "pending",
+  "reserved",
+  "paid",
+  "needs_attention",
+  "confirmed",
+  "shipped",
+  "delivered",
+  "cancelled",
+  "refunded",
+]);
 export type OrderStatus = z.infer<typeof OrderStatus>;
 
 export const CancelReason = z.enum(["out_of_stock", "payment_declined", "payment_error", "timeout", "customer"]);
@@ -51,7 +67,12 @@ export const OrderSnapshot = z.object({
   status: OrderStatus,
   reason: CancelReason.optional(),
   items: z.array(OrderLine),
+  /** What the payment captures: always `totals.total` when `totals` is present. */
   total: Money,
+  /** Subtotal, discount, shipping, tax and total; they add up exactly (see domain/tax/totals.ts). */
+  totals: OrderTotals.optional(),
+  promotionCode: z.string().optional(),
+  shipment: Shipment.optional(),
   payment: z.object({ status: PaymentStatus, refunded: z.number().int().nonnegative() }),
   createdAt: z.iso.datetime(),
   updatedAt: z.iso.datetime(),
@@ -82,9 +103,23 @@ export const OrderReserved = OrderEventBase.extend({
 });
 /** Payment captured: turn the reservations into sales (inventory consumer). */
 export const OrderPaid = OrderEventBase.extend({ type: z.literal("order.paid") });
-/** Terminal success (notification, read model). */
+/** Stock is sold: the carrier creates the shipment (shipping consumer); the order stays `paid`. */
+export const OrderShipmentRequested = OrderEventBase.extend({ type: z.literal("order.shipment_requested") });
+/** Paid and ready to ship, with a shipment the carrier created (notification, read model). */
 export const OrderConfirmed = OrderEventBase.extend({ type: z.literal("order.confirmed") });
-/** Terminal failure: release stock, void an authorization (inventory + payment consumers, notification). */
+/** The carrier kept failing: the order waits for an admin (notification to staff via logs, read model). */
+export const OrderNeedsAttention = OrderEventBase.extend({
+  type: z.literal("order.needs_attention"),
+  problem: z.string().max(500),
+});
+/** Handed to the carrier: units leave `onHand` and `sold` (inventory consumer, notification, read model). */
+export const OrderShipped = OrderEventBase.extend({ type: z.literal("order.shipped") });
+/** Delivered to the customer (notification, read model). */
+export const OrderDelivered = OrderEventBase.extend({ type: z.literal("order.delivered") });
+/**
+ * Terminal failure: release stock (or put sold, unshipped units back), void an authorization, give
+ * a promotion redemption back (inventory, payment and promotion consumers, notification).
+ */
 export const OrderCancelled = OrderEventBase.extend({ type: z.literal("order.cancelled") });
 /** Money must go back: full or partial refund of the captured payment (payment consumer). */
 export const OrderRefundRequested = OrderEventBase.extend({
@@ -103,7 +138,11 @@ export const OrderEvent = z.discriminatedUnion("type", [
   OrderPlaced,
   OrderReserved,
   OrderPaid,
+  OrderShipmentRequested,
   OrderConfirmed,
+  OrderNeedsAttention,
+  OrderShipped,
+  OrderDelivered,
   OrderCancelled,
   OrderRefundRequested,
   OrderRefunded,
