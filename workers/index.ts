@@ -10,6 +10,7 @@ export { LoginGuardObject } from "../durable-objects/login-guard";
 export { MarketFeedObject } from "../durable-objects/market-feed";
 export { MarketRegistryObject } from "../durable-objects/market-registry";
 export { OrderObject } from "../durable-objects/order";
+export { PromotionObject } from "../durable-objects/promotion";
 
 export default {
   fetch: app.fetch,
