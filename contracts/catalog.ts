@@ -1,3 +1,4 @@
+import { ProductMedia, Rating } from "./engagement.ts";
 import { MAX_PRICE_AMOUNT, Price } from "./money.ts";
 import { z } from "./zod.ts";
 
@@ -35,13 +36,17 @@ export const Product = z
     attributes: z.record(z.string(), z.unknown()),
     available: z.number().int().openapi({ description: "Units available across all variants (inventory projection)" }),
     status: ProductStatus,
+    rating: Rating,
     createdAt: z.string(),
     updatedAt: z.string(),
   })
   .openapi("Product");
 export type Product = z.infer<typeof Product>;
 
-export const ProductDetail = Product.extend({ variants: z.array(Variant) }).openapi("ProductDetail");
+export const ProductDetail = Product.extend({
+  variants: z.array(Variant),
+  media: z.array(ProductMedia).openapi({ description: "Images, oldest first" }),
+}).openapi("ProductDetail");
 export type ProductDetail = z.infer<typeof ProductDetail>;
 
 export const ProductList = z
@@ -56,6 +61,10 @@ export const ProductList = z
   })
   .openapi("ProductList");
 export type ProductList = z.infer<typeof ProductList>;
+
+/** GET /v1/products/{id}/recommendations: bought together first, then the category's best sellers. */
+export const RecommendationList = z.object({ items: z.array(Product) }).openapi("RecommendationList");
+export type RecommendationList = z.infer<typeof RecommendationList>;
 
 export const Category = z
   .object({ id: z.string(), name: z.string(), parentId: z.string().nullable() })

@@ -1,6 +1,7 @@
 import type { InventoryEvent } from "../contracts/inventory-events";
 import type { OrderEvent } from "../contracts/saga-events";
 import { projectAvailability } from "../domain/catalog/availability";
+import { purchaseCountStatements } from "../domain/recommendations/bought-together";
 
 const UPSERT_ORDER_VIEW = `INSERT INTO orders_view
     (id, user_id, status, reason, total_amount, currency, item_count, items, payment_status,
@@ -35,9 +36,16 @@ export function orderProjection(event: OrderEvent, env: Pick<Env, "DB">): D1Prep
   );
 }
 
-/** Projects order events into `orders_view` in one D1 batch (one implicit transaction). */
+/**
+ * Projects order events into `orders_view`, and counts confirmed orders into the recommendation
+ * counts, in one D1 batch (one implicit transaction): both are idempotent, so a retry of the batch
+ * or a redelivered event changes nothing twice.
+ */
 export async function projectOrderEvents(events: OrderEvent[], env: Pick<Env, "DB">): Promise<void> {
-  if (events.length > 0) await env.DB.batch(events.map((event) => orderProjection(event, env)));
+  if (events.length === 0) return;
+  await env.DB.batch(
+    events.flatMap((event) => [orderProjection(event, env), ...purchaseCountStatements(env.DB, event)]),
+  );
 }
 
 /**

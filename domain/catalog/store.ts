@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { CategoryCreate, ProductCreateInput, ProductDetail, ProductPatchInput } from "../../contracts/catalog";
 import { etagOf } from "../encoding";
+import { type ProductMediaRow, productMediaQuery, toProductMedia } from "../media/media-row";
 import { conflict, DomainError, invalidInput, notFound } from "../errors";
 import { bumpVersion, noteVersion } from "./catalog-version";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "./product-row";
@@ -25,7 +26,7 @@ export async function getProduct(
   id: string,
   opts: { includeDrafts?: boolean } = {},
 ): Promise<ProductDetailOut | null> {
-  const [productResult, variantsResult] = await env.DB.batch<Record<string, unknown>>([
+  const [productResult, variantsResult, mediaResult] = await env.DB.batch<Record<string, unknown>>([
     env.DB.prepare(
       `SELECT ${PRODUCT_COLUMNS} FROM products p JOIN categories c ON c.id = p.category_id WHERE p.id = ?`,
     ).bind(id),
@@ -33,6 +34,7 @@ export async function getProduct(
       `SELECT sku, name, price_amount, currency, attributes, available FROM product_variants
        WHERE product_id = ? ORDER BY position, sku`,
     ).bind(id),
+    productMediaQuery(env.DB, [id]),
   ]);
   const row = productResult?.results[0] as ProductRow | undefined;
   if (!row || (row.status === "draft" && !opts.includeDrafts)) return null;
@@ -46,6 +48,7 @@ export async function getProduct(
       attributes: JSON.parse(v.attributes) as Record<string, unknown>,
       available: Math.max(0, v.available),
     })),
+    media: ((mediaResult?.results ?? []) as unknown as ProductMediaRow[]).map(toProductMedia),
   };
 }
 

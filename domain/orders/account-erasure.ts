@@ -1,11 +1,13 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { notifications, ordersView } from "../../d1/schema/orders";
+import { anonymiseReviews } from "../reviews/store";
 
 /**
  * The commerce side of an account erasure (GDPR): shipping addresses held by the customer's Order
  * objects and the recorded notification emails (recipient and body) are erased. Orders, amounts and
- * ledger rows stay — they are accounting records keyed by opaque ids, not personal data.
+ * ledger rows stay — they are accounting records keyed by opaque ids, not personal data. Product
+ * reviews stay too (they describe the product), anonymised: no user id, no author name.
  * Orders are found through the read model, so one placed in the last instant before erasure (not
  * yet projected) is missed; the next erasure request catches it.
  */
@@ -14,5 +16,6 @@ export async function eraseCustomerCommerceData(env: Env, userId: string): Promi
   const orders = await db.select({ id: ordersView.id }).from(ordersView).where(eq(ordersView.userId, userId)).all();
   await Promise.all(orders.map(({ id }) => env.ORDER.getByName(id).erasePersonalData(userId)));
   await db.update(notifications).set({ recipient: "", body: "" }).where(eq(notifications.userId, userId));
+  await anonymiseReviews(env.DB, userId).run();
   return { orders: orders.length };
 }

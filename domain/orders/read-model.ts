@@ -1,6 +1,5 @@
 import type { CancelReason, OrderLine, OrderList, OrderStatus, PaymentStatus } from "../../contracts/order";
-import { base64UrlDecodeText, base64UrlEncodeText } from "../encoding";
-import { invalidInput } from "../errors";
+import { decodeCreatedAtCursor, encodeCreatedAtCursor } from "../keyset-cursor";
 
 /** One row of `orders_view`, the read model the saga's events project into D1. */
 interface OrderViewRow {
@@ -27,7 +26,7 @@ export async function listCustomerOrders(
   userId: string,
   page: { limit: number; cursor?: string },
 ): Promise<OrderList> {
-  const after = page.cursor === undefined ? null : decodeOrderCursor(page.cursor);
+  const after = page.cursor === undefined ? null : decodeCreatedAtCursor(page.cursor);
   const rows = await env.DB.prepare(
     `SELECT * FROM orders_view WHERE user_id = ?1
        AND (?2 IS NULL OR created_at < ?2 OR (created_at = ?2 AND id < ?3))
@@ -50,16 +49,6 @@ export async function listCustomerOrders(
       updatedAt: r.updated_at,
     })),
     nextCursor:
-      rows.results.length > page.limit && last ? base64UrlEncodeText(JSON.stringify([last.created_at, last.id])) : null,
+      rows.results.length > page.limit && last ? encodeCreatedAtCursor(last.created_at, last.id) : null,
   };
-}
-
-function decodeOrderCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(base64UrlDecodeText(cursor)) as unknown[];
-    if (typeof createdAt === "string" && typeof id === "string") return { createdAt, id };
-  } catch {
-    // Not base64url JSON: answered below like any other foreign cursor.
-  }
-  throw invalidInput("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);
 }
