@@ -37,6 +37,7 @@ export default defineConfig(async () => {
                   SERVICE_TOKEN_SECRET: "test-service-secret",
                   // Two keys, so sealing with the first and opening with either (rotation) is testable.
                   TOTP_ENCRYPTION_KEY: [randomBytes(32), randomBytes(32)].map((k) => k.toString("base64url")).join(","),
+                  PERSONAL_DATA_KEY: randomBytes(32).toString("base64url"),
                   LOG_REQUESTS: "false",
                   // The "hang" test card waits for this; keep the payment-timeout tests quick.
                   PAYMENT_TIMEOUT_MS: "300",

@@ -70,8 +70,10 @@ export async function d1Execute(sqlOrFile: { sql: string } | { file: string }): 
 export function ensureDevVars(): void {
   const file = path.join(ROOT, ".dev.vars");
   const totpKey = `TOTP_ENCRYPTION_KEY=${randomBytes(32).toString("base64url")}`;
+  const personalDataKey = `PERSONAL_DATA_KEY=${randomBytes(32).toString("base64url")}`;
   if (existsSync(file)) {
     if (devVar("TOTP_ENCRYPTION_KEY") === undefined) appendFileSync(file, `\n${totpKey}\n`);
+    if (devVar("PERSONAL_DATA_KEY") === undefined) appendFileSync(file, `\n${personalDataKey}\n`);
     return;
   }
   const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -83,6 +85,7 @@ export function ensureDevVars(): void {
       `JWT_PRIVATE_KEYS='${JSON.stringify(keys)}'`,
       `SERVICE_TOKEN_SECRET=${randomBytes(24).toString("base64url")}`,
       totpKey,
+      personalDataKey,
       "",
     ].join("\n"),
   );

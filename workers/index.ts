@@ -2,9 +2,11 @@ import { dispatchBatch } from "../queues/dispatch";
 import { app } from "./app";
 
 export { AccountGuardObject } from "../durable-objects/account-guard";
+export { AuditLogObject } from "../durable-objects/audit-log";
 export { CartObject } from "../durable-objects/cart";
 export { CheckoutLimiterObject } from "../durable-objects/checkout-limiter";
 export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
+export { FraudVelocityObject } from "../durable-objects/fraud-velocity";
 export { InventoryObject } from "../durable-objects/inventory";
 export { LoginGuardObject } from "../durable-objects/login-guard";
 export { MarketFeedObject } from "../durable-objects/market-feed";
