@@ -1,6 +1,7 @@
 import { CartLine } from "./cart.ts";
-import { InventoryEvent } from "./inventory-events.ts";
+import { CartEvent } from "./cart-events.ts";
 import { OrderTotals, Shipment } from "./fulfilment.ts";
+import { InventoryEvent } from "./inventory-events.ts";
 import { Money } from "./money.ts";
 import { z } from "./zod.ts";
 
@@ -151,7 +152,7 @@ export type OrderEvent = z.infer<typeof OrderEvent>;
 export type OrderEventType = OrderEvent["type"];
 
 /** Every message on `saga-events` (and, after max retries, on `saga-events-dlq`). */
-export const SagaEvent = z.union([OrderEvent, InventoryEvent]);
+export const SagaEvent = z.union([OrderEvent, InventoryEvent, CartEvent]);
 export type SagaEvent = z.infer<typeof SagaEvent>;
 
 /** Distributive Omit, so each member of the union keeps its own fields. */

@@ -2,7 +2,9 @@
 // get it. The Worker entry imports this module before the routes, and the contract schemas loaded
 // here are extended by route modules (e.g. `Cart.openapi("Cart")`).
 import "@hono/zod-openapi";
+import type { CartEvent } from "../contracts/cart-events";
 import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
+import { rollUpEvents } from "./analytics";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleInventoryEvent } from "./inventory";
 import { handleNotificationEvent } from "./notification";
@@ -35,10 +37,17 @@ async function consume(event: SagaEvent, env: Env, attempts: number): Promise<vo
     case "inventory.changed":
     case "inventory.low_stock":
       return projectInventoryEvent(event, env);
+    case "cart.created":
+    case "cart.checked_out":
+      // Counted by the analytics rollups only (below, for the whole batch).
+      return;
   }
 }
 
 const isOrderEvent = (event: SagaEvent): event is OrderEvent => event.type.startsWith("order.");
+/** What the analytics rollups count: order and cart events (not inventory levels). */
+const isCountedEvent = (event: SagaEvent): event is OrderEvent | CartEvent =>
+  event.type.startsWith("order.") || event.type.startsWith("cart.");
 
 /**
  * The Worker's queue() handler. Each message is parsed with its zod schema and handled on its
@@ -46,6 +55,8 @@ const isOrderEvent = (event: SagaEvent): event is OrderEvent => event.type.start
  * that does not parse can never succeed, so it is recorded as a dead letter at once and acked.
  * Order events are also projected into the read model, all of the batch's in one D1 batch; if
  * that write fails, every order-event message of the batch is retried (projection is idempotent).
+ * Order and cart events are rolled up for analytics the same way (queues/analytics.ts: one D1
+ * batch, each event counted once), and a failed rollup retries those messages too.
  */
 export async function dispatchBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   if (batch.queue.includes("-dlq")) return handleDeadLetterBatch(batch, env);
@@ -62,9 +73,13 @@ export async function dispatchBatch(batch: MessageBatch<unknown>, env: Env, _ctx
     }),
   );
   const orderEvents = parsed.filter((p) => isOrderEvent(p.event));
-  const [projection, ...outcomes] = await Promise.allSettled([
+  const [projection, rollup, ...outcomes] = await Promise.allSettled([
     projectOrderEvents(
       orderEvents.map((p) => p.event as OrderEvent),
+      env,
+    ),
+    rollUpEvents(
+      parsed.flatMap((p) => (isCountedEvent(p.event) ? [p.event] : [])),
       env,
     ),
     ...parsed.map((p) => consume(p.event, env, p.message.attempts)),
@@ -76,7 +91,9 @@ export async function dispatchBatch(batch: MessageBatch<unknown>, env: Env, _ctx
         ? (outcome.reason as unknown)
         : isOrderEvent(event) && projection?.status === "rejected"
           ? (projection.reason as unknown)
-          : null;
+          : isCountedEvent(event) && rollup?.status === "rejected"
+            ? (rollup.reason as unknown)
+            : null;
     if (error === null) {
       message.ack();
       return;
