@@ -21,8 +21,12 @@ export type Rating = z.infer<typeof Rating>;
 export const REVIEW_TITLE_MAX = 120;
 export const REVIEW_BODY_MAX = 4000;
 
-/** C0 control characters other than tab and newline have no place in review text. */
-const noControlCharacters = (text: string) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(text);
+/** Control characters other than tab and line breaks have no place in review text. */
+const noControlCharacters = (text: string) =>
+  ![...text].some((ch) => {
+    const code = ch.codePointAt(0)!;
+    return (code < 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) || code === 0x7f;
+  });
 
 export const ReviewCreate = z
   .strictObject({

@@ -1,9 +1,8 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { InventoryChanged } from "../contracts/inventory-events";
 import { insertSku } from "../test/commerce-fixtures";
-import { dispatchBatch } from "./dispatch";
+import { deliverSagaBatch as deliver } from "../test/order-fixtures";
 
 function changed(sku: string, revision: number, available: number): InventoryChanged {
   return {
@@ -19,16 +18,6 @@ function changed(sku: string, revision: number, available: number): InventoryCha
     cause: "reserved",
     occurredAt: new Date().toISOString(),
   };
-}
-
-async function deliver(bodies: unknown[]) {
-  const batch = createMessageBatch(
-    "saga-events",
-    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  const ctx = createExecutionContext();
-  await dispatchBatch(batch, env, ctx);
-  return getQueueResult(batch, ctx);
 }
 
 const available = async (sku: string) =>

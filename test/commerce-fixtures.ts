@@ -6,17 +6,28 @@ import { env } from "cloudflare:workers";
  */
 export async function insertSku(
   sku: string,
-  opts: { amount?: number; currency?: string; status?: "draft" | "active" | "archived"; name?: string } = {},
+  opts: {
+    amount?: number;
+    currency?: string;
+    status?: "draft" | "active" | "archived";
+    name?: string;
+    /** A category of its own (created if missing); by default the shared `test-commerce`. */
+    category?: string;
+  } = {},
 ): Promise<void> {
   const amount = opts.amount ?? 1999;
+  const category = opts.category ?? "test-commerce";
   const currency = opts.currency ?? "USD";
   const name = opts.name ?? `Product ${sku}`;
   await env.DB.batch([
-    env.DB.prepare("INSERT OR IGNORE INTO categories (id, name) VALUES ('test-commerce', 'Commerce tests')"),
+    env.DB.prepare("INSERT OR IGNORE INTO categories (id, name) VALUES (?, ?)").bind(
+      category,
+      category === "test-commerce" ? "Commerce tests" : `Category ${category}`,
+    ),
     env.DB.prepare(
       `INSERT OR IGNORE INTO products (id, sku, name, category_id, price_amount, currency, status)
-       VALUES (?, ?, ?, 'test-commerce', ?, ?, ?)`,
-    ).bind(`p-${sku}`, sku, name, amount, currency, opts.status ?? "active"),
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).bind(`p-${sku}`, sku, name, category, amount, currency, opts.status ?? "active"),
     env.DB.prepare(
       "INSERT OR IGNORE INTO product_variants (sku, product_id, name, price_amount, currency) VALUES (?, ?, ?, ?, ?)",
     ).bind(sku, `p-${sku}`, name, amount, currency),

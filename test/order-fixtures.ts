@@ -1,8 +1,10 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { Cart } from "../contracts/cart";
 import { OrderAccepted, OwnedOrder } from "../contracts/order";
-import type { OrderEvent } from "../contracts/saga-events";
+import type { OrderEvent, OrderLine, OrderStatus } from "../contracts/saga-events";
+import { dispatchBatch } from "../queues/dispatch";
 import { newCartId } from "../workers/routes/carts";
 import { call, tokenFor } from "./helpers";
 
@@ -117,27 +119,65 @@ export async function waitForOrders(orderIds: string[], timeoutMs = 30_000): Pro
   throw new Error(`${orderIds.length - done.size} of ${orderIds.length} orders did not settle in ${timeoutMs} ms`);
 }
 
-/** An `order.reserved` event for an order no OrderObject knows: drives a payment consumer on its own. */
-export function reservedEvent(orderId: string, paymentToken = "tok_sim_success_4242"): OrderEvent {
+/**
+ * An order event for an order no OrderObject knows, carrying `order` as its snapshot: drives the
+ * queue consumers on their own (the read model, the payment step, recommendation counts).
+ */
+export function orderEvent<T extends OrderEvent["type"]>(
+  type: T,
+  order: { id: string; userId: string; status: OrderStatus; items?: OrderLine[] },
+  extra: Omit<Extract<OrderEvent, { type: T }>, keyof OrderEvent | "type"> & { revision?: number } = {} as never,
+): OrderEvent {
   const now = new Date().toISOString();
+  const items = order.items ?? [];
+  const total = items.reduce((sum, line) => sum + line.lineTotal.amount, 0) || 1234;
+  const { revision = 2, ...fields } = extra as { revision?: number };
   return {
     id: crypto.randomUUID(),
-    type: "order.reserved",
+    type,
     version: 1,
-    orderId,
-    revision: 2,
-    correlationId: orderId,
+    orderId: order.id,
+    revision,
+    correlationId: order.id,
     occurredAt: now,
-    paymentToken,
+    ...fields,
     order: {
-      id: orderId,
-      userId: "u-unit",
-      status: "reserved",
-      items: [],
-      total: { amount: 1234, currency: "USD" },
+      id: order.id,
+      userId: order.userId,
+      status: order.status,
+      items,
+      total: { amount: total, currency: "USD" },
       payment: { status: "pending", refunded: 0 },
       createdAt: now,
       updatedAt: now,
     },
+  } as OrderEvent;
+}
+
+/** An `order.reserved` event for an order no OrderObject knows: drives a payment consumer on its own. */
+export function reservedEvent(orderId: string, paymentToken = "tok_sim_success_4242"): OrderEvent {
+  return orderEvent("order.reserved", { id: orderId, userId: "u-unit", status: "reserved" }, { paymentToken });
+}
+
+/** One order line of `quantity` units of a product's SKU at `amount` each. */
+export function orderLine(productId: string, sku: string, quantity = 1, amount = 1999): OrderLine {
+  return {
+    sku,
+    productId,
+    name: `Product ${sku}`,
+    quantity,
+    unitPrice: { amount, currency: "USD" },
+    lineTotal: { amount: amount * quantity, currency: "USD" },
   };
+}
+
+/** Hands `bodies` to the Worker's queue handler as one `saga-events` batch; returns the acks and retries. */
+export async function deliverSagaBatch(bodies: unknown[]) {
+  const batch = createMessageBatch(
+    "saga-events",
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await dispatchBatch(batch, env, ctx);
+  return getQueueResult(batch, ctx);
 }

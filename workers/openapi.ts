@@ -34,7 +34,7 @@ export const publicAccess: { [scheme: string]: string[] }[] = [];
 export const PROBLEM_MEDIA_TYPE = "application/problem+json";
 
 /** The statuses our middleware and handlers answer with problem+json. */
-export type ProblemStatus = 400 | 401 | 403 | 404 | 409 | 412 | 413 | 415 | 422 | 429 | 503;
+export type ProblemStatus = 400 | 401 | 403 | 404 | 409 | 412 | 413 | 415 | 416 | 422 | 429 | 503;
 
 const stringHeader = (description: string) => ({ description, schema: { type: "string" as const } });
 const retryAfter = stringHeader("Seconds until a retry may succeed");
@@ -54,6 +54,10 @@ const DEFAULTS: Record<
   412: { description: "`If-Match` does not name the current ETag" },
   413: { description: "The request body is larger than the limit (64 KiB by default)" },
   415: { description: "The request body is not `application/json`" },
+  416: {
+    description: "The Range lies outside the content (`Content-Range: bytes */<size>` gives its size)",
+    headers: { "Content-Range": stringHeader("`bytes */<size>`") },
+  },
   422: { description: "The `Idempotency-Key` was already used with a different body" },
   429: {
     description: "Rate limited: per address on every route, per user on writes, per account on sign-in",

@@ -5,8 +5,16 @@ import { ProblemError } from "../problem";
 
 const METHODS_WITH_BODY = new Set(["POST", "PUT", "PATCH"]);
 
+/**
+ * Routes whose body is not JSON and may exceed MAX_BODY_BYTES (product image uploads, up to 5 MiB):
+ * each checks its own media types and size limit, so the two guards below leave them alone.
+ */
+const RAW_BODY_ROUTES = [/^\/v1\/admin\/products\/[^/]+\/media$/];
+const takesRawBody = (path: string) => RAW_BODY_ROUTES.some((route) => route.test(path));
+
 /** 413 for bodies over `MAX_BODY_BYTES` (counted while streaming, so a lying Content-Length cannot slip by). */
 export const bodySizeLimit = (): MiddlewareHandler<AppEnv> => async (c, next) => {
+  if (takesRawBody(c.req.path)) return next();
   const maxSize = Number(c.env.MAX_BODY_BYTES) || 65_536;
   return bodyLimit({
     maxSize,
@@ -21,7 +29,7 @@ export const bodySizeLimit = (): MiddlewareHandler<AppEnv> => async (c, next) =>
  * cancel) is fine: there is nothing to misread.
  */
 export const requireJsonBody = (): MiddlewareHandler<AppEnv> => async (c, next) => {
-  if (METHODS_WITH_BODY.has(c.req.method)) {
+  if (METHODS_WITH_BODY.has(c.req.method) && !takesRawBody(c.req.path)) {
     const length = c.req.header("content-length");
     const hasBody = c.req.raw.body !== null && length !== "0";
     const type = c.req.header("content-type") ?? "";

@@ -2,6 +2,7 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, ProductPatch } from "../../contracts/catalog";
 import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../../domain/catalog/store";
 import { etagOf } from "../../domain/encoding";
+import { removeProductMedia } from "../../domain/media/store";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
@@ -98,7 +99,7 @@ export const adminCatalog = createRouter()
       path: "/products/{id}",
       operationId: "archiveProduct",
       tags: ["Catalog admin"],
-      summary: "Archive a product: gone from search, still readable by id for existing orders",
+      summary: "Archive a product: gone from search, still readable by id for existing orders; its images are deleted",
       security,
       middleware: adminOnly,
       request: { params: IdParam },
@@ -108,7 +109,10 @@ export const adminCatalog = createRouter()
       },
     }),
     async (c) => {
-      await archiveProduct(c.env, c.req.valid("param").id);
+      const { id } = c.req.valid("param");
+      await archiveProduct(c.env, id);
+      // Its images go with it (a retry of the DELETE finishes a removal that failed half way).
+      await removeProductMedia(c.env, id);
       return c.body(null, 204);
     },
   )

@@ -1,7 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
-import { IdParam, ProductDetail, ProductList, ProductQuery } from "../../contracts/catalog";
+import { IdParam, ProductDetail, ProductList, ProductQuery, RecommendationList } from "../../contracts/catalog";
 import { searchProducts } from "../../domain/catalog/search";
 import { getProduct } from "../../domain/catalog/store";
+import { recommendationsFor } from "../../domain/recommendations/bought-together";
 import { cachedJson } from "../edge-cache";
 import { createRouter, problemResponses, publicAccess } from "../openapi";
 import { notFound } from "../problem";
@@ -74,5 +75,29 @@ export const products = createRouter()
           return product;
         }),
       );
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/recommendations",
+      operationId: "getProductRecommendations",
+      security: publicAccess,
+      tags: ["Catalog"],
+      summary: "Products bought together with this one, then its category's best sellers (in stock, active)",
+      request: { params: IdParam },
+      responses: {
+        200: {
+          description: "Up to 8 products, best first",
+          headers: cachingHeaders,
+          content: { "application/json": { schema: RecommendationList } },
+        },
+        304: { description: "Not modified (If-None-Match)" },
+        ...problemResponses([400, "Not a product id"], [404, "No such product"], 429),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return untyped(await cachedJson(c, { id }, () => recommendationsFor(c.env, id)));
     },
   );
