@@ -1,0 +1,202 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { AlertList, AnalyticsSummary } from "../contracts/analytics";
+import type { CartEvent } from "../contracts/cart-events";
+import type { OrderEvent } from "../contracts/saga-events";
+import { rollUpEvents } from "../queues/analytics";
+import { call, collectorToken, expectProblem, tokenFor } from "./helpers";
+import { deliverSagaBatch, orderEvent, orderLine } from "./order-fixtures";
+
+// Every test uses its own days in the past, so the file's one D1 database holds them apart.
+const admin = () => tokenFor("u-analytics-admin", ["admin"]);
+
+async function summary(from: string, to: string): Promise<AnalyticsSummary> {
+  const res = await call(`/v1/admin/analytics/summary?from=${from}&to=${to}`, { token: await admin() });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return AnalyticsSummary.parse(await res.json());
+}
+
+const at = <E extends { occurredAt: string }>(event: E, occurredAt: string): E => ({ ...event, occurredAt });
+
+function cartCreated(occurredAt: string, cartId = `c_${crypto.randomUUID()}`): CartEvent {
+  return { id: crypto.randomUUID(), type: "cart.created", version: 1, cartId, userId: "u-a", occurredAt };
+}
+
+function checkedOut(occurredAt: string, cartId: string, amount: number): CartEvent {
+  return {
+    id: crypto.randomUUID(),
+    type: "cart.checked_out",
+    version: 1,
+    cartId,
+    userId: "u-a",
+    orderId: `ord_${cartId}`,
+    total: { amount, currency: "USD" },
+    occurredAt,
+  };
+}
+
+/** An order's events with the order's lines: placed, paid, and optionally refunded or cancelled. */
+function paidOrder(occurredAt: string, lines = [orderLine("p-1", "AN-1", 2, 1000), orderLine("p-2", "AN-2", 1, 500)]) {
+  const order = { id: `ord_${crypto.randomUUID()}`, userId: "u-a", status: "paid" as const, items: lines };
+  return {
+    placed: at(orderEvent("order.placed", { ...order, status: "pending" }, { revision: 1 }), occurredAt),
+    paid: at(orderEvent("order.paid", order, { revision: 3 }), occurredAt),
+    refunded: (amount: number, when: string) =>
+      at(orderEvent("order.refunded", { ...order, status: "confirmed" }, { refundId: "rf_1", amount }), when),
+  };
+}
+
+function cancelled(occurredAt: string, reason: "payment_declined" | "out_of_stock" | "customer"): OrderEvent {
+  const event = orderEvent("order.cancelled", { id: `ord_${crypto.randomUUID()}`, userId: "u-a", status: "cancelled" });
+  return at({ ...event, order: { ...event.order, reason } } as OrderEvent, occurredAt);
+}
+
+describe("analytics rollups (queue consumer → GET /v1/admin/analytics/summary)", () => {
+  it("counts a redelivered or duplicated event once, in any order", async () => {
+    const day = "2021-03-04";
+    const t = (hh: string) => `${day}T${hh}:15:00.000Z`;
+    const cart = cartCreated(t("09"));
+    const a = paidOrder(t("10"));
+    const events = [
+      cart,
+      cartCreated(t("09")),
+      checkedOut(t("10"), cart.cartId, 2500),
+      a.placed,
+      a.paid,
+      cancelled(t("11"), "payment_declined"),
+      cancelled(t("11"), "customer"),
+    ];
+    // Through the Worker's queue handler: cart events are acked and counted like order events.
+    const first = await deliverSagaBatch([cart, events[1], events[2]]);
+    expect(first.explicitAcks).toHaveLength(3);
+    expect(first.retryMessages).toEqual([]);
+    // The rest reversed, then everything again (a redelivery), with duplicates inside one batch.
+    await rollUpEvents([...events.slice(3)].reverse(), env);
+    await rollUpEvents([...events, ...events].reverse(), env);
+    await deliverSagaBatch([cart, cart]);
+
+    const s = await summary(day, "2021-03-05");
+    expect(s.funnel).toEqual({ cartsCreated: 2, checkoutsStarted: 1, paid: 1 });
+    expect(s.orders).toBe(1);
+    expect(s.revenue).toEqual({ amount: 2500, currency: "USD" });
+    expect(s.averageOrderValue).toEqual({ amount: 2500, currency: "USD" });
+    expect(s.cartAbandonmentRate).toBe(0.5);
+    // One captured, one declined; the customer's own cancel is neither a payment nor an order failure.
+    expect(s.paymentSuccessRate).toBe(0.5);
+    expect(s.orderFailureRate).toBe(0.5);
+    expect(s.topProducts).toEqual([
+      { sku: "AN-1", name: "Product AN-1", units: 2, revenue: { amount: 2000, currency: "USD" } },
+      { sku: "AN-2", name: "Product AN-2", units: 1, revenue: { amount: 500, currency: "USD" } },
+    ]);
+    expect(s.byDay).toEqual([
+      {
+        date: day,
+        orders: 1,
+        revenue: { amount: 2500, currency: "USD" },
+        cartsCreated: 2,
+        checkoutsStarted: 1,
+        paymentFailures: 1,
+      },
+    ]);
+  });
+
+  it("puts a late event in its own hour, and combines whole days with the edge hours of a window", async () => {
+    const [d1, d2, d3] = ["2021-05-01", "2021-05-02", "2021-05-03"];
+    const early = paidOrder(`${d2}T10:30:00.000Z`, [orderLine("p-3", "AN-3", 1, 100)]);
+    const next = paidOrder(`${d2}T11:10:00.000Z`, [orderLine("p-3", "AN-3", 1, 100)]);
+    await rollUpEvents([early.paid], env);
+    await rollUpEvents([next.paid], env);
+    // Arrives after the 11:00 one but happened at 10:50: it belongs to the previous hour.
+    const late = paidOrder(`${d2}T10:50:00.000Z`, [orderLine("p-3", "AN-3", 1, 100)]);
+    await rollUpEvents([late.paid], env);
+    expect((await summary(`${d2}T10:00:00Z`, `${d2}T11:00:00Z`)).orders).toBe(2);
+    expect((await summary(`${d2}T11:00:00Z`, `${d2}T12:00:00Z`)).orders).toBe(1);
+
+    // Outside, inside (edge hour of d1), inside (d3's edge hours), outside again.
+    const around = [`${d1}T08:00:00.000Z`, `${d1}T10:00:00.000Z`, `${d3}T04:00:00.000Z`, `${d3}T06:00:00.000Z`];
+    await rollUpEvents(
+      around.map((when) => paidOrder(when, [orderLine("p-3", "AN-3", 1, 100)]).paid),
+      env,
+    );
+    const s = await summary(`${d1}T09:00:00Z`, `${d3}T05:00:00Z`);
+    expect(s.from).toBe(`${d1}T09:00:00.000Z`);
+    expect(s.orders).toBe(5);
+    expect(s.byDay.map((d) => [d.date, d.orders])).toEqual([
+      [d1, 1],
+      [d2, 3],
+      [d3, 1],
+    ]);
+  });
+
+  it("a refund lowers revenue in the hour it went through, not the sale's", async () => {
+    const order = paidOrder("2021-07-10T10:00:00.000Z", [orderLine("p-4", "AN-4", 1, 5000)]);
+    const refund = order.refunded(2000, "2021-07-11T09:00:00.000Z");
+    await rollUpEvents([order.paid, refund, refund], env);
+    const both = await summary("2021-07-10", "2021-07-12");
+    expect(both.revenue.amount).toBe(3000);
+    expect(both.grossRevenue.amount).toBe(5000);
+    expect(both.refunded.amount).toBe(2000);
+    expect(both.byDay.map((d) => d.revenue.amount)).toEqual([5000, -2000]);
+    expect((await summary("2021-07-10", "2021-07-11")).revenue.amount).toBe(5000);
+  });
+
+  it("answers 400 for a bad window and 403 to a non-admin, changing nothing", async () => {
+    const token = await admin();
+    await expectProblem(await call("/v1/admin/analytics/summary?from=2021-02-01&to=2021-01-01", { token }), 400);
+    await expectProblem(await call("/v1/admin/analytics/summary?from=2019-01-01&to=2021-01-01", { token }), 400);
+    await expectProblem(await call("/v1/admin/analytics/summary?from=yesterday", { token }), 400);
+    const shopper = await tokenFor("u-analytics-shopper");
+    await expectProblem(await call("/v1/admin/analytics/summary", { token: shopper }), 403);
+    await expectProblem(await call("/v1/admin/analytics/summary"), 401);
+  });
+
+  it("raises a payment-success alert when most payments fail in the last hour, and resolves it", async () => {
+    const now = new Date().toISOString();
+    await rollUpEvents(
+      Array.from({ length: 10 }, () => cancelled(now, "payment_declined")),
+      env,
+    );
+    const alerts = async () => {
+      const res = await call("/v1/admin/alerts", { token: await admin() });
+      expect(res.status).toBe(200);
+      return AlertList.parse(await res.json());
+    };
+    const raised = await alerts();
+    expect(raised.active.map((a) => a.kind).sort()).toEqual(["order_failure_rate", "payment_success_rate"]);
+    expect(raised.active.find((a) => a.kind === "payment_success_rate")).toMatchObject({ state: "raised", value: 0 });
+    // Evaluating again records nothing new.
+    await rollUpEvents([cancelled(now, "payment_declined")], env);
+    expect((await alerts()).recent.filter((a) => a.kind === "payment_success_rate")).toHaveLength(1);
+
+    await rollUpEvents(
+      Array.from({ length: 80 }, () => paidOrder(now).paid),
+      env,
+    );
+    const after = await alerts();
+    expect(after.active).toEqual([]);
+    expect(after.recent.find((a) => a.kind === "payment_success_rate")?.state).toBe("resolved");
+  });
+
+  it("raises a collector alert when an exchange has been down for more than 30 s", async () => {
+    const longAgo = new Date(Date.now() - 45_000).toISOString();
+    const status = { messagesPerSecond: 0, reconnects: 0, checksumFailures: 0, resyncs: 0 };
+    const reported = await call("/v1/market/collectors", {
+      method: "PUT",
+      token: await collectorToken(),
+      json: {
+        host: "test-host",
+        reportedAt: new Date().toISOString(),
+        exchanges: {
+          kraken: { ...status, status: "live", lastMessageAt: new Date().toISOString(), messagesPerSecond: 10 },
+          coinbase: { ...status, status: "down", lastMessageAt: longAgo, reconnects: 3 },
+        },
+      },
+    });
+    expect(reported.status).toBe(200);
+    const res = await call("/v1/admin/alerts", { token: await admin() });
+    const list = AlertList.parse(await res.json());
+    const down = list.active.filter((a) => a.kind === "collector_down");
+    expect(down.map((a) => a.subject)).toEqual(["coinbase"]);
+    expect(down[0]!.message).toMatch(/coinbase: down, no exchange message for 4\d s/);
+  });
+});
