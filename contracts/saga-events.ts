@@ -24,6 +24,8 @@ export const SAGA_EVENT_VERSION = 1 as const;
  */
 export const OrderStatus = z.enum([
   "pending",
+  /** Held by the fraud rules (stock reserved) until an admin approves or rejects it, or its hold ends. */
+  "review",
   "reserved",
   "paid",
   "needs_attention",
@@ -35,7 +37,17 @@ export const OrderStatus = z.enum([
 ]);
 export type OrderStatus = z.infer<typeof OrderStatus>;
 
-export const CancelReason = z.enum(["out_of_stock", "payment_declined", "payment_error", "timeout", "customer"]);
+export const CancelReason = z.enum([
+  "out_of_stock",
+  "payment_declined",
+  "payment_error",
+  "timeout",
+  "customer",
+  /** An admin rejected an order the fraud rules held. */
+  "fraud_rejected",
+  /** Nobody decided on a held order before its review deadline; its stock went back. */
+  "review_expired",
+]);
 export type CancelReason = z.infer<typeof CancelReason>;
 
 /** `cancelled`: the order ended before any money moved. */
@@ -102,6 +114,13 @@ export const OrderReserved = OrderEventBase.extend({
   /** Provider payment-method token (never a card number). */
   paymentToken: z.string().min(1).max(255),
 });
+/** The fraud rules held the order: stock stays reserved while an admin reviews it (read model, audit). */
+export const OrderHeldForReview = OrderEventBase.extend({
+  type: z.literal("order.held_for_review"),
+  /** The rules that held it, with what they measured. */
+  hits: z.array(z.object({ rule: z.string().max(50), detail: z.string().max(500) })),
+  reviewDeadline: z.iso.datetime(),
+});
 /** Payment captured: turn the reservations into sales (inventory consumer). */
 export const OrderPaid = OrderEventBase.extend({ type: z.literal("order.paid") });
 /** Stock is sold: the carrier creates the shipment (shipping consumer); the order stays `paid`. */
@@ -137,6 +156,7 @@ export const OrderRefunded = OrderEventBase.extend({
 
 export const OrderEvent = z.discriminatedUnion("type", [
   OrderPlaced,
+  OrderHeldForReview,
   OrderReserved,
   OrderPaid,
   OrderShipmentRequested,
