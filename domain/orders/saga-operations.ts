@@ -232,6 +232,11 @@ export async function retrySaga(
   if (!view) throw notFound("No such order");
   const latest = await ports.operatorRetry(true);
   if (!latest) {
+    const retried = await env.DB.prepare("SELECT 1 FROM saga_retries WHERE order_id = ? LIMIT 1")
+      .bind(input.orderId)
+      .first();
+    // A repeat of a retry that already redelivered everything: accepted, nothing more to send.
+    if (retried) return { orderId: input.orderId, redelivered: [] };
     throw conflict(
       `The saga of this order has finished (${view.status}) and nothing of it is dead-lettered`,
       "saga-settled",
