@@ -49,38 +49,83 @@ export function purchaseCountStatements(db: D1Database, event: OrderEvent): D1Pr
 const SELLABLE = "p.status = 'active' AND p.available > 0";
 
 /**
- * Recommendations for a product, from the precomputed counts only (two indexed reads in one D1
- * round trip): the products most often bought together with it, then its category's best sellers
- * (units sold, ties by id) to fill up. Out-of-stock, draft and archived products never appear.
+ * Recommendations for many products at once, from the precomputed counts only: one D1 round trip
+ * of three statements however many products (GraphQL asks for a whole list's). For each product,
+ * the products most often bought together with it (ties by id), then its category's best sellers
+ * (units sold, ties by id) to fill up to `limit`. Out-of-stock, draft and archived products never
+ * appear. `null` for a product that does not exist or is a draft.
  */
+export async function recommendationsForMany(
+  env: Pick<Env, "DB">,
+  productIds: string[],
+  limit = DEFAULT_RECOMMENDATIONS,
+): Promise<(RecommendationList | null)[]> {
+  const ids = JSON.stringify(productIds);
+  const [products, together, bestSellers] = await env.DB.batch<Record<string, unknown>>([
+    env.DB.prepare("SELECT id, category_id, status FROM products WHERE id IN (SELECT value FROM json_each(?1))").bind(
+      ids,
+    ),
+    // Per product, its partners ranked in the pairs index (product_id, orders, other_id).
+    env.DB.prepare(
+      `SELECT * FROM (
+         SELECT pp.product_id AS for_id, ${PRODUCT_COLUMNS},
+           row_number() OVER (PARTITION BY pp.product_id ORDER BY pp.orders DESC, pp.other_id DESC) AS n
+         FROM product_pairs pp JOIN products p ON p.id = pp.other_id JOIN categories c ON c.id = p.category_id
+         WHERE pp.product_id IN (SELECT value FROM json_each(?1)) AND ${SELLABLE}
+       ) WHERE n <= ?2 ORDER BY for_id, n`,
+    ).bind(ids, limit),
+    // Per category of those products, its best sellers: enough to fill up after dropping the
+    // product itself and the ones already bought together with it.
+    env.DB.prepare(
+      `SELECT * FROM (
+         SELECT ${PRODUCT_COLUMNS},
+           row_number() OVER (PARTITION BY p.category_id ORDER BY coalesce(s.units, 0) DESC, p.id) AS n
+         FROM products p JOIN categories c ON c.id = p.category_id LEFT JOIN product_sales s ON s.product_id = p.id
+         WHERE p.category_id IN (SELECT category_id FROM products WHERE id IN (SELECT value FROM json_each(?1)))
+           AND ${SELLABLE}
+       ) WHERE n <= ?2 * 2 + 1 ORDER BY category_id, n`,
+    ).bind(ids, limit),
+  ]);
+  const known = new Map(
+    ((products?.results ?? []) as { id: string; category_id: string; status: string }[])
+      .filter((p) => p.status !== "draft")
+      .map((p) => [p.id, p.category_id]),
+  );
+  const partners = groupBy(
+    (together?.results ?? []) as unknown as (ProductRow & { for_id: string })[],
+    (r) => r.for_id,
+  );
+  const sellers = groupBy((bestSellers?.results ?? []) as unknown as ProductRow[], (r) => r.category_id);
+  return productIds.map((id) => {
+    const category = known.get(id);
+    if (category === undefined) return null;
+    const picked = new Map<string, ProductRow>();
+    for (const row of [...(partners.get(id) ?? []), ...(sellers.get(category) ?? [])]) {
+      if (picked.size >= limit) break;
+      if (row.id !== id && !picked.has(row.id)) picked.set(row.id, row);
+    }
+    return { items: [...picked.values()].map(toProduct) };
+  });
+}
+
+/** Recommendations for one product (GET /v1/products/{id}/recommendations); 404 for unknown or drafts. */
 export async function recommendationsFor(
   env: Pick<Env, "DB">,
   productId: string,
   limit = DEFAULT_RECOMMENDATIONS,
 ): Promise<RecommendationList> {
-  const [product, together, bestSellers] = await env.DB.batch<Record<string, unknown>>([
-    env.DB.prepare("SELECT status FROM products WHERE id = ?").bind(productId),
-    // The pairs index (product_id, orders, other_id) read backwards: no sort step.
-    env.DB.prepare(
-      `SELECT ${PRODUCT_COLUMNS} FROM product_pairs pp
-         JOIN products p ON p.id = pp.other_id JOIN categories c ON c.id = p.category_id
-       WHERE pp.product_id = ?1 AND ${SELLABLE}
-       ORDER BY pp.orders DESC, pp.other_id DESC LIMIT ?2`,
-    ).bind(productId, limit),
-    // Twice the limit: some of them may already be among the bought-together ones.
-    env.DB.prepare(
-      `SELECT ${PRODUCT_COLUMNS} FROM products p JOIN categories c ON c.id = p.category_id
-         LEFT JOIN product_sales s ON s.product_id = p.id
-       WHERE p.category_id = (SELECT category_id FROM products WHERE id = ?1) AND p.id <> ?1 AND ${SELLABLE}
-       ORDER BY coalesce(s.units, 0) DESC, p.id LIMIT ?2`,
-    ).bind(productId, limit * 2),
-  ]);
-  const status = (product?.results[0] as { status?: string } | undefined)?.status;
-  if (status === undefined || status === "draft") throw notFound("No such product");
-  const picked = new Map<string, ProductRow>();
-  for (const row of [...(together?.results ?? []), ...(bestSellers?.results ?? [])] as unknown as ProductRow[]) {
-    if (picked.size >= limit) break;
-    if (!picked.has(row.id)) picked.set(row.id, row);
+  const [found] = await recommendationsForMany(env, [productId], limit);
+  if (!found) throw notFound("No such product");
+  return found;
+}
+
+function groupBy<T>(rows: T[], keyOf: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
   }
-  return { items: [...picked.values()].map(toProduct) };
+  return groups;
 }
