@@ -51,7 +51,8 @@ export type FraudRuleName = z.infer<typeof FraudRuleName>;
 
 /** What the checkout request knew, kept with the order for the fraud step (never a card number). */
 export const ScreeningContext = z.object({
-  ip: z.string().max(64).nullable(),
+  /** Keyed hash of the client address group (IPv4, or IPv6 /64); null when unknown. */
+  ip: z.string().max(128).nullable(),
   /** ISO 3166-1 alpha-2 of the request (`request.cf.country`), null when unknown. */
   country: z.string().max(2).nullable(),
   /** Keyed hash of the card number (or of the provider token); never the number. */

@@ -1,3 +1,5 @@
+import type { ApiKeyScope } from "../../contracts/api-keys";
+
 /** Roles a token can carry (API.md "Auth"). */
 export type Role = "customer" | "admin" | "service";
 
@@ -19,4 +21,9 @@ export interface AuthContext {
   tokenExpiresAt: number;
   /** Scopes a service token was issued with; absent on user tokens. */
   scopes?: Scope[];
+  /**
+   * Set when the caller authenticated with an `X-API-Key` instead of a token: the key's id and
+   * scopes. Such a caller never carries the admin or service role, whatever its owner holds.
+   */
+  apiKey?: { id: string; scopes: ApiKeyScope[] };
 }

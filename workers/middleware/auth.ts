@@ -15,8 +15,13 @@ export function setRevocationCheck(check: RevocationCheck): void {
   isRevoked = check;
 }
 
-/** 401 unless a valid, unrevoked `Authorization: Bearer` access token is present; sets `c.var.auth`. */
+/**
+ * 401 unless a valid, unrevoked `Authorization: Bearer` access token is present; sets `c.var.auth`.
+ * A request `apiKeyAuth()` already authenticated by its API key passes as its key's owner.
+ */
 export const requireAuth = (): MiddlewareHandler<AppEnv> => async (c, next) => {
+  // Already authenticated by `apiKeyAuth()` (X-API-Key), which also checked the route and scope.
+  if (c.get("auth")?.apiKey) return next();
   const header = c.req.header("authorization");
   const match = header ? /^Bearer\s+([A-Za-z0-9_\-.]{10,4096})$/.exec(header.trim()) : null;
   if (!match) throw unauthorized();
@@ -32,6 +37,8 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const auth = c.get("auth");
     if (!auth) throw unauthorized();
+    // Belt and braces: an API key never carries admin or service (apiKeyAuth drops them).
+    if (auth.apiKey && roles.every((role) => role !== "customer")) throw forbidden("API keys are not accepted here");
     if (!auth.roles.some((role) => roles.includes(role))) throw forbidden();
     await next();
   };

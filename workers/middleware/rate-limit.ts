@@ -39,9 +39,11 @@ export function tooManyRequests(
   });
 }
 
-// The platform limiter counts in fixed windows aligned to the clock (Miniflare does exactly that),
-// so the time to the next boundary is when a refused client may retry.
-function secondsToWindowEnd(windowSeconds: number): number {
+/**
+ * The platform limiter counts in fixed windows aligned to the clock (Miniflare does exactly that),
+ * so the time to the next boundary is when a refused client may retry.
+ */
+export function secondsToWindowEnd(windowSeconds: number): number {
   const now = Math.floor(Date.now() / 1000);
   return windowSeconds - (now % windowSeconds);
 }
