@@ -95,6 +95,18 @@ export const ShippingRateInput = z
   });
 export type ShippingRateInput = z.infer<typeof ShippingRateInput>;
 
+/** Admin: a rate's price, threshold, estimate or active flag (carrier, service, zone and currency stay). */
+export const ShippingRatePatch = z
+  .object({
+    amount: Amount.optional(),
+    perKg: Amount.optional(),
+    freeAbove: Amount.optional(),
+    estimatedDays: z.number().int().min(1).max(90).optional(),
+    active: z.boolean().optional(),
+  })
+  .strict();
+export type ShippingRatePatch = z.infer<typeof ShippingRatePatch>;
+
 export const ShippingRate = z.object({
   id: z.string(),
   zoneId: z.string(),

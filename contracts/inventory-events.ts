@@ -45,11 +45,11 @@ const InventoryEventBase = z.object({
   traceparent: z.string().max(55).optional(),
 });
 
-/** The SKU's stock changed (reserve, release, commit, expiry or admin adjustment). */
+/** The SKU's stock changed (reserve, release, commit, expiry, admin adjustment, shipment or a cancelled sale). */
 export const InventoryChanged = InventoryEventBase.extend({
   type: z.literal("inventory.changed"),
   /** What caused it. */
-  cause: z.enum(["reserved", "released", "committed", "expired", "adjusted"]),
+  cause: z.enum(["reserved", "released", "committed", "expired", "adjusted", "shipped", "returned"]),
 });
 export type InventoryChanged = z.infer<typeof InventoryChanged>;
 

@@ -95,7 +95,7 @@ export const Promotion = z.object({
 export type Promotion = z.infer<typeof Promotion>;
 
 /** One discount a cart or order carries. A free-shipping discount is 0 until shipping is chosen. */
-export const Discount = z.object({ code: z.string(), description: z.string(), amount: Money });
+export const Discount = z.object({ code: z.string(), kind: PromotionKind, description: z.string(), amount: Money });
 export type Discount = z.infer<typeof Discount>;
 
 export const ApplyPromotion = z.object({ code: PromotionCode }).strict();

@@ -16,6 +16,8 @@ export type DomainErrorCode =
   | "conflict"
   /** The caller's view of the resource is stale (412). */
   | "precondition-failed"
+  /** Well-formed, but a business rule refuses it as it stands (422; e.g. a promotion code that does not apply). */
+  | "unprocessable"
   /** A store or dependency cannot answer right now; retry (503). */
   | "unavailable";
 

@@ -8,6 +8,7 @@ import {
   MAX_LINE_QUANTITY,
 } from "../contracts/cart";
 import { findSku } from "../domain/catalog/sku-lookup";
+import { discountOf, type PromotionRule } from "../domain/promotions/rules";
 import { migrateSchema } from "./sqlite-schema";
 
 /** An open cart nobody touched for this long is deleted by its alarm (then it answers 404). */
@@ -37,6 +38,8 @@ interface CartRow extends Record<string, SqlStorageValue> {
   status: CartStatus;
   order_id: string | null;
   updated_at: number;
+  /** JSON of the applied code's terms (PromotionRule), for showing its discount. */
+  promotion: string | null;
 }
 
 interface LineRow extends Record<string, SqlStorageValue> {
@@ -46,6 +49,7 @@ interface LineRow extends Record<string, SqlStorageValue> {
   quantity: number;
   unit_amount: number;
   currency: string;
+  weight_grams: number | null;
 }
 
 const MIGRATIONS: string[] = [
@@ -67,6 +71,9 @@ const MIGRATIONS: string[] = [
      currency TEXT NOT NULL,
      position INTEGER NOT NULL
    );`,
+  // Issue 14: a line's shipping weight (null: digital) and the cart's promotion code.
+  `ALTER TABLE lines ADD COLUMN weight_grams INTEGER;
+   ALTER TABLE cart ADD COLUMN promotion TEXT;`,
 ];
 
 /**
@@ -148,6 +155,32 @@ export class CartObject extends DurableObject<Env> {
   }
 
   /**
+   * Applies a promotion code whose terms the PromotionObject accepted for this cart (it is checked
+   * and redeemed again at checkout). Replaces a code applied before: one code per cart.
+   */
+  async applyPromotion(ownerId: string, rule: PromotionRule): Promise<CartMutation> {
+    return this.setPromotion(ownerId, JSON.stringify(rule));
+  }
+
+  /** Removes the applied promotion code (no-op without one). */
+  async removePromotion(ownerId: string): Promise<CartMutation> {
+    return this.setPromotion(ownerId, null);
+  }
+
+  /**
+   * Reopens a cart frozen for `orderId` when that checkout did not become an order (its promotion
+   * was refused at redemption): the customer can fix the cart and check out again.
+   */
+  async reopen(ownerId: string, orderId: string): Promise<{ reopened: boolean }> {
+    const row = this.owned(ownerId);
+    if (row?.status !== "checked_out" || row.order_id !== orderId) return { reopened: false };
+    const now = Date.now();
+    this.sql.exec("UPDATE cart SET status = 'open', order_id = NULL, updated_at = ? WHERE singleton = 1", now);
+    this.armExpiry(now, "open");
+    return { reopened: true };
+  }
+
+  /**
    * Freezes the cart for `orderId` and returns it. Idempotent: the same orderId again returns ok
    * with the same cart; another orderId after checkout is refused with the first one.
    */
@@ -166,6 +199,16 @@ export class CartObject extends DurableObject<Env> {
       now,
     );
     this.armExpiry(now, "checked_out");
+    return { ok: true, cart: this.snapshot(this.row()!) };
+  }
+
+  private setPromotion(ownerId: string, promotion: string | null): CartMutation {
+    const row = this.owned(ownerId);
+    if (!row) return { ok: false, error: "not_found" };
+    if (row.status !== "open") return { ok: false, error: "checked_out", orderId: row.order_id ?? undefined };
+    const now = Date.now();
+    this.sql.exec("UPDATE cart SET promotion = ?, updated_at = ? WHERE singleton = 1", promotion, now);
+    this.armExpiry(now, "open");
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
@@ -220,14 +263,15 @@ export class CartObject extends DurableObject<Env> {
         this.sql.exec("UPDATE lines SET quantity = ? WHERE sku = ?", quantity, sku);
       } else {
         this.sql.exec(
-          `INSERT INTO lines (sku, product_id, name, quantity, unit_amount, currency, position)
-           VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM lines))`,
+          `INSERT INTO lines (sku, product_id, name, quantity, unit_amount, currency, weight_grams, position)
+           VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(position), 0) + 1 FROM lines))`,
           sku,
           item.productId,
           item.name,
           quantity,
           item.unitPrice.amount,
           item.unitPrice.currency,
+          item.weightGrams,
         );
       }
       this.sql.exec("UPDATE cart SET updated_at = ? WHERE singleton = 1", now);
@@ -244,7 +288,7 @@ export class CartObject extends DurableObject<Env> {
   private row(): CartRow | undefined {
     if (!this.exists) return undefined;
     return this.sql
-      .exec<CartRow>("SELECT id, owner_id, status, order_id, updated_at FROM cart WHERE singleton = 1")
+      .exec<CartRow>("SELECT id, owner_id, status, order_id, updated_at, promotion FROM cart WHERE singleton = 1")
       .toArray()[0];
   }
 
@@ -269,16 +313,29 @@ export class CartObject extends DurableObject<Env> {
       quantity: l.quantity,
       unitPrice: { amount: l.unit_amount, currency: l.currency },
       lineTotal: { amount: l.unit_amount * l.quantity, currency: l.currency },
+      ...(l.weight_grams !== null ? { weightGrams: l.weight_grams } : {}),
     }));
     const currency = items[0]?.unitPrice.currency ?? DEFAULT_CURRENCY;
+    const total = items.reduce((sum, l) => sum + l.lineTotal.amount, 0);
     const cart: Cart = {
       id: row.id,
       ownerId: row.owner_id,
       items,
-      total: { amount: items.reduce((sum, l) => sum + l.lineTotal.amount, 0), currency },
+      total: { amount: total, currency },
       status: row.status,
+      discounts: [],
       updatedAt: new Date(row.updated_at).toISOString(),
     };
+    if (row.promotion) {
+      // The discount the code's terms give this cart now; whether it still applies (dates,
+      // minimum, limits) is decided when the order redeems it.
+      const rule = JSON.parse(row.promotion) as PromotionRule;
+      cart.promotionCode = rule.code;
+      const off = discountOf(rule, { subtotal: total, shipping: 0 });
+      cart.discounts = [
+        { code: rule.code, kind: rule.kind, description: rule.description, amount: { amount: off.items, currency } },
+      ];
+    }
     if (row.order_id) cart.orderId = row.order_id;
     return cart;
   }

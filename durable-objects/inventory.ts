@@ -47,7 +47,7 @@ interface QueuedReservation {
   reject: (error: unknown) => void;
 }
 
-type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted";
+type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted" | "shipped" | "returned";
 type ReservationStatus = "reserved" | "released" | "committed";
 
 interface StockRow extends Record<string, SqlStorageValue> {
@@ -65,6 +65,8 @@ interface ReservationRow extends Record<string, SqlStorageValue> {
   quantity: number;
   status: ReservationStatus;
   expires_at: number;
+  /** For a committed reservation: `shipped` (units left the warehouse) or `returned` (sale undone). */
+  fulfilment: "shipped" | "returned" | null;
 }
 
 /**
@@ -103,6 +105,8 @@ const MIGRATIONS: string[] = [
   // The shared outbox (outbox.ts) reads unsent rows as `sent_at IS NULL`; rows here are deleted
   // once sent, so the column only ever holds null.
   "ALTER TABLE outbox ADD COLUMN sent_at INTEGER",
+  // Issue 14: what became of a sale, so ship and restock each apply once per order.
+  "ALTER TABLE reservations ADD COLUMN fulfilment TEXT CHECK (fulfilment IN ('shipped', 'returned'))",
 ];
 
 /**
@@ -317,6 +321,46 @@ export class InventoryObject extends DurableObject<Env> {
   }
 
   /**
+   * The order's sold units left the warehouse: they leave `onHand` and `sold` together, so
+   * `available` does not move. Once per order; false when the order has no sale here to ship.
+   */
+  async ship(orderId: string): Promise<{ shipped: boolean }> {
+    return { shipped: this.settleSale(orderId, "shipped") };
+  }
+
+  /**
+   * A sold but unshipped order was cancelled: its units go back to `available` (out of `sold`).
+   * Once per order; false when there is no unshipped sale for it (also after a release).
+   */
+  async restock(orderId: string): Promise<{ restocked: boolean }> {
+    return { restocked: this.settleSale(orderId, "returned") };
+  }
+
+  private settleSale(orderId: string, outcome: "shipped" | "returned"): boolean {
+    const done = this.ctx.storage.transactionSync(() => {
+      const existing = this.reservation(orderId);
+      if (existing?.status !== "committed" || existing.fulfilment !== null) return false;
+      const row = this.stock();
+      this.sql.exec(
+        "UPDATE reservations SET fulfilment = ?, updated_at = ? WHERE order_id = ?",
+        outcome,
+        Date.now(),
+        orderId,
+      );
+      this.sql.exec(
+        outcome === "shipped"
+          ? "UPDATE stock SET on_hand = on_hand - ?1, sold = sold - ?1 WHERE id = 1"
+          : "UPDATE stock SET sold = sold - ?1 WHERE id = 1",
+        existing.quantity,
+      );
+      this.changed(row, outcome, { correlationId: orderId });
+      return true;
+    });
+    if (done) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+    return done;
+  }
+
+  /**
    * Admin stock adjustment: sets the units on hand (received minus written off, sold units included).
    * Refusal when `onHand < reserved + sold` is an answer, not a thrown error: the caller maps it to a
    * 409, and a rejected RPC costs an exception on both sides.
@@ -392,7 +436,7 @@ export class InventoryObject extends DurableObject<Env> {
   private reservation(orderId: string): ReservationRow | undefined {
     return this.sql
       .exec<ReservationRow>(
-        "SELECT order_id, quantity, status, expires_at FROM reservations WHERE order_id = ?",
+        "SELECT order_id, quantity, status, expires_at, fulfilment FROM reservations WHERE order_id = ?",
         String(orderId),
       )
       .toArray()[0];

@@ -1,6 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Promotion, PromotionInput, PromotionPatch, PromotionRefusal } from "../contracts/promotion";
-import { defaultDescription, type PromotionContext, type PromotionRule, termsRefusal } from "../domain/promotions/rules";
+import {
+  defaultDescription,
+  type PromotionContext,
+  type PromotionRule,
+  termsRefusal,
+} from "../domain/promotions/rules";
 import { SchemaOnDemand } from "./sqlite-schema";
 
 const PROMOTION_MIGRATIONS = [
@@ -48,7 +53,9 @@ interface PromotionRow extends Record<string, SqlStorageValue> {
 }
 
 /** A check or redemption: the code's terms (for the discount) or why it does not apply. */
-export type PromotionVerdict = { ok: true; rule: PromotionRule } | { ok: false; reason: PromotionRefusal; rule?: PromotionRule };
+export type PromotionVerdict =
+  | { ok: true; rule: PromotionRule }
+  | { ok: false; reason: PromotionRefusal; rule?: PromotionRule };
 
 /**
  * One object per promotion code (`env.PROMOTION.getByName(code)`): its terms and every redemption.
@@ -112,14 +119,15 @@ export class PromotionObject extends DurableObject<Env> {
   async patch(patch: PromotionPatch): Promise<Promotion | null> {
     const row = this.row();
     if (!row) return null;
-    const sets: string[] = [];
-    const values: SqlStorageValue[] = [];
-    if (patch.active !== undefined) sets.push("active = ?") && values.push(patch.active ? 1 : 0);
-    if (patch.endsAt !== undefined) sets.push("ends_at = ?") && values.push(patch.endsAt);
-    if (patch.maxRedemptions !== undefined) sets.push("max_redemptions = ?") && values.push(patch.maxRedemptions);
-    sets.push("updated_at = ?");
-    values.push(new Date().toISOString());
-    this.sql.exec(`UPDATE promotion SET ${sets.join(", ")} WHERE singleton = 1`, ...values);
+    const changes: Record<string, SqlStorageValue> = { updated_at: new Date().toISOString() };
+    if (patch.active !== undefined) changes.active = patch.active ? 1 : 0;
+    if (patch.endsAt !== undefined) changes.ends_at = patch.endsAt;
+    if (patch.maxRedemptions !== undefined) changes.max_redemptions = patch.maxRedemptions;
+    const columns = Object.keys(changes);
+    this.sql.exec(
+      `UPDATE promotion SET ${columns.map((c) => `${c} = ?`).join(", ")} WHERE singleton = 1`,
+      ...columns.map((c) => changes[c]!),
+    );
     return this.view();
   }
 
@@ -161,9 +169,11 @@ export class PromotionObject extends DurableObject<Env> {
   async release(orderId: string): Promise<{ released: boolean }> {
     if (!this.schema.exists) return { released: false };
     return this.ctx.storage.transactionSync(() => {
-      const changed = this.sql
-        .exec("UPDATE redemptions SET released_at = ? WHERE order_id = ? AND released_at IS NULL", Date.now(), orderId)
-        .rowsWritten;
+      const changed = this.sql.exec(
+        "UPDATE redemptions SET released_at = ? WHERE order_id = ? AND released_at IS NULL",
+        Date.now(),
+        orderId,
+      ).rowsWritten;
       if (changed > 0) this.sql.exec("UPDATE promotion SET redeemed = redeemed - 1 WHERE singleton = 1");
       return { released: changed > 0 };
     });

@@ -1,9 +1,10 @@
 import type { z } from "zod";
-import type { OrderCancelled, OrderPaid, OrderPlaced } from "../contracts/saga-events";
+import type { OrderCancelled, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
 
 type Placed = z.infer<typeof OrderPlaced>;
 type Paid = z.infer<typeof OrderPaid>;
 type Cancelled = z.infer<typeof OrderCancelled>;
+type Shipped = z.infer<typeof OrderShipped>;
 
 /** Reservations outlive the saga timeout by a wide margin; the alarm releases abandoned ones. */
 const RESERVATION_TTL_MS = 15 * 60 * 1000;
@@ -13,7 +14,7 @@ const RESERVATION_TTL_MS = 15 * 60 * 1000;
  * object ignores results it has already applied, so a duplicate message has one effect; a message
  * that arrives after the order moved on (cancelled meanwhile) undoes its own reservation.
  */
-export async function handleInventoryEvent(event: Placed | Paid | Cancelled, env: Env): Promise<void> {
+export async function handleInventoryEvent(event: Placed | Paid | Cancelled | Shipped, env: Env): Promise<void> {
   const order = env.ORDER.getByName(event.orderId);
   const skus = [...new Set(event.order.items.map((line) => line.sku))];
   const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
@@ -44,8 +45,19 @@ export async function handleInventoryEvent(event: Placed | Paid | Cancelled, env
       return;
     }
     case "order.cancelled":
-      // Release is a no-op for lines never reserved or already released; committed stock stays sold.
-      await releaseAll();
+      // Release is a no-op for lines never reserved or already released; restock puts sold but
+      // unshipped units back (an order cancelled after payment), and is a no-op otherwise.
+      await Promise.all(
+        skus.map(async (sku) => {
+          const stock = env.INVENTORY.getByName(sku);
+          await stock.release(event.orderId);
+          await stock.restock(event.orderId);
+        }),
+      );
+      return;
+    case "order.shipped":
+      // The parcel left: its units leave onHand and sold (once per order and SKU).
+      await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).ship(event.orderId)));
       return;
   }
 }

@@ -1,16 +1,27 @@
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { z } from "zod";
-import type { OrderCancelled, OrderConfirmed, OrderRefunded } from "../contracts/saga-events";
+import type {
+  OrderCancelled,
+  OrderConfirmed,
+  OrderDelivered,
+  OrderRefunded,
+  OrderShipped,
+} from "../contracts/saga-events";
 import { users } from "../d1/schema/identity";
 import { emailProviderFor } from "../domain/notifications/email";
 
-type Notifiable = z.infer<typeof OrderConfirmed> | z.infer<typeof OrderCancelled> | z.infer<typeof OrderRefunded>;
+type Notifiable =
+  | z.infer<typeof OrderConfirmed>
+  | z.infer<typeof OrderCancelled>
+  | z.infer<typeof OrderRefunded>
+  | z.infer<typeof OrderShipped>
+  | z.infer<typeof OrderDelivered>;
 
 const money = (amount: number, currency: string) => `${(amount / 100).toFixed(2)} ${currency}`;
 
 /**
- * Notification step: one email per order outcome (confirmed, cancelled, refunded). Deduplicated
+ * Notification step: one email per order outcome (confirmed, cancelled, refunded, shipped, delivered). Deduplicated
  * by `<orderId>:<kind>[:<refundId>]`, so duplicates of the same event, and the same outcome
  * announced twice, send one email.
  */
@@ -43,6 +54,26 @@ export async function handleNotificationEvent(event: Notifiable, env: Env): Prom
         kind: "order_cancelled",
         subject: `Order ${order.id} cancelled`,
         text: `Hi ${user.name}, your order for ${total} was cancelled (${order.reason ?? "cancelled"}).`,
+      });
+      return;
+    case "order.shipped": {
+      const { shipment } = order;
+      await provider.send({
+        ...base,
+        dedupeKey: `${order.id}:order_shipped`,
+        kind: "order_shipped",
+        subject: `Order ${order.id} shipped`,
+        text: `Hi ${user.name}, your order ${order.id} is on its way with ${shipment?.carrier ?? "the carrier"} (${shipment?.service ?? "standard"}); tracking number ${shipment?.trackingNumber ?? "to follow"}.`,
+      });
+      return;
+    }
+    case "order.delivered":
+      await provider.send({
+        ...base,
+        dedupeKey: `${order.id}:order_delivered`,
+        kind: "order_delivered",
+        subject: `Order ${order.id} delivered`,
+        text: `Hi ${user.name}, your order ${order.id} has been delivered. Enjoy!`,
       });
       return;
     case "order.refunded":

@@ -57,6 +57,8 @@ describe("carts", () => {
         quantity: 2,
         unitPrice: { amount: 1250, currency: "USD" },
         lineTotal: { amount: 2500, currency: "USD" },
+        // No weight in the catalog attributes: the default parcel weight of a physical SKU.
+        weightGrams: 500,
       },
     ]);
 

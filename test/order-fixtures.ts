@@ -60,18 +60,39 @@ export async function newShopper(userId = `u-${crypto.randomUUID()}`, email?: st
   return { userId, token: await tokenFor(userId) };
 }
 
-/** POST /v1/orders. */
-export function placeOrder(
+/** A free flat rate into the test addresses' countries, so orders of physical goods can ship. */
+export const TEST_SHIPPING_OPTION = "ship_00000000000000f0";
+
+/** Writes the test zone and its free rate once per test file's D1 (no tax rows: totals stay the cart's). */
+export async function ensureTestShipping(): Promise<string> {
+  await env.DB.batch([
+    env.DB.prepare("INSERT OR IGNORE INTO shipping_zones (id, name) VALUES ('zone_test', 'Test zone')"),
+    ...["GB", "PT", "US", "DE"].map((country) =>
+      env.DB.prepare("INSERT OR IGNORE INTO shipping_zone_countries (zone_id, country) VALUES ('zone_test', ?)").bind(
+        country,
+      ),
+    ),
+    env.DB.prepare(
+      `INSERT OR IGNORE INTO shipping_rates (id, zone_id, carrier, service, currency, kind, amount, estimated_days)
+       VALUES (?, 'zone_test', 'TestPost', 'Standard', 'USD', 'flat', 0, 3)`,
+    ).bind(TEST_SHIPPING_OPTION),
+  ]);
+  return TEST_SHIPPING_OPTION;
+}
+
+/** POST /v1/orders (with the free test shipping option). */
+export async function placeOrder(
   shopper: Shopper,
   cartId: string,
   card: string = CARDS.ok,
   headers: Record<string, string> = {},
 ): Promise<Response> {
+  const shippingOptionId = await ensureTestShipping();
   return call("/v1/orders", {
     method: "POST",
     token: shopper.token,
     headers,
-    json: { cartId, payment: { method: "card", cardNumber: card }, shippingAddress: SHIPPING },
+    json: { cartId, payment: { method: "card", cardNumber: card }, shippingAddress: SHIPPING, shippingOptionId },
   });
 }
 

@@ -7,7 +7,16 @@ import { dispatchBatch } from "../queues/dispatch";
 import { app } from "../workers/app";
 import { insertSku, stock } from "./commerce-fixtures";
 import { expectProblem } from "./helpers";
-import { accepted, CARDS, cartViaRpc, newShopper, reservedEvent, SHIPPING, waitForOrder } from "./order-fixtures";
+import {
+  accepted,
+  CARDS,
+  cartViaRpc,
+  ensureTestShipping,
+  newShopper,
+  reservedEvent,
+  SHIPPING,
+  waitForOrder,
+} from "./order-fixtures";
 
 const config = (vars: Partial<PaymentConfigEnv>) =>
   parsePaymentConfig({ ENVIRONMENT: "local", PAYMENT_PROVIDER: "simulated", ...vars });
@@ -91,7 +100,12 @@ describe("a misconfigured Worker refuses checkout instead of confirming orders w
     const res = await fetchWith({ ENVIRONMENT: "staging", PAYMENT_TEST_MODE: "true" }, "/v1/orders", {
       method: "POST",
       headers: { Authorization: `Bearer ${shopper.token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ cartId, payment: { method: "card", cardNumber: CARDS.ok }, shippingAddress: SHIPPING }),
+      body: JSON.stringify({
+        cartId,
+        payment: { method: "card", cardNumber: CARDS.ok },
+        shippingAddress: SHIPPING,
+        shippingOptionId: await ensureTestShipping(),
+      }),
     });
     expect(res.status).toBe(202);
     await waitForOrder((await accepted(res)).id, (o) => o.status !== "pending");

@@ -17,6 +17,7 @@ const TITLES: Record<number, string> = {
   412: "Precondition Failed",
   413: "Content Too Large",
   415: "Unsupported Media Type",
+  416: "Range Not Satisfiable",
   422: "Unprocessable Content",
   429: "Too Many Requests",
   500: "Internal Server Error",
@@ -55,6 +56,7 @@ const DOMAIN_STATUS: Record<DomainErrorCode, { status: ContentfulStatusCode; slu
   "not-found": { status: 404, slug: "not-found" },
   conflict: { status: 409, slug: "conflict" },
   "precondition-failed": { status: 412, slug: "precondition-failed" },
+  unprocessable: { status: 422, slug: "unprocessable" },
   unavailable: { status: 503, slug: "unavailable" },
 };
 

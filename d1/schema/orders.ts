@@ -84,6 +84,8 @@ export const notifications = sqliteTable(
         "order_confirmed",
         "order_cancelled",
         "order_refunded",
+        "order_shipped",
+        "order_delivered",
         "password_reset",
         "email_verification",
         "registration_attempt",

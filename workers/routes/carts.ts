@@ -1,7 +1,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Cart, MAX_LINE_QUANTITY } from "../../contracts/cart";
+import { CountryCode, ShippingOptionList } from "../../contracts/fulfilment";
 import { SkuCode } from "../../contracts/inventory-events";
+import { ApplyPromotion } from "../../contracts/promotion";
 import { randomBase64Url } from "../../domain/encoding";
+import { DomainError } from "../../domain/errors";
+import { parcelWeight } from "../../domain/fulfilment/pricing";
+import { shippingOptionsFor } from "../../domain/fulfilment/shipping";
+import { refusalText } from "../../domain/promotions/rules";
 import type { CartMutation } from "../../durable-objects/cart";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
@@ -27,6 +33,8 @@ const SetQuantity = z
   .strict()
   .openapi("CartSetQuantity");
 const CartParams = z.object({ id: CartId });
+const ShippingOptionListSchema = ShippingOptionList.openapi("ShippingOptionList");
+const ApplyPromotionSchema = ApplyPromotion.openapi("ApplyPromotion");
 const LineParams = z.object({ id: CartId, sku: SkuCode });
 
 const cartResponse = (description: string) => ({
@@ -207,5 +215,131 @@ export const carts = createRouter()
       const { id, sku } = c.req.valid("param");
       const result = await c.env.CART.getByName(id).removeItem(authOf(c).userId, sku);
       return c.json(unwrap(result), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/shipping-options",
+      tags: ["Carts"],
+      operationId: "listCartShippingOptions",
+      summary: "How the cart can ship to a country, priced for its weight and discounted subtotal",
+      description:
+        "Options are the active rates of every shipping zone that covers `country`, in the cart's currency, " +
+        "cheapest first. Weight-based rates charge per started kilogram; a rate is free once the subtotal after " +
+        "the cart's promotion reaches its threshold. A cart with nothing to ship (digital goods) has no options.",
+      security: bearerSecurity,
+      middleware: [requireAuth(), requireRole("customer")] as const,
+      request: { params: CartParams, query: z.object({ country: CountryCode }) },
+      responses: {
+        200: {
+          description: "The options",
+          content: { "application/json": { schema: ShippingOptionListSchema } },
+        },
+        ...problemResponses(
+          [400, "Not a cart id, or no country"],
+          401,
+          [403, "Not a customer"],
+          [404, "No such cart (or not yours)"],
+          429,
+          503,
+        ),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { country } = c.req.valid("query");
+      const cart = await c.env.CART.getByName(id).view(authOf(c).userId);
+      if (!cart) throw notFound("No such cart");
+      const weightGrams = parcelWeight(cart.items);
+      if (weightGrams === null) return c.json({ items: [] }, 200);
+      const discount = cart.discounts.find((d) => d.kind !== "free_shipping")?.amount.amount ?? 0;
+      const items = await shippingOptionsFor(c.env, {
+        country,
+        currency: cart.total.currency,
+        weightGrams,
+        discountedSubtotal: cart.total.amount - discount,
+      });
+      return c.json({ items }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/promotion",
+      tags: ["Carts"],
+      operationId: "applyCartPromotion",
+      summary: "Apply a promotion code (one per cart); 422 promotion-not-applicable with the reason",
+      description:
+        "The reason is `errors[0].message`: `unknown`, `inactive`, `not_started`, `expired`, `below_minimum`, " +
+        "`currency`, `used_up` or `already_used`. The code is checked again, and redeemed, when the order is placed.",
+      security: bearerSecurity,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
+      request: {
+        params: CartParams,
+        body: { required: true, content: { "application/json": { schema: ApplyPromotionSchema } } },
+      },
+      responses: {
+        200: cartResponse("The cart with its discounts"),
+        ...problemResponses(
+          400,
+          401,
+          [403, "Not a customer"],
+          [404, "No such cart (or not yours)"],
+          [409, "The cart is checked out"],
+          413,
+          415,
+          [422, "The code does not apply to this cart (reason in errors[0].message)"],
+          429,
+          503,
+        ),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const { code } = c.req.valid("json");
+      const { userId } = authOf(c);
+      const cart = await c.env.CART.getByName(id).view(userId);
+      if (!cart) throw notFound("No such cart");
+      const verdict = await c.env.PROMOTION.getByName(code).check(userId, {
+        subtotal: cart.total.amount,
+        currency: cart.total.currency,
+        now: Date.now(),
+      });
+      if (!verdict.ok) {
+        throw new DomainError("unprocessable", refusalText(verdict.reason, verdict.rule), {
+          kind: "promotion-not-applicable",
+          fields: [{ path: "code", message: verdict.reason }],
+        });
+      }
+      return c.json(unwrap(await c.env.CART.getByName(id).applyPromotion(userId, verdict.rule)), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{id}/promotion",
+      tags: ["Carts"],
+      operationId: "removeCartPromotion",
+      summary: "Remove the cart's promotion code",
+      security: bearerSecurity,
+      middleware: [requireAuth(), requireRole("customer"), userWriteRateLimit()] as const,
+      request: { params: CartParams },
+      responses: {
+        200: cartResponse("The cart without discounts"),
+        ...problemResponses(
+          [400, "Not a cart id"],
+          401,
+          [403, "Not a customer"],
+          [404, "No such cart (or not yours)"],
+          [409, "The cart is checked out"],
+          429,
+          503,
+        ),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      return c.json(unwrap(await c.env.CART.getByName(id).removePromotion(authOf(c).userId)), 200);
     },
   );
