@@ -3,6 +3,7 @@ import { Category, CategoryCreate, IdParam, ProductCreate, ProductDetail, Produc
 import { archiveProduct, createCategory, createProduct, getProduct, updateProduct } from "../../domain/catalog/store";
 import { etagOf } from "../../domain/encoding";
 import { removeProductMedia } from "../../domain/media/store";
+import { auditRequest } from "../audit";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
@@ -33,6 +34,11 @@ export const adminCatalog = createRouter()
     }),
     async (c) => {
       const product = await createProduct(c.env, c.req.valid("json"));
+      await auditRequest(c, {
+        action: "catalog.product_created",
+        target: `product:${product.id}`,
+        details: { productId: product.id },
+      });
       c.header("Location", `/v1/products/${product.id}`);
       return c.json(product, 201);
     },
@@ -87,11 +93,17 @@ export const adminCatalog = createRouter()
         ),
       },
     }),
-    async (c) =>
-      c.json(
-        await updateProduct(c.env, c.req.valid("param").id, c.req.valid("json"), { ifMatch: c.req.header("if-match") }),
-        200,
-      ),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const patch = c.req.valid("json");
+      const product = await updateProduct(c.env, id, patch, { ifMatch: c.req.header("if-match") });
+      await auditRequest(c, {
+        action: "catalog.product_updated",
+        target: `product:${id}`,
+        details: { productId: id, fields: Object.keys(patch).sort() },
+      });
+      return c.json(product, 200);
+    },
   )
   .openapi(
     createRoute({
@@ -111,6 +123,11 @@ export const adminCatalog = createRouter()
     async (c) => {
       const { id } = c.req.valid("param");
       await archiveProduct(c.env, id);
+      await auditRequest(c, {
+        action: "catalog.product_archived",
+        target: `product:${id}`,
+        details: { productId: id },
+      });
       // Its images go with it (a retry of the DELETE finishes a removal that failed half way).
       await removeProductMedia(c.env, id);
       return c.body(null, 204);
@@ -140,5 +157,9 @@ export const adminCatalog = createRouter()
         ),
       },
     }),
-    async (c) => c.json(await createCategory(c.env, c.req.valid("json")), 201),
+    async (c) => {
+      const category = await createCategory(c.env, c.req.valid("json"));
+      await auditRequest(c, { action: "catalog.category_created", target: `category:${category.id}` });
+      return c.json(category, 201);
+    },
   );

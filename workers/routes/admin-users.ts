@@ -3,8 +3,10 @@ import { and, eq, isNull } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { SetRolesBody, User } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
+import { userRef } from "../../domain/audit/log";
 import { revokeSessions } from "../../domain/identity/refresh-tokens";
 import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
+import { auditRequest } from "../audit";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { bearerSecurity, createRouter, problemResponses } from "../openapi";
 import { notFound } from "../problem";
@@ -66,6 +68,7 @@ adminUsers.openapi(
       .get();
     if (!updated) throw notFound("No such user");
     await revokeSessions(c.env, id, "roles-changed");
+    await auditRequest(c, { action: "user.roles_changed", target: userRef(id), details: { roles } });
     console.log(JSON.stringify({ level: "info", msg: "roles changed", userId: id, roles }));
     return c.json(toPublicUser(updated), 200);
   },

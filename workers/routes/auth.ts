@@ -14,6 +14,7 @@ import {
   VerifyEmailBody,
 } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
+import { userRef } from "../../domain/audit/log";
 import { sha256Hex } from "../../domain/encoding";
 import { issueAccessToken, issueCollectorToken } from "../../domain/identity/access-tokens";
 import { claimTotp } from "../../domain/identity/mfa";
@@ -34,6 +35,7 @@ import {
 } from "../../domain/identity/throttling";
 import { findUserByEmail, findUserById, nowIso, parseRoles } from "../../domain/identity/users";
 import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
+import { auditRequest } from "../audit";
 import { authOf, requireAuth, setRevocationCheck } from "../middleware/auth";
 import { clientIp, tooManyRequests } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
@@ -195,7 +197,16 @@ auth
         user?.passwordHash ? verifyPassword(password, user.passwordHash) : verifyAgainstDummy(password),
       ]);
       if (verdict && !verdict.allowed) throw accountBackoff(verdict);
-      if (!user?.passwordHash || !ok) throw unauthorized("Wrong email or password");
+      if (!user?.passwordHash || !ok) {
+        // An unknown email is no one's personal data to keep: no target then.
+        await auditRequest(c, {
+          action: "auth.login_failed",
+          actor: "anonymous",
+          target: user ? userRef(user.id) : null,
+          details: { reason: "password", knownAccount: Boolean(user) },
+        });
+        throw unauthorized("Wrong email or password");
+      }
 
       if (user.mfaSecret) {
         if (!totp && !recoveryCode) {
@@ -211,6 +222,12 @@ auth
           ? await claimTotp(c.env, user, totp)
           : await consumeRecoveryCode(c.env, user.id, recoveryCode!);
         if (!claimed) {
+          await auditRequest(c, {
+            action: "auth.login_failed",
+            actor: "anonymous",
+            target: userRef(user.id),
+            details: { reason: totp ? "totp" : "recovery-code", knownAccount: true },
+          });
           throw new ProblemError(401, "invalid-totp", "The two-factor code is wrong or already used", {
             headers: { "WWW-Authenticate": 'Bearer realm="edgepulse"' },
           });
@@ -226,6 +243,12 @@ auth
         c.executionCtx.waitUntil(rehash());
       }
       const { familyId, refreshToken } = await startFamily(c.env, user.id);
+      await auditRequest(c, {
+        action: "auth.login_succeeded",
+        actor: userRef(user.id),
+        target: userRef(user.id),
+        details: { mfa: Boolean(user.mfaSecret) },
+      });
       return c.json(await tokenPair(c.env, user, familyId, refreshToken), 200);
     },
   )
@@ -338,7 +361,8 @@ auth
     }),
     async (c) => {
       const { token, newPassword } = c.req.valid("json");
-      await confirmPasswordReset(c.env, token, newPassword);
+      const { userId } = await confirmPasswordReset(c.env, token, newPassword);
+      await auditRequest(c, { action: "auth.password_reset", actor: "anonymous", target: userRef(userId) });
       return c.body(null, 204);
     },
   )

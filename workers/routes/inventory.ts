@@ -4,6 +4,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { InventoryLevel, ReserveInput, SkuCode } from "../../contracts/inventory-events";
 import { productVariants } from "../../d1/schema/catalog";
 import { findSku } from "../../domain/catalog/sku-lookup";
+import { auditRequest } from "../audit";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
@@ -110,6 +111,11 @@ export const adminInventory = createRouter()
         correlationId: c.var.requestId,
       });
       if (!result.ok) throw stockConflict(onHand, result.level);
+      await auditRequest(c, {
+        action: "inventory.stock_set",
+        target: `sku:${sku}`,
+        details: { sku, onHand, ...(lowStockThreshold !== undefined ? { lowStockThreshold } : {}) },
+      });
       return c.json(result.level, 200);
     },
   )
@@ -173,6 +179,13 @@ export const adminInventory = createRouter()
         if (r.ok) levels.push(r.level);
         else conflicts.push({ sku: items[n]!.sku, detail: stockConflict(items[n]!.onHand, r.level).message });
       });
+      if (levels.length > 0) {
+        await auditRequest(c, {
+          action: "inventory.stock_set",
+          target: "inventory",
+          details: { items: levels.map((l) => ({ sku: l.sku, onHand: l.onHand })), conflicts: conflicts.length },
+        });
+      }
       return c.json({ items: levels, conflicts }, 200);
     },
   )

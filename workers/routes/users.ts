@@ -14,6 +14,8 @@ import {
   User,
 } from "../../contracts/identity";
 import { users } from "../../d1/schema/identity";
+import { eraseUserFromAudit, userRef } from "../../domain/audit/log";
+import { revokeAllApiKeys } from "../../domain/identity/api-keys";
 import {
   type AttemptGuard,
   activateMfa,
@@ -30,6 +32,7 @@ import { accountGuardName } from "../../domain/identity/throttling";
 import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
 import { eraseCustomerCommerceData } from "../../domain/orders/account-erasure";
 import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
+import { auditRequest } from "../audit";
 import { authOf, requireAuth } from "../middleware/auth";
 import { tooManyRequests, userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
@@ -164,6 +167,10 @@ usersRouter
         .where(eq(users.id, caller.userId));
       await Promise.all([deleteRecoveryCodes(c.env, caller.userId), deleteResetTokens(c.env, caller.userId)]);
       await revokeUserSessions(c.env, caller.userId, "account-erased");
+      await revokeAllApiKeys(c.env, caller.userId);
+      // Recorded, then blanked with every other entry about the account: the chain keeps the fact.
+      await auditRequest(c, { action: "account.erased", target: userRef(caller.userId) });
+      await eraseUserFromAudit(c.env, caller.userId);
       await revoke(c.env, [{ kind: "jti", subject: caller.jti, expiresAt: caller.tokenExpiresAt * 1000 + 60_000 }]);
       console.log(JSON.stringify({ level: "info", msg: "account erased", userId: caller.userId }));
       return c.body(null, 204);
@@ -235,6 +242,7 @@ usersRouter
       const { code } = c.req.valid("json");
       const user = await me(c.env, authOf(c).userId);
       const recoveryCodes = await activateMfa(c.env, user, code);
+      await auditRequest(c, { action: "mfa.enabled", target: userRef(user.id) });
       return c.json({ mfaEnabled: true, recoveryCodes }, 200);
     },
   )
@@ -261,6 +269,7 @@ usersRouter
         guard: await accountAttempts(c.env, user.id),
       });
       await disableMfa(c.env, user.id);
+      await auditRequest(c, { action: "mfa.disabled", target: userRef(authOf(c).userId) });
       return c.json({ mfaEnabled: false }, 200);
     },
   )
@@ -286,7 +295,9 @@ usersRouter
         allowRecoveryCode: false,
         guard: await accountAttempts(c.env, user.id),
       });
-      return c.json({ recoveryCodes: await replaceRecoveryCodes(c.env, user.id) }, 200);
+      const recoveryCodes = await replaceRecoveryCodes(c.env, user.id);
+      await auditRequest(c, { action: "mfa.recovery_codes_regenerated", target: userRef(user.id) });
+      return c.json({ recoveryCodes }, 200);
     },
   )
   .openapi(
@@ -324,6 +335,7 @@ usersRouter
         .set({ passwordHash, updatedAt: nowIso() })
         .where(and(eq(users.id, user.id), isNull(users.erasedAt)));
       await revokeSessions(c.env, user.id, "password-changed", caller.familyId);
+      await auditRequest(c, { action: "auth.password_changed", target: userRef(user.id) });
       return c.body(null, 204);
     },
   );
