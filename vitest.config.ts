@@ -2,7 +2,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-import { copyVendorAssets } from "./scripts/copy-vendor-assets.ts";
+import { buildAssets } from "./scripts/build-assets.ts";
 import { loadFixtureFeeds } from "./scripts/market-fixture-frames.ts";
 
 // Test-only signing keys: two, so key rotation (old key still verifies) is testable.
@@ -17,9 +17,9 @@ function testSigningKey(kid: string) {
 const TEST_TIMEOUT_MS = 120_000;
 
 export default defineConfig(async () => {
-  // The docs page's renderer is a static asset copied from node_modules (wrangler's [build]
-  // command does it elsewhere; the test pool does not run it).
-  copyVendorAssets();
+  // The static assets (the console, the docs page's renderer) are built by Vite: wrangler's [build]
+  // command does it elsewhere; the test pool does not run it. Unchanged inputs are not rebuilt.
+  await buildAssets();
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "d1/migrations"));
   return {
     test: {

@@ -49,17 +49,19 @@ export type AnalyticsSummary = z.infer<typeof AnalyticsSummary>;
 export const AlertKind = z.enum(["payment_success_rate", "order_failure_rate", "collector_down"]);
 
 /** One business-alert event: a rule started (`raised`) or stopped (`resolved`) firing for its subject. */
-export const Alert = z.object({
-  seq: z.number().int(),
-  kind: AlertKind,
-  /** `payments`, `orders`, or the collector's exchange. */
-  subject: z.string(),
-  state: z.enum(["raised", "resolved"]),
-  value: z.number().nullable(),
-  threshold: z.number().nullable(),
-  message: z.string(),
-  at: z.iso.datetime(),
-});
+export const Alert = z
+  .object({
+    seq: z.number().int(),
+    kind: AlertKind,
+    /** `payments`, `orders`, or the collector's exchange. */
+    subject: z.string(),
+    state: z.enum(["raised", "resolved"]),
+    value: z.number().nullable(),
+    threshold: z.number().nullable(),
+    message: z.string(),
+    at: z.iso.datetime(),
+  })
+  .openapi("Alert");
 export type Alert = z.infer<typeof Alert>;
 
 /** `GET /v1/admin/alerts`: what fires now, and the latest alert events. */
@@ -70,22 +72,24 @@ export const SagaState = z.enum(["stuck", "dead-lettered", "in-flight"]);
 export type SagaState = z.infer<typeof SagaState>;
 
 /** One saga that is not finished or needs a person. */
-export const SagaItem = z.object({
-  orderId: z.string(),
-  userId: z.string(),
-  status: z.string(),
-  state: SagaState,
-  /** The step the saga waits on or failed in, e.g. `payment.charge`, and the event that drives it. */
-  lastStep: z.string(),
-  lastEvent: z.string().nullable(),
-  error: z.string().nullable(),
-  /** Deliveries of the failed message (dead-lettered), else operator retries so far. */
-  attempts: z.number().int().nonnegative(),
-  total: Money,
-  updatedAt: z.iso.datetime(),
-  /** Milliseconds since the saga last moved. */
-  idleMs: z.number().int().nonnegative(),
-});
+export const SagaItem = z
+  .object({
+    orderId: z.string(),
+    userId: z.string(),
+    status: z.string(),
+    state: SagaState,
+    /** The step the saga waits on or failed in, e.g. `payment.charge`, and the event that drives it. */
+    lastStep: z.string(),
+    lastEvent: z.string().nullable(),
+    error: z.string().nullable(),
+    /** Deliveries of the failed message (dead-lettered), else operator retries so far. */
+    attempts: z.number().int().nonnegative(),
+    total: Money,
+    updatedAt: z.iso.datetime(),
+    /** Milliseconds since the saga last moved. */
+    idleMs: z.number().int().nonnegative(),
+  })
+  .openapi("SagaItem");
 export type SagaItem = z.infer<typeof SagaItem>;
 
 export const SagaList = z.object({

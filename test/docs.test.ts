@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { DOCS_SCRIPTS } from "../workers/routes/docs";
+import { DOCS_SCRIPTS, DOCS_STYLES } from "../workers/routes/docs";
 import { call } from "./helpers";
 
 // Finding 12: the docs page used to load an unpinned script from a CDN with no SRI or CSP (and
@@ -44,10 +44,11 @@ describe("GET /docs", () => {
       expect(attrs).toMatch(/\ssrc="\/docs\//);
       expect(content).toBe("");
     }
-    for (const src of DOCS_SCRIPTS) expect(html).toContain(`<script src="${src}"></script>`);
+    for (const src of DOCS_SCRIPTS) expect(html).toContain(`<script type="module" src="${src}"></script>`);
+    for (const href of DOCS_STYLES) expect(html).toContain(`<link rel="stylesheet" href="${href}">`);
   });
 
-  it("serves the renderer and its boot script from the Worker's static assets", async () => {
+  it("serves the bundled renderer and its style sheet from the Worker's static assets", async () => {
     for (const src of DOCS_SCRIPTS) {
       const res = await call(src);
       expect(res.status, src).toBe(200);
@@ -56,6 +57,21 @@ describe("GET /docs", () => {
       expect(body.length, src).toBeGreaterThan(100);
       // The same bytes the assets binding holds: the Worker hands over, it does not build its own.
       expect(await (await env.ASSETS.fetch(`http://assets${src}`)).text()).toBe(body);
+      // Every chunk it imports is on this origin too (the renderer is bundled, not fetched from a CDN).
+      const chunks = [...body.matchAll(/import\(`(\.\/chunks\/[^`]+)`\)/g)].map((m) => m[1]!);
+      expect(chunks.length, "lazily loaded chunks").toBeGreaterThan(0);
+      for (const chunk of chunks.slice(0, 3)) {
+        const res = await call(new URL(chunk!, `http://x${src}`).pathname);
+        expect(res.status, chunk).toBe(200);
+        await res.body?.cancel();
+      }
+      expect(body).not.toMatch(/import\(["'`]https?:/);
+    }
+    for (const href of DOCS_STYLES) {
+      const res = await call(href);
+      expect(res.status, href).toBe(200);
+      expect(res.headers.get("Content-Type"), href).toMatch(/^text\/css\b/);
+      await res.body?.cancel();
     }
   });
 });

@@ -15,11 +15,12 @@ interface Operation {
 }
 
 /**
- * The page's scripts, in load order, from the static assets (public/, wrangler.toml [assets]): the
- * boot script (hands the renderer the style nonce, mounts it once the page is parsed), then the
- * renderer itself.
+ * The interactive reference, from the static assets (public/, wrangler.toml [assets]): one ES module
+ * (console/docs/reference.ts: hands the renderer the style nonce and mounts it) with the renderer
+ * bundled in, and its style sheet; both built by Vite (scripts/build-assets.ts) with the console.
  */
-export const DOCS_SCRIPTS = ["/docs/boot.js", "/docs/vendor/scalar-api-reference.js"] as const;
+export const DOCS_SCRIPTS = ["/docs/app/reference.js"] as const;
+export const DOCS_STYLES = ["/docs/app/reference.css"] as const;
 
 /**
  * The page's Content-Security-Policy: scripts only from this origin (the self-hosted renderer and
@@ -49,8 +50,8 @@ export function docsContentSecurityPolicy(nonce: string): string {
 /**
  * `/docs`: a human page for /v1/openapi.json. The route list is rendered on the server from the
  * same OpenAPI document, so the page is useful without scripts; the interactive reference
- * (`@scalar/api-reference`, pinned in package.json and copied into public/ by
- * scripts/copy-vendor-assets.ts) is served from this origin and takes over when it loads.
+ * (`@scalar/api-reference`, pinned in package.json and bundled into public/docs/app/ by
+ * scripts/build-assets.ts) is served from this origin and takes over when it loads.
  */
 export function docsPage(api: OpenAPIHono<AppEnv>): Hono<AppEnv> {
   return new Hono<AppEnv>()
@@ -71,11 +72,13 @@ export function docsPage(api: OpenAPIHono<AppEnv>): Hono<AppEnv> {
       // A fresh nonce per answer: a nonce an attacker could learn in advance would allow their styles.
       const nonce = randomBase64Url(18);
       c.header("Content-Security-Policy", docsContentSecurityPolicy(nonce));
-      const scripts = DOCS_SCRIPTS.map((src) => `<script src="${src}"></script>`).join("\n");
+      const scripts = DOCS_SCRIPTS.map((src) => `<script type="module" src="${src}"></script>`).join("\n");
+      const styles = DOCS_STYLES.map((href) => `<link rel="stylesheet" href="${href}">`).join("\n");
       return c.html(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta property="csp-nonce" content="${nonce}">
 <title>edgepulse API</title>
+${styles}
 <style nonce="${nonce}">body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2rem auto;padding:0 1rem}code.m{display:inline-block;width:4.5em;font-weight:bold}
 .get{color:#0a7}.post{color:#06c}.put,.patch{color:#b70}.delete{color:#c22}li{margin:.2rem 0}</style></head>
 <body>
