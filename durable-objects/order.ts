@@ -1,4 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
+import type { FraudDecision, ScreeningContext } from "../contracts/fraud";
+import type { OrderTotals, Shipment, ShipRequest } from "../contracts/fulfilment";
 import type { Money } from "../contracts/money";
 import type { OwnedOrder } from "../contracts/order";
 import {
@@ -11,27 +13,60 @@ import {
   type PaymentStatus,
   SAGA_EVENT_VERSION,
 } from "../contracts/saga-events";
+import type { ShippingSnapshot } from "../domain/fulfilment/pricing";
 import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
 /** If the relay right after a change does not get through, the alarm sends the event after this. */
 const RELAY_SAFETY_NET_MS = 1000;
-const FINAL: ReadonlySet<OrderStatus> = new Set(["confirmed", "cancelled", "refunded"]);
+/** Statuses the saga deadline no longer applies to: ended, or waiting for people rather than for a step. */
+const FINAL: ReadonlySet<OrderStatus> = new Set([
+  "confirmed",
+  "needs_attention",
+  "shipped",
+  "delivered",
+  "cancelled",
+  "refunded",
+]);
+/** Statuses with a captured payment an admin may refund (partly or fully). */
+const REFUNDABLE: ReadonlySet<OrderStatus> = new Set([
+  "confirmed",
+  "needs_attention",
+  "shipped",
+  "delivered",
+  "refunded",
+]);
+/** Paid, stock sold, not shipped: cancelling refunds everything and puts the units back. */
+const CANCELLABLE_AFTER_PAYMENT: ReadonlySet<OrderStatus> = new Set(["confirmed", "needs_attention"]);
 
 /** What POST /v1/orders hands the saga once the cart is frozen. */
 export interface PlaceOrderInput {
   orderId: string;
   userId: string;
   items: OrderLine[];
+  /** What the payment captures: `totals.total`. */
   total: Money;
+  /** Subtotal, discount, shipping, tax and total as priced at checkout. */
+  totals?: OrderTotals;
+  /** The promotion code redeemed for this order (given back if it is cancelled). */
+  promotionCode?: string;
+  /** The shipping option as priced at checkout; absent when nothing ships. */
+  shipping?: ShippingSnapshot;
   /** Provider payment-method token (tokenized at the edge; never a card number). */
   paymentToken: string;
   shippingAddress: Record<string, string>;
   correlationId: string;
   traceparent?: string;
+  /** What the fraud step screens (issue 12); absent when no fraud rule is on: the order is clear. */
+  screening?: ScreeningContext;
 }
 
 export type ReservationOutcome = { ok: true } | { ok: false; reason: "out_of_stock" };
+export type ShipmentOutcome = { ok: true; trackingNumber: string } | { ok: false; problem: string };
+/** Admin ship/deliver: the order after the change, or why not (the route maps each reason). */
+export type FulfilmentResult =
+  | { ok: true; order: OwnedOrder }
+  | { ok: false; reason: "not_found" | "wrong_status" | "tracking_required"; status: OrderStatus | null };
 export type PaymentOutcome =
   | { ok: true; authorizationId: string; captureId: string; amount: number }
   | { ok: false; reason: "payment_declined" | "payment_error"; detail: string };
@@ -62,6 +97,20 @@ interface OrderRow extends Record<string, SqlStorageValue> {
   /** Set when money has to go back before the order can end cancelled with this reason. */
   cancel_after_refund: string | null;
   needs_attention: string | null;
+  /** Fraud step: JSON ScreeningContext (erased with the customer); `pending` until it decides. */
+  screening: string | null;
+  fraud_decision: "pending" | "clear" | "review" | "approved" | "rejected";
+  fraud_hits: string | null;
+  review_hold_ms: number | null;
+  /** The stock is reserved while the fraud step has not decided yet. */
+  stock_reserved: number;
+  /** JSON OrderTotals; null for orders from before issue 14. */
+  totals: string | null;
+  promotion_code: string | null;
+  /** JSON ShippingSnapshot; null when nothing ships. */
+  shipping_option: string | null;
+  /** JSON Shipment, from the moment the carrier step is requested. */
+  shipment: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -108,6 +157,17 @@ const MIGRATIONS: string[] = [
    CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status TEXT NOT NULL);`,
   // The shared outbox (outbox.ts) keeps each row's retry time; rows from before it are due at once.
   "ALTER TABLE outbox ADD COLUMN next_attempt_at INTEGER NOT NULL DEFAULT 0",
+  // Issue 14: checkout pricing, the promotion code, the chosen shipping option and the shipment.
+  `ALTER TABLE orders ADD COLUMN totals TEXT;
+   ALTER TABLE orders ADD COLUMN promotion_code TEXT;
+   ALTER TABLE orders ADD COLUMN shipping_option TEXT;
+   ALTER TABLE orders ADD COLUMN shipment TEXT;`,
+  // Issue 12: the fraud step before payment (orders from before it are clear).
+  `ALTER TABLE orders ADD COLUMN screening TEXT;
+   ALTER TABLE orders ADD COLUMN fraud_decision TEXT NOT NULL DEFAULT 'clear';
+   ALTER TABLE orders ADD COLUMN fraud_hits TEXT;
+   ALTER TABLE orders ADD COLUMN review_hold_ms INTEGER;
+   ALTER TABLE orders ADD COLUMN stock_reserved INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /**
@@ -159,8 +219,9 @@ export class OrderObject extends DurableObject<Env> {
       this.ctx.storage.transactionSync(() => {
         this.sql.exec(
           `INSERT INTO orders (id, user_id, status, items, total_amount, currency, payment_token, payment_status,
-             shipping, correlation_id, traceparent, revision, deadline, created_at, updated_at)
-           VALUES (?, ?, 'pending', ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?)`,
+             shipping, correlation_id, traceparent, revision, deadline, totals, promotion_code, shipping_option,
+             created_at, updated_at)
+           VALUES (?, ?, 'pending', ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
           input.orderId,
           input.userId,
           JSON.stringify(input.items),
@@ -171,9 +232,13 @@ export class OrderObject extends DurableObject<Env> {
           input.correlationId,
           input.traceparent ?? null,
           deadline,
+          input.totals ? JSON.stringify(input.totals) : null,
+          input.promotionCode ?? null,
+          input.shipping ? JSON.stringify(input.shipping) : null,
           now,
           now,
         );
+        if (input.screening) this.update({ screening: JSON.stringify(input.screening), fraud_decision: "pending" });
         this.record("pending", undefined, { type: "order.placed" });
       });
       await this.relay();
@@ -201,6 +266,12 @@ export class OrderObject extends DurableObject<Env> {
     };
   }
 
+  /** The shipping option as priced at checkout (carrier step: the parcel's weight), or null. */
+  async shippingSnapshot(): Promise<ShippingSnapshot | null> {
+    const option = this.row()?.shipping_option;
+    return option ? (JSON.parse(option) as ShippingSnapshot) : null;
+  }
+
   /**
    * GDPR erasure of the customer's account: the shipping address goes; the order itself, its
    * amounts and history stay, because accounting and the ledger must keep resolving it.
@@ -208,7 +279,7 @@ export class OrderObject extends DurableObject<Env> {
   async erasePersonalData(userId: string): Promise<{ erased: boolean }> {
     const row = this.row();
     if (!row || row.user_id !== userId) return { erased: false };
-    this.sql.exec("UPDATE orders SET shipping = '{}' WHERE id = ?", row.id);
+    this.sql.exec("UPDATE orders SET shipping = '{}', screening = NULL WHERE id = ?", row.id);
     return { erased: true };
   }
 
@@ -219,7 +290,10 @@ export class OrderObject extends DurableObject<Env> {
     if (row.status === "pending") {
       this.ctx.storage.transactionSync(() => {
         if (outcome.ok) {
-          this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+          // The fraud step runs beside the reservation: charge only once it has cleared the order.
+          if (row.fraud_decision === "pending") this.update({ stock_reserved: 1 });
+          else if (row.fraud_decision === "review") this.holdForReviewLocked();
+          else this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
         } else {
           this.update({ payment_status: "cancelled" });
           this.record("cancelled", outcome.reason, { type: "order.cancelled" });
@@ -231,6 +305,65 @@ export class OrderObject extends DurableObject<Env> {
     // A repeat of a result already applied is fine; anything else means the order moved on
     // (cancelled meanwhile), and the consumer must release what it reserved.
     return { accepted: row.status !== "cancelled" || !outcome.ok, status: row.status };
+  }
+
+  /** Fraud consumer: what to screen, or null once decided (or when nothing is to be screened). */
+  async screeningInput(): Promise<{ userId: string; amount: number; screening: ScreeningContext } | null> {
+    const row = this.row();
+    if (!row?.screening || row.fraud_decision !== "pending" || row.status !== "pending") return null;
+    return { userId: row.user_id, amount: row.total_amount, screening: JSON.parse(row.screening) as ScreeningContext };
+  }
+
+  /**
+   * Fraud consumer: clear (→ `reserved` once the stock is, payment next) or review (→ `review`, the
+   * stock held until an admin decides or `holdMs` passes). Applies once; repeats are no-ops.
+   */
+  async screeningResult(result: FraudDecision & { holdMs: number }): Promise<StepAck> {
+    const row = this.row();
+    if (!row) return { accepted: false, status: null };
+    if (row.status !== "pending" || row.fraud_decision !== "pending") return { accepted: true, status: row.status };
+    this.ctx.storage.transactionSync(() => {
+      this.update({
+        fraud_decision: result.decision,
+        fraud_hits: JSON.stringify(result.hits),
+        review_hold_ms: result.holdMs,
+      });
+      if (row.stock_reserved) {
+        if (result.decision === "review") this.holdForReviewLocked();
+        else this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+      }
+    });
+    await this.relay();
+    return { accepted: true, status: this.row()!.status };
+  }
+
+  /**
+   * Admin decision on an order in `review`: approve (→ `reserved`, the saga charges it) or reject
+   * (→ `cancelled` with `fraud_rejected`: stock released, customer notified). The same decision
+   * again answers ok; anything else on an order not in review is refused.
+   */
+  async review(
+    decision: "approve" | "reject",
+  ): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
+    const row = this.row();
+    if (!row) return { ok: false, status: null };
+    if (row.status !== "review") {
+      const same = decision === "approve" ? "approved" : "rejected";
+      return row.fraud_decision === same
+        ? { ok: true, order: (await this.view())! }
+        : { ok: false, status: row.status };
+    }
+    this.ctx.storage.transactionSync(() => {
+      if (decision === "approve") {
+        this.update({ fraud_decision: "approved", deadline: Date.now() + this.sagaTimeoutMs() });
+        this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+      } else {
+        this.update({ fraud_decision: "rejected", payment_status: "cancelled", deadline: null });
+        this.record("cancelled", "fraud_rejected", { type: "order.cancelled" });
+      }
+    });
+    await this.relay();
+    return { ok: true, order: (await this.view())! };
   }
 
   /** Payment consumer: captured (→ `paid`, commit stock next) or declined/failed (→ `cancelled`). */
@@ -274,10 +407,19 @@ export class OrderObject extends DurableObject<Env> {
   async commitResult(outcome: { ok: boolean }): Promise<StepAck> {
     const row = this.row();
     if (!row) return { accepted: false, status: null };
-    if (row.status !== "paid" || row.cancel_after_refund)
-      return { accepted: row.status === "confirmed", status: row.status };
+    if (row.status !== "paid" || row.cancel_after_refund || row.shipment) {
+      const committed = row.status === "paid" ? Boolean(row.shipment) : FINAL.has(row.status);
+      return { accepted: committed && row.status !== "cancelled" && row.status !== "refunded", status: row.status };
+    }
     this.ctx.storage.transactionSync(() => {
-      if (outcome.ok) {
+      if (outcome.ok && row.shipping_option) {
+        // Stock is sold: from here on the order waits for the carrier (or for people), not for a
+        // deadline; the carrier step confirms it or flags it `needs_attention`.
+        const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
+        const shipment: Shipment = { status: "pending", carrier: option.carrier, service: option.service };
+        this.update({ deadline: null, shipment: JSON.stringify(shipment) });
+        this.emit({ type: "order.shipment_requested" });
+      } else if (outcome.ok) {
         this.update({ deadline: null });
         this.record("confirmed", undefined, { type: "order.confirmed" });
       } else {
@@ -289,12 +431,115 @@ export class OrderObject extends DurableObject<Env> {
     return { accepted: outcome.ok, status: this.row()!.status };
   }
 
-  /** Customer cancel: allowed before payment; a paid or confirmed order is a 409 for the route. */
+  /**
+   * Shipping consumer: the carrier booked the parcel (→ `confirmed`, with its tracking number) or
+   * kept failing (→ `needs_attention`: visible in the order and its list, waiting for an admin).
+   */
+  async shipmentResult(outcome: ShipmentOutcome): Promise<StepAck> {
+    const row = this.row();
+    if (!row) return { accepted: false, status: null };
+    const shipment = row.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
+    const waiting = row.status === "paid" || row.status === "needs_attention";
+    if (!waiting || shipment?.status !== "pending" || row.cancel_after_refund)
+      return { accepted: row.status !== "cancelled", status: row.status };
+    this.ctx.storage.transactionSync(() => {
+      if (outcome.ok) {
+        this.update({
+          shipment: JSON.stringify({ ...shipment, status: "label_created", trackingNumber: outcome.trackingNumber }),
+        });
+        this.record("confirmed", undefined, { type: "order.confirmed" });
+      } else {
+        const problem = outcome.problem.slice(0, 500);
+        this.update({ shipment: JSON.stringify({ ...shipment, status: "failed" }), needs_attention: problem });
+        this.record("needs_attention", undefined, { type: "order.needs_attention", problem });
+      }
+    });
+    await this.relay();
+    return { accepted: true, status: this.row()!.status };
+  }
+
+  /**
+   * Operator retry of a `needs_attention` order: asks the carrier step again (the order stays
+   * `needs_attention` until the carrier books the parcel, then it is `confirmed`). False when the
+   * order is not waiting on a failed carrier booking.
+   */
+  async retryShipment(): Promise<boolean> {
+    const row = this.row();
+    const shipment = row?.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
+    if (row?.status !== "needs_attention" || shipment?.status !== "failed" || row.cancel_after_refund) return false;
+    this.ctx.storage.transactionSync(() => {
+      this.update({ shipment: JSON.stringify({ ...shipment, status: "pending" }) });
+      this.emit({ type: "order.shipment_requested" });
+    });
+    await this.relay();
+    return true;
+  }
+
+  /**
+   * Admin: hands the parcel to the carrier (→ `shipped`; the inventory consumer takes the units out
+   * of `onHand` and `sold`). An order the carrier step could not book ships with the admin's own
+   * tracking number. Shipping a shipped (or delivered) order again changes nothing.
+   */
+  async ship(input: ShipRequest): Promise<FulfilmentResult> {
+    const row = this.row();
+    if (!row) return { ok: false, reason: "not_found", status: null };
+    if (row.status === "shipped" || row.status === "delivered") return { ok: true, order: (await this.view())! };
+    const shipment = row.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
+    if (!CANCELLABLE_AFTER_PAYMENT.has(row.status) || row.cancel_after_refund || !shipment)
+      return { ok: false, reason: "wrong_status", status: row.status };
+    const trackingNumber = input.trackingNumber ?? shipment.trackingNumber;
+    if (!trackingNumber) return { ok: false, reason: "tracking_required", status: row.status };
+    this.ctx.storage.transactionSync(() => {
+      const shipped: Shipment = {
+        ...shipment,
+        status: "shipped",
+        carrier: input.carrier ?? shipment.carrier,
+        trackingNumber,
+        shippedAt: new Date().toISOString(),
+      };
+      this.update({ shipment: JSON.stringify(shipped), needs_attention: null });
+      this.record("shipped", undefined, { type: "order.shipped" });
+    });
+    await this.relay();
+    return { ok: true, order: (await this.view())! };
+  }
+
+  /** Admin: the parcel arrived (→ `delivered`). Idempotent. */
+  async deliver(): Promise<FulfilmentResult> {
+    const row = this.row();
+    if (!row) return { ok: false, reason: "not_found", status: null };
+    if (row.status === "delivered") return { ok: true, order: (await this.view())! };
+    if (row.status !== "shipped" || !row.shipment) return { ok: false, reason: "wrong_status", status: row.status };
+    this.ctx.storage.transactionSync(() => {
+      const shipment = JSON.parse(row.shipment!) as Shipment;
+      this.update({
+        shipment: JSON.stringify({ ...shipment, status: "delivered", deliveredAt: new Date().toISOString() }),
+      });
+      this.record("delivered", undefined, { type: "order.delivered" });
+    });
+    await this.relay();
+    return { ok: true, order: (await this.view())! };
+  }
+
+  /**
+   * Customer cancel: before payment it just ends the saga; once paid and not yet shipped
+   * (`confirmed`, `needs_attention`) it refunds what is left of the payment in full, then ends
+   * `cancelled` (stock and any promotion redemption go back). Shipped orders are a 409.
+   */
   async cancel(): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
     const row = this.row();
     if (!row) return { ok: false, status: null };
     if (row.status === "cancelled" && row.reason === "customer") return { ok: true, order: (await this.view())! };
-    if (row.status !== "pending" && row.status !== "reserved") return { ok: false, status: row.status };
+    if (CANCELLABLE_AFTER_PAYMENT.has(row.status)) {
+      if (row.cancel_after_refund !== "customer") {
+        if (row.cancel_after_refund) return { ok: false, status: row.status };
+        this.ctx.storage.transactionSync(() => this.compensatePaidLocked(row, "customer"));
+        await this.relay();
+      }
+      return { ok: true, order: (await this.view())! };
+    }
+    if (row.status !== "pending" && row.status !== "reserved" && row.status !== "review")
+      return { ok: false, status: row.status };
     this.ctx.storage.transactionSync(() => {
       this.update({ payment_status: "cancelled", deadline: null });
       this.record("cancelled", "customer", { type: "order.cancelled" });
@@ -318,7 +563,7 @@ export class OrderObject extends DurableObject<Env> {
     if (!row) return { ok: false, reason: "not_found", detail: "no such order" };
     const existing = this.sql.exec<RefundRow>("SELECT * FROM refunds WHERE refund_id = ?", input.refundId).toArray()[0];
     if (existing) return { ok: true, refundId: existing.refund_id, amount: existing.amount };
-    if (row.captured_amount === 0 || (row.status !== "confirmed" && row.status !== "refunded")) {
+    if (row.captured_amount === 0 || !REFUNDABLE.has(row.status)) {
       return {
         ok: false,
         reason: "not_refundable",
@@ -354,7 +599,7 @@ export class OrderObject extends DurableObject<Env> {
       const full = refunded >= row.captured_amount;
       this.update({ refunded_amount: refunded, payment_status: full ? "refunded" : "partially_refunded" });
       const draft = { type: "order.refunded", refundId: refund.refund_id, amount: refund.amount } as const;
-      if (full && (row.status === "confirmed" || row.status === "paid")) {
+      if (full && row.status !== "refunded" && row.status !== "cancelled") {
         this.record("refunded", undefined, draft);
       } else {
         this.emit(draft);
@@ -376,6 +621,51 @@ export class OrderObject extends DurableObject<Env> {
     console.warn(JSON.stringify({ level: "warn", msg: "saga needs attention", object: this.label, problem }));
   }
 
+  /**
+   * The saga's message log for operators (GET /v1/admin/sagas/:orderId): every event this order
+   * emitted, oldest first, with when it left for the queue (null while unsent).
+   */
+  async eventLog(): Promise<{ eventId: string; type: string; occurredAt: string; sentAt: string | null }[]> {
+    return this.sql
+      .exec<{ event_id: string; type: string; body: string; sent_at: number | null }>(
+        "SELECT event_id, type, body, sent_at FROM outbox ORDER BY seq",
+      )
+      .toArray()
+      .map((r) => ({
+        eventId: r.event_id,
+        type: r.type,
+        occurredAt: (JSON.parse(r.body) as { occurredAt: string }).occurredAt,
+        sentAt: r.sent_at === null ? null : new Date(r.sent_at).toISOString(),
+      }));
+  }
+
+  /**
+   * Operator retry (POST /v1/admin/sagas/:orderId/retry): clears the needs-attention flag and,
+   * with `resendLatest`, sends the newest event again if the saga has not finished, so the step
+   * it drives runs once more (every consumer is idempotent, so a step that did run is a no-op).
+   */
+  async operatorRetry(resendLatest: boolean): Promise<{ eventId: string; type: string } | null> {
+    const row = this.row();
+    if (!row) return null;
+    if (row.needs_attention) this.update({ needs_attention: null });
+    if (!resendLatest) return null;
+    // The carrier step gave up: book the shipment again (a fresh order.shipment_requested).
+    if (row.status === "needs_attention") {
+      if (!(await this.retryShipment())) return null;
+      const asked = this.sql.exec<{ event_id: string }>("SELECT event_id FROM outbox ORDER BY seq DESC LIMIT 1").one();
+      return { eventId: asked.event_id, type: "order.shipment_requested" };
+    }
+    if (FINAL.has(row.status)) return null;
+    const latest = this.sql
+      .exec<{ event_id: string; type: string; body: string }>(
+        "SELECT event_id, type, body FROM outbox ORDER BY seq DESC LIMIT 1",
+      )
+      .toArray()[0];
+    if (!latest) return null;
+    await this.env.SAGA_EVENTS.send(JSON.parse(latest.body), { contentType: "json" });
+    return { eventId: latest.event_id, type: latest.type };
+  }
+
   /** Relays what is still in the outbox, then times the saga out if its deadline passed. */
   override async alarm(): Promise<void> {
     await this.relay();
@@ -387,7 +677,8 @@ export class OrderObject extends DurableObject<Env> {
           if (!row.cancel_after_refund) this.compensatePaidLocked(row, "timeout");
         } else {
           this.update({ payment_status: "cancelled" });
-          this.record("cancelled", "timeout", { type: "order.cancelled" });
+          // A held order nobody decided on ends with its own reason: it was waiting for people.
+          this.record("cancelled", row.status === "review" ? "review_expired" : "timeout", { type: "order.cancelled" });
         }
       });
       console.warn(JSON.stringify({ level: "warn", msg: "saga timed out", object: this.label, status: row.status }));
@@ -437,6 +728,19 @@ export class OrderObject extends DurableObject<Env> {
     this.ctx.storage.setAlarm(this.outbox.add(event));
   }
 
+  /** Fraud hold: `review` until an admin decides or the hold (stored by the screening) runs out. */
+  private holdForReviewLocked(): void {
+    const row = this.row()!;
+    const reviewDeadline = Date.now() + (row.review_hold_ms ?? this.sagaTimeoutMs());
+    const hits = row.fraud_hits ? (JSON.parse(row.fraud_hits) as FraudDecision["hits"]) : [];
+    this.update({ deadline: reviewDeadline, stock_reserved: 0 });
+    this.record("review", undefined, {
+      type: "order.held_for_review",
+      hits,
+      reviewDeadline: new Date(reviewDeadline).toISOString(),
+    });
+  }
+
   private requestRefundLocked(refundId: string, amount: number): void {
     this.sql.exec(
       "INSERT OR IGNORE INTO refunds (refund_id, amount, status) VALUES (?, ?, 'requested')",
@@ -446,10 +750,19 @@ export class OrderObject extends DurableObject<Env> {
     this.emit({ type: "order.refund_requested", refundId, amount });
   }
 
-  /** Paid but cannot be confirmed: refund everything, then end `cancelled` with `reason`. */
+  /** Paid but not going ahead: refund all that is left, then end `cancelled` with `reason`. */
   private compensatePaidLocked(row: OrderRow, reason: CancelReason): void {
+    const requested = this.sql
+      .exec<{ total: number }>("SELECT COALESCE(SUM(amount), 0) AS total FROM refunds")
+      .one().total;
+    const remaining = row.captured_amount - requested;
+    if (remaining <= 0) {
+      this.update({ deadline: null });
+      this.record("cancelled", reason, { type: "order.cancelled" });
+      return;
+    }
     this.update({ cancel_after_refund: reason, deadline: null });
-    this.requestRefundLocked(`${row.id}:compensation`, row.captured_amount);
+    this.requestRefundLocked(`${row.id}:compensation`, remaining);
   }
 
   private static snapshot(row: OrderRow): OrderSnapshot {
@@ -460,6 +773,9 @@ export class OrderObject extends DurableObject<Env> {
       ...(row.reason ? { reason: row.reason as CancelReason } : {}),
       items: JSON.parse(row.items) as OrderLine[],
       total: { amount: row.total_amount, currency: row.currency },
+      ...(row.totals ? { totals: JSON.parse(row.totals) as OrderTotals } : {}),
+      ...(row.promotion_code ? { promotionCode: row.promotion_code } : {}),
+      ...(row.shipment ? { shipment: JSON.parse(row.shipment) as Shipment } : {}),
       payment: { status: row.payment_status, refunded: row.refunded_amount },
       createdAt: row.created_at,
       updatedAt: row.updated_at,

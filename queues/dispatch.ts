@@ -6,11 +6,14 @@ import type { CartEvent } from "../contracts/cart-events";
 import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
 import { rollUpEvents } from "./analytics";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
+import { handleFraudEvent } from "./fraud";
 import { handleInventoryEvent } from "./inventory";
 import { handleNotificationEvent } from "./notification";
 import { handlePaymentEvent } from "./payment";
+import { handlePromotionEvent } from "./promotion";
 import { projectInventoryEvent, projectOrderEvents } from "./read-model";
 import { backoffSeconds, RetryLater } from "./retry";
+import { handleShippingEvent } from "./shipping";
 
 /**
  * The saga steps an event triggers (each consumer is idempotent, so a retry may re-run all of
@@ -19,8 +22,14 @@ import { backoffSeconds, RetryLater } from "./retry";
 async function consume(event: SagaEvent, env: Env, attempts: number): Promise<void> {
   switch (event.type) {
     case "order.placed":
+      // The fraud screening runs beside the reservation; the order waits for both.
+      await Promise.all([handleInventoryEvent(event, env), handleFraudEvent(event, env)]);
+      return;
     case "order.paid":
       return handleInventoryEvent(event, env);
+    case "order.held_for_review":
+      // Read model only (projected with the batch); the OrderObject's alarm ends the hold.
+      return;
     case "order.reserved":
     case "order.refund_requested":
       return handlePaymentEvent(event, env, attempts);
@@ -28,12 +37,26 @@ async function consume(event: SagaEvent, env: Env, attempts: number): Promise<vo
       await Promise.all([
         handleInventoryEvent(event, env),
         handlePaymentEvent(event, env, attempts),
+        handlePromotionEvent(event, env),
         handleNotificationEvent(event, env),
+        handleFraudEvent(event, env),
       ]);
+      return;
+    case "order.shipment_requested":
+      return handleShippingEvent(event, env, attempts);
+    case "order.shipped":
+      await Promise.all([handleInventoryEvent(event, env), handleNotificationEvent(event, env)]);
       return;
     case "order.confirmed":
     case "order.refunded":
+    case "order.delivered":
       return handleNotificationEvent(event, env);
+    case "order.needs_attention":
+      // The order itself shows it (status, needsAttention); operators find it in the read model.
+      console.warn(
+        JSON.stringify({ level: "warn", msg: "order needs attention", orderId: event.orderId, problem: event.problem }),
+      );
+      return;
     case "inventory.changed":
     case "inventory.low_stock":
       return projectInventoryEvent(event, env);

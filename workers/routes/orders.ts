@@ -1,11 +1,24 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Cart } from "../../contracts/cart";
+import { ShipRequest } from "../../contracts/fulfilment";
 import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
 import { randomHex, sha256Hex } from "../../domain/encoding";
+import {
+  type CheckoutPricing,
+  priceCheckout,
+  quoteCheckout,
+  releaseRedemption,
+  sameContents,
+} from "../../domain/fulfilment/pricing";
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
+import type { FulfilmentResult } from "../../durable-objects/order";
+import { auditRequest } from "../audit";
+import { fraudScreeningFor } from "../fraud-screening";
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
+import { requireFeature } from "../middleware/feature-flag";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
 import { badRequest, conflict, notFound, ProblemError } from "../problem";
@@ -44,6 +57,8 @@ const PlaceOrder = z
         message: "exactly one of cardNumber or token is required",
       }),
     shippingAddress: ShippingAddress,
+    /** From GET /v1/carts/{id}/shipping-options for the address's country; required when anything ships. */
+    shippingOptionId: z.string().min(1).max(64).optional(),
   })
   .strict()
   .openapi("PlaceOrder");
@@ -109,6 +124,8 @@ orders
       operationId: "createOrder",
       tags: ["Orders"],
       summary: "Check out a cart into a new order (saga starts; 202)",
+      // Kill switch for new orders (503 feature-disabled); evaluated for the authenticated customer.
+      middleware: [requireFeature("order-intake")] as const,
       security,
       request: {
         headers: IdempotencyHeader,
@@ -117,14 +134,17 @@ orders
       responses: {
         202: { description: "Order accepted", content: { "application/json": { schema: Accepted } } },
         ...problemResponses(
-          [400, "Invalid input, card or payment token"],
+          [400, "Invalid input, card or payment token; no or unknown shipping option for the address"],
           401,
           [403, "Not a customer"],
           [404, "No such cart (or not yours)"],
           [409, "Cart empty or already checked out; or the same Idempotency-Key is in flight"],
           413,
           415,
-          422,
+          [
+            422,
+            "The Idempotency-Key was used with another body, or the cart's promotion code no longer applies (promotion-not-applicable, reason in errors[0].message)",
+          ],
           429,
           503,
         ),
@@ -151,10 +171,21 @@ orders
         );
       }
       const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
+        const cart = c.env.CART.getByName(body.cartId);
+        const quoteFor = (frozen: Cart) =>
+          quoteCheckout(c.env, {
+            cart: frozen,
+            country: body.shippingAddress.country,
+            ...(body.shippingOptionId ? { shippingOptionId: body.shippingOptionId } : {}),
+          });
         const checkout = await (async () => {
           try {
             const token = paymentToken(payments, body.payment);
-            return { token, ...(await c.env.CART.getByName(body.cartId).checkout(auth.userId, orderId)) };
+            // Shipping and tax are quoted on the cart as it is, before it is frozen, so a missing or
+            // unknown shipping option is a 400 that changes nothing.
+            const current = await cart.view(auth.userId);
+            const quote = current?.items.length ? { cart: current, quote: await quoteFor(current) } : null;
+            return { token, quote, ...(await cart.checkout(auth.userId, orderId)) };
           } catch (error) {
             await limiter.release(orderId);
             throw error;
@@ -170,22 +201,48 @@ orders
             "cart-checked-out",
           );
         }
-        const trace = c.get("trace");
-        const order = await c.env.ORDER.getByName(orderId).place({
-          orderId,
-          userId: auth.userId,
-          items: checkout.cart.items,
-          total: checkout.cart.total,
-          paymentToken: checkout.token,
-          shippingAddress: body.shippingAddress as Record<string, string>,
-          correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
-          ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),
-        });
-        return {
-          status: 202,
-          body: { id: order.id, status: "pending" as const },
-          headers: { Location: `/v1/orders/${order.id}` },
-        };
+        // The promotion is redeemed for the frozen cart; a refusal (the code no longer applies)
+        // reopens the cart, so the customer can change it and check out again.
+        let pricing: CheckoutPricing | null = null;
+        let placing = false;
+        try {
+          const quoted = checkout.quote;
+          const quote =
+            quoted && sameContents(quoted.cart, checkout.cart) ? quoted.quote : await quoteFor(checkout.cart);
+          pricing = await priceCheckout(c.env, quote, { cart: checkout.cart, userId: auth.userId, orderId });
+          const trace = c.get("trace");
+          placing = true;
+          const order = await c.env.ORDER.getByName(orderId).place({
+            orderId,
+            userId: auth.userId,
+            items: checkout.cart.items,
+            total: pricing.totals.total,
+            totals: pricing.totals,
+            ...(pricing.promotionCode ? { promotionCode: pricing.promotionCode } : {}),
+            ...(pricing.shipping ? { shipping: pricing.shipping } : {}),
+            paymentToken: checkout.token,
+            ...(await fraudScreeningFor(c, body.payment, body.shippingAddress.country)),
+            shippingAddress: body.shippingAddress as Record<string, string>,
+            correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
+            ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),
+          });
+          return {
+            status: 202,
+            body: { id: order.id, status: "pending" as const },
+            headers: { Location: `/v1/orders/${order.id}` },
+          };
+        } catch (error) {
+          // Nothing was placed (a placed order is found again by a retry with the same key): the
+          // redemption, the cart and the checkout slot go back.
+          if (!placing || !(await c.env.ORDER.getByName(orderId).view())) {
+            await Promise.all([
+              releaseRedemption(c.env, pricing, orderId),
+              cart.reopen(auth.userId, orderId),
+              limiter.release(orderId),
+            ]);
+          }
+          throw error;
+        }
       });
       return c.json(out.body, 202, out.headers);
     },
@@ -285,9 +342,89 @@ orders
     },
   );
 
-/** `/v1/admin/orders`: refunds (full or partial, idempotent). */
+/** `/v1/admin/orders`: refunds (full or partial, idempotent), ship and deliver. */
 export const adminOrders = createRouter();
 adminOrders.use("/*", requireAuth(), requireRole("admin"), userWriteRateLimit());
+
+const ShipRequestSchema = ShipRequest.openapi("ShipRequest");
+
+/** Maps a refused ship/deliver to its problem. */
+function fulfilled(result: FulfilmentResult): Order {
+  if (result.ok) return present(result.order);
+  if (result.reason === "not_found") throw notFound("No such order");
+  if (result.reason === "tracking_required")
+    throw badRequest("The carrier could not book this order: send the trackingNumber of the parcel", [
+      { path: "trackingNumber", message: "required for an order that needs attention" },
+    ]);
+  throw conflict(`An order in status ${result.status} cannot make this move`, "order-wrong-status");
+}
+
+adminOrders.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/ship",
+    operationId: "shipOrder",
+    tags: ["Orders", "Admin"],
+    summary: "Hand a confirmed order to the carrier (→ shipped; units leave onHand and sold)",
+    description:
+      "By default the shipment the carrier step booked; `carrier` and `trackingNumber` override it (an order " +
+      "in `needs_attention` has no booking and needs `trackingNumber`). Shipping a shipped order again is a no-op.",
+    security,
+    request: {
+      params: z.object({ id: OrderId }),
+      body: { required: false, content: { "application/json": { schema: ShipRequestSchema } } },
+    },
+    responses: {
+      200: { description: "The shipped order", content: { "application/json": { schema: OrderSchema } } },
+      ...problemResponses(
+        [400, "Invalid body, or no tracking number for an order the carrier did not book"],
+        401,
+        [403, "Not an admin"],
+        [404, "No such order"],
+        [409, "The order is not confirmed (or needs_attention) or is being cancelled"],
+        413,
+        415,
+        429,
+        503,
+      ),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const body = (c.req.header("content-type") ? c.req.valid("json") : {}) ?? {};
+    return c.json(fulfilled(await c.env.ORDER.getByName(id).ship(body)), 200);
+  },
+);
+
+adminOrders.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/deliver",
+    operationId: "deliverOrder",
+    tags: ["Orders", "Admin"],
+    summary: "Record that a shipped order arrived (→ delivered)",
+    security,
+    request: { params: z.object({ id: OrderId }) },
+    responses: {
+      200: { description: "The delivered order", content: { "application/json": { schema: OrderSchema } } },
+      ...problemResponses(
+        [400, "Not an order id"],
+        401,
+        [403, "Not an admin"],
+        [404, "No such order"],
+        [409, "The order has not shipped"],
+        413,
+        415,
+        429,
+        503,
+      ),
+    },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    return c.json(fulfilled(await c.env.ORDER.getByName(id).deliver()), 200);
+  },
+);
 
 adminOrders.openapi(
   createRoute({
@@ -343,6 +480,11 @@ adminOrders.openapi(
           result.detail,
         );
       }
+      await auditRequest(c, {
+        action: "order.refund_requested",
+        target: `order:${id}`,
+        details: { orderId: id, refundId: result.refundId, amount: result.amount },
+      });
       return { status: 202, body: { id, refundId: result.refundId, amount: result.amount } };
     });
     return c.json(out.body, 202, out.headers);
