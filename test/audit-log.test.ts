@@ -1,0 +1,142 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { AuditPage, AuditVerification } from "../contracts/audit";
+import { audit, userRef } from "../domain/audit/log";
+import { call, expectProblem, login, PASSWORD, registerUser, tokenFor } from "./helpers";
+
+async function adminToken(): Promise<string> {
+  return tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
+}
+
+async function verify(token: string) {
+  const res = await call("/v1/admin/audit/verify", { token });
+  expect(res.status).toBe(200);
+  return AuditVerification.parse(await res.json());
+}
+
+/** Every entry, oldest first, read through the paged API. */
+async function allEntries(token: string, action?: string) {
+  const entries: AuditPage["items"] = [];
+  let cursor: string | null = null;
+  do {
+    const query = new URLSearchParams({ limit: "37", ...(cursor ? { cursor } : {}), ...(action ? { action } : {}) });
+    const res = await call(`/v1/admin/audit?${query}`, { token });
+    expect(res.status).toBe(200);
+    const page = AuditPage.parse(await res.json());
+    entries.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return entries.reverse();
+}
+
+describe("audit log", () => {
+  it("concurrent writers produce one gap-free chain, paged and verified through the API", async () => {
+    const admin = await adminToken();
+    const direct = Array.from({ length: 60 }, (_, i) =>
+      audit(env, { action: "test.concurrent", actor: "system", target: `thing:${i}`, details: { i } }),
+    );
+    const viaApi = Array.from({ length: 10 }, (_, i) =>
+      call(`/v1/admin/flags/test-flag-${i}`, { method: "PUT", token: admin, json: { enabled: i % 2 === 0 } }),
+    );
+    const [written, responses] = await Promise.all([Promise.all(direct), Promise.all(viaApi)]);
+    for (const res of responses) expect(res.status).toBe(200);
+    expect(new Set(written.map((w) => w.seq)).size).toBe(60);
+
+    const entries = await allEntries(admin);
+    expect(entries.map((e) => e.seq)).toEqual(entries.map((_, i) => i + 1));
+    for (let i = 1; i < entries.length; i++) expect(entries[i]!.prevHash).toBe(entries[i - 1]!.hash);
+    expect(entries.filter((e) => e.action === "test.concurrent")).toHaveLength(60);
+    const flagChanges = entries.filter((e) => e.action === "flag.updated");
+    expect(flagChanges).toHaveLength(10);
+    expect(flagChanges[0]).toMatchObject({
+      actor: expect.stringMatching(/^user:admin-/),
+      requestId: expect.any(String),
+    });
+
+    const result = await verify(admin);
+    expect(result).toMatchObject({ ok: true, entries: entries.length, head: { seq: entries.length } });
+    expect(result.head.hash).toBe(entries.at(-1)!.hash);
+
+    // A redelivered event with the same dedupe key appends once.
+    const once = await audit(env, { action: "test.once", actor: "system", target: null, dedupeKey: "k-1" });
+    expect(await audit(env, { action: "test.once", actor: "system", target: null, dedupeKey: "k-1" })).toEqual(once);
+  });
+
+  it("verify names the first broken link when a D1 row is tampered with, and no route can change an entry", async () => {
+    const admin = await adminToken();
+    for (let i = 0; i < 8; i++)
+      await audit(env, { action: "test.tamper", actor: "system", target: `t:${i}`, details: { amount: i } });
+    expect((await verify(admin)).ok).toBe(true);
+
+    // No route writes or deletes entries.
+    for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
+      const res = await call("/v1/admin/audit/3", { method, token: admin, json: {} });
+      expect([404, 405], method).toContain(res.status);
+    }
+
+    // Test files share one D1: the rows tampered with below are put back at the end.
+    const pristine = (
+      await env.DB.prepare("SELECT * FROM audit_log WHERE seq IN (3, 5, 6)").all<Record<string, unknown>>()
+    ).results;
+    const original = pristine.find((r) => r.seq === 5) as { details: string };
+    await env.DB.prepare(`UPDATE audit_log SET details = '{"amount":500}' WHERE seq = 5`).run();
+    expect(await verify(admin)).toMatchObject({ ok: false, brokenAt: { seq: 5 } });
+    await env.DB.prepare("UPDATE audit_log SET details = ? WHERE seq = 5").bind(original!.details).run();
+    expect((await verify(admin)).ok).toBe(true);
+
+    // Personal fields are chained through their keyed digests: changing one is caught too.
+    await env.DB.prepare("UPDATE audit_log SET actor = 'user:someone-else' WHERE seq = 3").run();
+    expect(await verify(admin)).toMatchObject({ ok: false, brokenAt: { seq: 3, reason: "actor was altered" } });
+    await env.DB.prepare("UPDATE audit_log SET actor = 'system' WHERE seq = 3").run();
+
+    // Rewriting a row together with its hash breaks the next link; deleting one leaves a gap.
+    await env.DB.prepare("UPDATE audit_log SET hash = ? WHERE seq = 6").bind("f".repeat(64)).run();
+    expect(await verify(admin)).toMatchObject({ ok: false, brokenAt: { seq: 6 } });
+    await env.DB.prepare("DELETE FROM audit_log WHERE seq = 6").run();
+    expect(await verify(admin)).toMatchObject({ ok: false, brokenAt: { seq: 6, reason: "entry 6 is missing" } });
+
+    for (const row of pristine) {
+      const columns = Object.keys(row);
+      await env.DB.prepare(
+        `INSERT OR REPLACE INTO audit_log (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+      )
+        .bind(...columns.map((c) => row[c]))
+        .run();
+    }
+    expect((await verify(admin)).ok).toBe(true);
+  });
+
+  it("records sign-in failures and successes, and erasure blanks the user's personal data with the chain intact", async () => {
+    const admin = await adminToken();
+    const { email, user } = await registerUser();
+    expect((await login(email, "wrong password!", { ip: "198.51.100.7" })).status).toBe(401);
+    const ok = await login(email, PASSWORD, { ip: "198.51.100.7" });
+    expect(ok.status).toBe(200);
+    const { accessToken } = await ok.json<{ accessToken: string }>();
+    expect((await login("nobody@example.test", "whatever pass")).status).toBe(401);
+
+    const before = await allEntries(admin);
+    const mine = before.filter((e) => e.actor === userRef(user.id) || e.target === userRef(user.id));
+    expect(mine.map((e) => e.action)).toEqual(["auth.login_failed", "auth.login_succeeded"]);
+    expect(mine[0]).toMatchObject({ actor: "anonymous", ip: "198.51.100.7", details: { reason: "password" } });
+    // An unknown email leaves no personal data behind.
+    const unknown = before.filter((e) => e.action === "auth.login_failed" && e.target === null);
+    expect(unknown).toHaveLength(1);
+    expect(JSON.stringify(unknown)).not.toContain("nobody@example.test");
+
+    const erase = await call("/v1/users/me", { method: "DELETE", token: accessToken, json: { password: PASSWORD } });
+    expect(erase.status).toBe(204);
+    const after = await allEntries(admin);
+    expect(JSON.stringify(after)).not.toContain(user.id);
+    const erased = after.filter((e) => e.erased);
+    expect(erased.map((e) => e.action)).toEqual(["auth.login_failed", "auth.login_succeeded", "account.erased"]);
+    expect(erased[0]).toMatchObject({ target: null, ip: "198.51.100.7" });
+    expect(erased[1]).toMatchObject({ actor: null, target: null, ip: null });
+    // Same hashes as before the erasure, and the whole chain still verifies.
+    for (const entry of before) expect(after.find((e) => e.seq === entry.seq)?.hash).toBe(entry.hash);
+    expect(await verify(admin)).toMatchObject({ ok: true, entries: after.length });
+
+    // Only admins read the log.
+    await expectProblem(await call("/v1/admin/audit", { token: await tokenFor("u-customer") }), 403);
+  });
+});
