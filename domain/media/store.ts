@@ -1,4 +1,10 @@
-import { MEDIA_KEY_PATTERN, MEDIA_MAX_BYTES, MEDIA_TYPES, type MediaType, type ProductMedia } from "../../contracts/engagement";
+import {
+  MEDIA_KEY_PATTERN,
+  MEDIA_MAX_BYTES,
+  MEDIA_TYPES,
+  type MediaType,
+  type ProductMedia,
+} from "../../contracts/engagement";
 import { bumpVersion, noteVersion } from "../catalog/catalog-version";
 import { hex } from "../encoding";
 import { conflict, DomainError, invalidInput, notFound } from "../errors";

@@ -43,7 +43,9 @@ function pageOf(rows: ReviewRow[], limit: number): Omit<ReviewList, "rating"> {
 
 /** Shoppers may see (and review) a product unless it is a draft; archived ones keep their reviews. */
 async function assertReviewable(env: Pick<Env, "DB">, productId: string): Promise<void> {
-  const row = await env.DB.prepare("SELECT status FROM products WHERE id = ?").bind(productId).first<{ status: string }>();
+  const row = await env.DB.prepare("SELECT status FROM products WHERE id = ?")
+    .bind(productId)
+    .first<{ status: string }>();
   if (!row || row.status === "draft") throw notFound("No such product");
 }
 
