@@ -22,8 +22,19 @@ const KEY_ROUTES: { pattern: RegExp; scope: ApiKeyScope }[] = [
   { pattern: /^\/v1\/market\/[^/]+\/(book|trades|ws)\/?$/, scope: "market:read" },
 ];
 
-/** The scope a keyed request to `method path` needs, or null when keys may not call it at all. */
-export function apiKeyScopeFor(method: string, path: string): ApiKeyScope | null {
+/**
+ * GraphQL answers reads only (no mutations) and checks the key's scopes per field itself
+ * (catalog fields need catalog:read, `me.orders` orders:read, `market` market:read), so a key
+ * reaches it whatever its scopes; queries are POSTed.
+ */
+const GRAPHQL_PATH = /^\/v1\/graphql\/?$/;
+
+/**
+ * The scope a keyed request to `method path` needs: null when keys may not call it at all,
+ * "per-field" for GraphQL (its resolvers check scopes).
+ */
+export function apiKeyScopeFor(method: string, path: string): ApiKeyScope | "per-field" | null {
+  if (GRAPHQL_PATH.test(path) && (method === "GET" || method === "POST")) return "per-field";
   if (method !== "GET" && method !== "HEAD") return null;
   return KEY_ROUTES.find((r) => r.pattern.test(path))?.scope ?? null;
 }
@@ -56,7 +67,7 @@ export const apiKeyAuth = (): MiddlewareHandler<AppEnv> => async (c, next) => {
   }
   const scope = apiKeyScopeFor(c.req.method, new URL(c.req.url).pathname);
   if (scope === null) throw new ProblemError(403, "api-key-not-accepted", "This route does not accept API keys");
-  if (!principal.scopes.includes(scope)) {
+  if (scope !== "per-field" && !principal.scopes.includes(scope)) {
     throw new ProblemError(403, "api-key-scope", `This API key lacks the ${scope} scope`);
   }
   c.set("auth", {
