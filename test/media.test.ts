@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { AuditPage } from "../contracts/audit";
 import { ProductDetail } from "../contracts/catalog";
 import { ProductMedia } from "../contracts/engagement";
 import { base64UrlDecode, hex } from "../domain/encoding";
@@ -78,6 +79,10 @@ describe("upload", () => {
     expect(again.status).toBe(200);
     expect(ProductMedia.parse(await again.json())).toEqual(png);
     expect((await adminProduct(id)).media.map((m) => m.key).sort()).toEqual([png.key, jpeg.key, webp.key].sort());
+    // Each new image is audited once (the repeat added nothing, so it is not).
+    const audited = await call(`/v1/admin/audit?action=catalog.media_added&limit=100`, { token: adminToken });
+    const entries = AuditPage.parse(await audited.json()).items.filter((e) => e.target === `product:${id}`);
+    expect(entries.map((e) => e.details.key).sort()).toEqual([png.key, jpeg.key, webp.key].sort());
   });
 
   it("refuses wrong signatures, wrong or missing types, oversize bodies, non-admins and unknown products — storing nothing", async () => {

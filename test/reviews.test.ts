@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { AuditPage } from "../contracts/audit";
 import { Review, ReviewList } from "../contracts/engagement";
 import { insertSku } from "./commerce-fixtures";
 import { call, expectProblem, login, registerUser, tokenFor } from "./helpers";
@@ -131,6 +132,11 @@ describe("ratings", () => {
     ]);
     expect(removals.map((r) => r.status).sort()).toEqual([204, 404]);
     expect((await reviewsOf(product.id)).rating).toEqual({ average: 4, count: 2 });
+    // The removal is in the audit log once, naming the review and the product but not the text.
+    const audited = await call(`/v1/admin/audit?action=review.removed&limit=100`, { token });
+    const entries = AuditPage.parse(await audited.json()).items.filter((e) => e.target === `review:${ids[0]}`);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.details).toEqual({ reviewId: ids[0], productId: product.id, rating: 5 });
     await expectProblem(await call(`/v1/admin/reviews/rev_${"0".repeat(32)}`, { method: "DELETE", token }), 404);
     await expectProblem(await call("/v1/admin/reviews/not-an-id", { method: "DELETE", token }), 400);
 

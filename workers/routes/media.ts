@@ -10,6 +10,7 @@ import {
   readMedia,
   statMedia,
 } from "../../domain/media/store";
+import { auditRequest } from "../audit";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
@@ -140,8 +141,16 @@ export const adminMedia = createRouter().openapi(
       throw new ProblemError(415, "unsupported-media-type", "Send image/png, image/jpeg or image/webp");
     }
     const bytes = new Uint8Array(await c.req.arrayBuffer());
-    const { media: stored, created } = await attachProductMedia(c.env, c.req.valid("param").id, bytes, declared);
-    if (created) c.header("Location", stored.url);
+    const productId = c.req.valid("param").id;
+    const { media: stored, created } = await attachProductMedia(c.env, productId, bytes, declared);
+    if (created) {
+      await auditRequest(c, {
+        action: "catalog.media_added",
+        target: `product:${productId}`,
+        details: { productId, key: stored.key, contentType: stored.contentType, size: stored.size },
+      });
+      c.header("Location", stored.url);
+    }
     return c.json(stored, created ? 201 : 200);
   },
 );

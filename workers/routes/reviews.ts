@@ -2,6 +2,7 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { IdParam } from "../../contracts/catalog";
 import { Review, ReviewCreate, ReviewIdParam, ReviewList, ReviewQuery } from "../../contracts/engagement";
 import { createReview, deleteReview, listReviews } from "../../domain/reviews/store";
+import { auditRequest } from "../audit";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { bearerSecurity, createRouter, problemResponses, publicAccess } from "../openapi";
@@ -70,7 +71,7 @@ export const adminReviews = createRouter().openapi(
     operationId: "deleteReview",
     security: bearerSecurity,
     tags: ["Reviews"],
-    summary: "Remove a review (moderation); the product's rating no longer counts it",
+    summary: "Remove a review (moderation, audited); the product's rating no longer counts it",
     middleware: [requireAuth(), requireRole("admin"), userWriteRateLimit()] as const,
     request: { params: ReviewIdParam },
     responses: {
@@ -79,7 +80,13 @@ export const adminReviews = createRouter().openapi(
     },
   }),
   async (c) => {
-    await deleteReview(c.env, c.req.valid("param").id);
+    const removed = await deleteReview(c.env, c.req.valid("param").id);
+    // Non-personal facts only: the author and the text are the review's, not the log's.
+    await auditRequest(c, {
+      action: "review.removed",
+      target: `review:${removed.id}`,
+      details: { reviewId: removed.id, productId: removed.productId, rating: removed.rating },
+    });
     return c.body(null, 204);
   },
 );
