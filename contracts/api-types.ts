@@ -94,6 +94,43 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/v1/admin/orders/{id}/ship": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Hand a confirmed order to the carrier (→ shipped; units leave onHand and sold)
+     * @description By default the shipment the carrier step booked; `carrier` and `trackingNumber` override it (an order in `needs_attention` has no booking and needs `trackingNumber`). Shipping a shipped order again is a no-op.
+     */
+    post: operations["shipOrder"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/orders/{id}/deliver": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Record that a shipped order arrived (→ delivered) */
+    post: operations["deliverOrder"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/v1/admin/orders/{id}/refund": {
     parameters: {
       query?: never;
@@ -135,7 +172,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Collector-host health as last reported */
+    /**
+     * Collector-host health as last reported, every host's report and each symbol's primary/standby publishers
+     * @description The top-level fields are the most recent report (any host). `hosts` lists every collector host that reported in the last day (`silent` once it missed three 5 s reports) with the symbols it publishes as the followed primary and as a hot standby; `symbols` gives each symbol's primary, standbys and failover count.
+     */
     get: operations["getCollectorHealth"];
     /** The collector host reports its health (service token with the `collectors:report` scope) */
     put: operations["reportCollectorHealth"];
@@ -206,7 +246,7 @@ export interface paths {
     };
     /**
      * Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq
-     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the symbol already has 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
+     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. The socket is served by one of the symbol's relay objects (chosen by a hash of the client address), which the symbol's one sequencer feeds. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`), or with `?encoding=binary` (or the subprotocol `edgepulse.market.v1.binary`) the same frames in the compact binary encoding of contracts/market-binary.ts: first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the client's relay already serves 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
      */
     get: operations["subscribeMarketFeed"];
     put?: never;
@@ -226,7 +266,7 @@ export interface paths {
     };
     /**
      * Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out
-     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap or a restart. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 when another collector now publishes the symbol; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
+     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts. The server answers with IngestControl: `role` on connect and on every change (two collector hosts may publish one symbol: the first is followed as `primary`, the next is a hot `standby` whose frames are validated and acknowledged, not applied, until the primary disconnects or is silent for 1 s while the standby speaks), `ack` for accepted batches, `resync` after a seq gap, a restart or a promotion. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 for the longest-standing standby when a fourth collector connects; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
      */
     get: operations["publishMarketFeed"];
     put?: never;
@@ -304,6 +344,47 @@ export interface paths {
     head?: never;
     /** Set a line's quantity (0 removes it) */
     patch: operations["setCartItemQuantity"];
+    trace?: never;
+  };
+  "/v1/carts/{id}/shipping-options": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * How the cart can ship to a country, priced for its weight and discounted subtotal
+     * @description Options are the active rates of every shipping zone that covers `country`, in the cart's currency, cheapest first. Weight-based rates charge per started kilogram; a rate is free once the subtotal after the cart's promotion reaches its threshold. A cart with nothing to ship (digital goods) has no options.
+     */
+    get: operations["listCartShippingOptions"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/carts/{id}/promotion": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Apply a promotion code (one per cart); 422 promotion-not-applicable with the reason
+     * @description The reason is `errors[0].message`: `unknown`, `inactive`, `not_started`, `expired`, `below_minimum`, `currency`, `used_up` or `already_used`. The code is checked again, and redeemed, when the order is placed.
+     */
+    post: operations["applyCartPromotion"];
+    /** Remove the cart's promotion code */
+    delete: operations["removeCartPromotion"];
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   "/v1/inventory/{sku}": {
@@ -742,6 +823,151 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/v1/users/me/api-keys": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The caller's API keys (never the secrets), with lastUsedAt */
+    get: operations["listApiKeys"];
+    put?: never;
+    /**
+     * Create an API key with scopes; the key is in this answer only
+     * @description Send it as `X-API-Key`. It authenticates as you, limited to its scopes (`catalog:read`, `orders:read`, `market:read`) and rate limited on its own budget; it is stored only as a hash.
+     */
+    post: operations["createApiKey"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/users/me/api-keys/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Revoke an API key: refused everywhere within a second */
+    delete: operations["revokeApiKey"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/audit": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Audit entries, newest first (hash-chained; see /verify) */
+    get: operations["listAudit"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/audit/verify": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Recompute the hash chain and report the first broken link */
+    get: operations["verifyAudit"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/flags": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Feature flags evaluated for the caller (stable per-user rollout) */
+    get: operations["evaluateFlags"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/flags/{name}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One flag (kill switches show their default until set) */
+    get: operations["getFlag"];
+    /**
+     * Turn a flag on or off, optionally for a stable share of users
+     * @description Seen by the isolate that made the change at once and by every other within about a second (each checks the flags' version at most once a second).
+     */
+    put: operations["setFlag"];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/orders/{id}/review": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Approve (the saga charges it) or reject (stock released, customer notified) a held order */
+    post: operations["reviewOrder"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/fraud-rules": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The fraud rules and thresholds in force */
+    get: operations["getFraudRules"];
+    /** Replace the fraud rules and thresholds (applies to checkouts within a second) */
+    put: operations["setFraudRules"];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/v1/products": {
     parameters: {
       query?: never;
@@ -768,6 +994,23 @@ export interface paths {
     };
     /** One product with its variants */
     get: operations["getProduct"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/products/{id}/recommendations": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Products bought together with this one, then its category's best sellers (in stock, active) */
+    get: operations["getProductRecommendations"];
     put?: never;
     post?: never;
     delete?: never;
@@ -821,7 +1064,7 @@ export interface paths {
     get: operations["getAdminProduct"];
     put?: never;
     post?: never;
-    /** Archive a product: gone from search, still readable by id for existing orders */
+    /** Archive a product: gone from search, still readable by id for existing orders; its images are deleted */
     delete: operations["archiveProduct"];
     options?: never;
     head?: never;
@@ -840,6 +1083,320 @@ export interface paths {
     put?: never;
     /** Create a category */
     post: operations["createCategory"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/shipping/zones": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every shipping zone with its countries */
+    get: operations["listShippingZones"];
+    put?: never;
+    /** Create a shipping zone (a set of destination countries) */
+    post: operations["createShippingZone"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/shipping/rates": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every shipping rate, active or not */
+    get: operations["listShippingRates"];
+    put?: never;
+    /** Create a carrier service's rate into a zone (flat or weight-based, optionally free above) */
+    post: operations["createShippingRate"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/shipping/rates/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** Change a rate's price, threshold, estimate or active flag */
+    patch: operations["updateShippingRate"];
+    trace?: never;
+  };
+  "/v1/admin/tax-rates": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The per-country tax table */
+    get: operations["listTaxRates"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/tax-rates/{country}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Set a country's tax rate (basis points) and whether shipping is taxed there */
+    put: operations["putTaxRate"];
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/promotions": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Create a promotion code (percent, fixed or free shipping; limits counted exactly) */
+    post: operations["createPromotion"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/promotions/{code}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** A promotion with its live redemption count */
+    get: operations["getPromotion"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    /** Deactivate a code, move its end, or change its redemption limit */
+    patch: operations["updatePromotion"];
+    trace?: never;
+  };
+  "/v1/admin/analytics/summary": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Sales summary of a window: orders, revenue, funnel, best sellers, by day (admin only)
+     * @description Read from the hourly, daily and per-product rollups that the saga and cart events feed (never by scanning orders). The window `[from, to)` is widened to whole UTC hours; `from` defaults to 30 days before `to`, `to` to now; at most 366 days. Funnel counts cover every currency; money, orders and best sellers are in `currency` (default USD). A refund lowers revenue in the hour it went through.
+     */
+    get: operations["getAnalyticsSummary"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/alerts": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Business alerts firing now and the latest alert events (admin only)
+     * @description Payment success rate below 80 % or order failure rate above 25 % over the last hour (with at least 10 outcomes; evaluated as the saga's events are rolled up), and a collector down or silent for more than 30 s (evaluated from the last health report whenever this is read).
+     */
+    get: operations["listAlerts"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/sagas": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Order sagas in flight, stuck (no progress past the step deadline) or dead-lettered (admin only) */
+    get: operations["listSagas"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/sagas/{orderId}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One order with its status history and its saga's messages, dead letters and retries (admin only) */
+    get: operations["getSaga"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/sagas/{orderId}/retry": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Redeliver the step an order's saga is waiting for (202; idempotent) (admin only)
+     * @description Dead letters of the order not yet retried are each sent again exactly once (a repeated or concurrent retry sends nothing and lists nothing in `redelivered`); without dead letters an unfinished saga gets its newest event again, and every step consumer is idempotent. The order's needs-attention flag is cleared. 409 when the saga has finished and nothing is dead-lettered.
+     */
+    post: operations["retrySaga"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/products/{id}/reviews": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A product's reviews, newest first, with its rating
+     * @description Title and body are plain text as written: render them as text, never as HTML. Not edge-cached, so a new review shows at once.
+     */
+    get: operations["listProductReviews"];
+    put?: never;
+    /** Review a product you received (one review per customer and product) */
+    post: operations["createProductReview"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/reviews/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Remove a review (moderation, audited); the product's rating no longer counts it */
+    delete: operations["deleteReview"];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/admin/products/{id}/media": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Attach an image (PNG, JPEG or WebP, at most 5 MiB, raw body) to a product
+     * @description The type is checked against the bytes' own signature as well as `Content-Type`. The image is stored once under its SHA-256; uploading it again answers 200 with the same key.
+     */
+    post: operations["uploadProductMedia"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/media/{key}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * A product image by its content-hash key (ETag, immutable caching, single byte ranges)
+     * @description A `Range: bytes=…` with one range answers 206 with that slice; several ranges, a malformed header or an `If-Range` that names another content get the whole image (RFC 9110 lets a server ignore Range); a range wholly past the end is 416.
+     */
+    get: operations["getMedia"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/graphql": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * GraphQL: products, product (reviews, rating, recommendations, media), me (orders), market book and BBO
+     * @description Public fields need no credentials; `me` needs a bearer token (or an API key with `orders:read` for its orders). Queries are limited to depth 8 and cost 5000; errors of the operation answer 200 with `errors` (`extensions.code`), never a stack trace. The schema is introspectable.
+     */
+    post: operations["graphql"];
     delete?: never;
     options?: never;
     head?: never;
@@ -896,7 +1453,17 @@ export interface components {
     OrderAccepted: {
       id: string;
       /** @enum {string} */
-      status: "pending" | "reserved" | "paid" | "confirmed" | "cancelled" | "refunded";
+      status:
+        | "pending"
+        | "review"
+        | "reserved"
+        | "paid"
+        | "needs_attention"
+        | "confirmed"
+        | "shipped"
+        | "delivered"
+        | "cancelled"
+        | "refunded";
     };
     PlaceOrder: {
       cartId: string;
@@ -907,6 +1474,7 @@ export interface components {
         token?: string;
       };
       shippingAddress: components["schemas"]["ShippingAddress"];
+      shippingOptionId?: string;
     };
     ShippingAddress: {
       name: string;
@@ -924,9 +1492,26 @@ export interface components {
     OrderSummary: {
       id: string;
       /** @enum {string} */
-      status: "pending" | "reserved" | "paid" | "confirmed" | "cancelled" | "refunded";
+      status:
+        | "pending"
+        | "review"
+        | "reserved"
+        | "paid"
+        | "needs_attention"
+        | "confirmed"
+        | "shipped"
+        | "delivered"
+        | "cancelled"
+        | "refunded";
       /** @enum {string} */
-      reason?: "out_of_stock" | "payment_declined" | "payment_error" | "timeout" | "customer";
+      reason?:
+        | "out_of_stock"
+        | "payment_declined"
+        | "payment_error"
+        | "timeout"
+        | "customer"
+        | "fraud_rejected"
+        | "review_expired";
       items: {
         sku: string;
         productId: string;
@@ -934,8 +1519,28 @@ export interface components {
         quantity: number;
         unitPrice: components["schemas"]["Money"];
         lineTotal: components["schemas"]["Money"];
+        weightGrams?: number;
       }[];
       total: components["schemas"]["Money"];
+      totals?: {
+        subtotal: components["schemas"]["Money"];
+        discount: components["schemas"]["Money"];
+        shipping: components["schemas"]["Money"];
+        tax: components["schemas"]["Money"];
+        total: components["schemas"]["Money"];
+      };
+      promotionCode?: string;
+      shipment?: {
+        /** @enum {string} */
+        status: "pending" | "label_created" | "failed" | "shipped" | "delivered";
+        carrier: string;
+        service: string;
+        trackingNumber?: string;
+        /** Format: date-time */
+        shippedAt?: string;
+        /** Format: date-time */
+        deliveredAt?: string;
+      };
       payment: {
         /** @enum {string} */
         status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
@@ -954,9 +1559,26 @@ export interface components {
     Order: {
       id: string;
       /** @enum {string} */
-      status: "pending" | "reserved" | "paid" | "confirmed" | "cancelled" | "refunded";
+      status:
+        | "pending"
+        | "review"
+        | "reserved"
+        | "paid"
+        | "needs_attention"
+        | "confirmed"
+        | "shipped"
+        | "delivered"
+        | "cancelled"
+        | "refunded";
       /** @enum {string} */
-      reason?: "out_of_stock" | "payment_declined" | "payment_error" | "timeout" | "customer";
+      reason?:
+        | "out_of_stock"
+        | "payment_declined"
+        | "payment_error"
+        | "timeout"
+        | "customer"
+        | "fraud_rejected"
+        | "review_expired";
       items: {
         sku: string;
         productId: string;
@@ -964,8 +1586,28 @@ export interface components {
         quantity: number;
         unitPrice: components["schemas"]["Money"];
         lineTotal: components["schemas"]["Money"];
+        weightGrams?: number;
       }[];
       total: components["schemas"]["Money"];
+      totals?: {
+        subtotal: components["schemas"]["Money"];
+        discount: components["schemas"]["Money"];
+        shipping: components["schemas"]["Money"];
+        tax: components["schemas"]["Money"];
+        total: components["schemas"]["Money"];
+      };
+      promotionCode?: string;
+      shipment?: {
+        /** @enum {string} */
+        status: "pending" | "label_created" | "failed" | "shipped" | "delivered";
+        carrier: string;
+        service: string;
+        trackingNumber?: string;
+        /** Format: date-time */
+        shippedAt?: string;
+        /** Format: date-time */
+        deliveredAt?: string;
+      };
       payment: {
         /** @enum {string} */
         status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
@@ -981,12 +1623,26 @@ export interface components {
       };
       history: {
         /** @enum {string} */
-        status: "pending" | "reserved" | "paid" | "confirmed" | "cancelled" | "refunded";
+        status:
+          | "pending"
+          | "review"
+          | "reserved"
+          | "paid"
+          | "needs_attention"
+          | "confirmed"
+          | "shipped"
+          | "delivered"
+          | "cancelled"
+          | "refunded";
         /** Format: date-time */
         at: string;
         reason?: string;
       }[];
       needsAttention?: string;
+    };
+    ShipRequest: {
+      carrier?: string;
+      trackingNumber?: string;
     };
     RefundAccepted: {
       id: string;
@@ -995,6 +1651,96 @@ export interface components {
     };
     RefundRequest: {
       amount?: number;
+    };
+    CollectorsView: {
+      host: string;
+      /** Format: date-time */
+      reportedAt: string;
+      exchanges: {
+        coinbase?: {
+          /** @enum {string} */
+          status: "connecting" | "syncing" | "live" | "degraded" | "down";
+          /** Format: date-time */
+          lastMessageAt: string | null;
+          messagesPerSecond: number;
+          reconnects: number;
+          checksumFailures: number;
+          resyncs: number;
+        };
+        kraken?: {
+          /** @enum {string} */
+          status: "connecting" | "syncing" | "live" | "degraded" | "down";
+          /** Format: date-time */
+          lastMessageAt: string | null;
+          messagesPerSecond: number;
+          reconnects: number;
+          checksumFailures: number;
+          resyncs: number;
+        };
+        binanceus?: {
+          /** @enum {string} */
+          status: "connecting" | "syncing" | "live" | "degraded" | "down";
+          /** Format: date-time */
+          lastMessageAt: string | null;
+          messagesPerSecond: number;
+          reconnects: number;
+          checksumFailures: number;
+          resyncs: number;
+        };
+      };
+      /** Format: date-time */
+      receivedAt: string;
+      hosts: {
+        host: string;
+        /** Format: date-time */
+        reportedAt: string;
+        exchanges: {
+          coinbase?: {
+            /** @enum {string} */
+            status: "connecting" | "syncing" | "live" | "degraded" | "down";
+            /** Format: date-time */
+            lastMessageAt: string | null;
+            messagesPerSecond: number;
+            reconnects: number;
+            checksumFailures: number;
+            resyncs: number;
+          };
+          kraken?: {
+            /** @enum {string} */
+            status: "connecting" | "syncing" | "live" | "degraded" | "down";
+            /** Format: date-time */
+            lastMessageAt: string | null;
+            messagesPerSecond: number;
+            reconnects: number;
+            checksumFailures: number;
+            resyncs: number;
+          };
+          binanceus?: {
+            /** @enum {string} */
+            status: "connecting" | "syncing" | "live" | "degraded" | "down";
+            /** Format: date-time */
+            lastMessageAt: string | null;
+            messagesPerSecond: number;
+            reconnects: number;
+            checksumFailures: number;
+            resyncs: number;
+          };
+        };
+        /** Format: date-time */
+        receivedAt: string;
+        silent: boolean;
+        primaryFor: string[];
+        standbyFor: string[];
+      }[];
+      symbols: {
+        [key: string]: {
+          primary: string | null;
+          standbys: string[];
+          failovers: number;
+          /** Format: date-time */
+          lastFailoverAt: string | null;
+        };
+      };
     };
     CollectorHealth: {
       host: string;
@@ -1090,10 +1836,20 @@ export interface components {
         quantity: number;
         unitPrice: components["schemas"]["Money"];
         lineTotal: components["schemas"]["Money"];
+        weightGrams?: number;
       }[];
       total: components["schemas"]["Money"];
       /** @enum {string} */
       status: "open" | "checked_out";
+      promotionCode?: string;
+      /** @default [] */
+      discounts: {
+        code: string;
+        /** @enum {string} */
+        kind: "percent" | "fixed" | "free_shipping";
+        description: string;
+        amount: components["schemas"]["Money"];
+      }[];
       orderId?: string;
       /** Format: date-time */
       updatedAt: string;
@@ -1104,6 +1860,18 @@ export interface components {
     };
     CartSetQuantity: {
       quantity: number;
+    };
+    ShippingOptionList: {
+      items: {
+        id: string;
+        carrier: string;
+        service: string;
+        amount: components["schemas"]["Money"];
+        estimatedDays: number;
+      }[];
+    };
+    ApplyPromotion: {
+      code: string;
     };
     InventoryLevel: {
       sku: string;
@@ -1307,6 +2075,115 @@ export interface components {
     SetRolesBody: {
       roles: ("customer" | "admin")[];
     };
+    CreatedApiKey: {
+      id: string;
+      name: string;
+      scopes: ("catalog:read" | "orders:read" | "market:read")[];
+      /** Format: date-time */
+      createdAt: string;
+      /** Format: date-time */
+      lastUsedAt: string | null;
+      /** Format: date-time */
+      revokedAt: string | null;
+      key: string;
+    };
+    CreateApiKey: {
+      name: string;
+      scopes: ("catalog:read" | "orders:read" | "market:read")[];
+    };
+    ApiKeyList: {
+      items: components["schemas"]["ApiKey"][];
+    };
+    ApiKey: {
+      id: string;
+      name: string;
+      scopes: ("catalog:read" | "orders:read" | "market:read")[];
+      /** Format: date-time */
+      createdAt: string;
+      /** Format: date-time */
+      lastUsedAt: string | null;
+      /** Format: date-time */
+      revokedAt: string | null;
+    };
+    AuditPage: {
+      items: components["schemas"]["AuditEntry"][];
+      nextCursor: string | null;
+    };
+    AuditEntry: {
+      seq: number;
+      /** Format: date-time */
+      at: string;
+      actor: string | null;
+      action: string;
+      target: string | null;
+      ip: string | null;
+      requestId: string | null;
+      details: {
+        [key: string]: unknown;
+      };
+      prevHash: string;
+      hash: string;
+      erased: boolean;
+    };
+    AuditVerification: {
+      ok: boolean;
+      entries: number;
+      head: {
+        seq: number;
+        hash: string;
+      };
+      brokenAt?: {
+        seq: number;
+        reason: string;
+      };
+    };
+    EvaluatedFlags: {
+      flags: {
+        [key: string]: boolean;
+      };
+    };
+    Flag: {
+      name: string;
+      enabled: boolean;
+      rolloutPercent: number;
+      version: number;
+      /** Format: date-time */
+      updatedAt: string | null;
+    };
+    FlagUpdate: {
+      enabled: boolean;
+      rolloutPercent?: number;
+    };
+    ReviewDecision: {
+      /** @enum {string} */
+      decision: "approve" | "reject";
+    };
+    FraudRules: {
+      customerVelocity: {
+        enabled: boolean;
+        maxOrders: number;
+        windowMinutes: number;
+      };
+      ipVelocity: {
+        enabled: boolean;
+        maxOrders: number;
+        windowMinutes: number;
+      };
+      cardVelocity: {
+        enabled: boolean;
+        maxOrders: number;
+        windowMinutes: number;
+      };
+      newAccountAmount: {
+        enabled: boolean;
+        accountAgeHours: number;
+        maxAmount: number;
+      };
+      countryMismatch: {
+        enabled: boolean;
+      };
+      reviewHoldMinutes: number;
+    };
     ProductList: {
       items: components["schemas"]["Product"][];
       nextCursor: string | null;
@@ -1341,6 +2218,7 @@ export interface components {
       available: number;
       /** @enum {string} */
       status: "draft" | "active" | "archived";
+      rating: components["schemas"]["Rating"];
       createdAt: string;
       updatedAt: string;
     };
@@ -1349,8 +2227,15 @@ export interface components {
       amount: number;
       currency: string;
     };
+    Rating: {
+      /** @description Sum of ratings / count, unrounded; null while there is no review */
+      average: number | null;
+      count: number;
+    };
     ProductDetail: components["schemas"]["Product"] & {
       variants: components["schemas"]["Variant"][];
+      /** @description Images, oldest first */
+      media: components["schemas"]["ProductMedia"][];
     };
     Variant: {
       sku: string;
@@ -1360,6 +2245,17 @@ export interface components {
         [key: string]: unknown;
       };
       available: number;
+    };
+    ProductMedia: {
+      key: string;
+      /** @description Path of the image under this API: /v1/media/{key} */
+      url: string;
+      /** @enum {string} */
+      contentType: "image/png" | "image/jpeg" | "image/webp";
+      size: number;
+    };
+    RecommendationList: {
+      items: components["schemas"]["Product"][];
     };
     Category: {
       id: string;
@@ -1416,6 +2312,346 @@ export interface components {
       name: string;
       /** @default null */
       parentId: string | null;
+    };
+    ShippingZone: {
+      name: string;
+      countries: string[];
+      id: string;
+    };
+    ShippingZoneInput: {
+      name: string;
+      countries: string[];
+    };
+    ShippingZoneList: {
+      items: {
+        name: string;
+        countries: string[];
+        id: string;
+      }[];
+    };
+    ShippingRate: {
+      id: string;
+      zoneId: string;
+      carrier: string;
+      service: string;
+      currency: string;
+      /** @enum {string} */
+      kind: "flat" | "weight";
+      amount: number;
+      perKg?: number;
+      freeAbove?: number;
+      estimatedDays: number;
+      active: boolean;
+    };
+    ShippingRateInput: {
+      zoneId: string;
+      carrier: string;
+      service: string;
+      currency: string;
+      /** @enum {string} */
+      kind: "flat" | "weight";
+      amount: number;
+      perKg?: number;
+      freeAbove?: number;
+      estimatedDays: number;
+      /** @default true */
+      active: boolean;
+    };
+    ShippingRateList: {
+      items: {
+        id: string;
+        zoneId: string;
+        carrier: string;
+        service: string;
+        currency: string;
+        /** @enum {string} */
+        kind: "flat" | "weight";
+        amount: number;
+        perKg?: number;
+        freeAbove?: number;
+        estimatedDays: number;
+        active: boolean;
+      }[];
+    };
+    ShippingRatePatch: {
+      amount?: number;
+      perKg?: number;
+      freeAbove?: number;
+      estimatedDays?: number;
+      active?: boolean;
+    };
+    TaxRateList: {
+      items: {
+        rateBps: number;
+        shippingTaxable: boolean;
+        country: string;
+        updatedAt: string;
+      }[];
+    };
+    TaxRate: {
+      rateBps: number;
+      shippingTaxable: boolean;
+      country: string;
+      updatedAt: string;
+    };
+    TaxRateInput: {
+      rateBps: number;
+      shippingTaxable: boolean;
+    };
+    Promotion: {
+      code: string;
+      /** @enum {string} */
+      kind: "percent" | "fixed" | "free_shipping";
+      value?: number;
+      currency?: string;
+      description: string;
+      minSubtotal?: number;
+      startsAt?: string;
+      endsAt?: string;
+      maxRedemptions?: number;
+      perCustomerLimit?: number;
+      active: boolean;
+      redemptions: number;
+      createdAt: string;
+      updatedAt: string;
+    };
+    PromotionInput: {
+      code: string;
+      /** @enum {string} */
+      kind: "percent" | "fixed" | "free_shipping";
+      value?: number;
+      currency?: string;
+      description?: string;
+      minSubtotal?: number;
+      /** Format: date-time */
+      startsAt?: string;
+      /** Format: date-time */
+      endsAt?: string;
+      maxRedemptions?: number;
+      perCustomerLimit?: number;
+    };
+    PromotionPatch: {
+      active?: boolean;
+      /** Format: date-time */
+      endsAt?: string | null;
+      maxRedemptions?: number | null;
+    };
+    AnalyticsSummary: {
+      /** Format: date-time */
+      from: string;
+      /** Format: date-time */
+      to: string;
+      orders: number;
+      revenue: components["schemas"]["Money"];
+      grossRevenue: components["schemas"]["Money"];
+      refunded: components["schemas"]["Money"];
+      averageOrderValue: components["schemas"]["Money"];
+      paymentSuccessRate: number | null;
+      cartAbandonmentRate: number | null;
+      orderFailureRate: number | null;
+      funnel: {
+        cartsCreated: number;
+        checkoutsStarted: number;
+        paid: number;
+      };
+      topProducts: {
+        sku: string;
+        name: string;
+        units: number;
+        revenue: components["schemas"]["Money"];
+      }[];
+      byDay: {
+        /** Format: date */
+        date: string;
+        orders: number;
+        revenue: components["schemas"]["Money"];
+        cartsCreated: number;
+        checkoutsStarted: number;
+        paymentFailures: number;
+      }[];
+    };
+    AlertList: {
+      active: components["schemas"]["Alert"][];
+      recent: components["schemas"]["Alert"][];
+    };
+    Alert: {
+      seq: number;
+      /** @enum {string} */
+      kind: "payment_success_rate" | "order_failure_rate" | "collector_down";
+      subject: string;
+      /** @enum {string} */
+      state: "raised" | "resolved";
+      value: number | null;
+      threshold: number | null;
+      message: string;
+      /** Format: date-time */
+      at: string;
+    };
+    SagaList: {
+      items: components["schemas"]["SagaItem"][];
+      byStatus: {
+        [key: string]: number;
+      };
+    };
+    SagaItem: {
+      orderId: string;
+      userId: string;
+      status: string;
+      /** @enum {string} */
+      state: "stuck" | "dead-lettered" | "in-flight";
+      lastStep: string;
+      lastEvent: string | null;
+      error: string | null;
+      attempts: number;
+      total: components["schemas"]["Money"];
+      /** Format: date-time */
+      updatedAt: string;
+      idleMs: number;
+    };
+    SagaDetail: {
+      order: {
+        id: string;
+        /** @enum {string} */
+        status:
+          | "pending"
+          | "review"
+          | "reserved"
+          | "paid"
+          | "needs_attention"
+          | "confirmed"
+          | "shipped"
+          | "delivered"
+          | "cancelled"
+          | "refunded";
+        /** @enum {string} */
+        reason?:
+          | "out_of_stock"
+          | "payment_declined"
+          | "payment_error"
+          | "timeout"
+          | "customer"
+          | "fraud_rejected"
+          | "review_expired";
+        items: {
+          sku: string;
+          productId: string;
+          name: string;
+          quantity: number;
+          unitPrice: components["schemas"]["Money"];
+          lineTotal: components["schemas"]["Money"];
+          weightGrams?: number;
+        }[];
+        total: components["schemas"]["Money"];
+        totals?: {
+          subtotal: components["schemas"]["Money"];
+          discount: components["schemas"]["Money"];
+          shipping: components["schemas"]["Money"];
+          tax: components["schemas"]["Money"];
+          total: components["schemas"]["Money"];
+        };
+        promotionCode?: string;
+        shipment?: {
+          /** @enum {string} */
+          status: "pending" | "label_created" | "failed" | "shipped" | "delivered";
+          carrier: string;
+          service: string;
+          trackingNumber?: string;
+          /** Format: date-time */
+          shippedAt?: string;
+          /** Format: date-time */
+          deliveredAt?: string;
+        };
+        payment: {
+          /** @enum {string} */
+          status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
+          captured: number;
+          refunded: number;
+        };
+        /** Format: date-time */
+        createdAt: string;
+        /** Format: date-time */
+        updatedAt: string;
+        shippingAddress: {
+          [key: string]: string;
+        };
+        history: {
+          /** @enum {string} */
+          status:
+            | "pending"
+            | "review"
+            | "reserved"
+            | "paid"
+            | "needs_attention"
+            | "confirmed"
+            | "shipped"
+            | "delivered"
+            | "cancelled"
+            | "refunded";
+          /** Format: date-time */
+          at: string;
+          reason?: string;
+        }[];
+        needsAttention?: string;
+        userId: string;
+      };
+      log: {
+        /** Format: date-time */
+        at: string;
+        /** @enum {string} */
+        kind: "event" | "dead-letter" | "retry";
+        type: string | null;
+        eventId: string | null;
+        detail: string | null;
+      }[];
+    };
+    SagaRetryAccepted: {
+      orderId: string;
+      redelivered: {
+        eventId: string | null;
+        type: string | null;
+      }[];
+    };
+    ReviewList: {
+      items: components["schemas"]["Review"][];
+      nextCursor: string | null;
+      rating: components["schemas"]["Rating"];
+    };
+    Review: {
+      id: string;
+      productId: string;
+      rating: number;
+      /** @description Plain text, never HTML */
+      title: string;
+      /** @description Plain text, never HTML */
+      body: string;
+      /** @description null for anonymous or erased reviewers */
+      authorName: string | null;
+      createdAt: string;
+    };
+    ReviewCreate: {
+      rating: number;
+      title: string;
+      body: string;
+    };
+    GraphqlResponse: {
+      data?: {
+        [key: string]: unknown;
+      } | null;
+      errors?: {
+        message: string;
+        path?: (string | number)[];
+        extensions?: {
+          [key: string]: unknown;
+        };
+      }[];
+    };
+    GraphqlRequest: {
+      /** @description The GraphQL document (one operation) */
+      query: string;
+      operationName?: string | null;
+      variables?: {
+        [key: string]: unknown;
+      } | null;
     };
   };
   responses: never;
@@ -1607,7 +2843,7 @@ export interface operations {
           "application/json": components["schemas"]["OrderAccepted"];
         };
       };
-      /** @description Invalid input, card or payment token */
+      /** @description Invalid input, card or payment token; no or unknown shipping option for the address */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1672,7 +2908,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description The `Idempotency-Key` was already used with a different body */
+      /** @description The Idempotency-Key was used with another body, or the cart's promotion code no longer applies (promotion-not-applicable, reason in errors[0].message) */
       422: {
         headers: {
           [name: string]: unknown;
@@ -1854,6 +3090,236 @@ export interface operations {
         };
       };
       /** @description The order is paid, confirmed or already ended */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  shipOrder: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["ShipRequest"];
+      };
+    };
+    responses: {
+      /** @description The shipped order */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Order"];
+        };
+      };
+      /** @description Invalid body, or no tracking number for an order the carrier did not book */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such order */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The order is not confirmed (or needs_attention) or is being cancelled */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  deliverOrder: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The delivered order */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Order"];
+        };
+      };
+      /** @description Not an order id */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such order */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The order has not shipped */
       409: {
         headers: {
           [name: string]: unknown;
@@ -2091,7 +3557,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["CollectorHealth"];
+          "application/json": components["schemas"]["CollectorsView"];
         };
       };
       /** @description No report yet */
@@ -2453,6 +3919,8 @@ export interface operations {
       query?: {
         window?: number;
         depth?: number;
+        /** @description frame encoding (default json) */
+        encoding?: "json" | "binary";
       };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
@@ -2482,7 +3950,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol, window or depth, or not a WebSocket upgrade */
+      /** @description Bad symbol, window, depth or encoding, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;
@@ -2500,6 +3968,17 @@ export interface operations {
           RateLimit?: string;
           /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
           "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
           [name: string]: unknown;
         };
         content: {
@@ -3071,6 +4550,315 @@ export interface operations {
       };
       /** @description The request body is not `application/json` */
       415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listCartShippingOptions: {
+    parameters: {
+      query: {
+        country: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The options */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingOptionList"];
+        };
+      };
+      /** @description Not a cart id, or no country */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such cart (or not yours) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  applyCartPromotion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ApplyPromotion"];
+      };
+    };
+    responses: {
+      /** @description The cart with its discounts */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Cart"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such cart (or not yours) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The cart is checked out */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The code does not apply to this cart (reason in errors[0].message) */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  removeCartPromotion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The cart without discounts */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Cart"];
+        };
+      };
+      /** @description Not a cart id */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such cart (or not yours) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The cart is checked out */
+      409: {
         headers: {
           [name: string]: unknown;
         };
@@ -5300,6 +7088,929 @@ export interface operations {
       };
     };
   };
+  listApiKeys: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Keys, newest first */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ApiKeyList"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description API keys cannot manage keys */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  createApiKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["CreateApiKey"];
+      };
+    };
+    responses: {
+      /** @description Created; store the key now */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CreatedApiKey"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description API keys cannot manage keys */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Too many active keys */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  revokeApiKey: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Revoked (also when it already was) */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Not a key id */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description API keys cannot manage keys */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such key (or not yours) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listAudit: {
+    parameters: {
+      query?: {
+        limit?: number;
+        cursor?: string;
+        action?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of entries */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AuditPage"];
+        };
+      };
+      /** @description Invalid limit or cursor */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  verifyAudit: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description `ok` false names the first broken link in `brokenAt` */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AuditVerification"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  evaluateFlags: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Flag name → on/off */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["EvaluatedFlags"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getFlag: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The flag */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Flag"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such flag */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  setFlag: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        name: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["FlagUpdate"];
+      };
+    };
+    responses: {
+      /** @description The stored flag */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Flag"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  reviewOrder: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReviewDecision"];
+      };
+    };
+    responses: {
+      /** @description The order after the decision */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Order"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such order */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The order is not in review */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getFraudRules: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The rules */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FraudRules"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  setFraudRules: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["FraudRules"];
+      };
+    };
+    responses: {
+      /** @description The stored rules */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["FraudRules"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
   listProducts: {
     parameters: {
       query?: {
@@ -5413,6 +8124,72 @@ export interface operations {
         };
       };
       /** @description No such product (drafts are not visible) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getProductRecommendations: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Up to 8 products, best first */
+      200: {
+        headers: {
+          /** @description Strong validator; send it back as If-None-Match */
+          ETag?: string;
+          /** @description public for anonymous reads, private otherwise */
+          "Cache-Control"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["RecommendationList"];
+        };
+      };
+      /** @description Not modified (If-None-Match) */
+      304: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Not a product id */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such product */
       404: {
         headers: {
           [name: string]: unknown;
@@ -5938,6 +8715,1918 @@ export interface operations {
       /** @description Id taken */
       409: {
         headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listShippingZones: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The zones */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingZoneList"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  createShippingZone: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ShippingZoneInput"];
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingZone"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listShippingRates: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The rates */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingRateList"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  createShippingRate: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ShippingRateInput"];
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingRate"];
+        };
+      };
+      /** @description Invalid rate, or no such zone */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  updateShippingRate: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ShippingRatePatch"];
+      };
+    };
+    responses: {
+      /** @description The rate */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ShippingRate"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such rate */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listTaxRates: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The table */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaxRateList"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  putTaxRate: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        country: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["TaxRateInput"];
+      };
+    };
+    responses: {
+      /** @description The country's rule */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaxRate"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  createPromotion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PromotionInput"];
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Promotion"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The code exists */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getPromotion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The promotion */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Promotion"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such code */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  updatePromotion: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["PromotionPatch"];
+      };
+    };
+    responses: {
+      /** @description The promotion */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Promotion"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such code */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getAnalyticsSummary: {
+    parameters: {
+      query?: {
+        from?: string;
+        to?: string;
+        currency?: string;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The summary */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AnalyticsSummary"];
+        };
+      };
+      /** @description Bad window (from after to, or longer than 366 days) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listAlerts: {
+    parameters: {
+      query?: {
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Alerts */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["AlertList"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listSagas: {
+    parameters: {
+      query?: {
+        state?: "stuck" | "dead-lettered" | "in-flight";
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The sagas */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["SagaList"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getSaga: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        orderId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The saga */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["SagaDetail"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such order */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  retrySaga: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        orderId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Redelivered */
+      202: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["SagaRetryAccepted"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such order */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The saga has finished and nothing is dead-lettered */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  listProductReviews: {
+    parameters: {
+      query?: {
+        /** @description 1–50, default 10 */
+        limit?: number;
+        /** @description nextCursor of the previous page */
+        cursor?: string;
+      };
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description One page */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ReviewList"];
+        };
+      };
+      /** @description Invalid id, limit or cursor */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such product */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  createProductReview: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["ReviewCreate"];
+      };
+    };
+    responses: {
+      /** @description Created */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Review"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not a customer, or no delivered order of yours holds this product (`not-a-verified-purchaser`) */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such product */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description You have already reviewed this product (`already-reviewed`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  deleteReview: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Removed */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such review */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  uploadProductMedia: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "image/png": string;
+        "image/jpeg": string;
+        "image/webp": string;
+      };
+    };
+    responses: {
+      /** @description Already listed on the product */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ProductMedia"];
+        };
+      };
+      /** @description Stored and listed on the product */
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ProductMedia"];
+        };
+      };
+      /** @description Empty, or the bytes are not an image of the declared type */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such product (or archived) */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The product already holds the most images it may (`too-many-media`) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Larger than 5 MiB */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Content-Type is not image/png, image/jpeg or image/webp */
+      415: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  getMedia: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        key: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The whole image */
+      200: {
+        headers: {
+          /** @description The content's SHA-256 (the key without its extension), quoted */
+          ETag?: string;
+          /** @description public, max-age=31536000, immutable */
+          "Cache-Control"?: string;
+          /** @description bytes */
+          "Accept-Ranges"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "image/png": string;
+          "image/jpeg": string;
+          "image/webp": string;
+        };
+      };
+      /** @description One byte range of the image */
+      206: {
+        headers: {
+          /** @description The content's SHA-256 (the key without its extension), quoted */
+          ETag?: string;
+          /** @description public, max-age=31536000, immutable */
+          "Cache-Control"?: string;
+          /** @description bytes */
+          "Accept-Ranges"?: string;
+          /** @description bytes <first>-<last>/<size> */
+          "Content-Range"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "image/png": string;
+          "image/jpeg": string;
+          "image/webp": string;
+        };
+      };
+      /** @description Not modified (If-None-Match) */
+      304: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Not a media key */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No such image */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The Range lies outside the content (`Content-Range: bytes *\/<size>` gives its size) */
+      416: {
+        headers: {
+          /** @description `bytes *\/<size>` */
+          "Content-Range"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  graphql: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "application/json": components["schemas"]["GraphqlRequest"];
+      };
+    };
+    responses: {
+      /** @description The result: `data`, and `errors` for what failed */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["GraphqlResponse"];
+        };
+      };
+      /** @description Not a GraphQL request body */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
           [name: string]: unknown;
         };
         content: {
