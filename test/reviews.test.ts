@@ -2,9 +2,19 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AuditPage } from "../contracts/audit";
 import { Review, ReviewList } from "../contracts/engagement";
-import { insertSku } from "./commerce-fixtures";
+import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, login, registerUser, tokenFor } from "./helpers";
-import { deliverSagaBatch, newShopper, orderEvent, orderLine, type Shopper } from "./order-fixtures";
+import {
+  accepted,
+  cartWith,
+  deliverSagaBatch,
+  newShopper,
+  orderEvent,
+  orderLine,
+  placeOrder,
+  type Shopper,
+  waitForOrder,
+} from "./order-fixtures";
 
 /** A product of its own for each test (reviews and ratings are per product). */
 async function freshProduct(): Promise<{ id: string; sku: string }> {
@@ -168,6 +178,33 @@ describe("ratings", () => {
       .bind(product.id)
       .first();
     expect(row).toEqual({ rating_sum: first!.rating + 5, rating_count: 3 });
+  });
+});
+
+describe("end to end", () => {
+  it("a real order: checkout, saga, admin ship and deliver, then the customer's review counts", async () => {
+    const product = await freshProduct();
+    await stock(product.sku, 5);
+    const shopper = await newShopper(undefined, `${crypto.randomUUID()}@example.com`);
+    const placed = await placeOrder(shopper, await cartWith(shopper, [{ sku: product.sku, quantity: 1 }]));
+    expect(placed.status, await placed.clone().text()).toBe(202);
+    const { id } = await accepted(placed);
+    await waitForOrder(id, (o) => o.status === "confirmed");
+    // Confirmed is not enough: the customer has not received it yet.
+    await expectProblem(await review(shopper.token, product.id, good), 403);
+
+    const token = await admin();
+    expect((await call(`/v1/admin/orders/${id}/ship`, { method: "POST", token })).status).toBe(200);
+    expect((await call(`/v1/admin/orders/${id}/deliver`, { method: "POST", token })).status).toBe(200);
+    // The read model learns of the delivery through the queue: poll it, within a generous deadline.
+    const deadline = Date.now() + 30_000;
+    let res = await review(shopper.token, product.id, good);
+    while (res.status === 403 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      res = await review(shopper.token, product.id, good);
+    }
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect((await reviewsOf(product.id)).rating).toEqual({ average: 5, count: 1 });
   });
 });
 
