@@ -17,12 +17,22 @@
 // shopper polls GET /v1/orders/:id every POLL_MS only to learn that it has happened, so polling
 // frequency does not quantize the figure. Baseline, measured in the same run at the same
 // concurrency: GET /health through the same gateway.
+//
+// Also: BENCH_PHASES=latency|throughput (default both), BENCH_SKUS=1,10,100 (throughput runs),
+// BENCH_SERVER_ROOT=<checkout> serves another checkout of the repo with this client (bench/compare.ts
+// runs the code before a change and after it back to back that way), BENCH_PROFILE=<dir> takes V8
+// CPU profiles (bench/cpu-profile.ts) of the first 1-SKU throughput run and prints where the time
+// went (BENCH_PROFILE_ISOLATES: a regex of workerd isolates, default the Worker's own;
+// BENCH_PROFILE_INTERVAL_US: the sampling interval, default 1,000). The last line of output is
+// `BENCH_RESULT {json}` for bench/compare.ts.
 
 import { randomUUID } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { ROOT, waitUntilReady } from "../scripts/local.ts";
+import { type CpuProfile, startCpuProfile, summarise, writeProfiles } from "./cpu-profile.ts";
 import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8820);
@@ -33,11 +43,19 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-CO-${String(n).padStart(3, "0")}`);
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
 
+const PHASES = (process.env.BENCH_PHASES ?? "latency,throughput").split(",");
+const THROUGHPUT_SKUS = (process.env.BENCH_SKUS ?? "1,10,100").split(",").map(Number);
+const SERVER_ROOT = process.env.BENCH_SERVER_ROOT ? path.resolve(process.env.BENCH_SERVER_ROOT) : ROOT;
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const INSPECTOR_PORT = PORT + 1000;
+// serve.ts reads it from its environment, which the platform inherits.
+if (PROFILE_DIR) process.env.INSPECTOR_PORT = String(INSPECTOR_PORT);
+
 // --- a private local platform -------------------------------------------------------------------
-const platform = startPrivatePlatform("checkout", PORT);
+const platform = startPrivatePlatform("checkout", PORT, { root: SERVER_ROOT });
 insertBenchSkus(platform, SKUS);
 const queueSettings = /queue = "saga-events"\nmax_batch_size = (\d+)\nmax_batch_timeout = (\d+)/.exec(
-  readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"),
+  readFileSync(path.join(SERVER_ROOT, "wrangler.toml"), "utf8"),
 );
 const token = signLocalAccessToken;
 
@@ -178,16 +196,18 @@ try {
   // Warm-up: first object instantiations, JIT, queue consumer start.
   await run(await prepareMany(20, SKUS), 10);
 
+  const loadBefore = loadavg()[0]!;
   console.log(
-    `\nqueue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; polling every ${POLL_MS} ms; state in ${platform.dir}; ${new Date().toISOString()}\n`,
+    `\nserving ${SERVER_ROOT}; queue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; polling every ${POLL_MS} ms; state in ${platform.dir}; ${new Date().toISOString()}; load average ${loadBefore.toFixed(2)}\n`,
   );
   const latency: { c: number; p50: number; p99: number; place50: number; base50: number; base99: number; n: number }[] =
     [];
-  for (const [concurrency, total] of [
+  const latencyScenarios = [
     [1, 30 * SCALE],
     [10, 150 * SCALE],
     [50, 400 * SCALE],
-  ] as const) {
+  ] as const;
+  for (const [concurrency, total] of PHASES.includes("latency") ? latencyScenarios : []) {
     const runs: Omit<(typeof latency)[number], "c" | "n">[] = [];
     for (let r = 0; r < RUNS; r++) {
       const prepared = await prepareMany(total, SKUS);
@@ -224,16 +244,30 @@ try {
 
   console.log("");
   const throughput: { skus: number; rate: number; cpu: number }[] = [];
-  for (const n of [1, 10, 100]) {
+  for (const n of PHASES.includes("throughput") ? THROUGHPUT_SKUS : []) {
     const rates: number[] = [];
     const cpuPerOrder: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const prepared = await prepareMany(300 * SCALE, SKUS.slice(0, n));
+      const profiling =
+        PROFILE_DIR && n === THROUGHPUT_SKUS[0] && r === 0
+          ? await startCpuProfile(INSPECTOR_PORT, {
+              isolates: new RegExp(process.env.BENCH_PROFILE_ISOLATES ?? "^core:user:edgepulse$"),
+              samplingIntervalUs: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 1000),
+            })
+          : undefined;
       const cpuBefore = serverCpuMs();
       const { results, seconds } = await run(prepared, 50);
       const confirmed = results.filter((x) => x.status === "confirmed").length;
       // Settled work only: the consumers may still be projecting/notifying the last orders.
       await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (profiling) {
+        const profiles: Map<string, CpuProfile> = await profiling.stop();
+        writeProfiles(profiles, PROFILE_DIR!);
+        console.log(`V8 CPU profile of the run above (${confirmed} orders), written to ${PROFILE_DIR}:`);
+        const bundleFile = path.join(SERVER_ROOT, ".local", "serve-dist", "index.js");
+        console.log(summarise(profiles, { bundleFile, perUnit: { count: confirmed, name: "order" }, top: 40 }));
+      }
       cpuPerOrder.push((serverCpuMs() - cpuBefore) / confirmed);
       rates.push(confirmed / seconds);
     }
@@ -256,6 +290,9 @@ try {
     console.log(
       `  ${String(t.skus).padStart(3)} SKUs: ${t.rate.toFixed(0)} orders/s (×${(t.rate / one).toFixed(2)} vs 1 SKU), ${t.cpu.toFixed(1)} CPU-ms/order`,
     );
+  console.log(
+    `BENCH_RESULT ${JSON.stringify({ root: SERVER_ROOT, loadBefore, loadAfter: loadavg()[0], latency, throughput })}`,
+  );
 } finally {
   platform.stop();
 }

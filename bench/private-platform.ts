@@ -26,17 +26,20 @@ export interface PrivatePlatform {
 /**
  * Starts scripts/serve.ts (the deploy bundle on Miniflare, rate limits in memory) on `port` with
  * a fresh state directory that has the D1 migrations applied; removed again when the process exits.
+ * `root` serves another checkout of the repository instead of this one (bench/compare.ts: the
+ * code before a change, from a git worktree), with that checkout's own migrations and bundle.
  * BENCH_STATE_DIR=/dev/shm puts that state on tmpfs, which takes this disk's fsync latency (what a
  * local durable write mostly waits for) out of the figures.
  */
-export function startPrivatePlatform(name: string, port: number): PrivatePlatform {
+export function startPrivatePlatform(name: string, port: number, options: { root?: string } = {}): PrivatePlatform {
   ensureDevVars();
+  const root = options.root ?? ROOT;
   const dir = mkdtempSync(path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), `edgepulse-bench-${name}-`));
   const state = path.join(dir, "state");
-  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
+  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true, root });
   const logFile = openSync(path.join(dir, "server.log"), "a");
-  const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
-    cwd: ROOT,
+  const worker = spawn(process.execPath, [path.join(root, "scripts", "serve.ts")], {
+    cwd: root,
     env: { ...process.env, PORT: String(port), PERSIST_TO: state, RATE_LIMITS: "memory" },
     stdio: ["ignore", logFile, logFile],
   });

@@ -19,10 +19,10 @@ const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
 /** Quiet, offline-safe environment for every wrangler child process. */
 export const wranglerEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_SEND_METRICS: "false" };
 
-/** Runs a wrangler command to completion, failing loudly. */
-export function wrangler(args: string[], opts: { quiet?: boolean } = {}): string {
-  return execFileSync(WRANGLER, args, {
-    cwd: ROOT,
+/** Runs a wrangler command to completion, failing loudly; `root` runs another checkout's (a bench baseline). */
+export function wrangler(args: string[], opts: { quiet?: boolean; root?: string } = {}): string {
+  return execFileSync(opts.root ? path.join(opts.root, "node_modules", ".bin", "wrangler") : WRANGLER, args, {
+    cwd: opts.root ?? ROOT,
     env: wranglerEnv,
     encoding: "utf8",
     stdio: opts.quiet ? ["ignore", "pipe", "pipe"] : ["ignore", "pipe", "inherit"],

@@ -13,6 +13,7 @@ const HOST = process.env.HOST ?? "127.0.0.1";
 /** Same layout as `wrangler dev --persist-to`, so both servers (and `wrangler d1 ... --local`) share data. */
 const PERSIST_TO = path.resolve(ROOT, process.env.PERSIST_TO ?? ".wrangler/state");
 const OUT_DIR = path.join(ROOT, ".local", "serve-dist");
+const INSPECTOR_PORT = process.env.INSPECTOR_PORT ? Number(process.env.INSPECTOR_PORT) : undefined;
 
 /**
  * Miniflare simulates each rate-limit binding with a Durable Object that writes a SQLite row to
@@ -88,6 +89,8 @@ export interface ServeOptions {
   rateLimits?: RateLimits;
   /** Where the bundle is built. */
   outDir?: string;
+  /** Exposes workerd's V8 inspector on this port (Chrome DevTools protocol); INSPECTOR_PORT. */
+  inspectorPort?: number;
   /** Receives the Worker's log lines; defaults to batched stdout. */
   log?: (line: string) => void;
 }
@@ -155,6 +158,8 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
       rootPath: ROOT,
       resourcePersistencePath: persistTo === null ? undefined : path.join(persistTo, "v3"),
       logRequests: false,
+      // V8 inspector of workerd (CPU profiles: bench/cpu-profile.ts); off unless asked for.
+      ...((options.inspectorPort ?? INSPECTOR_PORT) ? { inspectorPort: options.inspectorPort ?? INSPECTOR_PORT } : {}),
       handleStructuredLogs: ({ level, message }) => log(level === "error" ? `[error] ${message}` : message),
       workers: rateLimitMode === "memory" ? [edge, memoryLimiter] : [edge],
     }),
