@@ -1,12 +1,13 @@
 import { env } from "cloudflare:workers";
 import { getIntrospectionQuery } from "graphql";
 import { beforeAll, describe, expect, it } from "vitest";
+import { CreatedApiKey } from "../contracts/api-keys";
 import { ProductDetail, RecommendationList } from "../contracts/catalog";
 import { ReviewList } from "../contracts/engagement";
 import { projectAvailability } from "../domain/catalog/availability";
 import { executeGraphql } from "../workers/routes/graphql";
 import { insertSku } from "./commerce-fixtures";
-import { call, expectProblem, tokenFor } from "./helpers";
+import { call, expectProblem, signIn, tokenFor } from "./helpers";
 import { TestPublisher } from "./market-sockets";
 import { deliverSagaBatch, newShopper, orderEvent, orderLine } from "./order-fixtures";
 
@@ -18,11 +19,12 @@ interface GraphqlResult<T = Record<string, unknown>> {
 /** POST /v1/graphql through the whole gateway. */
 async function gql<T = Record<string, unknown>>(
   query: string,
-  opts: { token?: string; variables?: Record<string, unknown> } = {},
+  opts: { token?: string; variables?: Record<string, unknown>; headers?: Record<string, string> } = {},
 ): Promise<GraphqlResult<T>> {
   const res = await call("/v1/graphql", {
     method: "POST",
     token: opts.token,
+    headers: opts.headers,
     json: { query, variables: opts.variables },
   });
   const text = await res.text();
@@ -301,6 +303,43 @@ describe("data", () => {
 
     const admin = await gql(`{ me { id orders { items { id } } } }`, { token: await tokenFor("gql-admin", ["admin"]) });
     expect(admin.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("API keys reach the fields their scopes open, and nothing else", async () => {
+    const owner = await signIn();
+    const keyWith = async (scopes: string[]) => {
+      const res = await call("/v1/users/me/api-keys", {
+        method: "POST",
+        token: owner.tokens.accessToken,
+        json: { name: `gql ${scopes.join(" ")}`, scopes },
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+      return { "X-API-Key": CreatedApiKey.parse(await res.json()).key };
+    };
+    const catalogKey = await keyWith(["catalog:read"]);
+    const ordersKey = await keyWith(["orders:read"]);
+    const query = `{ product(id: "${shop.ids[0]}") { id rating { count } } }`;
+
+    expect((await gql(query, { headers: catalogKey })).data).toEqual({
+      product: { id: shop.ids[0], rating: { count: 2 } },
+    });
+    const noOrders = await gql(`{ me { id orders { items { id } } } }`, { headers: catalogKey });
+    expect(noOrders.errors?.[0]).toMatchObject({ path: ["me", "orders"], extensions: { code: "FORBIDDEN" } });
+    const noMarket = await gql(`{ market(symbol: "GQL-USD") { symbol } }`, { headers: catalogKey });
+    expect(noMarket.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+
+    const orders = await gql<{ me: { id: string; orders: { items: unknown[] } } }>(
+      `{ me { id orders { items { id } } } }`,
+      {
+        headers: ordersKey,
+      },
+    );
+    expect(orders.errors).toBeUndefined();
+    expect(orders.data?.me).toEqual({ id: owner.id, orders: { items: [] } });
+    expect((await gql(query, { headers: ordersKey })).errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+
+    const wrong = await call("/v1/graphql", { method: "POST", headers: { "X-API-Key": "epk_nope" }, json: { query } });
+    await expectProblem(wrong, 401);
   });
 
   it("market book and BBO are the REST book's", async () => {
