@@ -1,5 +1,5 @@
-// Checkout end to end: POST /v1/orders → `confirmed` (reserve → pay → commit, three queue hops
-// through the saga), p50/p99 at 1, 10 and 50 concurrent shoppers; then orders/s across 1, 10 and
+// Checkout end to end: POST /v1/orders → `confirmed` (reserve → pay → commit → carrier booking,
+// four queue hops through the saga), p50/p99 at 1, 10 and 50 concurrent shoppers; then orders/s across 1, 10 and
 // 100 SKUs to show how throughput scales with the number of inventory objects involved.
 //
 //   npm run bench -- checkout          (or: node_modules/.bin/node bench/checkout.bench.ts)
@@ -58,6 +58,8 @@ const queueSettings = /queue = "saga-events"\nmax_batch_size = (\d+)\nmax_batch_
   readFileSync(path.join(SERVER_ROOT, "wrangler.toml"), "utf8"),
 );
 const token = signLocalAccessToken;
+/** The flat US rate every bench order ships with (issue 14: physical goods need a shipping option). */
+let shippingOptionId = "";
 
 // --- one shopper ---------------------------------------------------------------------------------
 interface Prepared {
@@ -90,6 +92,7 @@ async function checkout(p: Prepared): Promise<{ ms: number; status: string; plac
         cartId: p.cartId,
         payment: { method: "card", cardNumber: "4242424242424242" },
         shippingAddress: SHIPPING,
+        shippingOptionId,
       },
     }),
   );
@@ -192,6 +195,27 @@ try {
     "stock",
     admin.PUT("/v1/admin/inventory", { body: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
   );
+  const zone = await expectOk(
+    "shipping zone",
+    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: [SHIPPING.country] } }),
+  );
+  shippingOptionId = (
+    await expectOk(
+      "shipping rate",
+      admin.POST("/v1/admin/shipping/rates", {
+        body: {
+          zoneId: zone.id,
+          carrier: "BenchPost",
+          service: "Standard",
+          currency: "USD",
+          kind: "flat",
+          amount: 500,
+          estimatedDays: 3,
+          active: true,
+        },
+      }),
+    )
+  ).id;
 
   // Warm-up: first object instantiations, JIT, queue consumer start.
   await run(await prepareMany(20, SKUS), 10);

@@ -63,8 +63,18 @@ export async function newShopper(userId = `u-${crypto.randomUUID()}`, email?: st
 /** A free flat rate into the test addresses' countries, so orders of physical goods can ship. */
 export const TEST_SHIPPING_OPTION = "ship_00000000000000f0";
 
-/** Writes the test zone and its free rate once per test file's D1 (no tax rows: totals stay the cart's). */
-export async function ensureTestShipping(): Promise<string> {
+let testShipping: Promise<string> | null = null;
+
+/**
+ * Writes the test zone and its free rate into the test file's D1 once (test files share one D1,
+ * not one per test); no tax rows, so totals stay the cart's.
+ */
+export function ensureTestShipping(): Promise<string> {
+  testShipping ??= writeTestShipping();
+  return testShipping;
+}
+
+async function writeTestShipping(): Promise<string> {
   await env.DB.batch([
     env.DB.prepare("INSERT OR IGNORE INTO shipping_zones (id, name) VALUES ('zone_test', 'Test zone')"),
     ...["GB", "PT", "US", "DE"].map((country) =>

@@ -112,7 +112,7 @@ describe("POST /v1/orders with Idempotency-Key", () => {
 });
 
 describe("order visibility, cancel and refunds", () => {
-  it("a customer never sees or cancels another's order (404), and cannot cancel a confirmed one (409)", async () => {
+  it("a customer never sees or cancels another's order (404), and cannot cancel a shipped one (409)", async () => {
     await insertSku("ACL-1", { amount: 1000 });
     await stock("ACL-1", 5);
     const owner = await newShopper();
@@ -123,9 +123,12 @@ describe("order visibility, cancel and refunds", () => {
     expect((await call("/v1/orders/ord_000000000000000000000000", { token: owner.token })).status).toBe(404);
     expect((await call("/v1/orders/not-an-id", { token: owner.token })).status).toBe(400);
     await waitForOrder(id, isFinal);
+    // A confirmed order can still be cancelled (refunded in full: test/fulfilment-saga.test.ts); a shipped one not.
+    const admin = await tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
+    expect((await call(`/v1/admin/orders/${id}/ship`, { method: "POST", token: admin })).status).toBe(200);
     const cancel = await call(`/v1/orders/${id}/cancel`, { method: "POST", token: owner.token });
     expect(cancel.status).toBe(409);
-    expect((await viewOrder(id))?.status).toBe("confirmed");
+    expect((await viewOrder(id))?.status).toBe("shipped");
 
     // The stranger's list is empty; the owner's list has the order (read model, newest first).
     await expect

@@ -34,10 +34,10 @@ export interface CarrierAdapter {
 
 /**
  * Postal codes that make the simulated carrier fail (like the simulated test cards):
- * `00000` fails every time (the order ends `needs_attention`), `00001` fails on the first
+ * `CARRIER-DOWN` fails every time (the order ends `needs_attention`), `CARRIER-BUSY` fails on the first
  * delivery and books the parcel on the retry.
  */
-export const SIMULATED_CARRIER_FAILS = { always: "00000", once: "00001" } as const;
+export const SIMULATED_CARRIER_FAILS = { always: "CARRIER-DOWN", once: "CARRIER-BUSY" } as const;
 
 /**
  * The local carrier: no network, deterministic tracking numbers (the same order and carrier always
