@@ -63,6 +63,17 @@ export default defineConfig(async () => {
         },
         {
           test: {
+            // The operator console in Debian's headless chromium (playwright-core) against a locally
+            // started stack (test/browser/stack.ts): one stack for the file, so it gets room to start.
+            name: "browser",
+            testTimeout: TEST_TIMEOUT_MS,
+            hookTimeout: 300_000,
+            environment: "node",
+            include: ["test/browser/**/*.e2e.ts"],
+          },
+        },
+        {
+          test: {
             name: "collector-host",
             testTimeout: TEST_TIMEOUT_MS,
             hookTimeout: TEST_TIMEOUT_MS,

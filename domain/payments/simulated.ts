@@ -11,6 +11,14 @@ import { simulatedScenario } from "./tokenize";
 
 /** The transient test card fails this many times per operation, then the "provider recovers". */
 export const SIMULATED_TRANSIENT_FAILURES = 2;
+/**
+ * The refund-outage card's refunds fail this many times per refund, then the "provider recovers":
+ * as many as the saga queue delivers a message (4), so the refund lands in the dead-letter queue
+ * and an operator's retry (POST /v1/admin/sagas/:orderId/retry) is what gets it through.
+ */
+export const SIMULATED_REFUND_OUTAGE_FAILURES = 4;
+/** Authorizations of the refund-outage card carry this prefix, so their refunds know to fail. */
+const REFUND_OUTAGE_AUTH = "sim_auth_ro_";
 
 interface SimRow {
   attempts: number;
@@ -36,7 +44,8 @@ export class SimulatedPaymentProvider implements PaymentProvider {
     const outcome = async (): Promise<AuthorizeResult> => {
       if (scenario === "declined") return { status: "declined", code: "card_declined" };
       if (scenario === "insufficient_funds") return { status: "declined", code: "insufficient_funds" };
-      return { status: "authorized", authorizationId: `sim_auth_${await shortHash(input.idempotencyKey)}` };
+      const prefix = scenario === "refund_outage" ? REFUND_OUTAGE_AUTH : "sim_auth_";
+      return { status: "authorized", authorizationId: `${prefix}${await shortHash(input.idempotencyKey)}` };
     };
     if (scenario !== "hang" && scenario !== "transient") {
       return this.#once(input.idempotencyKey, "authorize", outcome, outcome);
@@ -75,6 +84,14 @@ export class SimulatedPaymentProvider implements PaymentProvider {
     idempotencyKey: string;
   }): Promise<{ refundId: string }> {
     const outcome = async () => ({ refundId: `sim_ref_${await shortHash(input.idempotencyKey)}` });
+    if (input.authorizationId.startsWith(REFUND_OUTAGE_AUTH)) {
+      return this.#once(input.idempotencyKey, "refund", async (attempt) => {
+        if (attempt <= SIMULATED_REFUND_OUTAGE_FAILURES) {
+          throw new TransientPaymentError("simulated provider refunds unavailable (503)");
+        }
+        return outcome();
+      });
+    }
     return this.#once(input.idempotencyKey, "refund", outcome, outcome);
   }
 

@@ -11,11 +11,13 @@ const TEST_CARDS: Record<string, SimulatedScenario> = {
   "4000000000009995": "insufficient_funds",
   "4000000000000119": "transient",
   "4000000000006975": "hang",
+  // Stripe's "refund fails" card: the charge succeeds, refunds do not (here: the first few attempts).
+  "4000000000005126": "refund_outage",
 };
 
-export type SimulatedScenario = "success" | "declined" | "insufficient_funds" | "transient" | "hang";
+export type SimulatedScenario = "success" | "declined" | "insufficient_funds" | "transient" | "hang" | "refund_outage";
 
-const TOKEN_PATTERN = /^tok_sim_(success|declined|insufficient_funds|transient|hang)_(\d{4})$/;
+const TOKEN_PATTERN = /^tok_sim_(success|declined|insufficient_funds|transient|hang|refund_outage)_(\d{4})$/;
 
 /** Luhn checksum (ISO/IEC 7812), so typos are a 400 at the edge rather than a decline later. */
 export function luhnValid(digits: string): boolean {

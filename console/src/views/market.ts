@@ -75,10 +75,7 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   let pending: number[] = [];
   let scheduled = false;
   let lastChart = 0;
-  let status: FeedStatus = "connecting";
-
   const setStatus = (next: FeedStatus, detail?: string) => {
-    status = next;
     statusEl.textContent = detail ? `${next}: ${detail}` : next;
     statusEl.dataset.state = next;
   };
@@ -277,8 +274,11 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   select.addEventListener("change", () => open(select.value));
   const freshnessTimer = setInterval(paintFreshness, 1000);
 
-  void call(() => client.GET("/v1/market/symbols")).then(
-    ({ items }) => {
+  // Until a feed exists (a collector host that is still starting), ask again every few seconds.
+  let symbolsTimer: ReturnType<typeof setTimeout> | undefined;
+  const loadSymbols = async () => {
+    try {
+      const { items } = await call(() => client.GET("/v1/market/symbols"));
       const symbols = items.map((i) => i.symbol);
       replace(
         select,
@@ -290,17 +290,20 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
       if (chosen) {
         select.value = chosen;
         open(chosen);
-      } else {
-        setStatus("connecting", "no symbol has a feed yet");
+        return;
       }
-    },
-    (error: unknown) => setStatus("reconnecting", `symbols unavailable: ${String(error)}`),
-  );
+      setStatus("connecting", "no symbol has a feed yet");
+    } catch (error) {
+      setStatus("reconnecting", `symbols unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    symbolsTimer = setTimeout(() => void loadSymbols(), 3000);
+  };
+  void loadSymbols();
 
   return () => {
+    clearTimeout(symbolsTimer);
     clearInterval(freshnessTimer);
     feed?.close();
     for (const panel of panels.values()) panel.chart.destroy();
-    void status;
   };
 }

@@ -80,6 +80,8 @@ export function salesView(root: HTMLElement): () => void {
         data,
         chartHost,
       );
+      // uPlot's legend is a table: name it for screen readers.
+      chart.root.querySelector("table")?.setAttribute("aria-label", "Chart legend: orders and revenue");
     } else {
       chart.setData(data);
     }
