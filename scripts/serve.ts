@@ -99,6 +99,8 @@ export interface ServeOptions {
 export interface Served {
   url: string;
   dispatchFetch: Miniflare["dispatchFetch"];
+  /** A Durable Object namespace of the Worker, for benchmarks that call an object's RPC directly. */
+  getDurableObjectNamespace: Miniflare["getDurableObjectNamespace"];
   dispose: () => Promise<void>;
 }
 
@@ -165,7 +167,12 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
     }),
   );
   const url = await mf.ready;
-  return { url: url.origin, dispatchFetch: mf.dispatchFetch.bind(mf), dispose: () => mf.dispose() };
+  return {
+    url: url.origin,
+    dispatchFetch: mf.dispatchFetch.bind(mf),
+    getDurableObjectNamespace: mf.getDurableObjectNamespace.bind(mf),
+    dispose: () => mf.dispose(),
+  };
 }
 
 if (import.meta.main) {

@@ -53,7 +53,13 @@ describe("saga reliability", () => {
     await waitForOrder(id, isFinal);
     await expect.poll(() => count("SELECT COUNT(*) AS n FROM notifications WHERE order_id = ?", id)).toBe(1);
     const events = await emittedEvents(id);
-    expect(events.map((e) => e.type)).toEqual(["order.placed", "order.reserved", "order.paid", "order.confirmed"]);
+    expect(events.map((e) => e.type)).toEqual([
+      "order.placed",
+      "order.reserved",
+      "order.paid",
+      "order.shipment_requested",
+      "order.confirmed",
+    ]);
 
     // Redeliver everything twice, newest first: placed/reserved/paid arrive after confirmed.
     const replay = [...events, ...events].reverse();
@@ -78,7 +84,7 @@ describe("saga reliability", () => {
     ).toBe(1);
     expect(await count("SELECT COUNT(*) AS n FROM notifications WHERE order_id = ?", id)).toBe(1);
     const view = await env.DB.prepare("SELECT status, revision FROM orders_view WHERE id = ?").bind(id).first();
-    expect(view).toEqual({ status: "confirmed", revision: 4 });
+    expect(view).toEqual({ status: "confirmed", revision: 5 });
   });
 
   it("a cancel that races the reservation still leaves nothing reserved", async () => {

@@ -1,0 +1,281 @@
+// Fulfilment, promotions and tax on the checkout path, and promotion redemptions on one hot code.
+//
+//   npm run bench -- fulfilment        (or: node_modules/.bin/node bench/fulfilment.bench.ts)
+//   BENCH_RUNS (3), BENCH_CHECKOUTS per scenario and run (200), BENCH_REDEMPTIONS (5,000),
+//   BENCH_PORT (8850), BENCH_STATE_DIR as for the other HTTP benches.
+//
+// Part 1, checkout with vs without: 50 concurrent shoppers, each with its own token, address and
+// one-line cart prepared before the clock starts; the clock runs from POST /v1/orders to the
+// `confirmed` entry of the order's history (server clock = this machine's clock), as in
+// bench/checkout.bench.ts. "Without" is a digital SKU: no shipping option, no carrier step, no
+// code, no tax (destination US, rate 0). "With" is a physical 1 kg SKU shipped DHL Express
+// (weight-based rate) to Portugal (23 % tax on goods and shipping) with a 10 % promotion code
+// applied to the cart, so the order is priced, redeemed, taxed and booked with the carrier before
+// it is confirmed. The two scenarios alternate within each run, so both see the same machine.
+//
+// Part 2, redemptions alone: PromotionObject.redeem for new order ids on one code, 50 calls in
+// flight, called straight through Miniflare's Durable Object RPC from this process (there is no
+// HTTP route that only redeems: checkout does it). Baseline in the same run and through the same
+// proxy: the object's read-only `view()`. Then an exactness check: 3 × maxRedemptions concurrent
+// redemptions against a limited code must redeem exactly maxRedemptions.
+
+import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { type ApiClient, expectOk } from "../scripts/api-client.ts";
+import { waitUntilReady, wrangler } from "../scripts/local.ts";
+import { serve } from "../scripts/serve.ts";
+import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+
+const PORT = Number(process.env.BENCH_PORT ?? 8850);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 200);
+const REDEMPTIONS = Number(process.env.BENCH_REDEMPTIONS ?? 5000);
+const CONCURRENCY = 50;
+const POLL_MS = 500;
+const PHYSICAL = "BENCH-FUL-BOX";
+const DIGITAL = "BENCH-FUL-EBOOK";
+const US = { name: "Bench", line1: "1 Load St", city: "Testville", postalCode: "10001", country: "US" };
+const PT = { name: "Bench", line1: "Rua 1", city: "Lisboa", postalCode: "1100-001", country: "PT" };
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+// --- part 1: checkout with and without shipping, promotion and tax -------------------------------
+const platform = startPrivatePlatform("fulfilment", PORT);
+insertBenchSkus(platform, [PHYSICAL, DIGITAL]);
+const attributes = path.join(platform.dir, "bench-attributes.sql");
+writeFileSync(
+  attributes,
+  [
+    `UPDATE product_variants SET attributes = '{"digital":true}' WHERE sku = '${DIGITAL}';`,
+    `UPDATE product_variants SET attributes = '{"shippingWeightGrams":1000}' WHERE sku = '${PHYSICAL}';`,
+  ].join("\n"),
+);
+wrangler(["d1", "execute", "DB", "--local", "--persist-to", platform.state, "--file", attributes], { quiet: true });
+
+interface Shopper {
+  api: ApiClient;
+  cartId: string;
+  withEverything: boolean;
+}
+let seq = 0;
+let expressId = "";
+let code = "";
+
+async function prepare(withEverything: boolean): Promise<Shopper> {
+  const n = ++seq;
+  const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+  const api = platform.api({ token: await signLocalAccessToken(`bench-ful-${randomUUID()}`, ["customer"]), ip });
+  const cart = await expectOk("cart", api.POST("/v1/carts"));
+  const id = { params: { path: { id: cart.id } } };
+  const sku = withEverything ? PHYSICAL : DIGITAL;
+  await expectOk("item", api.POST("/v1/carts/{id}/items", { ...id, body: { sku, quantity: 1 } }));
+  if (withEverything) await expectOk("code", api.POST("/v1/carts/{id}/promotion", { ...id, body: { code } }));
+  return { api, cartId: cart.id, withEverything };
+}
+
+async function checkout(s: Shopper): Promise<{ ms: number; total: number }> {
+  const startWall = Date.now();
+  const placed = await expectOk(
+    "place order",
+    s.api.POST("/v1/orders", {
+      body: {
+        cartId: s.cartId,
+        payment: { method: "card", cardNumber: "4242424242424242" },
+        shippingAddress: s.withEverything ? PT : US,
+        ...(s.withEverything ? { shippingOptionId: expressId } : {}),
+      },
+    }),
+  );
+  for (;;) {
+    await new Promise((r) => setTimeout(r, POLL_MS));
+    const order = await expectOk("order", s.api.GET("/v1/orders/{id}", { params: { path: { id: placed.id } } }));
+    if (order.status === "confirmed") {
+      if (order.payment.captured !== order.total.amount) throw new Error(`order ${order.id} captured ≠ total`);
+      return { ms: Date.parse(order.history.at(-1)!.at) - startWall, total: order.total.amount };
+    }
+    if (order.status !== "pending" && order.status !== "reserved" && order.status !== "paid")
+      throw new Error(`order ${order.id} ended ${order.status}`);
+  }
+}
+
+async function scenario(withEverything: boolean) {
+  const shoppers: Shopper[] = [];
+  for (let i = 0; i < CHECKOUTS; i += 25)
+    shoppers.push(
+      ...(await Promise.all(Array.from({ length: Math.min(25, CHECKOUTS - i) }, () => prepare(withEverything)))),
+    );
+  const ms: number[] = [];
+  const totals = new Set<number>();
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < shoppers.length) {
+        const r = await checkout(shoppers[next++]!);
+        ms.push(r.ms);
+        totals.add(r.total);
+      }
+    }),
+  );
+  return { p50: pct(ms, 50), p99: pct(ms, 99), rate: ms.length / ((performance.now() - started) / 1000), totals };
+}
+
+const results: { plain: Awaited<ReturnType<typeof scenario>>[]; full: Awaited<ReturnType<typeof scenario>>[] } = {
+  plain: [],
+  full: [],
+};
+try {
+  await waitUntilReady(platform.baseUrl, 120_000);
+  const admin = platform.api({ token: await signLocalAccessToken("bench-admin", ["admin"]), ip: "10.255.255.1" });
+  await expectOk(
+    "stock",
+    admin.PUT("/v1/admin/inventory", {
+      body: { items: [PHYSICAL, DIGITAL].map((sku) => ({ sku, onHand: 1_000_000 })) },
+    }),
+  );
+  const zone = await expectOk(
+    "zone",
+    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: ["PT", "US"] } }),
+  );
+  expressId = (
+    await expectOk(
+      "rate",
+      admin.POST("/v1/admin/shipping/rates", {
+        body: {
+          zoneId: zone.id,
+          carrier: "DHL",
+          service: "Express",
+          currency: "USD",
+          kind: "weight",
+          amount: 900,
+          perKg: 250,
+          estimatedDays: 1,
+          active: true,
+        },
+      }),
+    )
+  ).id;
+  await expectOk(
+    "tax",
+    admin.PUT("/v1/admin/tax-rates/{country}", {
+      params: { path: { country: "PT" } },
+      body: { rateBps: 2300, shippingTaxable: true },
+    }),
+  );
+  code = (
+    await expectOk(
+      "promotion",
+      admin.POST("/v1/admin/promotions", { body: { code: "BENCH10", kind: "percent", value: 10 } }),
+    )
+  ).code;
+
+  // Warm-up: object instantiation, JIT, the consumers' first batches.
+  const warm = await Promise.all([prepare(false), prepare(true)]);
+  await Promise.all(warm.map(checkout));
+
+  const loadBefore = loadavg()[0]!;
+  console.log(
+    `\n${new Date().toISOString()}; ${CHECKOUTS} checkouts × ${RUNS} runs per scenario at ${CONCURRENCY} shoppers; load average ${loadBefore.toFixed(2)}; state in ${platform.dir}\n`,
+  );
+  for (let r = 0; r < RUNS; r++) {
+    // Alternate which goes first, so neither always meets a fresher machine.
+    for (const withEverything of r % 2 === 0 ? [false, true] : [true, false]) {
+      const out = await scenario(withEverything);
+      (withEverything ? results.full : results.plain).push(out);
+      console.log(
+        `run ${r + 1} ${withEverything ? "with shipping + code + tax" : "plain (digital)          "}: p50 ${out.p50} ms, p99 ${out.p99} ms, ${out.rate.toFixed(1)} orders/s, totals ${[...out.totals].join("/")}`,
+      );
+    }
+  }
+} finally {
+  platform.stop();
+}
+
+const summary = (xs: typeof results.plain) => ({
+  p50: median(xs.map((x) => x.p50)),
+  p99: median(xs.map((x) => x.p99)),
+  rate: median(xs.map((x) => x.rate)),
+});
+const plain = summary(results.plain);
+const full = summary(results.full);
+const ratio = full.p99 / plain.p99;
+console.log(
+  `\ncheckout, medians of ${RUNS}: plain p50 ${plain.p50} / p99 ${plain.p99} ms, ${plain.rate.toFixed(1)} orders/s; ` +
+    `with shipping + code + tax p50 ${full.p50} / p99 ${full.p99} ms, ${full.rate.toFixed(1)} orders/s; ` +
+    `p99 ratio ×${ratio.toFixed(2)} (target ≤ ×1.10: ${ratio <= 1.1 ? "met" : "NOT met"})`,
+);
+
+// --- part 2: redemptions on one hot code ----------------------------------------------------------
+const served = await serve({
+  port: PORT + 1,
+  persistTo: path.join(process.env.BENCH_STATE_DIR ?? tmpdir(), `edgepulse-bench-promo-${randomUUID()}`),
+  log: () => {},
+});
+try {
+  const ns = await served.getDurableObjectNamespace("PROMOTION");
+  // Miniflare's proxy types the stub loosely; these are the object's own RPC methods.
+  type Verdict = { ok: boolean };
+  interface PromotionRpc {
+    define(input: Record<string, unknown>): Promise<unknown>;
+    redeem(
+      orderId: string,
+      userId: string,
+      cart: { subtotal: number; currency: string; now: number },
+    ): Promise<Verdict>;
+    view(): Promise<{ redemptions: number }>;
+  }
+  const object = (name: string) => ns.get(ns.idFromName(name)) as unknown as PromotionRpc;
+  const cart = () => ({ subtotal: 5000, currency: "USD", now: Date.now() });
+  const inFlight = async (n: number, call: (i: number) => Promise<unknown>) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < n) await call(next++);
+      }),
+    );
+    return n / ((performance.now() - started) / 1000);
+  };
+  const hot = object("HOT");
+  await hot.define({ code: "HOT", kind: "percent", value: 10 });
+  await inFlight(500, (i) => hot.redeem(`warm-${i}`, `u-${i}`, cart()));
+  const rates: number[] = [];
+  const baselines: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    baselines.push(await inFlight(REDEMPTIONS, () => hot.view()));
+    rates.push(await inFlight(REDEMPTIONS, (i) => hot.redeem(`r${r}-${i}`, `u-${r}-${i}`, cart())));
+  }
+  const redeemed = await (await hot.view()).redemptions;
+  if (redeemed !== 500 + RUNS * REDEMPTIONS)
+    throw new Error(`redemptions ${redeemed}, expected ${500 + RUNS * REDEMPTIONS}`);
+
+  const limited = object("LIMITED");
+  await limited.define({ code: "LIMITED", kind: "percent", value: 10, maxRedemptions: 1000 });
+  let granted = 0;
+  await inFlight(3000, async (i) => {
+    if (await (await limited.redeem(`l-${i}`, `u-${i}`, cart())).ok) granted++;
+  });
+  const rate = median(rates);
+  const base = median(baselines);
+  console.log(
+    `redemptions on one hot code, ${CONCURRENCY} in flight, medians of ${RUNS} × ${REDEMPTIONS}: ${rate.toFixed(0)}/s ` +
+      `(per run ${rates.map((x) => x.toFixed(0)).join(", ")}); read-only view() baseline ${base.toFixed(0)}/s; ratio ×${(rate / base).toFixed(2)}; ` +
+      `target ≥ 1,000/s: ${rate >= 1000 ? "met" : "NOT met"}. maxRedemptions 1,000 under 3,000 concurrent: ${granted} granted`,
+  );
+  console.log(
+    `BENCH_RESULT ${JSON.stringify({ loadAfter: loadavg()[0], plain, full, ratio, redemptions: { rate, base, granted } })}`,
+  );
+} finally {
+  await served.dispose();
+}
+process.exit(0);
