@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CHECKOUT_IN_FLIGHT_LIMIT } from "../durable-objects/checkout-limiter";
+import { CHECKOUT_IN_FLIGHT_LIMIT, checkoutLimiterShard } from "../durable-objects/checkout-limiter";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem } from "./helpers";
@@ -72,6 +72,24 @@ describe("at most 3 in-flight checkouts per customer", () => {
     expect((await placeOrder(shopper, spare)).status).toBe(202);
   });
 
+  it("customers who share a limiter shard each get their own 3: concurrent bursts of 5 by two of them admit exactly 3 each", async () => {
+    const first = await newShopper();
+    let secondId = `u-${crypto.randomUUID()}`;
+    while (checkoutLimiterShard(secondId) !== checkoutLimiterShard(first.userId)) secondId = `u-${crypto.randomUUID()}`;
+    const second = await newShopper(secondId);
+    const burst = async (shopper: typeof first) => {
+      const carts = await Promise.all(
+        Array.from({ length: 5 }, () => cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }])),
+      );
+      return Promise.all(carts.map(async (cartId) => (await placeOrder(shopper, cartId, CARDS.ok)).status));
+    };
+    const [a, b] = await Promise.all([burst(first), burst(second)]);
+    for (const statuses of [a, b]) {
+      expect(statuses.filter((s) => s === 202)).toHaveLength(CHECKOUT_IN_FLIGHT_LIMIT);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(5 - CHECKOUT_IN_FLIGHT_LIMIT);
+    }
+  });
+
   it("a checkout that creates no order (empty cart) gives its slot back at once", async () => {
     const shopper = await newShopper();
     for (let i = 0; i < CHECKOUT_IN_FLIGHT_LIMIT + 2; i++) {
@@ -84,7 +102,7 @@ describe("at most 3 in-flight checkouts per customer", () => {
   it("the limiter leaves no storage once its orders are past the saga deadline", async () => {
     const shopper = await newShopper();
     await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]));
-    const stub = env.CHECKOUT_LIMITER.getByName(shopper.userId);
+    const stub = env.CHECKOUT_LIMITER.getByName(checkoutLimiterShard(shopper.userId));
     await runInDurableObject(stub, (_instance, state) => {
       state.storage.sql.exec("UPDATE in_flight SET admitted_at = 0");
     });

@@ -13,6 +13,7 @@ import {
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
+import { checkoutLimiterFor } from "../../durable-objects/checkout-limiter";
 import type { FulfilmentResult } from "../../durable-objects/order";
 import { auditRequest } from "../audit";
 import { fraudScreeningFor } from "../fraud-screening";
@@ -160,7 +161,7 @@ orders
       // order (and the cart, frozen for that id, accepts the same checkout again).
       const orderId = key ? `ord_${(await sha256Hex(`${auth.userId}\n${key}`)).slice(0, 24)}` : randomOrderId();
       // Admitted outside withIdempotency, which would store a 429 as the key's final answer.
-      const limiter = c.env.CHECKOUT_LIMITER.getByName(auth.userId);
+      const limiter = checkoutLimiterFor(c.env, auth.userId);
       const admission = await limiter.admit(orderId, key !== undefined);
       if (!admission.allowed) {
         throw new ProblemError(
