@@ -5,6 +5,7 @@ import { CreatedApiKey } from "../contracts/api-keys";
 import { ProductDetail, RecommendationList } from "../contracts/catalog";
 import { ReviewList } from "../contracts/engagement";
 import { projectAvailability } from "../domain/catalog/availability";
+import { invalidateFlagCache } from "../domain/flags";
 import { executeGraphql } from "../workers/routes/graphql";
 import { insertSku } from "./commerce-fixtures";
 import { call, expectProblem, signIn, tokenFor } from "./helpers";
@@ -197,6 +198,8 @@ describe("data", () => {
 
   it("batches D1 reads: 50 products with ratings, media, reviews and recommendations take as many statements as 5", async () => {
     const run = async (first: number) => {
+      // Both runs read the kill switches afresh (two statements), whatever the isolate's cache held.
+      invalidateFlagCache();
       const counted = countingEnv();
       const res = await executeGraphql(
         { query: LIST_QUERY, variables: { category: shop.category, first } },
@@ -216,8 +219,8 @@ describe("data", () => {
     const five = await run(5);
     const fifty = await run(50);
     expect(fifty).toBe(five);
-    // search (items + facets), media, reviews, recommendations (3): no statement per product.
-    expect(fifty).toBeLessThanOrEqual(8);
+    // search (items + facets), media, reviews, recommendations (3), kill switches (2): none per product.
+    expect(fifty).toBeLessThanOrEqual(9);
   });
 
   it("gives the same data as the REST routes for the same product", async () => {
@@ -303,6 +306,26 @@ describe("data", () => {
 
     const admin = await gql(`{ me { id orders { items { id } } } }`, { token: await tokenFor("gql-admin", ["admin"]) });
     expect(admin.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
+  });
+
+  it("the recommendations kill switch holds here too, and the rest of the product still answers", async () => {
+    const admin = await tokenFor(`flags-${crypto.randomUUID()}`, ["admin"]);
+    const flip = (enabled: boolean) =>
+      call("/v1/admin/flags/recommendations", { method: "PUT", token: admin, json: { enabled } });
+    expect((await flip(false)).status).toBe(200);
+    try {
+      const { data, errors } = await gql<{ product: { name: string; recommendations: unknown } }>(
+        `{ product(id: "${shop.ids[2]}") { name recommendations { id } } }`,
+      );
+      expect(data?.product).toEqual({ name: expect.any(String), recommendations: null });
+      expect(errors?.[0]).toMatchObject({
+        path: ["product", "recommendations"],
+        extensions: { code: "SERVICE_UNAVAILABLE" },
+      });
+      await expectProblem(await call(`/v1/products/${shop.ids[2]}/recommendations`), 503);
+    } finally {
+      expect((await flip(true)).status).toBe(200);
+    }
   });
 
   it("API keys reach the fields their scopes open, and nothing else", async () => {

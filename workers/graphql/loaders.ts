@@ -2,6 +2,7 @@ import DataLoader from "dataloader";
 import type { Product } from "../../contracts/catalog";
 import type { ProductMedia, ReviewList } from "../../contracts/engagement";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "../../domain/catalog/product-row";
+import { isFeatureEnabled, type KillSwitch } from "../../domain/flags";
 import { type ProductMediaRow, productMediaQuery, toProductMedia } from "../../domain/media/media-row";
 import { recommendationsForMany } from "../../domain/recommendations/bought-together";
 import { latestReviewsFor } from "../../domain/reviews/store";
@@ -11,7 +12,7 @@ import { latestReviewsFor } from "../../domain/reviews/store";
  * D1 statement for the whole list (per nesting level), not one per product. Built per request, so
  * nothing is cached across callers.
  */
-export function createLoaders(env: Pick<Env, "DB">) {
+export function createLoaders(env: Pick<Env, "DB">, userId: string | null) {
   const product = new DataLoader<string, Product | null>(async (ids) => {
     const { results } = await env.DB.prepare(
       `SELECT ${PRODUCT_COLUMNS} FROM products p JOIN categories c ON c.id = p.category_id
@@ -49,7 +50,12 @@ export function createLoaders(env: Pick<Env, "DB">) {
     (await recommendationsForMany(env, [...ids])).map((found) => found?.items ?? []),
   );
 
-  return { product, media, firstReviews, recommendations };
+  // Kill switches, evaluated once per request for this caller (not once per product of a list).
+  const feature = new DataLoader<KillSwitch, boolean>(async (names) =>
+    Promise.all(names.map((name) => isFeatureEnabled(env, name, userId))),
+  );
+
+  return { product, media, firstReviews, recommendations, feature };
 }
 
 export type Loaders = ReturnType<typeof createLoaders>;

@@ -5,6 +5,7 @@ import { type Product, SORTS, type Sort } from "../../contracts/catalog";
 import { Exchange, MarketSymbol } from "../../contracts/market";
 import type { OrderSummary } from "../../contracts/order";
 import { searchProducts } from "../../domain/catalog/search";
+import type { KillSwitch } from "../../domain/flags";
 import type { AuthContext } from "../../domain/identity/auth-context";
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { listReviews } from "../../domain/reviews/store";
@@ -78,8 +79,8 @@ const typeDefs = /* GraphQL */ `
     media: [Media!]!
     "Newest first; first 1-20 (default 10)"
     reviews(first: Int = 10, after: String): ReviewPage!
-    "Bought together, then the category's best sellers; only active products in stock"
-    recommendations: [Product!]!
+    "Bought together, then the category's best sellers; only active products in stock. Null (with an error) while the recommendations feature is switched off"
+    recommendations: [Product!]
   }
 
   enum ProductSort {
@@ -207,6 +208,15 @@ function requireKeyScope(ctx: GraphqlContext, scope: ApiKeyScope): void {
   }
 }
 
+/** The REST routes' kill switches hold here too: a switched-off feature is SERVICE_UNAVAILABLE. */
+async function requireFeatureOn(ctx: GraphqlContext, name: KillSwitch): Promise<void> {
+  if (!(await ctx.loaders.feature.load(name))) {
+    throw new GraphQLError(`The ${name} feature is switched off for now; the rest of the API works`, {
+      extensions: { code: "SERVICE_UNAVAILABLE", retryAfterSeconds: 30 },
+    });
+  }
+}
+
 interface ProductsArgs {
   query?: string | null;
   category?: string | null;
@@ -238,6 +248,8 @@ const resolvers = {
     products: async (_: unknown, args: ProductsArgs, ctx: GraphqlContext) => {
       requireKeyScope(ctx, "catalog:read");
       if (args.query != null && args.query.length > 200) throw badInput("query is limited to 200 characters");
+      // As on GET /v1/products: the search switch covers text searches, not browsing.
+      if (args.query) await requireFeatureOn(ctx, "search");
       if (args.sort != null && !SORTS.includes(args.sort)) throw badInput("Unknown sort");
       for (const [name, value] of [
         ["minPrice", args.minPrice],
@@ -281,8 +293,10 @@ const resolvers = {
       if (args.after != null) return listReviews(ctx.env, product.id, { limit: first, cursor: args.after });
       return ctx.loaders.firstReviews.load({ productId: product.id, first });
     },
-    recommendations: (product: Product, _: unknown, ctx: GraphqlContext) =>
-      ctx.loaders.recommendations.load(product.id),
+    recommendations: async (product: Product, _: unknown, ctx: GraphqlContext) => {
+      await requireFeatureOn(ctx, "recommendations");
+      return ctx.loaders.recommendations.load(product.id);
+    },
   },
   Me: {
     orders: (_me: unknown, args: { first: number; after?: string | null }, ctx: GraphqlContext) => {

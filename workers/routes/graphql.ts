@@ -101,7 +101,7 @@ const handle = createHandler<GraphqlContext>({
   context: (req) => {
     const scope = scopes.get(req.raw);
     if (!scope) throw new Error("GraphQL request without its scope");
-    return { ...scope, loaders: createLoaders(scope.env) };
+    return { ...scope, loaders: createLoaders(scope.env, scope.auth?.userId ?? null) };
   },
   formatError: maskError,
 });
