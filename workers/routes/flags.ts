@@ -24,7 +24,10 @@ flags.openapi(
     operationId: "evaluateFlags",
     tags: ["Flags"],
     summary: "Feature flags evaluated for the caller (stable per-user rollout)",
-    security: [...publicAccess, ...bearerSecurity],
+    description:
+      "Anonymous callers get each flag as it is for everyone (partial rollouts are off for them); send a " +
+      "bearer token (or an API key) to have partial rollouts evaluated for you.",
+    security: publicAccess,
     responses: {
       200: { description: "Flag name → on/off", content: { "application/json": { schema: EvaluatedFlagsSchema } } },
       ...problemResponses(401, 429, 503),
