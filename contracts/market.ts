@@ -74,10 +74,18 @@ export const IngestBookInvalid = z.object({
 export const IngestFrame = z.discriminatedUnion("type", [IngestBatch, IngestBookInvalid]);
 export type IngestFrame = z.infer<typeof IngestFrame>;
 
-/** MarketFeed object → publisher: ask for full snapshots (after a seq gap or an object restart). */
+/**
+ * MarketFeed object → publisher: ask for full snapshots (after a seq gap, an object restart or a
+ * failover), acknowledge a batch, or tell the publisher its role (added by the edge): two
+ * collector hosts may publish one symbol; the edge follows the `primary` and keeps the other as
+ * a hot `standby` (its frames validated, acknowledged, not applied) until the primary goes silent.
+ */
+export const PublisherRole = z.enum(["primary", "standby"]);
+export type PublisherRole = z.infer<typeof PublisherRole>;
 export const IngestControl = z.discriminatedUnion("type", [
   z.object({ type: z.literal("resync"), reason: z.string() }),
   z.object({ type: z.literal("ack"), seq: z.number().int() }),
+  z.object({ type: z.literal("role"), role: PublisherRole }),
 ]);
 export type IngestControl = z.infer<typeof IngestControl>;
 
@@ -98,6 +106,40 @@ export const CollectorHealthReport = z.object({
   exchanges: z.partialRecord(Exchange, CollectorStatus),
 });
 export type CollectorHealthReport = z.infer<typeof CollectorHealthReport>;
+
+/**
+ * Who publishes one symbol, as its MarketFeed object sees it (added by the edge): the collector
+ * identity it follows (`primary`, null while none is connected), the hot standbys, and how often
+ * it failed over.
+ */
+export const SymbolPublishers = z.object({
+  primary: z.string().nullable(),
+  standbys: z.array(z.string()),
+  failovers: z.number().int().nonnegative(),
+  lastFailoverAt: z.iso.datetime().nullable(),
+});
+export type SymbolPublishers = z.infer<typeof SymbolPublishers>;
+
+/** One collector host's last report as the edge keeps it; `silent` once it missed three report intervals (15 s). */
+export const CollectorHostView = CollectorHealthReport.extend({
+  receivedAt: z.iso.datetime(),
+  silent: z.boolean(),
+  /** Symbols this host publishes as the followed primary, and as a standby. */
+  primaryFor: z.array(z.string()),
+  standbyFor: z.array(z.string()),
+});
+export type CollectorHostView = z.infer<typeof CollectorHostView>;
+
+/**
+ * `GET /v1/market/collectors`: the most recent report at the top level (its original shape),
+ * every host's (`hosts`, redundant collectors) and each symbol's publishers (`symbols`).
+ */
+export const CollectorsView = CollectorHealthReport.extend({
+  receivedAt: z.iso.datetime(),
+  hosts: z.array(CollectorHostView),
+  symbols: z.record(z.string(), SymbolPublishers),
+});
+export type CollectorsView = z.infer<typeof CollectorsView>;
 
 // ---------------------------------------------------------------------------------------------
 // MarketFeed object → subscribers on `/v1/market/:symbol/ws` (added by the edge; additive only).
@@ -196,7 +238,7 @@ export const MARKET_CLOSE = {
   tryAgainLater: 1013,
   /** A newer publish socket of the same collector identity took over this one. */
   replaced: 4001,
-  /** Another collector identity is now the symbol's publisher (one writer per symbol). */
+  /** Too many collector identities publish this symbol: the longest-standing standby makes room (4002). */
   superseded: 4002,
   /** This client address already holds the most subscriber sockets one address may have on a symbol. */
   tooManySockets: 4029,

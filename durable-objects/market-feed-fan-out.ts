@@ -1,10 +1,12 @@
 import {
   FeedClientMessage,
   type FeedDelta,
+  type FeedFrame,
   type FeedSnapshot,
   type FeedTrades,
   MARKET_CLOSE,
 } from "../contracts/market";
+import { decodeClientMessage, encodeFeedFrame, type FeedEncoding } from "../contracts/market-binary";
 import { addressGroup } from "../domain/identity/throttling";
 
 /** Default and bounds of a subscriber's unacknowledged-frame window. */
@@ -61,6 +63,8 @@ export type SubscriberAttachment = {
   /** When this socket was last sent a snapshot (ms), and whether a coalesced `resync` waits for the interval. */
   lastSnapshotAt: number;
   resyncPending: boolean;
+  /** Frames as JSON text (the default) or the compact binary encoding (contracts/market-binary.ts). */
+  encoding?: FeedEncoding;
 };
 
 /** What the fan-out needs from the feed: its current seq, a fresh snapshot frame, and a wake-up. */
@@ -111,7 +115,7 @@ export class MarketFeedFanOut {
    * reached: then the socket is opened only to be closed at once with 1013 or 4029 (a browser sees
    * a close code, never an HTTP status), and costs no snapshot.
    */
-  accept(request: Request, clientIp: string): Response {
+  accept(request: Request, clientIp: string, encoding: FeedEncoding = "json"): Response {
     const params = new URL(request.url).searchParams;
     const address = addressGroup(clientIp);
     if (this.count() >= this.limits.perObject) {
@@ -137,11 +141,14 @@ export class MarketFeedFanOut {
       address,
       lastSnapshotAt: Date.now(),
       resyncPending: false,
+      encoding,
     };
     server.serializeAttachment(state);
     this.subs.set(server, state);
-    server.send(JSON.stringify(this.feed.snapshot(depth)));
-    return new Response(null, { status: 101, webSocket: client });
+    send(server, encode(this.feed.snapshot(depth), encoding));
+    // The negotiated subprotocol is echoed, as RFC 6455 requires of a server that accepts one.
+    const headers = encoding === "binary" ? { "Sec-WebSocket-Protocol": BINARY_SUBPROTOCOL } : undefined;
+    return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
   }
 
   private refuse(code: number, reason: string): Response {
@@ -205,9 +212,13 @@ export class MarketFeedFanOut {
     ws.serializeAttachment(att);
   }
 
-  /** Sends one frame to every subscriber within its window; pauses those beyond it. */
-  broadcast(frame: FeedDelta | FeedTrades): void {
-    const json = JSON.stringify(frame);
+  /**
+   * Sends one frame to every subscriber within its window; pauses those beyond it. `json` is the
+   * frame's text when the caller already has it (a relay receives frames as text); the binary
+   * form is encoded at most once per frame, and only if a binary subscriber is sent it.
+   */
+  broadcast(frame: FeedDelta | FeedTrades, json = JSON.stringify(frame)): void {
+    let binary: Uint8Array | null = null;
     for (const ws of this.ctx.getWebSockets("sub")) {
       const att = this.subs.get(ws) ?? this.read(ws);
       if (att === null || att.pausedAt !== null) continue;
@@ -217,21 +228,27 @@ export class MarketFeedFanOut {
         ws.serializeAttachment(att);
         continue;
       }
-      send(ws, json);
+      if (att.encoding === "binary") {
+        binary ??= encodeFeedFrame(frame);
+        send(ws, binary);
+      } else send(ws, json);
     }
   }
 
   /** Sends every subscriber a fresh snapshot (after a restart lost frames they may have seen). */
   snapshotAll(): void {
-    const byDepth = new Map<number, string>();
+    const byDepth = new Map<string, string | Uint8Array>();
     for (const ws of this.ctx.getWebSockets("sub")) {
-      const depth = (this.subs.get(ws) ?? this.read(ws))?.depth ?? MAX_SNAPSHOT_DEPTH;
-      let json = byDepth.get(depth);
-      if (json === undefined) {
-        json = JSON.stringify(this.feed.snapshot(depth));
-        byDepth.set(depth, json);
+      const att = this.subs.get(ws) ?? this.read(ws);
+      const depth = att?.depth ?? MAX_SNAPSHOT_DEPTH;
+      const encoding = att?.encoding ?? "json";
+      const key = `${encoding}|${depth}`;
+      let data = byDepth.get(key);
+      if (data === undefined) {
+        data = encode(this.feed.snapshot(depth), encoding);
+        byDepth.set(key, data);
       }
-      send(ws, json);
+      send(ws, data);
     }
   }
 
@@ -282,7 +299,7 @@ export class MarketFeedFanOut {
     ws.serializeAttachment(att);
     this.subs.set(ws, att);
     this.pending.delete(ws);
-    send(ws, JSON.stringify(this.feed.snapshot(att.depth)));
+    send(ws, encode(this.feed.snapshot(att.depth), att.encoding ?? "json"));
   }
 
   /** Takes one message from the socket's bucket (refilled by elapsed time); negative means flooding. */
@@ -312,7 +329,14 @@ export class MarketFeedFanOut {
     const att = ws.deserializeAttachment() as { role?: string } | null;
     if (att?.role !== "sub") return null;
     // Sockets accepted before depth/address/resync state existed (a hibernated socket across a deploy).
-    const state = { depth: MAX_SNAPSHOT_DEPTH, address: "", lastSnapshotAt: 0, resyncPending: false, ...att };
+    const state = {
+      depth: MAX_SNAPSHOT_DEPTH,
+      address: "",
+      lastSnapshotAt: 0,
+      resyncPending: false,
+      encoding: "json",
+      ...att,
+    };
     this.subs.set(ws, state as SubscriberAttachment);
     return state as SubscriberAttachment;
   }
@@ -331,8 +355,20 @@ function clamp(raw: string | null, fallback: number, min: number, max: number): 
   return Number.isInteger(n) ? Math.min(max, Math.max(min, n)) : fallback;
 }
 
+/** The subprotocol a client offers (`Sec-WebSocket-Protocol`) to receive binary frames. */
+export const BINARY_SUBPROTOCOL = "edgepulse.market.v1.binary";
+
+function encode(frame: FeedFrame, encoding: FeedEncoding): string | Uint8Array {
+  return encoding === "binary" ? encodeFeedFrame(frame) : JSON.stringify(frame);
+}
+
 function parseClientMessage(message: string | ArrayBuffer): FeedClientMessage | null {
-  if (typeof message !== "string" || message.length > MAX_CLIENT_MESSAGE) return null;
+  if (typeof message !== "string") {
+    // Binary subscribers may ack in binary too (contracts/market-binary.ts); bounded like text.
+    if (message.byteLength > MAX_CLIENT_MESSAGE) return null;
+    return decodeClientMessage(new Uint8Array(message));
+  }
+  if (message.length > MAX_CLIENT_MESSAGE) return null;
   try {
     const parsed = FeedClientMessage.safeParse(JSON.parse(message));
     return parsed.success ? parsed.data : null;
@@ -341,9 +377,9 @@ function parseClientMessage(message: string | ArrayBuffer): FeedClientMessage | 
   }
 }
 
-function send(ws: WebSocket, json: string): void {
+function send(ws: WebSocket, data: string | Uint8Array): void {
   try {
-    ws.send(json);
+    ws.send(data);
   } catch {
     // Closing or closed: webSocketClose cleans up.
   }

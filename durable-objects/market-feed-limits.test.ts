@@ -5,7 +5,7 @@ import { type BookUpdate, type Level, MARKET_CLOSE } from "../contracts/market";
 import { ACCESS_TOKEN_TTL_SECONDS } from "../domain/identity/access-tokens";
 import { revoke } from "../domain/identity/revocation";
 import { call, expectProblem } from "../test/helpers";
-import { restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
+import { relayOf, restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
 import {
   MAX_MALFORMED_MESSAGES,
   MAX_SNAPSHOT_DEPTH,
@@ -16,6 +16,8 @@ import {
 
 // Issue 9, findings 3 (subscriber abuse) and 9 (publish sockets outliving their token). Every
 // throttle reads Date.now(), which these tests freeze and move by hand: no sleeps, no races.
+// Subscribers are served by the symbol's relay objects (issue 11): their alarms, evictions and
+// caps are the relay's (`relayOf`); the counters are summed over the relays by `feedStats`.
 
 const stub = (symbol: string) => env.MARKET_FEED.getByName(symbol);
 const stats = (symbol: string) => stub(symbol).feedStats();
@@ -50,9 +52,9 @@ describe("MarketFeed subscribers: resync storms (finding 3)", () => {
     expect(absorbed.subscriberResyncs).toBe(0); // none within the interval of the connect snapshot
     expect(sub.snapshots).toBe(1);
 
-    // The interval ends: the alarm sends the one snapshot all 1,000 requests coalesced into.
+    // The interval ends: the relay's alarm sends the one snapshot all 1,000 requests coalesced into.
     vi.setSystemTime(start + RESYNC_INTERVAL_MS);
-    expect(await runDurableObjectAlarm(stub(symbol))).toBe(true);
+    expect(await runDurableObjectAlarm(relayOf(symbol))).toBe(true);
     await sub.until(() => sub.snapshots === 2);
     // Nothing else is owed: the next frame after it is the publisher's delta, not a third snapshot.
     await publisher.batch([{ exchange: "kraken", bids: [["1", "0"]], asks: [] }]);
@@ -133,8 +135,8 @@ describe("MarketFeed subscribers: socket caps (finding 3)", () => {
     await neighbour.until(() => neighbour.snapshots === 1);
     await v4.until(() => v4.snapshots === 1);
 
-    // The count lives in the sockets' tags, not in memory: an evicted object still refuses.
-    await evictDurableObject(stub(symbol));
+    // The count lives in the sockets' tags, not in memory: an evicted relay still refuses.
+    await evictDurableObject(relayOf(symbol, { ip: "2001:db8:1:2::abcd" }));
     const again = await TestSubscriber.open(symbol, { ip: "2001:db8:1:2::abcd" });
     await again.waitClosed();
     expect(again.closed?.code).toBe(MARKET_CLOSE.tooManySockets);
@@ -144,20 +146,24 @@ describe("MarketFeed subscribers: socket caps (finding 3)", () => {
     await untilStats(symbol, (s) => s.subscribers === SUBSCRIBER_LIMITS.perAddress + 1);
     const back = await TestSubscriber.open(symbol, { ip: "2001:db8:1:2::abcd" });
     await back.until(() => back.snapshots === 1);
-    expect((await stats(symbol)).subscribersRefused).toBe(1); // counters are in memory: since the eviction
+    expect((await stats(symbol)).subscribersRefused).toBe(1); // counters are in memory: since the relay's eviction
     for (const s of [...mine, neighbour, v4, back]) s.close();
   });
 
-  it(`closes subscriber ${SUBSCRIBER_LIMITS.perObject + 1} of one symbol with ${MARKET_CLOSE.tryAgainLater} (try again later)`, async () => {
+  it(`closes subscriber ${SUBSCRIBER_LIMITS.perObject + 1} of one relay with ${MARKET_CLOSE.tryAgainLater} (try again later)`, async () => {
     const symbol = "FULL-USD";
-    // Loopback is exempt from the per-address cap (local runs), so one address can fill the object.
+    // Loopback is exempt from the per-address cap (local runs), and sharded by WebSocket key: one
+    // key puts every socket on one relay, so one address can fill it.
+    const key = "dGhlIHNhbXBsZSBub25jZQ==";
     const subs: TestSubscriber[] = [];
     for (let i = 0; i < SUBSCRIBER_LIMITS.perObject; i += 100) {
       subs.push(
-        ...(await Promise.all(Array.from({ length: 100 }, () => TestSubscriber.open(symbol, { ip: "127.0.0.1" })))),
+        ...(await Promise.all(
+          Array.from({ length: 100 }, () => TestSubscriber.open(symbol, { ip: "127.0.0.1", key })),
+        )),
       );
     }
-    const over = await TestSubscriber.open(symbol, { ip: "198.51.100.8" });
+    const over = await TestSubscriber.open(symbol, { ip: "127.0.0.1", key });
     await over.waitClosed();
     expect(over.closed?.code).toBe(MARKET_CLOSE.tryAgainLater);
     expect((await stats(symbol)).subscribers).toBe(SUBSCRIBER_LIMITS.perObject);
@@ -233,7 +239,7 @@ describe("MarketFeed publishers: token lifetime and collector identity (finding 
     other.close();
   });
 
-  it("keeps one socket per collector identity: the same identity replaces its socket (4001), another supersedes it (4002)", async () => {
+  it("keeps one socket per collector identity: the same identity replaces its socket (4001); another is a hot standby that takes over when the primary leaves", async () => {
     const symbol = "IDENT-USD";
     const a1 = await TestPublisher.open(symbol, { collector: "host-a" });
     await a1.batch([book([["10", "1"]], [])]);
@@ -241,15 +247,21 @@ describe("MarketFeed publishers: token lifetime and collector identity (finding 
     await a1.waitClosed();
     expect(a1.closed?.code).toBe(MARKET_CLOSE.replaced);
     await a2.batch([book([["11", "1"]], [])]);
+    expect(a2.roles()).toEqual(["primary"]);
 
-    // Another identity takes over as the writer; host-a's socket stays until it speaks, then is told why.
+    // Another identity is acknowledged but not applied: host-a stays the writer.
     const b = await TestPublisher.open(symbol, { collector: "host-b" });
     await b.batch([book([["12", "1"]], [])]);
-    expect(a2.closed).toBeNull();
-    a2.sendRaw(JSON.stringify({ type: "batch", seq: 1, ts: 1, books: [book([["13", "1"]], [])], trades: [] }));
-    await a2.waitClosed();
-    expect(a2.closed?.code).toBe(MARKET_CLOSE.superseded);
-    expect((await restBook(symbol, "?exchange=kraken")).bids).toEqual([["12", "1"]]);
+    expect(b.roles()).toEqual(["standby"]);
+    expect((await restBook(symbol, "?exchange=kraken")).bids).toEqual([["11", "1"]]);
+    expect(await stats(symbol)).toMatchObject({ primary: "host-a", standbys: ["host-b"], standbyFrames: 1 });
+
+    // host-a leaves: host-b is promoted at once and asked for snapshots; its book is applied.
+    a2.close();
+    await b.until(() => b.roles().at(-1) === "primary" && b.resyncs() === 1);
+    await b.batch([book([["13", "1"]], [])]);
+    expect((await restBook(symbol, "?exchange=kraken")).bids).toEqual([["13", "1"]]);
+    expect(await stats(symbol)).toMatchObject({ primary: "host-b", failovers: 1, failoverBooksDiffered: 1 });
     b.close();
   });
 });

@@ -54,6 +54,8 @@ export interface StoredFeed {
   trades: Trade[];
   /** The publisher connection storage is exact for, and the last batch seq applied from it. */
   publisher: { conn: string; seq: number } | null;
+  /** The relay objects attached below the feed (they keep receiving across a restart). */
+  relays: string[];
 }
 
 interface Dirty {
@@ -169,6 +171,7 @@ export class MarketFeedStore {
       books,
       trades,
       publisher: pubConn && pubSeq !== undefined ? { conn: pubConn, seq: Number(pubSeq) } : null,
+      relays: JSON.parse(meta.get("relays") ?? "[]") as string[],
     };
   }
 
@@ -180,6 +183,11 @@ export class MarketFeedStore {
       this.putMeta("reserved_seq", String(this.reservedSeq));
     }
     return this.seq;
+  }
+
+  /** Records the relays attached below the feed (written at once: attach and detach are rare). */
+  saveRelays(names: readonly string[]): void {
+    this.putMeta("relays", JSON.stringify(names));
   }
 
   /** Records which exchanges have ever published this symbol (written at once: it is rare). */

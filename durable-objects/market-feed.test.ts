@@ -165,7 +165,7 @@ describe("MarketFeed object: sequencing and resync", () => {
     const symbol = "NOSNAP-USD";
     const publisher = await TestPublisher.open(symbol);
     await publisher.batch([kraken().updates[1]!]);
-    expect(publisher.controls[0]).toMatchObject({ type: "resync" });
+    expect(publisher.controls.filter((c) => c.type !== "role")[0]).toMatchObject({ type: "resync" });
     expect((await call(`/v1/market/${symbol}/book`)).status).toBe(404);
     publisher.close();
   });
@@ -264,6 +264,7 @@ describe("MarketFeed object: hostile or broken publishers", () => {
         trades: [],
       }),
       JSON.stringify({ type: "invalid", exchange: "kraken" }),
+      // Not the compact binary encoding (contracts/market-binary.ts): rejected like malformed JSON.
       new TextEncoder().encode("binary").buffer as ArrayBuffer,
     ];
     for (const frame of garbage) publisher.sendRaw(frame);
@@ -277,7 +278,7 @@ describe("MarketFeed object: hostile or broken publishers", () => {
       "invalid batch frame": 5,
       "wrong symbol": 1,
       "invalid invalid frame": 1,
-      "binary frame": 1,
+      "malformed binary frame": 1,
     });
     expect(after.seqGaps).toBe(0);
     expect(publisher.resyncs()).toBe(0);

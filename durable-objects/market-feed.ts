@@ -15,16 +15,20 @@ import {
   type Level,
   MARKET_CLOSE,
   MarketSymbol,
+  type PublisherRole,
   type RecentTrades,
   type Trade,
 } from "../contracts/market";
+import { decodeIngestFrame } from "../contracts/market-binary";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
 import type { AuthContext } from "../domain/identity/auth-context";
 import { isolateRevocations } from "../domain/identity/revocation";
-import { MAX_SNAPSHOT_DEPTH, MarketFeedFanOut, type SubscriberAttachment } from "./market-feed-fan-out";
-import { type ExchangeBook, MarketFeedStore, RECENT_TRADES, wakeBy } from "./market-feed-store";
-import { marketRegistry } from "./market-registry";
+import { MAX_SNAPSHOT_DEPTH } from "./market-feed-fan-out";
+import { type ExchangeBook, MarketFeedStore, RECENT_TRADES } from "./market-feed-store";
+import { marketRegistry, type SymbolPublishers } from "./market-registry";
+import { type RelayStats, sumRelayStats } from "./market-relay";
+import { type RelayCatchUp, RelayLinks } from "./market-relay-links";
 
 export {
   DEFAULT_ACK_WINDOW,
@@ -49,6 +53,16 @@ const MAX_CONSECUTIVE_INVALID = 100;
 export const MAX_LEVELS_PER_SIDE = 10_000;
 /** Repeat an unanswered resync request at most this often. */
 const RESYNC_REPEAT_MS = 2_000;
+/**
+ * A primary publisher silent this long while a standby still speaks is replaced by the standby.
+ * Collector hosts send a batch (empty when nothing changed) at least every 500 ms, so a live
+ * primary is never this quiet; with the standby's next frame the switch lands within ~1.5 s of
+ * the primary's last frame, inside the 2 s the README promises. A closed primary socket fails
+ * over at once.
+ */
+export const FAILOVER_SILENCE_MS = 1_000;
+/** Collector identities one symbol accepts at once (a primary and standbys); one more retires the oldest standby (4002). */
+export const MAX_PUBLISHERS = 3;
 
 /**
  * A publish socket: its connection id and the token it was opened with. `userId` is the collector
@@ -58,6 +72,7 @@ const RESYNC_REPEAT_MS = 2_000;
 type PublisherAttachment = {
   role: "pub";
   conn: string;
+  /** The collector identity (token subject). */
   userId: string;
   connectedAt: number;
   tokenExpiresAt: number;
@@ -66,7 +81,7 @@ type PublisherAttachment = {
 };
 /** Revocation is re-checked at most this often per publish socket (the list itself syncs about once a second). */
 const REVOCATION_CHECK_MS = 1_000;
-type Attachment = PublisherAttachment | SubscriberAttachment;
+type Attachment = PublisherAttachment;
 
 /** Counters an operator (or a test) reads through `stats()`; in memory, reset on restart. */
 export interface FeedStats {
@@ -86,9 +101,20 @@ export interface FeedStats {
   subscribersRefused: number;
   /** Publish sockets closed because their token expired or was revoked (4401). */
   publishersExpired: number;
+  /** Standby frames validated (and not applied), and those that failed validation. */
+  standbyFrames: number;
+  standbyFramesInvalid: number;
+  /** Primary changes after the primary closed or went silent; of the books compared after one, equal and different ones. */
+  failovers: number;
+  failoverBooksEqual: number;
+  failoverBooksDiffered: number;
   flushes: number;
   subscribers: number;
   publisherConnected: boolean;
+  /** The collector identity followed now, and the standbys (identities). */
+  primary: string | null;
+  standbys: string[];
+  relays: RelayStats;
 }
 
 /** The ingest-side counters this class keeps; the store and the fan-out count their own. */
@@ -102,20 +128,24 @@ type IngestStats = Omit<
   | "flushes"
   | "subscribers"
   | "publisherConnected"
+  | "primary"
+  | "standbys"
+  | "relays"
 >;
 
 /**
  * One object per market symbol (`env.MARKET_FEED.getByName("BTC-USD")`).
  *
- * The collector host publishes batches on one hibernatable WebSocket; the object validates every
- * frame, keeps each exchange's book exactly (decimal strings, exact ordering), the consolidated
- * best bid/offer and recent trades, and fans every applied change out to subscriber sockets with a
- * gap-free feed `seq`.
+ * Collector hosts publish batches on hibernatable WebSockets (one primary, hot standbys); the
+ * object validates every frame, keeps each exchange's book exactly (decimal strings, exact
+ * ordering), the consolidated best bid/offer and recent trades, and is the one sequencer of the
+ * symbol's feed: every applied change becomes a frame with a gap-free `seq`, handed once per batch
+ * to each relay object below it (MarketRelayObject), which serve the subscriber sockets.
  *
  * This class is the shell: RPC, socket accept/message/close, the alarm, and the publisher protocol
- * (sequencing, resync, withdrawal). Persistence is `MarketFeedStore` (incremental SQLite flushes,
- * seq reserved in blocks so it never repeats across restarts); subscribers and their ack-based
- * flow control are `MarketFeedFanOut`.
+ * (sequencing, resync, withdrawal, failover). Persistence is `MarketFeedStore` (incremental SQLite
+ * flushes, seq reserved in blocks so it never repeats across restarts); the relays below it are
+ * `RelayLinks`.
  */
 export class MarketFeedObject extends DurableObject<Env> {
   private symbol = "";
@@ -126,10 +156,17 @@ export class MarketFeedObject extends DurableObject<Env> {
   private lastBatchTs = 0;
   /** The publisher connection whose seq we follow, and the seq its next batch must carry. */
   private publisher: { conn: string; expected: number | null; lastApplied: number | null } | null = null;
+  /** When each publish socket (conn) last sent a frame: the silence failover is measured on it. */
+  private readonly lastFrameAt = new Map<string, number>();
+  /**
+   * Exchanges whose book came from the previous primary and has not been compared with the new
+   * primary's snapshot yet: an equal snapshot changes nothing for subscribers, a different one is
+   * sent as an in-band replacement (seq continues, no gap).
+   */
+  private readonly crossCheck = new Set<Exchange>();
+  private lastFailoverAt: number | null = null;
   private lastResyncAt = 0;
   private consecutiveInvalid = 0;
-  /** Set when storage was older than the live state at restart: subscribers get a fresh snapshot. */
-  private resnapshotSubscribers = false;
   /** Exchanges that have ever published this symbol, as told to the market registry. */
   private readonly registered = new Set<Exchange>();
   private registryPending = false;
@@ -142,11 +179,16 @@ export class MarketFeedObject extends DurableObject<Env> {
     deltasIgnored: 0,
     booksWithdrawn: 0,
     publishersExpired: 0,
+    standbyFrames: 0,
+    standbyFramesInvalid: 0,
+    failovers: 0,
+    failoverBooksEqual: 0,
+    failoverBooksDiffered: 0,
   };
   /** Publish sockets with a revocation check in flight or done recently (conn → when it started). */
   private readonly revocationCheckedAt = new Map<string, number>();
   private readonly store: MarketFeedStore;
-  private readonly subscribers: MarketFeedFanOut;
+  private readonly relays: RelayLinks;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -155,11 +197,10 @@ export class MarketFeedObject extends DurableObject<Env> {
       lastBatchTs: this.lastBatchTs,
       publisher: this.publisher,
     }));
-    this.subscribers = new MarketFeedFanOut(ctx, {
-      seq: () => this.store.feedSeq,
-      snapshot: (depth) => this.snapshotFrame(depth),
-      wakeAt: (at) => this.ctx.waitUntil(wakeBy(this.ctx.storage, at)),
-    });
+    this.relays = new RelayLinks(
+      (name) => this.env.MARKET_RELAY.getByName(name),
+      (msg, extra) => this.log("warn", msg, extra),
+    );
     ctx.blockConcurrencyWhile(async () => {
       // Reads of a symbol nobody publishes must not create storage: the schema is created when
       // the first publisher connects, and only an object that has it restores anything.
@@ -212,23 +253,60 @@ export class MarketFeedObject extends DurableObject<Env> {
     return { symbol: this.symbol, items: this.trades.slice(-options.limit).reverse() };
   }
 
-  /** Operational counters (in memory since the last restart). */
+  /** Operational counters (in memory since the last restart); the subscriber ones are summed over the relays. */
   async feedStats(): Promise<FeedStats & { feedSeq: number; exchanges: Exchange[] }> {
     this.afterWake();
+    const relays = sumRelayStats(
+      await Promise.all(this.relays.names().map((name) => this.env.MARKET_RELAY.getByName(name).relayStats())),
+    );
+    relays.deliveryFailures += this.relays.failures;
+    const roles = this.roles();
     return {
       ...this.stats,
       rejectReasons: { ...this.stats.rejectReasons },
-      slowSubscriberSnapshots: this.subscribers.slowSubscriberSnapshots,
-      subscriberResyncs: this.subscribers.resyncsServed,
-      subscriberResyncsCoalesced: this.subscribers.resyncsCoalesced,
-      subscribersClosedAbusive: this.subscribers.abusiveClosed,
-      subscribersRefused: this.subscribers.refused,
+      slowSubscriberSnapshots: relays.slowSubscriberSnapshots,
+      subscriberResyncs: relays.subscriberResyncs,
+      subscriberResyncsCoalesced: relays.subscriberResyncsCoalesced,
+      subscribersClosedAbusive: relays.subscribersClosedAbusive,
+      subscribersRefused: relays.subscribersRefused,
       flushes: this.store.flushes,
-      subscribers: this.subscribers.count(),
-      publisherConnected: this.ctx.getWebSockets("pub").length > 0,
+      subscribers: relays.subscribers,
+      publisherConnected: roles.primary !== null,
+      primary: roles.primary,
+      standbys: roles.standbys,
+      relays,
       feedSeq: this.store.feedSeq,
       exchanges: [...this.books.keys()],
     };
+  }
+
+  // ------------------------------------------------------------------ relays
+
+  /**
+   * A relay attaches, or catches up after a gap, a restart or hibernation: it gets the frames after
+   * `since` while this object still keeps them (its subscribers continue without a gap), else a
+   * full-depth snapshot; `state` asks for the snapshot in any case (a relay that has no state).
+   */
+  async attachRelay(request: {
+    name: string;
+    symbol: string;
+    since: number | null;
+    state: boolean;
+  }): Promise<RelayCatchUp> {
+    this.adopt(request.symbol);
+    this.afterWake();
+    const seq = this.store.feedSeq;
+    const frames = request.since === null ? null : this.relays.since(request.since, seq);
+    const known = this.relays.names().includes(request.name);
+    this.relays.attach(request.name, seq);
+    if (!known && this.store.exists()) this.store.saveRelays(this.relays.names());
+    const snapshot = frames === null || request.state ? JSON.stringify(this.snapshotFrame(MAX_SNAPSHOT_DEPTH)) : null;
+    return { seq, snapshot, frames };
+  }
+
+  /** A relay with no subscribers left stops receiving frames (and may hibernate). */
+  async detachRelay(name: string): Promise<void> {
+    if (this.relays.detach(name) && this.store.exists()) this.store.saveRelays(this.relays.names());
   }
 
   // ------------------------------------------------------------------ WebSocket upgrades
@@ -248,9 +326,8 @@ export class MarketFeedObject extends DurableObject<Env> {
     if (!MarketSymbol.safeParse(symbol).success) return Response.json({ error: "bad symbol" }, { status: 400 });
     this.adopt(symbol);
     this.afterWake();
-    const role = request.headers.get("X-Market-Role");
-    if (role === "publisher") return this.acceptPublisher(request);
-    if (role === "subscriber") return this.subscribers.accept(request, request.headers.get("X-Market-Client-IP") ?? "");
+    // Subscribers attach to relay objects (MarketRelayObject); only publishers connect here.
+    if (request.headers.get("X-Market-Role") === "publisher") return this.acceptPublisher(request);
     return Response.json({ error: "unknown socket role" }, { status: 400 });
   }
 
@@ -259,15 +336,36 @@ export class MarketFeedObject extends DurableObject<Env> {
     const auth = token ? await verifyAccessToken(this.env, token) : null;
     if (!auth) return Response.json({ error: "unauthorized" }, { status: 401 });
     if (!auth.scopes?.includes("market:publish")) return Response.json({ error: "forbidden" }, { status: 403 });
-    this.adopt(this.symbol, true);
+    if (!this.store.exists()) {
+      this.adopt(this.symbol, true);
+      // Relays attached before there was storage are remembered from now on.
+      if (this.relays.size > 0) this.store.saveRelays(this.relays.names());
+    }
 
     // One socket per collector identity: a reconnecting host replaces its previous (possibly
-    // half-dead) socket. Another identity's socket stays open but is no longer followed: its next
-    // frame closes it with 4002 (one writer per symbol; a standby role would start there).
+    // half-dead) socket. Another identity's socket is a standby (or the primary, if none is live).
+    let others = 0;
+    let oldestStandby: WebSocket | null = null;
+    let replacesPrimary = false;
     for (const old of this.ctx.getWebSockets("pub")) {
-      if (this.publisherOf(old)?.userId === auth.userId) {
+      const att = this.publisherOf(old);
+      if (att?.userId === auth.userId) {
         old.close(MARKET_CLOSE.replaced, "replaced by a newer connection of this collector");
+        this.forgetPublisher(att.conn);
+        if (att.conn === this.publisher?.conn) replacesPrimary = true;
+      } else if (att) {
+        others++;
+        if (
+          att.conn !== this.publisher?.conn &&
+          (!oldestStandby || att.connectedAt < this.publisherOf(oldestStandby)!.connectedAt)
+        ) {
+          oldestStandby = old;
+        }
       }
+    }
+    if (others >= MAX_PUBLISHERS - 1 && oldestStandby) {
+      oldestStandby.close(MARKET_CLOSE.superseded, "too many collectors publish this symbol");
+      this.forgetPublisher(this.publisherOf(oldestStandby)!.conn);
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
@@ -283,13 +381,106 @@ export class MarketFeedObject extends DurableObject<Env> {
     };
     if (auth.familyId) attachment.familyId = auth.familyId;
     server.serializeAttachment(attachment);
-    // A new connection restarts the publisher's seq; every book waits for its snapshot.
-    this.publisher = { conn, expected: null, lastApplied: null };
-    this.synced.clear();
-    for (const entry of this.books.values()) entry.stale = true;
-    this.consecutiveInvalid = 0;
-    this.log("info", "publisher connected", { userId: auth.userId });
+    this.lastFrameAt.set(conn, Date.now());
+    // The primary's own reconnect stays primary; another identity waits as standby while the primary lives.
+    const role: PublisherRole = !replacesPrimary && this.primaryAlive() ? "standby" : "primary";
+    if (role === "primary") {
+      // A new primary connection restarts the publisher's seq; every book waits for its snapshot.
+      this.publisher = { conn, expected: null, lastApplied: null };
+      this.synced.clear();
+      this.crossCheck.clear();
+      for (const entry of this.books.values()) entry.stale = true;
+      this.consecutiveInvalid = 0;
+    }
+    server.send(JSON.stringify({ type: "role", role } satisfies IngestControl));
+    this.log("info", "publisher connected", { userId: auth.userId, role });
+    this.reportPublishers();
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** True while the followed publisher's socket is open and it spoke within the failover silence. */
+  private primaryAlive(now = Date.now()): boolean {
+    const pub = this.publisher;
+    if (!pub) return false;
+    const open = this.ctx
+      .getWebSockets("pub")
+      .some((ws) => ws.readyState === WebSocket.READY_STATE_OPEN && this.publisherOf(ws)?.conn === pub.conn);
+    // A socket restored from hibernation has no frame time yet: it counts as alive until it is silent for the window.
+    const last = this.lastFrameAt.get(pub.conn) ?? now;
+    if (!this.lastFrameAt.has(pub.conn)) this.lastFrameAt.set(pub.conn, now);
+    return open && now - last < FAILOVER_SILENCE_MS;
+  }
+
+  /** The primary's and the standbys' collector identities, as the sockets say. */
+  private roles(): { primary: string | null; standbys: string[] } {
+    let primary: string | null = null;
+    const standbys: string[] = [];
+    for (const ws of this.ctx.getWebSockets("pub")) {
+      const att = this.publisherOf(ws);
+      if (!att || ws.readyState > 1) continue;
+      if (att.conn === this.publisher?.conn) primary = att.userId;
+      else standbys.push(att.userId);
+    }
+    return { primary, standbys: standbys.sort() };
+  }
+
+  /**
+   * Makes the standby `ws` the primary: the old primary's books keep being served (nothing is
+   * withdrawn or marked stale), the new primary is asked for snapshots, and each one is compared
+   * with the book it replaces before anything reaches subscribers (`crossCheck`).
+   */
+  private failOver(ws: WebSocket, att: PublisherAttachment, reason: string): void {
+    const previous = this.publisher?.conn;
+    this.publisher = { conn: att.conn, expected: null, lastApplied: null };
+    this.synced.clear();
+    this.crossCheck.clear();
+    for (const ex of this.books.keys()) this.crossCheck.add(ex);
+    this.consecutiveInvalid = 0;
+    this.stats.failovers++;
+    this.lastFailoverAt = Date.now();
+    this.log("warn", "publisher failover", { to: att.userId, reason });
+    send(ws, JSON.stringify({ type: "role", role: "primary" } satisfies IngestControl));
+    this.lastResyncAt = 0;
+    this.requestResync(ws, `promoted to primary: ${reason}`, true);
+    for (const other of this.ctx.getWebSockets("pub")) {
+      if (this.publisherOf(other)?.conn === previous) {
+        send(other, JSON.stringify({ type: "role", role: "standby" } satisfies IngestControl));
+      }
+    }
+    this.reportPublishers();
+  }
+
+  /** The standby that spoke most recently, if any (the next primary). */
+  private bestStandby(except?: string): { ws: WebSocket; att: PublisherAttachment } | null {
+    let best: { ws: WebSocket; att: PublisherAttachment; at: number } | null = null;
+    for (const ws of this.ctx.getWebSockets("pub")) {
+      const att = this.publisherOf(ws);
+      if (!att || att.conn === this.publisher?.conn || att.conn === except || ws.readyState > 1) continue;
+      const at = this.lastFrameAt.get(att.conn) ?? 0;
+      if (!best || at > best.at) best = { ws, att, at };
+    }
+    return best;
+  }
+
+  /** Tells the market registry who publishes this symbol now (for /v1/market/collectors). */
+  private reportPublishers(): void {
+    const { primary, standbys } = this.roles();
+    const view: SymbolPublishers = {
+      primary,
+      standbys,
+      failovers: this.stats.failovers,
+      lastFailoverAt: this.lastFailoverAt === null ? null : new Date(this.lastFailoverAt).toISOString(),
+    };
+    this.ctx.waitUntil(
+      marketRegistry(this.env)
+        .reportPublishers(this.symbol, JSON.stringify(view))
+        .catch((error: unknown) => this.log("warn", "registry publishers update failed", { error: String(error) })),
+    );
+  }
+
+  private forgetPublisher(conn: string): void {
+    this.lastFrameAt.delete(conn);
+    this.revocationCheckedAt.delete(conn);
   }
 
   // ------------------------------------------------------------------ hibernation handlers
@@ -301,8 +492,7 @@ export class MarketFeedObject extends DurableObject<Env> {
       ws.close(1011, "unknown socket");
       return;
     }
-    if (attachment.role === "pub") await this.onIngest(ws, attachment, message);
-    else this.subscribers.onMessage(ws, attachment, message);
+    await this.onIngest(ws, attachment, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -324,9 +514,6 @@ export class MarketFeedObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.store.flushOnAlarm();
     if (this.registryPending) this.notifyRegistry();
-    // Coalesced subscriber resyncs (the alarm may be the flush's, earlier than they are due).
-    const next = this.subscribers.servePending(true);
-    if (next !== null) await wakeBy(this.ctx.storage, next);
   }
 
   // ------------------------------------------------------------------ publisher
@@ -335,17 +522,22 @@ export class MarketFeedObject extends DurableObject<Env> {
     // The socket is as good as its token: nothing is applied after the token has expired.
     if (Date.now() / 1000 >= att.tokenExpiresAt) return this.closeExpired(ws, "the access token expired");
     this.checkRevocation(ws, att);
-    if (typeof message !== "string") return this.reject(ws, "binary frame");
-    if (message.length > MAX_FRAME_BYTES) {
+    if ((typeof message === "string" ? message.length : message.byteLength) > MAX_FRAME_BYTES) {
       this.reject(ws, "oversized frame");
       ws.close(1009, `frames are limited to ${MAX_FRAME_BYTES} bytes`);
       return;
     }
     let json: unknown;
-    try {
-      json = JSON.parse(message);
-    } catch {
-      return this.reject(ws, "malformed JSON");
+    if (typeof message === "string") {
+      try {
+        json = JSON.parse(message);
+      } catch {
+        return this.reject(ws, "malformed JSON");
+      }
+    } else {
+      // The compact encoding (contracts/market-binary.ts): decoded to the same object, checked by the same schema.
+      json = decodeIngestFrame(new Uint8Array(message));
+      if (json === null) return this.reject(ws, "malformed binary frame");
     }
     const parsed = IngestFrame.safeParse(json);
     if (!parsed.success) {
@@ -356,19 +548,26 @@ export class MarketFeedObject extends DurableObject<Env> {
     if (frame.type === "batch" && frame.symbol !== undefined && frame.symbol !== this.symbol) {
       return this.reject(ws, "wrong symbol");
     }
+    const now = Date.now();
     if (!this.publisher) {
       // A socket restored from hibernation whose seq state was lost with the old instance.
       this.publisher = { conn: att.conn, expected: null, lastApplied: null };
       this.synced.clear();
     } else if (this.publisher.conn !== att.conn) {
-      // A socket superseded by a newer publisher connection: its frames must not interleave.
-      this.reject(ws, "superseded publisher");
-      ws.close(MARKET_CLOSE.superseded, "another collector is publishing this symbol");
-      return;
+      if (this.primaryAlive(now)) {
+        // A hot standby: validated above, acknowledged, not applied (its frames must not interleave).
+        this.lastFrameAt.set(att.conn, now);
+        this.stats.standbyFrames++;
+        if (frame.type === "batch") send(ws, JSON.stringify({ type: "ack", seq: frame.seq } satisfies IngestControl));
+        return;
+      }
+      this.failOver(ws, att, "the primary went silent");
     }
+    this.lastFrameAt.set(att.conn, now);
     this.consecutiveInvalid = 0;
     if (frame.type === "invalid") this.withdraw(frame.exchange, frame.reason);
     else this.applyBatch(ws, frame);
+    this.relays.flush((p) => this.ctx.waitUntil(p));
     await this.store.changed();
   }
 
@@ -414,6 +613,7 @@ export class MarketFeedObject extends DurableObject<Env> {
 
   private reject(ws: WebSocket, reason: string): void {
     this.stats.framesRejected++;
+    if (this.publisherOf(ws)?.conn !== this.publisher?.conn) this.stats.standbyFramesInvalid++;
     this.stats.rejectReasons[reason] = (this.stats.rejectReasons[reason] ?? 0) + 1;
     this.consecutiveInvalid++;
     if (this.stats.framesRejected <= 10 || this.stats.framesRejected % 1000 === 0) {
@@ -444,6 +644,20 @@ export class MarketFeedObject extends DurableObject<Env> {
       const ex = update.exchange;
       if (update.snapshot) {
         const entry = this.entry(ex);
+        if (this.crossCheck.delete(ex)) {
+          // The first snapshot of a new primary: if it has the very book subscribers already
+          // hold, the failover is invisible to them; otherwise it replaces the book in-band.
+          const incoming = new OrderBook();
+          incoming.replace(update.bids, update.asks);
+          if (sameBook(entry.book, incoming)) {
+            this.stats.failoverBooksEqual++;
+            entry.stale = false;
+            entry.updatedAt = now;
+            this.synced.add(ex);
+            continue;
+          }
+          this.stats.failoverBooksDiffered++;
+        }
         entry.book.replace(update.bids, update.asks);
         entry.stale = false;
         entry.updatedAt = now;
@@ -480,7 +694,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.stats.batchesApplied++;
     this.store.countBatch();
     if (changes.length > 0) {
-      this.subscribers.broadcast({
+      this.emit({
         type: "delta",
         symbol: this.symbol,
         seq: this.store.nextSeq(),
@@ -490,7 +704,7 @@ export class MarketFeedObject extends DurableObject<Env> {
       } satisfies FeedDelta);
     }
     if (batch.trades.length > 0) {
-      this.subscribers.broadcast({
+      this.emit({
         type: "trade",
         symbol: this.symbol,
         seq: this.store.nextSeq(),
@@ -498,10 +712,13 @@ export class MarketFeedObject extends DurableObject<Env> {
         trades: batch.trades,
       } satisfies FeedTrades);
     }
-    ws.send(JSON.stringify({ type: "ack", seq: batch.seq } satisfies IngestControl));
+    send(ws, JSON.stringify({ type: "ack", seq: batch.seq } satisfies IngestControl));
     if (this.registryPending) this.notifyRegistry();
-    // Coalesced resyncs that came due while the feed was busy: after the batch's frames, never between them.
-    this.subscribers.servePending();
+  }
+
+  /** Numbers nothing: queues an already sequenced frame for the relays (sent once per batch by `flush`). */
+  private emit(frame: FeedDelta | FeedTrades): void {
+    this.relays.queue(frame.seq, JSON.stringify(frame));
   }
 
   /** Tells the registry which exchanges publish this symbol (for /v1/market/symbols); retried by the alarm. */
@@ -532,13 +749,13 @@ export class MarketFeedObject extends DurableObject<Env> {
     if (!force && now - this.lastResyncAt < RESYNC_REPEAT_MS) return;
     this.lastResyncAt = now;
     this.stats.resyncsRequested++;
-    ws.send(JSON.stringify({ type: "resync", reason } satisfies IngestControl));
+    send(ws, JSON.stringify({ type: "resync", reason } satisfies IngestControl));
   }
 
   /** The collector declared an exchange's book wrong: stop serving it until its next snapshot. */
   private withdraw(exchange: Exchange, reason: string): void {
     if (!this.books.has(exchange)) return;
-    this.subscribers.broadcast({
+    this.emit({
       type: "delta",
       symbol: this.symbol,
       seq: this.store.nextSeq(),
@@ -627,16 +844,15 @@ export class MarketFeedObject extends DurableObject<Env> {
       this.publisher = { conn: pub.conn, expected: pub.seq + 1, lastApplied: pub.seq };
       for (const [exchange, entry] of this.books) if (!entry.stale) this.synced.add(exchange);
     }
-    // After an unclean stop subscribers may have seen frames storage never got: resnapshot them.
-    this.resnapshotSubscribers = !stored.clean && this.subscribers.count() > 0;
+    // The relays keep receiving. After a clean stop they had everything up to the stored seq;
+    // after an unclean one they may have frames storage never got: their next delivery says so
+    // (`prev: null`), and each of their subscribers gets one fresh snapshot, with a higher seq.
+    for (const name of stored.relays) this.relays.attach(name, this.store.feedSeq);
+    if (!stored.clean) this.relays.forgetPositions();
   }
 
-  /** Work that must happen inside an event (sending), not in the constructor. */
-  private afterWake(): void {
-    if (!this.resnapshotSubscribers) return;
-    this.resnapshotSubscribers = false;
-    this.subscribers.snapshotAll();
-  }
+  /** Work that must happen inside an event, not in the constructor (none left; kept as the one hook). */
+  private afterWake(): void {}
 
   /** Learns the object's symbol; persists it (and creates the schema) only for a publisher. */
   private adopt(symbol: string, persist = false): void {
@@ -654,11 +870,8 @@ export class MarketFeedObject extends DurableObject<Env> {
   }
 
   private attachmentOf(ws: WebSocket): Attachment | null {
-    const cached = this.subscribers.cached(ws);
-    if (cached) return cached;
     const att = ws.deserializeAttachment() as Attachment | null;
-    if (att?.role === "sub") return this.subscribers.attachment(ws);
-    return att;
+    return att?.role === "pub" ? att : null;
   }
 
   private publisherOf(ws: WebSocket): PublisherAttachment | null {
@@ -667,19 +880,36 @@ export class MarketFeedObject extends DurableObject<Env> {
   }
 
   private onSocketGone(ws: WebSocket): void {
-    this.subscribers.forget(ws);
-    const att = ws.deserializeAttachment() as Attachment | null;
-    if (att?.role === "pub") this.revocationCheckedAt.delete(att.conn);
-    if (att?.role === "pub" && this.publisher?.conn === att.conn) {
+    const att = this.publisherOf(ws);
+    if (!att) return;
+    this.forgetPublisher(att.conn);
+    if (this.publisher?.conn === att.conn) {
       // The last known book stays served; persist it now rather than at the next alarm.
       this.store.flush();
       this.log("info", "publisher disconnected", { userId: att.userId });
+      // A hot standby takes over at once: no silence to wait for when the socket is gone.
+      const next = this.bestStandby(att.conn);
+      if (next) this.failOver(next.ws, next.att, "the primary disconnected");
     }
+    this.reportPublishers();
   }
 
   private log(level: "info" | "warn" | "error", msg: string, extra: Record<string, unknown> = {}): void {
     const line = JSON.stringify({ level, msg, object: `${this.constructor.name}:${this.symbol}`, ...extra });
     if (level === "info") console.log(line);
     else console.warn(line);
+  }
+}
+
+/** Same levels, same spellings, same order. */
+function sameBook(a: OrderBook, b: OrderBook): boolean {
+  return JSON.stringify(a.view()) === JSON.stringify(b.view());
+}
+
+function send(ws: WebSocket, text: string): void {
+  try {
+    ws.send(text);
+  } catch {
+    // Closing: the close handler cleans up.
   }
 }

@@ -1,15 +1,29 @@
 import { createDurable } from "itty-durable/itty-durable.js";
-import { CollectorHealthReport, EXCHANGES, type Exchange, MarketSymbol } from "../contracts/market";
+import {
+  CollectorHealthReport,
+  type CollectorsView,
+  EXCHANGES,
+  type Exchange,
+  MarketSymbol,
+  SymbolPublishers,
+} from "../contracts/market";
 import { type IttyClient, ittyClient } from "./itty-client";
 
 /** The one registry object: the market control plane is small enough for a single JSON document. */
 const REGISTRY_NAME = "market";
 
-/** What `GET /v1/market/collectors` serves. */
+/** One host's stored report. */
 export interface CollectorHealthView extends CollectorHealthReport {
   /** When the edge received the report. */
   receivedAt: string;
 }
+
+export type { SymbolPublishers };
+
+/** A host that has not reported for this long is shown as silent (three 5 s report intervals). */
+const SILENT_AFTER_MS = 15_000;
+/** Hosts not heard from for this long are dropped from the view. */
+const FORGET_AFTER_MS = 24 * 3600_000;
 
 /**
  * The market-data control plane: which symbols have feeds (and from which exchanges), and the
@@ -23,6 +37,10 @@ export interface CollectorHealthView extends CollectorHealthReport {
 export class MarketRegistryObject extends createDurable() {
   symbols: Record<string, Exchange[]> = {};
   collectors: CollectorHealthView | null = null;
+  /** Every host's last report (redundant collectors), by host id. */
+  hosts: Record<string, CollectorHealthView> = {};
+  /** Each symbol's publishers as its MarketFeed object last reported them. */
+  publishers: Record<string, SymbolPublishers> = {};
 
   /** Adds the exchanges now publishing `symbol`; returns the symbol's exchange list. */
   async registerSymbol(symbol: string, exchanges: string[]): Promise<Exchange[]> {
@@ -51,13 +69,45 @@ export class MarketRegistryObject extends createDurable() {
     const parsed = CollectorHealthReport.safeParse(JSON.parse(reportJson));
     if (!parsed.success) return null;
     this.collectors = { ...parsed.data, receivedAt };
+    const now = Date.parse(receivedAt);
+    const hosts: Record<string, CollectorHealthView> = {};
+    for (const [host, view] of Object.entries(this.hosts)) {
+      if (now - Date.parse(view.receivedAt) < FORGET_AFTER_MS) hosts[host] = view;
+    }
+    hosts[parsed.data.host] = this.collectors;
+    this.hosts = hosts;
     await this.persist();
     return this.collectors;
   }
 
-  /** The last report, or null before the first one. */
-  async collectorHealth(): Promise<CollectorHealthView | null> {
-    return this.collectors;
+  /** A MarketFeed object's publishers changed (connect, disconnect, failover). */
+  async reportPublishers(symbol: string, publishersJson: string): Promise<void> {
+    const parsed = SymbolPublishers.safeParse(JSON.parse(publishersJson));
+    if (!parsed.success || !MarketSymbol.safeParse(symbol).success) return;
+    this.publishers = { ...this.publishers, [symbol]: parsed.data };
+    await this.persist();
+  }
+
+  /** The last report with every host's and every symbol's publishers, or null before the first report. */
+  async collectorHealth(now = Date.now()): Promise<CollectorsView | null> {
+    if (!this.collectors) return null;
+    const hosts = Object.values(this.hosts)
+      .sort((a, b) => a.host.localeCompare(b.host))
+      .map((view) => {
+        const primaryFor: string[] = [];
+        const standbyFor: string[] = [];
+        for (const [symbol, p] of Object.entries(this.publishers)) {
+          if (p.primary === view.host) primaryFor.push(symbol);
+          if (p.standbys.includes(view.host)) standbyFor.push(symbol);
+        }
+        return {
+          ...view,
+          silent: now - Date.parse(view.receivedAt) >= SILENT_AFTER_MS,
+          primaryFor: primaryFor.sort(),
+          standbyFor: standbyFor.sort(),
+        };
+      });
+    return { ...this.collectors, hosts, symbols: { ...this.publishers } };
   }
 }
 

@@ -1,17 +1,23 @@
 // Test clients for the market-data sockets: a publisher (what the collector host does) and a
 // subscriber that rebuilds books from snapshot + deltas with the same FeedMirror real clients use.
+import { env } from "cloudflare:workers";
 import { FeedMirror } from "../contracts/feed-mirror";
 import {
   Book,
   type BookUpdate,
   type Exchange,
+  type FeedClientMessage,
   FeedFrame,
   type IngestBatch,
   IngestControl,
   type Level,
   type Trade,
 } from "../contracts/market";
+import { decodeFeedFrame, encodeClientMessage } from "../contracts/market-binary";
 import type { OrderBook } from "../contracts/order-book";
+import { addressGroup } from "../domain/identity/throttling";
+import { leafRelayName, relayIndex } from "../durable-objects/market-relay-links";
+import { relaysPerSymbol } from "../workers/routes/market";
 import { call, collectorToken } from "./helpers";
 
 type Waiter = { test: () => boolean; resolve: () => void };
@@ -30,9 +36,10 @@ class Signal {
   }
 }
 
-async function upgrade(path: string, token?: string, ip?: string): Promise<WebSocket> {
+async function upgrade(path: string, token?: string, ip?: string, key?: string): Promise<WebSocket> {
   const headers: Record<string, string> = { Upgrade: "websocket" };
   if (ip) headers["CF-Connecting-IP"] = ip;
+  if (key) headers["Sec-WebSocket-Key"] = key;
   const res = await call(path, { headers, token });
   if (res.status !== 101 || !res.webSocket)
     throw new Error(`upgrade of ${path} failed: ${res.status} ${await res.text()}`);
@@ -90,6 +97,15 @@ export class TestPublisher {
     return this.controls.filter((c) => c.type === "resync").length;
   }
 
+  /** The roles the edge announced to this socket, in order (`primary`/`standby`). */
+  roles(): string[] {
+    return this.controls.flatMap((c) => (c.type === "role" ? [c.role] : []));
+  }
+
+  until(test: () => boolean): Promise<void> {
+    return this.signal.until(test);
+  }
+
   waitClosed(): Promise<void> {
     return this.signal.until(() => this.closed !== null);
   }
@@ -109,15 +125,25 @@ export class TestSubscriber {
   private readonly mirror = new FeedMirror({ maxTrades: Number.POSITIVE_INFINITY });
   private readonly signal = new Signal();
 
+  /** Bytes received (payloads), for encoding comparisons. */
+  bytes = 0;
+
   private constructor(
     readonly ws: WebSocket,
     private readonly autoAck: boolean,
+    private readonly binary: boolean,
   ) {
     ws.addEventListener("message", (event) => {
-      const frame = FeedFrame.parse(JSON.parse(String(event.data)));
+      const data = event.data as string | ArrayBuffer;
+      if (typeof data === "string") this.bytes += new TextEncoder().encode(data).length;
+      else this.bytes += data.byteLength;
+      // Binary frames must decode to exactly what the frame schema accepts, like JSON ones.
+      const frame = FeedFrame.parse(
+        typeof data === "string" ? JSON.parse(data) : decodeFeedFrame(new Uint8Array(data)),
+      );
       this.frames.push(frame);
       this.mirror.apply(frame);
-      if (this.autoAck) ws.send(JSON.stringify({ type: "ack", seq: frame.seq }));
+      if (this.autoAck) this.send({ type: "ack", seq: frame.seq });
       this.signal.notify();
     });
     ws.addEventListener("close", (event) => {
@@ -126,19 +152,29 @@ export class TestSubscriber {
     });
   }
 
-  /** `ip` is the address the edge sees (CF-Connecting-IP); `depth` bounds the snapshots' levels per side. */
+  /**
+   * `ip` is the address the edge sees (CF-Connecting-IP); `depth` bounds the snapshots' levels per
+   * side; `key` is the WebSocket key (loopback sockets are sharded over relays by it); `binary`
+   * asks for the compact encoding (and acks in it).
+   */
   static async open(
     symbol: string,
-    options: { window?: number; autoAck?: boolean; ip?: string; depth?: number } = {},
+    options: { window?: number; autoAck?: boolean; ip?: string; depth?: number; key?: string; binary?: boolean } = {},
   ): Promise<TestSubscriber> {
     const params = new URLSearchParams();
     if (options.window) params.set("window", String(options.window));
     if (options.depth) params.set("depth", String(options.depth));
+    if (options.binary) params.set("encoding", "binary");
     const query = params.size > 0 ? `?${params}` : "";
     return new TestSubscriber(
-      await upgrade(`/v1/market/${symbol}/ws${query}`, undefined, options.ip),
+      await upgrade(`/v1/market/${symbol}/ws${query}`, undefined, options.ip, options.key),
       options.autoAck ?? false,
+      options.binary ?? false,
     );
+  }
+
+  private send(message: FeedClientMessage): void {
+    this.ws.send(this.binary ? encodeClientMessage(message) : JSON.stringify(message));
   }
 
   /** Sends raw text or bytes (client messages the object must cope with). */
@@ -185,12 +221,22 @@ export class TestSubscriber {
   }
 
   ack(seq: number): void {
-    this.ws.send(JSON.stringify({ type: "ack", seq }));
+    this.send({ type: "ack", seq });
   }
 
   close(): void {
     this.ws.close(1000, "done");
   }
+}
+
+/**
+ * The relay object serving a subscriber of `symbol` that connects from `ip` (no `ip`: the test
+ * runtime's "unknown" address) or, from loopback, with WebSocket key `key`: the route's sharding.
+ */
+export function relayOf(symbol: string, opts: { ip?: string; key?: string } = {}) {
+  const relays = relaysPerSymbol(env);
+  const key = opts.key ?? addressGroup(opts.ip ?? "unknown");
+  return env.MARKET_RELAY.getByName(leafRelayName(symbol, relayIndex(key, relays), relays));
 }
 
 /** The REST book, parsed with its contract (so a response that breaks the schema fails the test). */

@@ -11,6 +11,7 @@ export { InventoryObject } from "../durable-objects/inventory";
 export { LoginGuardObject } from "../durable-objects/login-guard";
 export { MarketFeedObject } from "../durable-objects/market-feed";
 export { MarketRegistryObject } from "../durable-objects/market-registry";
+export { MarketRelayObject } from "../durable-objects/market-relay";
 export { OrderObject } from "../durable-objects/order";
 export { PromotionObject } from "../durable-objects/promotion";
 

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import {
   Book,
   CollectorHealthReport,
+  CollectorsView,
   Exchange,
   FeedClientMessage,
   FeedFrame,
@@ -12,8 +13,12 @@ import {
   MarketSymbol,
   RecentTrades,
 } from "../../contracts/market";
+import { DomainError } from "../../domain/errors";
+import { addressGroup } from "../../domain/identity/throttling";
 import { MAX_SNAPSHOT_DEPTH, SUBSCRIBER_LIMITS } from "../../durable-objects/market-feed";
+import { BINARY_SUBPROTOCOL } from "../../durable-objects/market-feed-fan-out";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
+import { leafRelayName, relayIndex } from "../../durable-objects/market-relay-links";
 import type { AppEnv } from "../env";
 import { authOf, requireAuth, requireRole, requireScope } from "../middleware/auth";
 import { clientIp } from "../middleware/rate-limit";
@@ -61,6 +66,19 @@ const SymbolPath = z.object({
 const BookSchema = Book.openapi("Book");
 const RecentTradesSchema = RecentTrades.openapi("RecentTrades");
 const CollectorsSchema = CollectorHealthReport.extend({ receivedAt: z.string() }).openapi("CollectorHealth");
+const CollectorsViewSchema = CollectorsView.openapi("CollectorsView");
+
+/**
+ * Leaf relays per symbol (`MARKET_RELAYS`, default 4): each serves at most
+ * SUBSCRIBER_LIMITS.perObject sockets, so a symbol serves about this many times that (README
+ * "Market data", sizing). More than RELAY_FAN_OUT leaves get a middle level of relays.
+ */
+export const DEFAULT_RELAYS = 4;
+const MAX_RELAYS = 4096;
+export function relaysPerSymbol(env: { MARKET_RELAYS?: string }): number {
+  const n = Number(env.MARKET_RELAYS ?? DEFAULT_RELAYS);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_RELAYS) : DEFAULT_RELAYS;
+}
 
 // WebSocket routes, described as far as OpenAPI can: the upgrade request, the 101 answer, and the
 // frames each way under `x-websocket`, as JSON Schema generated from the contracts/market.ts schemas
@@ -117,9 +135,14 @@ export const market = createRouter()
       operationId: "getCollectorHealth",
       security: publicAccess,
       tags: ["Market data"],
-      summary: "Collector-host health as last reported",
+      summary:
+        "Collector-host health as last reported, every host's report and each symbol's primary/standby publishers",
+      description:
+        "The top-level fields are the most recent report (any host). `hosts` lists every collector host that " +
+        "reported in the last day (`silent` once it missed three 5 s reports) with the symbols it publishes as the " +
+        "followed primary and as a hot standby; `symbols` gives each symbol's primary, standbys and failover count.",
       responses: {
-        200: { description: "Last report", content: { "application/json": { schema: CollectorsSchema } } },
+        200: { description: "Last report", content: { "application/json": { schema: CollectorsViewSchema } } },
         ...problemResponses([404, "No report yet"], 429),
       },
     }),
@@ -246,7 +269,10 @@ market.openAPIRegistry.registerPath({
   summary: "Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq",
   description:
     "A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST " +
-    "book. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`): first a `snapshot` " +
+    "book. The socket is served by one of the symbol's relay objects (chosen by a hash of the client address), " +
+    "which the symbol's one sequencer feeds. After the 101 the server sends JSON text frames " +
+    "(`x-websocket.serverMessages`), or with `?encoding=binary` (or the subprotocol " +
+    `\`${BINARY_SUBPROTOCOL}\`) the same frames in the compact binary encoding of contracts/market-binary.ts: first a \`snapshot\` ` +
     "(FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose " +
     "`seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a " +
     "fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into " +
@@ -254,7 +280,7 @@ market.openAPIRegistry.registerPath({
     "subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds " +
     `the levels per side in this socket's snapshots (1–${MAX_SNAPSHOT_DEPTH}, the default); deltas still carry ` +
     "every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: " +
-    `${MARKET_CLOSE.tryAgainLater} (try again later) when the symbol already has ${SUBSCRIBER_LIMITS.perObject} ` +
+    `${MARKET_CLOSE.tryAgainLater} (try again later) when the client's relay already serves ${SUBSCRIBER_LIMITS.perObject} ` +
     `subscribers; ${MARKET_CLOSE.tooManySockets} when this client address (IPv6 by /64) already holds ` +
     `${SUBSCRIBER_LIMITS.perAddress} sockets on it; ${MARKET_CLOSE.policyViolation} (policy violation) for a ` +
     "socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.",
@@ -263,12 +289,13 @@ market.openAPIRegistry.registerPath({
     query: z.object({
       window: z.coerce.number().int().min(4).max(4096).optional(),
       depth: z.coerce.number().int().min(1).max(MAX_SNAPSHOT_DEPTH).optional(),
+      encoding: z.enum(["json", "binary"]).optional().openapi({ description: "frame encoding (default json)" }),
     }),
     headers: UpgradeHeaders,
   },
   responses: {
     101: switchingProtocols("Switching Protocols: the socket is open and the snapshot frame follows"),
-    ...problemResponses([400, "Bad symbol, window or depth, or not a WebSocket upgrade"], 429),
+    ...problemResponses([400, "Bad symbol, window, depth or encoding, or not a WebSocket upgrade"], 429, 503),
   },
   "x-websocket": { serverMessages: frameSchema(FeedFrame), clientMessages: frameSchema(FeedClientMessage) },
 });
@@ -285,12 +312,39 @@ market.get("/:symbol/ws", async (c) => {
   if (depth !== undefined && !(/^\d{1,5}$/.test(depth) && Number(depth) >= 1 && Number(depth) <= MAX_SNAPSHOT_DEPTH)) {
     throw badRequest(`depth must be 1–${MAX_SNAPSHOT_DEPTH}`, [{ path: "depth", message: "levels per side" }]);
   }
-  const stub = c.env.MARKET_FEED.getByName(symbol);
-  const url = new URL("https://market-feed/subscribe");
+  const encoding = subscriberEncoding(c);
+  const url = new URL("https://market-relay/subscribe");
   if (window) url.searchParams.set("window", window);
   if (depth) url.searchParams.set("depth", depth);
-  return stub.fetch(forwarded(c, url, symbol, "subscriber"));
+  const request = forwarded(c, url, symbol, "subscriber");
+  request.headers.set("X-Market-Encoding", encoding);
+  // Sharded by the client's address group, so one address's sockets share a relay and its cap
+  // stays exact; loopback (local runs only) by the connection's own key, to spread test load.
+  const ip = clientIp(c);
+  const key = isLoopbackAddress(ip) ? (c.req.header("Sec-WebSocket-Key") ?? crypto.randomUUID()) : addressGroup(ip);
+  const relays = relaysPerSymbol(c.env);
+  const relay = c.env.MARKET_RELAY.getByName(leafRelayName(symbol, relayIndex(key, relays), relays));
+  const res = await relay.fetch(request);
+  if (res.status === 503) {
+    throw new DomainError("unavailable", "The market feed is unavailable; retry shortly", { retryAfterSeconds: 1 });
+  }
+  return res;
 });
+
+/** `?encoding=binary`, or the binary subprotocol among those offered; JSON otherwise. */
+function subscriberEncoding(c: Context<AppEnv>): "json" | "binary" {
+  const query = c.req.query("encoding");
+  if (query !== undefined && query !== "json" && query !== "binary") {
+    throw badRequest("encoding must be json or binary", [{ path: "encoding", message: "json or binary" }]);
+  }
+  if (query) return query;
+  const offered = (c.req.header("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
+  return offered.includes(BINARY_SUBPROTOCOL) ? "binary" : "json";
+}
+
+function isLoopbackAddress(ip: string): boolean {
+  return /^127\./.test(ip) || ip === "::1";
+}
 
 /** The collector host's publish socket (mounted at /v1/ingest): tokens with the `market:publish` scope only. */
 export const ingest = createRouter();
@@ -304,9 +358,13 @@ ingest.openAPIRegistry.registerPath({
     "A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET " +
     "is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by " +
     "exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close " +
-    "1009 otherwise). The server answers with IngestControl: `ack` for accepted batches, `resync` after a seq gap " +
-    `or a restart. Close codes: ${MARKET_CLOSE.replaced} when a newer socket of the same collector identity ` +
-    `takes over; ${MARKET_CLOSE.superseded} when another collector now publishes the symbol; ` +
+    "1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts. " +
+    "The server answers with IngestControl: `role` on connect and on every change (two collector hosts may publish " +
+    "one symbol: the first is followed as `primary`, the next is a hot `standby` whose frames are validated and " +
+    "acknowledged, not applied, until the primary disconnects or is silent for 1 s while the standby speaks), `ack` " +
+    "for accepted batches, `resync` after a seq gap, a restart or a promotion. Close codes: " +
+    `${MARKET_CLOSE.replaced} when a newer socket of the same collector identity takes over; ` +
+    `${MARKET_CLOSE.superseded} for the longest-standing standby when a fourth collector connects; ` +
     `${MARKET_CLOSE.tokenExpired} when the token expired or was revoked (reconnect with a fresh one); ` +
     `${MARKET_CLOSE.policyViolation} after 100 invalid frames in a row.`,
   security: bearerSecurity,
