@@ -7,6 +7,7 @@ import { ReviewList } from "../contracts/engagement";
 import { projectAvailability } from "../domain/catalog/availability";
 import { invalidateFlagCache } from "../domain/flags";
 import { executeGraphql } from "../workers/routes/graphql";
+import { adminClient } from "./catalog-fixtures";
 import { insertSku } from "./commerce-fixtures";
 import { call, expectProblem, signIn, tokenFor } from "./helpers";
 import { TestPublisher } from "./market-sockets";
@@ -221,6 +222,44 @@ describe("data", () => {
     expect(fifty).toBe(five);
     // search (items + facets), media, reviews, recommendations (3), kill switches (2): none per product.
     expect(fifty).toBeLessThanOrEqual(9);
+  });
+
+  it("pages products with cursors and searches like GET /v1/products", async () => {
+    type Page = { products: { items: { id: string }[]; nextCursor: string | null; total: number } };
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const { data, errors } = await gql<Page>(
+        `query($c: String!, $after: String) { products(category: $c, first: 20, after: $after, sort: price_asc) { items { id } nextCursor total } }`,
+        { variables: { c: shop.category, after } },
+      );
+      expect(errors).toBeUndefined();
+      expect(data?.products.total).toBe(50);
+      seen.push(...(data?.products.items.map((p) => p.id) ?? []));
+      after = data?.products.nextCursor ?? null;
+    } while (after);
+    expect(seen).toEqual(shop.ids); // price_asc: the seeded prices rise with the index
+
+    // Text search needs the search index, which the admin API maintains.
+    const admin = await adminClient();
+    const category = `gql-s-${crypto.randomUUID().slice(0, 6)}`;
+    await admin.category(category, "GraphQL search");
+    for (const name of ["Gizmo lamp", "Gizmo kettle", "Plain lamp"]) {
+      await admin.product({ name, category });
+    }
+    const search = await gql<Page>(
+      `query($c: String!) { products(query: "gizmo", category: $c, first: 5) { items { id } total } }`,
+      {
+        variables: { c: category },
+      },
+    );
+    const rest = (await (await call(`/v1/products?q=gizmo&category=${category}&limit=5`)).json()) as {
+      items: { id: string }[];
+      total: number;
+    };
+    expect(rest.total).toBe(2);
+    expect(search.data?.products.total).toBe(2);
+    expect(search.data?.products.items.map((p) => p.id)).toEqual(rest.items.map((p) => p.id));
   });
 
   it("gives the same data as the REST routes for the same product", async () => {
