@@ -29,3 +29,9 @@ export const CartCheckedOut = CartEventBase.extend({
 
 export const CartEvent = z.discriminatedUnion("type", [CartCreated, CartCheckedOut]);
 export type CartEvent = z.infer<typeof CartEvent>;
+
+type Envelope = "id" | "version" | "occurredAt";
+/** What the CartObject supplies for a new event; it adds the envelope (id, version, time) itself. */
+export type CartEventDraft =
+  | Omit<z.infer<typeof CartCreated>, Envelope>
+  | Omit<z.infer<typeof CartCheckedOut>, Envelope>;

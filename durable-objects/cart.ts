@@ -7,8 +7,10 @@ import {
   MAX_CART_LINES,
   MAX_LINE_QUANTITY,
 } from "../contracts/cart";
+import { CART_EVENT_VERSION, type CartEvent, type CartEventDraft } from "../contracts/cart-events";
 import { findSku } from "../domain/catalog/sku-lookup";
 import { discountOf, type PromotionRule } from "../domain/promotions/rules";
+import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
 /** An open cart nobody touched for this long is deleted by its alarm (then it answers 404). */
@@ -74,6 +76,16 @@ const MIGRATIONS: string[] = [
   // Issue 14: a line's shipping weight (null: digital) and the cart's promotion code.
   `ALTER TABLE lines ADD COLUMN weight_grams INTEGER;
    ALTER TABLE cart ADD COLUMN promotion TEXT;`,
+  // Issue 10: cart events for the analytics funnel (contracts/cart-events.ts), relayed by the shared outbox.
+  `CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     event_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     body TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL DEFAULT 0,
+     sent_at INTEGER
+   );`,
 ];
 
 /**
@@ -86,10 +98,17 @@ export class CartObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   /** False until the cart is created: ids nobody created (guesses, typos) never get storage. */
   private exists = false;
+  private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.outbox = new Outbox(ctx.storage, {
+      queue: () => this.env.SAGA_EVENTS,
+      label: () => `${this.constructor.name}:${this.ctx.id.name ?? this.ctx.id.toString()}`,
+      relayDelayMs: 1000,
+      sent: "delete",
+    });
     void ctx.blockConcurrencyWhile(async () => {
       this.exists =
         this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").toArray().length >
@@ -111,14 +130,18 @@ export class CartObject extends DurableObject<Env> {
     this.migrate();
     this.exists = true;
     const now = Date.now();
-    this.sql.exec(
-      "INSERT INTO cart (singleton, id, owner_id, status, created_at, updated_at) VALUES (1, ?, ?, 'open', ?, ?)",
-      id,
-      ownerId,
-      now,
-      now,
-    );
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(
+        "INSERT INTO cart (singleton, id, owner_id, status, created_at, updated_at) VALUES (1, ?, ?, 'open', ?, ?)",
+        id,
+        ownerId,
+        now,
+        now,
+      );
+      this.emit({ type: "cart.created", cartId: id, userId: ownerId }, now);
+    });
     this.armExpiry(now, "open");
+    await this.outbox.relay();
     return this.snapshot(this.row()!);
   }
 
@@ -193,12 +216,17 @@ export class CartObject extends DurableObject<Env> {
     }
     if (this.lines().length === 0) return { ok: false, reason: "empty" };
     const now = Date.now();
-    this.sql.exec(
-      "UPDATE cart SET status = 'checked_out', order_id = ?, updated_at = ? WHERE singleton = 1",
-      orderId,
-      now,
-    );
+    const { total } = this.snapshot(row);
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec(
+        "UPDATE cart SET status = 'checked_out', order_id = ?, updated_at = ? WHERE singleton = 1",
+        orderId,
+        now,
+      );
+      this.emit({ type: "cart.checked_out", cartId: row.id, userId: ownerId, orderId, total }, now);
+    });
     this.armExpiry(now, "checked_out");
+    await this.outbox.relay();
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
@@ -212,13 +240,15 @@ export class CartObject extends DurableObject<Env> {
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
-  /** Deletes the cart once it has been idle past its retention; otherwise re-arms. */
+  /** Relays unsent cart events; deletes the cart once it has been idle past its retention; otherwise re-arms. */
   override async alarm(): Promise<void> {
     const row = this.row();
     if (!row) return;
+    await this.outbox.relay();
     const due = row.updated_at + (row.status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
-    if (due > Date.now()) {
-      await this.ctx.storage.setAlarm(due);
+    const relayAt = this.outbox.nextAttemptAt();
+    if (due > Date.now() || relayAt !== null) {
+      await this.ctx.storage.setAlarm(Math.min(due, relayAt ?? due));
       return;
     }
     await this.ctx.storage.deleteAll();
@@ -281,8 +311,24 @@ export class CartObject extends DurableObject<Env> {
   }
 
   private armExpiry(updatedAt: number, status: CartStatus): void {
+    const expiry = updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
+    // An unsent cart event (the relay right after the change failed) needs the alarm sooner.
+    const relayAt = this.outbox.nextAttemptAt();
     // Not awaited: the output gate holds the reply until the alarm is durably set.
-    void this.ctx.storage.setAlarm(updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS));
+    void this.ctx.storage.setAlarm(Math.min(expiry, relayAt ?? expiry));
+  }
+
+  /** Writes a cart event to the outbox in the caller's transaction: the analytics funnel counts it. */
+  private emit(draft: CartEventDraft, now: number): void {
+    this.outbox.add(
+      {
+        ...draft,
+        id: crypto.randomUUID(),
+        version: CART_EVENT_VERSION,
+        occurredAt: new Date(now).toISOString(),
+      } as CartEvent,
+      now,
+    );
   }
 
   private row(): CartRow | undefined {
