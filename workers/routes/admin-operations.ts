@@ -11,6 +11,7 @@ import { evaluateCollectorAlerts, listAlerts } from "../../domain/analytics/aler
 import { analyticsSummary } from "../../domain/analytics/summary";
 import { listSagas, retrySaga } from "../../domain/orders/saga-operations";
 import { marketRegistry } from "../../durable-objects/market-registry";
+import { auditRequest } from "../audit";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
@@ -231,6 +232,11 @@ adminSagas.openapi(
     console.log(
       JSON.stringify({ level: "info", msg: "saga retried", orderId, actor: userId, redelivered: result.redelivered }),
     );
+    await auditRequest(c, {
+      action: "saga.retry_requested",
+      target: `order:${orderId}`,
+      details: { orderId, redelivered: result.redelivered },
+    });
     return c.json(result, 202);
   },
 );
