@@ -15,6 +15,7 @@ import {
 import { Promotion, PromotionCode, PromotionInput, PromotionPatch } from "../../contracts/promotion";
 import { createRate, createZone, listRates, listZones, updateRate } from "../../domain/fulfilment/shipping";
 import { listTaxRates, putTaxRate } from "../../domain/tax/rates";
+import { auditRequest } from "../audit";
 import { requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
 import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
@@ -59,7 +60,11 @@ export const adminFulfilment = createRouter()
         ...problemResponses(400, 401, notAdmin, 413, 415, 429, 503),
       },
     }),
-    async (c) => c.json(await createZone(c.env, c.req.valid("json")), 201),
+    async (c) => {
+      const zone = await createZone(c.env, c.req.valid("json"));
+      await auditRequest(c, { action: "shipping.zone_created", target: `shipping-zone:${zone.id}`, details: zone });
+      return c.json(zone, 201);
+    },
   )
   .openapi(
     createRoute({
@@ -92,7 +97,11 @@ export const adminFulfilment = createRouter()
         ...problemResponses([400, "Invalid rate, or no such zone"], 401, notAdmin, 413, 415, 429, 503),
       },
     }),
-    async (c) => c.json(await createRate(c.env, c.req.valid("json")), 201),
+    async (c) => {
+      const rate = await createRate(c.env, c.req.valid("json"));
+      await auditRequest(c, { action: "shipping.rate_created", target: `shipping-rate:${rate.id}`, details: rate });
+      return c.json(rate, 201);
+    },
   )
   .openapi(
     createRoute({
@@ -125,7 +134,12 @@ export const adminFulfilment = createRouter()
         ...problemResponses(400, 401, notAdmin, [404, "No such rate"], 413, 415, 429, 503),
       },
     }),
-    async (c) => c.json(await updateRate(c.env, c.req.valid("param").id, c.req.valid("json")), 200),
+    async (c) => {
+      const patch = c.req.valid("json");
+      const rate = await updateRate(c.env, c.req.valid("param").id, patch);
+      await auditRequest(c, { action: "shipping.rate_updated", target: `shipping-rate:${rate.id}`, details: patch });
+      return c.json(rate, 200);
+    },
   )
   .openapi(
     createRoute({
@@ -161,7 +175,11 @@ export const adminFulfilment = createRouter()
         ...problemResponses(400, 401, notAdmin, 413, 415, 429, 503),
       },
     }),
-    async (c) => c.json(await putTaxRate(c.env, c.req.valid("param").country, c.req.valid("json")), 200),
+    async (c) => {
+      const rule = await putTaxRate(c.env, c.req.valid("param").country, c.req.valid("json"));
+      await auditRequest(c, { action: "tax.rate_set", target: `tax-rate:${rule.country}`, details: rule });
+      return c.json(rule, 200);
+    },
   )
   .openapi(
     createRoute({
@@ -182,6 +200,7 @@ export const adminFulfilment = createRouter()
       const input = c.req.valid("json");
       const promotion = await c.env.PROMOTION.getByName(input.code).define(input);
       if (!promotion) throw conflict(`Promotion ${input.code} exists already`, "promotion-exists");
+      await auditRequest(c, { action: "promotion.created", target: `promotion:${promotion.code}`, details: input });
       c.header("Location", `/v1/admin/promotions/${promotion.code}`);
       return c.json(promotion, 201);
     },
@@ -223,8 +242,10 @@ export const adminFulfilment = createRouter()
       },
     }),
     async (c) => {
-      const promotion = await c.env.PROMOTION.getByName(c.req.valid("param").code).patch(c.req.valid("json"));
+      const patch = c.req.valid("json");
+      const promotion = await c.env.PROMOTION.getByName(c.req.valid("param").code).patch(patch);
       if (!promotion) throw notFound("No such promotion code");
+      await auditRequest(c, { action: "promotion.updated", target: `promotion:${promotion.code}`, details: patch });
       return c.json(promotion, 200);
     },
   );

@@ -393,7 +393,9 @@ adminOrders.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const body = (c.req.header("content-type") ? c.req.valid("json") : {}) ?? {};
-    return c.json(fulfilled(await c.env.ORDER.getByName(id).ship(body)), 200);
+    const order = fulfilled(await c.env.ORDER.getByName(id).ship(body));
+    await auditRequest(c, { action: "order.shipped", target: `order:${id}`, details: { ...order.shipment } });
+    return c.json(order, 200);
   },
 );
 
@@ -423,7 +425,9 @@ adminOrders.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    return c.json(fulfilled(await c.env.ORDER.getByName(id).deliver()), 200);
+    const order = fulfilled(await c.env.ORDER.getByName(id).deliver());
+    await auditRequest(c, { action: "order.delivered", target: `order:${id}` });
+    return c.json(order, 200);
   },
 );
 
