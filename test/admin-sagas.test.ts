@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SagaDetail, SagaList, SagaRetryAccepted } from "../contracts/analytics";
+import { AuditPage } from "../contracts/audit";
 import { dispatchBatch } from "../queues/dispatch";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
@@ -87,6 +88,14 @@ describe("saga operations (GET /v1/admin/sagas, POST /v1/admin/sagas/:orderId/re
     expect(again.status).toBe(202);
     expect(SagaRetryAccepted.parse(await again.json()).redelivered).toEqual([]);
     expect(await refunds(placed.id)).toBe(1);
+
+    // Both retries are in the audit log, by the admin, on the order.
+    const audited = await call("/v1/admin/audit", { token: await admin() });
+    expect(audited.status).toBe(200);
+    const retries = AuditPage.parse(await audited.json()).items.filter(
+      (e) => e.action === "saga.retry_requested" && e.target === `order:${placed.id}`,
+    );
+    expect(retries.map((e) => e.actor)).toEqual(["user:u-saga-admin", "user:u-saga-admin"]);
 
     const detail = await call(`/v1/admin/sagas/${placed.id}`, { token: await admin() });
     expect(detail.status).toBe(200);
