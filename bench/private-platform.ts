@@ -15,6 +15,8 @@ export interface PrivatePlatform {
   /** The state directory (D1, Durable Objects), for benchmarks that load data with wrangler. */
   state: string;
   dir: string;
+  /** The checkout of the repository being served (this one unless `root` was given). */
+  root: string;
   /** The server process, for benchmarks that account its CPU time. */
   serverPid: number | undefined;
   /** A typed client for this platform (see scripts/api-client.ts), as `token`'s bearer from address `ip`. */
@@ -50,7 +52,15 @@ export function startPrivatePlatform(name: string, port: number, options: { root
   process.on("exit", stop);
   process.on("SIGINT", () => process.exit(130));
   const baseUrl = `http://127.0.0.1:${port}`;
-  return { baseUrl, state, dir, serverPid: worker.pid, api: (options) => createApiClient(baseUrl, options), stop };
+  return {
+    baseUrl,
+    state,
+    dir,
+    root,
+    serverPid: worker.pid,
+    api: (options) => createApiClient(baseUrl, options),
+    stop,
+  };
 }
 
 let signer: Promise<{ kid: string; key: Awaited<ReturnType<typeof importJWK>>; issuer: string; audience: string }>;
@@ -94,5 +104,8 @@ export function insertBenchSkus(platform: PrivatePlatform, skus: string[]): void
       ]),
     ].join("\n"),
   );
-  wrangler(["d1", "execute", "DB", "--local", "--persist-to", platform.state, "--file", sqlFile], { quiet: true });
+  wrangler(["d1", "execute", "DB", "--local", "--persist-to", platform.state, "--file", sqlFile], {
+    quiet: true,
+    root: platform.root,
+  });
 }
