@@ -2,7 +2,10 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AuditPage, AuditVerification } from "../contracts/audit";
 import { audit, userRef } from "../domain/audit/log";
-import { call, expectProblem, login, PASSWORD, registerUser, tokenFor } from "./helpers";
+import { adminClient } from "./catalog-fixtures";
+import { insertSku, stock } from "./commerce-fixtures";
+import { call, expectProblem, login, PASSWORD, registerUser, signIn, tokenFor } from "./helpers";
+import { accepted, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
 
 async function adminToken(): Promise<string> {
   return tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
@@ -138,5 +141,84 @@ describe("audit log", () => {
 
     // Only admins read the log.
     await expectProblem(await call("/v1/admin/audit", { token: await tokenFor("u-customer") }), 403);
+  });
+
+  it("records every listed admin and security event with its actor, target and request id", async () => {
+    const admin = await adminToken();
+    const before = (await allEntries(admin)).length;
+    const user = await signIn();
+    const expectOk = async (res: Response | Promise<Response>, status = 200) => {
+      const r = await res;
+      expect(r.status, await r.clone().text()).toBe(status);
+      return r;
+    };
+    await expectOk(
+      call("/v1/users/me/password", {
+        method: "POST",
+        token: user.tokens.accessToken,
+        json: { currentPassword: PASSWORD, newPassword: "an even better passphrase" },
+      }),
+      204,
+    );
+    const key = await (
+      await expectOk(
+        call("/v1/users/me/api-keys", {
+          method: "POST",
+          token: user.tokens.accessToken,
+          json: { name: "k", scopes: ["catalog:read"] },
+        }),
+        201,
+      )
+    ).json<{ id: string }>();
+    await expectOk(call(`/v1/users/me/api-keys/${key.id}`, { method: "DELETE", token: user.tokens.accessToken }), 204);
+    await expectOk(
+      call(`/v1/admin/users/${user.id}/roles`, { method: "PUT", token: admin, json: { roles: ["customer"] } }),
+    );
+    const catalog = await adminClient();
+    await catalog.category("audit-cat", "Audit");
+    const product = await catalog.product({ category: "audit-cat" });
+    await expectOk(call(`/v1/admin/inventory/${product.sku}`, { method: "PUT", token: admin, json: { onHand: 5 } }));
+    await expectOk(call("/v1/admin/flags/search", { method: "PUT", token: admin, json: { enabled: true } }));
+
+    await insertSku("AUDIT-REFUND", { amount: 800 });
+    await stock("AUDIT-REFUND", 3);
+    const shopper = await newShopper(undefined, `audit-${crypto.randomUUID()}@example.test`);
+    const { id: orderId } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "AUDIT-REFUND", quantity: 1 }])),
+    );
+    expect((await waitForOrder(orderId, isFinal)).status).toBe("confirmed");
+    await expectOk(
+      call(`/v1/admin/orders/${orderId}/refund`, { method: "POST", token: admin, json: { amount: 300 } }),
+      202,
+    );
+
+    const entries = (await allEntries(admin)).slice(before);
+    const byAction = new Map(entries.map((e) => [e.action, e]));
+    for (const action of [
+      "auth.login_succeeded",
+      "auth.password_changed",
+      "api_key.created",
+      "api_key.revoked",
+      "user.roles_changed",
+      "catalog.category_created",
+      "catalog.product_created",
+      "inventory.stock_set",
+      "flag.updated",
+      "order.refund_requested",
+    ]) {
+      const entry = byAction.get(action);
+      expect(entry, action).toBeDefined();
+      expect(entry!.actor, action).toMatch(/^(user:|anonymous)/);
+      expect(entry!.requestId, action).toEqual(expect.any(String));
+    }
+    expect(byAction.get("user.roles_changed")).toMatchObject({
+      target: userRef(user.id),
+      details: { roles: ["customer"] },
+    });
+    expect(byAction.get("order.refund_requested")).toMatchObject({
+      target: `order:${orderId}`,
+      details: { amount: 300 },
+    });
+    expect((await verify(admin)).ok).toBe(true);
   });
 });
