@@ -229,7 +229,7 @@ describe("data", () => {
     const seen: string[] = [];
     let after: string | null = null;
     do {
-      const { data, errors } = await gql<Page>(
+      const { data, errors }: GraphqlResult<Page> = await gql<Page>(
         `query($c: String!, $after: String) { products(category: $c, first: 20, after: $after, sort: price_asc) { items { id } nextCursor total } }`,
         { variables: { c: shop.category, after } },
       );

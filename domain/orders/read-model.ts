@@ -48,7 +48,6 @@ export async function listCustomerOrders(
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     })),
-    nextCursor:
-      rows.results.length > page.limit && last ? encodeCreatedAtCursor(last.created_at, last.id) : null,
+    nextCursor: rows.results.length > page.limit && last ? encodeCreatedAtCursor(last.created_at, last.id) : null,
   };
 }
