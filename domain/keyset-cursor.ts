@@ -11,11 +11,30 @@ export function encodeCreatedAtCursor(createdAt: string, id: string): string {
 
 /** Decodes a client-supplied cursor; anything that is not one of ours is a 400. */
 export function decodeCreatedAtCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(base64UrlDecodeText(cursor)) as unknown[];
-    if (typeof createdAt === "string" && typeof id === "string") return { createdAt, id };
-  } catch {
-    // Not base64url JSON: answered below like any other foreign cursor.
-  }
-  throw invalidInput("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);
+  const [createdAt, id] = decoded(cursor) as unknown[];
+  if (typeof createdAt === "string" && typeof id === "string") return { createdAt, id };
+  throw foreignCursor();
 }
+
+/** Cursor for lists paged by a sequence number (the audit log): the last item's seq. */
+export function encodeSeqCursor(seq: number): string {
+  return base64UrlEncodeText(JSON.stringify(seq));
+}
+
+/** Decodes a client-supplied sequence cursor; anything that is not one of ours is a 400. */
+export function decodeSeqCursor(cursor: string): number {
+  const seq = decoded(cursor);
+  if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0) return seq;
+  throw foreignCursor();
+}
+
+function decoded(cursor: string): unknown {
+  try {
+    return JSON.parse(base64UrlDecodeText(cursor));
+  } catch {
+    // Not base64url JSON: answered like any other foreign cursor.
+    throw foreignCursor();
+  }
+}
+
+const foreignCursor = () => invalidInput("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import {
+  type AuditRow,
   canonicalJson,
   GENESIS_HASH,
   linkHash,
@@ -19,22 +20,8 @@ export interface AuditInput extends PersonalFields {
   dedupeKey?: string;
 }
 
-interface EntryRow extends Record<string, SqlStorageValue> {
-  seq: number;
-  at: string;
-  action: string;
-  actor: string | null;
-  actor_digest: string;
-  target: string | null;
-  target_digest: string;
-  ip: string | null;
-  ip_digest: string;
-  request_id: string | null;
-  details: string;
-  prev_hash: string;
-  hash: string;
-  erased_at: string | null;
-}
+/** A stored entry, as SQLite rows are typed. */
+type EntryRow = AuditRow & Record<string, SqlStorageValue>;
 
 /** Rows per D1 batch when mirroring (one statement each). */
 const MIRROR_BATCH = 100;

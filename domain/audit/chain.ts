@@ -19,6 +19,24 @@ export interface PersonalFields {
   ip: string | null;
 }
 
+/** One stored entry, as the AuditLogObject keeps it and the D1 mirror (`audit_log`) holds it. */
+export interface AuditRow {
+  seq: number;
+  at: string;
+  action: string;
+  actor: string | null;
+  actor_digest: string;
+  target: string | null;
+  target_digest: string;
+  ip: string | null;
+  ip_digest: string;
+  request_id: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+  erased_at: string | null;
+}
+
 /** What is hashed: everything but the personal fields, which enter as their digests. */
 export interface ChainedEntry {
   seq: number;

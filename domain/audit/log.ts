@@ -1,7 +1,6 @@
 import type { AuditEntry, AuditPage, AuditVerification } from "../../contracts/audit";
-import { base64UrlDecodeText, base64UrlEncodeText } from "../encoding";
-import { invalidInput } from "../errors";
-import { canonicalJson, GENESIS_HASH, linkHash, personalDataKey, personalDigest } from "./chain";
+import { decodeSeqCursor, encodeSeqCursor } from "../keyset-cursor";
+import { type AuditRow, canonicalJson, GENESIS_HASH, linkHash, personalDataKey, personalDigest } from "./chain";
 
 /** The single audit-log object: one writer makes the order of entries total. */
 const AUDIT_LOG_NAME = "audit-log";
@@ -46,23 +45,6 @@ export async function eraseUserFromAudit(env: Pick<Env, "AUDIT_LOG">, userId: st
   return env.AUDIT_LOG.getByName(AUDIT_LOG_NAME).erase(userRef(userId));
 }
 
-interface AuditRow {
-  seq: number;
-  at: string;
-  action: string;
-  actor: string | null;
-  actor_digest: string;
-  target: string | null;
-  target_digest: string;
-  ip: string | null;
-  ip_digest: string;
-  request_id: string | null;
-  details: string;
-  prev_hash: string;
-  hash: string;
-  erased_at: string | null;
-}
-
 function present(row: AuditRow): AuditEntry {
   return {
     seq: row.seq,
@@ -77,16 +59,6 @@ function present(row: AuditRow): AuditEntry {
     hash: row.hash,
     erased: row.erased_at !== null,
   };
-}
-
-function decodeSeqCursor(cursor: string): number {
-  try {
-    const seq = JSON.parse(base64UrlDecodeText(cursor)) as unknown;
-    if (typeof seq === "number" && Number.isSafeInteger(seq) && seq > 0) return seq;
-  } catch {
-    // Not ours: answered below.
-  }
-  throw invalidInput("Invalid cursor", [{ path: "cursor", message: "not a cursor from this API" }]);
 }
 
 /** A page of the log from the D1 mirror, newest first; the cursor continues below the last seq. */
@@ -105,7 +77,7 @@ export async function listAudit(
   const last = items.at(-1);
   return {
     items: items.map(present),
-    nextCursor: rows.results.length > page.limit && last ? base64UrlEncodeText(JSON.stringify(last.seq)) : null,
+    nextCursor: rows.results.length > page.limit && last ? encodeSeqCursor(last.seq) : null,
   };
 }
 
