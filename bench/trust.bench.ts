@@ -88,6 +88,8 @@ const FRAUD_ON = {
   reviewHoldMinutes: 10,
 };
 
+/** The flat US rate every bench order ships with (physical goods need a shipping option). */
+let shippingOptionId = "";
 let shopperSeq = 0;
 /** A new shopper with a one-line cart (not timed). */
 async function prepareCheckout(): Promise<{ api: ApiClient; cartId: string }> {
@@ -117,6 +119,7 @@ async function checkoutMs(p: { api: ApiClient; cartId: string }): Promise<number
         cartId: p.cartId,
         payment: { method: "card", cardNumber: "4242424242424242" },
         shippingAddress: SHIPPING,
+        shippingOptionId,
       },
     }),
   );
@@ -136,6 +139,27 @@ try {
     "stock",
     admin.PUT("/v1/admin/inventory", { body: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
   );
+
+  const zone = await expectOk(
+    "shipping zone",
+    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: [SHIPPING.country] } }),
+  );
+  const rate = await expectOk(
+    "shipping rate",
+    admin.POST("/v1/admin/shipping/rates", {
+      body: {
+        zoneId: zone.id,
+        carrier: "BenchPost",
+        service: "Standard",
+        currency: "USD",
+        kind: "flat",
+        amount: 500,
+        estimatedDays: 3,
+        active: true,
+      },
+    }),
+  );
+  shippingOptionId = rate.id;
 
   // --- 1. key authentication vs bearer tokens -----------------------------------------------------
   const owners = await Promise.all(
@@ -171,6 +195,11 @@ try {
     auth.health.push(await timed(REQUESTS, health));
     for (const side of order) auth[side].push(await timed(REQUESTS, side === "key" ? viaKey : viaBearer));
   }
+
+  console.log(
+    `API-key auth (GET /v1/orders?limit=1): bearer p99 per run ${auth.bearer.map((r) => Math.round(pct(r, 99))).join(", ")} ms; ` +
+      `key p99 per run ${auth.key.map((r) => Math.round(pct(r, 99))).join(", ")} ms`,
+  );
 
   // --- 2. the fraud step on checkout ---------------------------------------------------------------
   await expectOk("rules off", admin.PUT("/v1/admin/fraud-rules", { body: FRAUD_OFF }));
