@@ -109,6 +109,7 @@ console.log(`
 edgepulse is running (local mode, no network needed; ready ${((Date.now() - startedAt) / 1000).toFixed(1)} s after start)
 
   API            ${BASE_URL}/v1
+  Console        ${BASE_URL}/console   (operator console: sign in as the demo admin)
   API docs       ${BASE_URL}/docs
   OpenAPI        ${BASE_URL}/v1/openapi.json
   Health         ${BASE_URL}/health   ${BASE_URL}/ready

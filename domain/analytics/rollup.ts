@@ -1,4 +1,4 @@
-import type { CartEvent } from "../../contracts/cart-events";
+import type { CartEvent } from "../../contracts/cart-events.ts";
 
 /**
  * What one saga or cart event adds to the analytics rollups. Pure and runtime-neutral: the queue

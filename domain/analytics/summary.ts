@@ -1,6 +1,7 @@
-import type { AnalyticsSummary } from "../../contracts/analytics";
-import { invalidInput } from "../errors";
-import { ROLLUP_COUNTERS, type RollupCounters } from "./rollup";
+// Imports carry .ts so bench/analytics.bench.ts can run this module under Node as it is.
+import type { AnalyticsSummary } from "../../contracts/analytics.ts";
+import { invalidInput } from "../errors.ts";
+import { ROLLUP_COUNTERS, type RollupCounters } from "./rollup.ts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
