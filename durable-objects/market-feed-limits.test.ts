@@ -247,11 +247,13 @@ describe("MarketFeed publishers: token lifetime and collector identity (finding 
     await a1.waitClosed();
     expect(a1.closed?.code).toBe(MARKET_CLOSE.replaced);
     await a2.batch([book([["11", "1"]], [])]);
+    await a2.until(() => a2.roles().length === 1);
     expect(a2.roles()).toEqual(["primary"]);
 
     // Another identity is acknowledged but not applied: host-a stays the writer.
     const b = await TestPublisher.open(symbol, { collector: "host-b" });
     await b.batch([book([["12", "1"]], [])]);
+    await b.until(() => b.roles().length === 1);
     expect(b.roles()).toEqual(["standby"]);
     expect((await restBook(symbol, "?exchange=kraken")).bids).toEqual([["11", "1"]]);
     expect(await stats(symbol)).toMatchObject({ primary: "host-a", standbys: ["host-b"], standbyFrames: 1 });

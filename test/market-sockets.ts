@@ -44,6 +44,8 @@ async function upgrade(path: string, token?: string, ip?: string, key?: string):
   if (res.status !== 101 || !res.webSocket)
     throw new Error(`upgrade of ${path} failed: ${res.status} ${await res.text()}`);
   res.webSocket.accept();
+  // Binary frames as ArrayBuffer (the default here is Blob, whose bytes arrive asynchronously).
+  (res.webSocket as WebSocket & { binaryType: string }).binaryType = "arraybuffer";
   return res.webSocket;
 }
 
@@ -138,9 +140,8 @@ export class TestSubscriber {
       if (typeof data === "string") this.bytes += new TextEncoder().encode(data).length;
       else this.bytes += data.byteLength;
       // Binary frames must decode to exactly what the frame schema accepts, like JSON ones.
-      const frame = FeedFrame.parse(
-        typeof data === "string" ? JSON.parse(data) : decodeFeedFrame(new Uint8Array(data)),
-      );
+      const decoded = typeof data === "string" ? JSON.parse(data) : decodeFeedFrame(new Uint8Array(data));
+      const frame = FeedFrame.parse(decoded);
       this.frames.push(frame);
       this.mirror.apply(frame);
       if (this.autoAck) this.send({ type: "ack", seq: frame.seq });
