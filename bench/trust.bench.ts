@@ -8,7 +8,7 @@
 //      not wait for the step at all). Rounds alternate off/on so drift in machine load hits both.
 //
 //   npm run bench -- trust          (or: node_modules/.bin/node bench/trust.bench.ts)
-//   BENCH_PORT (8840), BENCH_RUNS (3 rounds per mode), BENCH_REQUESTS (1,000 per auth round),
+//   BENCH_PORT (8870), BENCH_RUNS (3 rounds per mode), BENCH_REQUESTS (1,000 per auth round),
 //   BENCH_CHECKOUTS (60 per fraud round), BENCH_CONCURRENCY (10), BENCH_STATE_DIR (tmpfs: /dev/shm).
 //
 // Its own server (scripts/serve.ts on a throwaway state directory, rate limits in memory). Keys have
@@ -24,7 +24,7 @@ import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
-const PORT = Number(process.env.BENCH_PORT ?? 8840);
+const PORT = Number(process.env.BENCH_PORT ?? 8870);
 const BASE = `http://127.0.0.1:${PORT}`;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
