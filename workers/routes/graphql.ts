@@ -11,7 +11,7 @@ import type { AppEnv } from "../env";
 import { createLoaders } from "../graphql/loaders";
 import { type GraphqlContext, schema } from "../graphql/schema";
 import { requireAuth } from "../middleware/auth";
-import { bearerSecurity, createRouter, problemResponses } from "../openapi";
+import { createRouter, problemResponses, publicAccess } from "../openapi";
 
 export const GRAPHQL_PATH = "/v1/graphql";
 
@@ -163,11 +163,12 @@ export const graphql = createRouter().openapi(
     tags: ["GraphQL"],
     summary: "GraphQL: products, product (reviews, rating, recommendations, media), me (orders), market book and BBO",
     description:
-      "Public fields need no credentials; `me` needs a bearer token (or an API key with `orders:read` for its orders). " +
+      "Public fields need no credentials; `me` needs an `Authorization: Bearer` token or an `X-API-Key` (its orders: the " +
+      "customer role, or a key with `orders:read`); a token that is sent must be valid (401). " +
       `Queries are limited to depth ${GRAPHQL_MAX_DEPTH} and cost ${GRAPHQL_MAX_COST}; errors of the operation answer 200 ` +
       "with `errors` (`extensions.code`), never a stack trace. The schema is introspectable.",
-    // Either no credentials (public fields) or a bearer token.
-    security: [{}, ...bearerSecurity],
+    // Public: no credentials needed (the description says which fields want a token or key).
+    security: publicAccess,
     middleware: [optionalAuth()] as const,
     request: { body: { required: true, content: { "application/json": { schema: GraphqlRequest } } } },
     responses: {
