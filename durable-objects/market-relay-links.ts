@@ -156,6 +156,18 @@ export function relayIndex(key: string, relays: number): number {
   return (h >>> 0) % relays;
 }
 
+/**
+ * Leaf relays per symbol (`MARKET_RELAYS`, default 4): each serves at most
+ * SUBSCRIBER_LIMITS.perObject (1,000) sockets, so a symbol serves about this many times that (README
+ * "Market data", sizing). More than RELAY_FAN_OUT leaves get a middle level of relays.
+ */
+export const DEFAULT_RELAYS = 4;
+const MAX_RELAYS = 4096;
+export function relaysPerSymbol(env: { MARKET_RELAYS?: string }): number {
+  const n = Number(env.MARKET_RELAYS ?? DEFAULT_RELAYS);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_RELAYS) : DEFAULT_RELAYS;
+}
+
 /** Children one node feeds directly; a symbol with more leaf relays gets a middle level. */
 export const RELAY_FAN_OUT = 32;
 

@@ -6,8 +6,8 @@ import { type BookUpdate, CollectorsView, type Exchange, type FeedFrame } from "
 import { OrderBook } from "../contracts/order-book";
 import { call, collectorToken } from "../test/helpers";
 import { relayOf, restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
-import { relaysPerSymbol } from "../workers/routes/market";
 import { FAILOVER_SILENCE_MS } from "./market-feed";
+import { relaysPerSymbol } from "./market-relay-links";
 
 // Issue 11: the fan-out tree (MarketFeed → relays → subscribers) and redundant collectors, end to
 // end through the public routes, on recorded Kraken XMR/USD updates. Nothing here waits on time:

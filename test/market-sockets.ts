@@ -16,8 +16,7 @@ import {
 import { decodeFeedFrame, encodeClientMessage } from "../contracts/market-binary";
 import type { OrderBook } from "../contracts/order-book";
 import { addressGroup } from "../domain/identity/throttling";
-import { leafRelayName, relayIndex } from "../durable-objects/market-relay-links";
-import { relaysPerSymbol } from "../workers/routes/market";
+import { leafRelayName, relayIndex, relaysPerSymbol } from "../durable-objects/market-relay-links";
 import { call, collectorToken } from "./helpers";
 
 type Waiter = { test: () => boolean; resolve: () => void };

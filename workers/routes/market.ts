@@ -18,7 +18,7 @@ import { addressGroup } from "../../domain/identity/throttling";
 import { MAX_SNAPSHOT_DEPTH, SUBSCRIBER_LIMITS } from "../../durable-objects/market-feed";
 import { BINARY_SUBPROTOCOL } from "../../durable-objects/market-feed-fan-out";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
-import { leafRelayName, relayIndex } from "../../durable-objects/market-relay-links";
+import { leafRelayName, relayIndex, relaysPerSymbol } from "../../durable-objects/market-relay-links";
 import type { AppEnv } from "../env";
 import { authOf, requireAuth, requireRole, requireScope } from "../middleware/auth";
 import { clientIp } from "../middleware/rate-limit";
@@ -67,18 +67,6 @@ const BookSchema = Book.openapi("Book");
 const RecentTradesSchema = RecentTrades.openapi("RecentTrades");
 const CollectorsSchema = CollectorHealthReport.extend({ receivedAt: z.string() }).openapi("CollectorHealth");
 const CollectorsViewSchema = CollectorsView.openapi("CollectorsView");
-
-/**
- * Leaf relays per symbol (`MARKET_RELAYS`, default 4): each serves at most
- * SUBSCRIBER_LIMITS.perObject sockets, so a symbol serves about this many times that (README
- * "Market data", sizing). More than RELAY_FAN_OUT leaves get a middle level of relays.
- */
-export const DEFAULT_RELAYS = 4;
-const MAX_RELAYS = 4096;
-export function relaysPerSymbol(env: { MARKET_RELAYS?: string }): number {
-  const n = Number(env.MARKET_RELAYS ?? DEFAULT_RELAYS);
-  return Number.isInteger(n) && n >= 1 ? Math.min(n, MAX_RELAYS) : DEFAULT_RELAYS;
-}
 
 // WebSocket routes, described as far as OpenAPI can: the upgrade request, the 101 answer, and the
 // frames each way under `x-websocket`, as JSON Schema generated from the contracts/market.ts schemas
