@@ -1,7 +1,7 @@
 // Product page over GraphQL vs the equivalent REST calls, and recommendations at 10k products.
 //
 //   npm run bench -- engagement          (or: node_modules/.bin/node bench/engagement.bench.ts)
-//   BENCH_PORT=8842 BENCH_RUNS=5 BENCH_SAMPLES=300 …   (defaults: 8840, 3 runs, 200 samples)
+//   BENCH_PORT=8862 BENCH_RUNS=5 BENCH_SAMPLES=300 …   (defaults: 8860, 3 runs, 200 samples)
 //
 // It starts its own server (scripts/serve.ts) on a private port with a throwaway state directory,
 // loads the demo generator's 10,000-product catalog, and precomputed engagement data written
@@ -14,7 +14,7 @@
 // /recommendations, sent in parallel as a browser would; GraphQL: one POST /v1/graphql selecting
 // the same fields. Both uncached (REST reads carry Authorization, which skips the edge cache;
 // GraphQL is never cached). Baseline, same run: GET /health through the same gateway.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
 import { catalogSql, generateProducts } from "../scripts/catalog-generator.ts";
@@ -22,7 +22,7 @@ import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import { startPrivatePlatform } from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
-const PORT = Number(process.env.BENCH_PORT ?? 8840);
+const PORT = Number(process.env.BENCH_PORT ?? 8860);
 const BASE = `http://127.0.0.1:${PORT}`;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
@@ -178,10 +178,12 @@ async function throughput(name: string, requests: autocannon.Request[], requests
 }
 
 try {
-  await waitUntilReady(BASE, 120_000);
+  // Load first, then wait for the server: a keep-alive connection from the readiness check left
+  // idle through the ~2 min load was closed by the server, and undici's reuse of it failed (EPIPE).
   const started = Date.now();
   const ids = loadData();
   console.log(`loaded ${PRODUCTS.toLocaleString("en-US")} products + engagement data in ${Date.now() - started} ms`);
+  await waitUntilReady(BASE, 120_000);
   const id = (i: number) => ids[i % ids.length]!;
 
   // Warm-up: JIT, SQLite page cache.
@@ -236,6 +238,10 @@ try {
   console.log(
     `  product pages/s: GraphQL ${gqlPages.toFixed(0)} vs REST ${restPages.toFixed(0)} (×${(gqlPages / restPages).toFixed(2)}); baseline ${healthRps.toFixed(0)} req/s`,
   );
+} catch (error) {
+  // The server's own log says why it stopped answering (it is removed with the state directory).
+  console.error(readFileSync(path.join(platform.dir, "server.log"), "utf8").split("\n").slice(-40).join("\n"));
+  throw error;
 } finally {
   platform.stop();
 }
