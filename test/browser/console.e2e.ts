@@ -6,7 +6,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectOk } from "../../scripts/api-client.ts";
 import { DEMO_ADMIN } from "../../scripts/local.ts";
-import { E2E_SKU, launchChromium, type Stack, startStack } from "./stack.ts";
+import { type ConsoleMetrics, E2E_SKU, launchChromium, type Stack, startStack } from "./stack.ts";
 
 const REFUND_OUTAGE_CARD = "4000000000005126";
 
@@ -50,15 +50,6 @@ async function checkout(card = "4242424242424242"): Promise<string> {
 async function orderStatus(id: string): Promise<string | undefined> {
   const { data } = await stack.api(stack.shopperToken).GET("/v1/orders/{id}", { params: { path: { id } } });
   return data?.status;
-}
-
-/** What the console's market view exposes for tests and the benchmark (console/src/views/market.ts). */
-export interface ConsoleMetrics {
-  symbol: string | null;
-  framesPainted: number;
-  latencies: number[];
-  lastSeq: number;
-  gaps: number;
 }
 
 const metrics = () =>

@@ -23,6 +23,15 @@ export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM.executablePath, args: CHROMIUM.args, headless: true });
 }
 
+/** What the console's market view exposes for tests and the benchmark (console/src/views/market.ts). */
+export interface ConsoleMetrics {
+  symbol: string | null;
+  framesPainted: number;
+  latencies: number[];
+  lastSeq: number;
+  gaps: number;
+}
+
 /** A product the stack sells (no weight: nothing to ship, so checkout needs no shipping option). */
 export const E2E_SKU = "E2E-CONSOLE-1";
 export const E2E_PRICE = 2500;
