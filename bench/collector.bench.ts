@@ -36,7 +36,8 @@ import {
   writeRecord,
 } from "../collector-host/src/ring/tick-record.ts";
 import { ExchangeStats } from "../collector-host/src/threads/exchange-stats.ts";
-import type { BookUpdate } from "../contracts/market.ts";
+import type { BookUpdate, IngestFrame } from "../contracts/market.ts";
+import { encodeIngestFrame } from "../contracts/market-binary.ts";
 
 type Role =
   | {
@@ -361,19 +362,30 @@ async function bandwidth(intervalMs: number) {
   let frames = 0;
   let snapshotBytes = 0;
   let initialSnapshotBytes = 0;
-  const sentBySymbol = new Map<string, string[]>();
+  // The same frames in the compact binary encoding (contracts/market-binary.ts), the collector's default.
+  let binary = 0;
+  let binaryInitial = 0;
+  const sentBySymbol = new Map<string, (string | Uint8Array)[]>();
+  const binaryBySymbol = new Map<string, Uint8Array[]>();
   const linkFor = (symbol: string): Link => ({
     open: true,
     writable: true,
-    send: (t) => {
+    send: (data) => {
+      const t = typeof data === "string" ? data : "";
       const n = Buffer.byteLength(t);
       pushed += n + wsHeader(n);
       frames++;
+      const bin = encodeIngestFrame(JSON.parse(t) as IngestFrame);
+      binary += bin.length + wsHeader(bin.length);
       const list = sentBySymbol.get(symbol) ?? [];
       // The first frame per symbol is its initial full snapshot.
-      if (list.length === 0) initialSnapshotBytes += n + wsHeader(n);
+      if (list.length === 0) {
+        initialSnapshotBytes += n + wsHeader(n);
+        binaryInitial += bin.length + wsHeader(bin.length);
+      }
       list.push(t);
       sentBySymbol.set(symbol, list);
+      binaryBySymbol.set(symbol, [...(binaryBySymbol.get(symbol) ?? []), bin]);
       return true;
     },
     start() {},
@@ -397,6 +409,7 @@ async function bandwidth(intervalMs: number) {
     intervalMs: 1e9,
     // Deeper than any recorded book, so the pushed books are as full as the snapshot alternative.
     publishDepth: 2500,
+    encoding: "json",
     links: (symbol) => linkFor(symbol),
     log: quietLog,
   });
@@ -479,24 +492,45 @@ async function bandwidth(intervalMs: number) {
   for (const s of sources)
     publisher.drainNow({ exchange: s.f.exchange, symbols: s.f.symbols, consumer: s.consumer, clockOffset: () => 0 });
   publisher.flush();
-  // permessage-deflate as the ws client negotiates it: one deflate context per socket (context
-  // takeover), each message flushed with Z_SYNC_FLUSH and its 4-byte tail dropped (RFC 7692).
-  let compressed = 0;
-  let compressedInitial = 0;
-  for (const list of sentBySymbol.values()) {
+  const json = await deflated(sentBySymbol.values());
+  const bin = await deflated(binaryBySymbol.values());
+  return {
+    raw,
+    pushed,
+    frames,
+    snapshotBytes,
+    bookUpdates,
+    compressed: json.total,
+    compressedInitial: json.initial,
+    initialSnapshotBytes,
+    binary,
+    binaryInitial,
+    binaryCompressed: bin.total,
+    binaryCompressedInitial: bin.initial,
+  };
+}
+
+/**
+ * permessage-deflate as the ws client negotiates it: one deflate context per socket (context
+ * takeover), each message flushed with Z_SYNC_FLUSH and its 4-byte tail dropped (RFC 7692).
+ */
+async function deflated(sockets: Iterable<(string | Uint8Array)[]>): Promise<{ total: number; initial: number }> {
+  let total = 0;
+  let initial = 0;
+  for (const list of sockets) {
     const deflate = zlib.createDeflateRaw({ level: zlib.constants.Z_DEFAULT_COMPRESSION });
     const chunks: Buffer[] = [];
     deflate.on("data", (c: Buffer) => chunks.push(c));
-    for (const text of list) {
-      deflate.write(text);
+    for (const [i, frame] of list.entries()) {
+      deflate.write(frame);
       await new Promise<void>((r) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
       const n = Buffer.concat(chunks.splice(0)).length - 4;
-      compressed += n + wsHeader(n);
-      if (text === list[0]) compressedInitial += n + wsHeader(n);
+      total += n + wsHeader(n);
+      if (i === 0) initial += n + wsHeader(n);
     }
     deflate.close();
   }
-  return { raw, pushed, frames, snapshotBytes, bookUpdates, compressed, compressedInitial, initialSnapshotBytes };
+  return { total, initial };
 }
 
 /** Client→server WebSocket frame header bytes (masked) for a payload of n bytes. */
@@ -526,7 +560,20 @@ async function main(): Promise<void> {
   );
   const RUNS = Number(process.env.BENCH_RUNS ?? 5);
   const N = Number(process.env.BENCH_TICKS ?? 5_000_000);
+  // BENCH_SECTIONS=ring,kraken,bandwidth (default all) runs a subset.
+  const sections = new Set((process.env.BENCH_SECTIONS ?? "ring,kraken,bandwidth").split(","));
+  if (sections.has("ring")) await ringSections(RUNS, N);
+  if (sections.has("kraken")) krakenSection(RUNS);
+  if (sections.has("bandwidth")) await bandwidthSection();
+  console.log(
+    `\nload average at the end: ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+}
 
+async function ringSections(RUNS: number, N: number): Promise<void> {
   // 1a. Throughput.
   const ring: PairResult[] = [];
   const ringDecode: PairResult[] = [];
@@ -575,7 +622,9 @@ async function main(): Promise<void> {
   console.log(
     `  postMessage:                           p50 ${pl.p50.toFixed(2)}  p99 ${pl.p99.toFixed(2)}  p99.9 ${pl.p999.toFixed(2)}`,
   );
+}
 
+function krakenSection(RUNS: number): void {
   // 2. Kraken replay with checksums.
   const kr = krakenReplay(Math.max(RUNS, 5) * 2);
   console.log("\n[kraken replay] KRAKEN.ws.50.0 through the production adapter, every checksum verified");
@@ -583,7 +632,9 @@ async function main(): Promise<void> {
   console.log(
     `  median ${fmt(kr.perSec)} book messages/s wall, ${fmt(kr.perCpuSec)}/s per CPU-second   (JSON.parse alone: ${fmt(kr.parsePerSec)} msg/s wall, ${(kr.parsePerSec / kr.perSec).toFixed(2)}× the full path)`,
   );
+}
 
+async function bandwidthSection(): Promise<void> {
   // 3. Bandwidth.
   for (const interval of [50, 100]) {
     const bw = await bandwidth(interval);
@@ -606,13 +657,17 @@ async function main(): Promise<void> {
     console.log(
       `    without the initial snapshots (${fmt(bw.compressedInitial)} B): ${red(bw.compressed - bw.compressedInitial)}`,
     );
+    console.log(`  pushed, binary frames:          ${fmt(bw.binary)} B = ${pct(bw.binary, bw.raw)} of raw`);
+    console.log(`    reduction vs full snapshots:  ${red(bw.binary)}`);
+    console.log(`    without the initial snapshots (${fmt(bw.binaryInitial)} B): ${red(bw.binary - bw.binaryInitial)}`);
+    console.log(
+      `  pushed, binary + deflate:       ${fmt(bw.binaryCompressed)} B = ${pct(bw.binaryCompressed, bw.raw)} of raw`,
+    );
+    console.log(`    reduction vs full snapshots:  ${red(bw.binaryCompressed)}`);
+    console.log(
+      `    without the initial snapshots (${fmt(bw.binaryCompressedInitial)} B): ${red(bw.binaryCompressed - bw.binaryCompressedInitial)}`,
+    );
   }
-  console.log(
-    `\nload average at the end: ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")}`,
-  );
 }
 
 if (isMainThread) {

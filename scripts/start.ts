@@ -2,10 +2,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
+import { parseArgs } from "node:util";
 import {
   BASE_URL,
   createPrestartContext,
   createSeedContext,
+  devVar,
   ensureDevVars,
   PERSIST_TO,
   PORT,
@@ -96,14 +98,58 @@ for (const [file, seed] of seeds) {
 
 // Market data: the collector host replays the recorded exchange feeds (../shared/fixtures) through
 // the production adapters and pushes to the MarketFeed objects, exactly as it would in production.
-console.log("[start] starting the collector host against the replayed exchange feeds");
-const collector = spawn(process.execPath, [path.join(ROOT, "collector-host", "src", "main.ts"), "--local"], {
-  cwd: ROOT,
-  env: { ...process.env, EDGE_URL: BASE_URL, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
-  stdio: ["ignore", "inherit", "inherit"],
-});
-children.push(collector);
-collector.on("exit", (code) => console.error(`[start] the collector host exited (${code}); the API keeps running`));
+// `--replicas N` (N ≥ 2) runs N hosts on one replay server, each its own process and collector
+// identity: the edge follows one per symbol and keeps the others as hot standbys, so killing a
+// host (`kill <pid>`, printed below) keeps every book live (README "Market data", redundant collectors).
+const replicas = Math.max(
+  1,
+  Number(parseArgs({ options: { replicas: { type: "string" } }, strict: false }).values.replicas ?? 1),
+);
+const collectorEnv = { ...process.env, EDGE_URL: BASE_URL, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" };
+const collectors: { id: string; pid: number | undefined; ops: number }[] = [];
+if (replicas === 1) {
+  console.log("[start] starting the collector host against the replayed exchange feeds");
+  const collector = spawn(process.execPath, [path.join(ROOT, "collector-host", "src", "main.ts"), "--local"], {
+    cwd: ROOT,
+    env: collectorEnv,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(collector);
+  collector.on("exit", (code) => console.error(`[start] the collector host exited (${code}); the API keeps running`));
+} else {
+  console.log(`[start] starting the replay server and ${replicas} collector hosts (redundant collectors)`);
+  const replay = spawn(process.execPath, [path.join(ROOT, "collector-host", "src", "replay", "replay-server.ts")], {
+    cwd: ROOT,
+    env: process.env,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(replay);
+  await new Promise<void>((resolve) => replay.stdout!.once("data", () => resolve()));
+  for (let i = 0; i < replicas; i++) {
+    const id = `local-${String.fromCharCode(97 + i)}`;
+    const ops = 8831 + i;
+    const host = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, "collector-host", "src", "main.ts"),
+        "--replay",
+        "http://127.0.0.1:8830",
+        "--ops-port",
+        String(ops),
+      ],
+      {
+        cwd: ROOT,
+        env: { ...collectorEnv, COLLECTOR_ID: id, SERVICE_TOKEN_SECRET: devVar("SERVICE_TOKEN_SECRET") },
+        stdio: ["ignore", "inherit", "inherit"],
+      },
+    );
+    children.push(host);
+    collectors.push({ id, pid: host.pid, ops });
+    host.on("exit", (code, signal) =>
+      console.error(`[start] collector host ${id} exited (${signal ?? code}); the other hosts keep the books live`),
+    );
+  }
+}
 
 console.log(`
 edgepulse is running (local mode, no network needed; ready ${((Date.now() - startedAt) / 1000).toFixed(1)} s after start)
@@ -117,7 +163,12 @@ edgepulse is running (local mode, no network needed; ready ${((Date.now() - star
   Demo shopper   shopper@edgepulse.test / edgepulse-shopper-local
   Market data    ${BASE_URL}/v1/market/symbols   ${BASE_URL}/v1/market/collectors
   Live book      npm run watch -- XMR-USD   (WebSocket ${BASE_URL.replace("http", "ws")}/v1/market/XMR-USD/ws)
-  Collector ops  http://127.0.0.1:8831/metrics   /health   /ready   (replay server on :8830)
+  Collector ops  http://127.0.0.1:8831/metrics   /health   /ready   (replay server on :8830)${collectors
+    .map(
+      (c) =>
+        `\n  Collector ${c.id}  pid ${c.pid}, ops :${c.ops} (kill it: the standby takes over; GET /v1/market/collectors)`,
+    )
+    .join("")}
 
 Ctrl-C stops everything; data persists in ${path.relative(ROOT, PERSIST_TO)} (npm run reset wipes it).
 `);

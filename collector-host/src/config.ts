@@ -99,6 +99,8 @@ export const HostConfig = z.object({
       enabled: z.boolean().default(true),
       /** Offer permessage-deflate on the publish sockets. */
       compress: z.boolean().default(true),
+      /** Batch encoding on the publish sockets: the compact binary one (default) or JSON text. */
+      encoding: z.enum(["binary", "json"]).default("binary"),
     })
     .prefault({}),
   pushIntervalMs: z.number().int().min(5).max(5_000).default(50),
@@ -175,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.COLL
   if (env.EDGE_URL) edge.url = env.EDGE_URL;
   if (env.SERVICE_TOKEN_SECRET) edge.serviceSecret = env.SERVICE_TOKEN_SECRET;
   if (env.COLLECTOR_SERVICE_TOKEN) edge.token = env.COLLECTOR_SERVICE_TOKEN;
+  if (env.COLLECTOR_ENCODING) edge.encoding = env.COLLECTOR_ENCODING;
   input.edge = edge;
   if (env.COLLECTOR_REPLAY_URL) input.exchanges = replayExchanges(env.COLLECTOR_REPLAY_URL);
   input.exchanges ??= PRODUCTION_EXCHANGES;

@@ -61,6 +61,7 @@ export async function startCollectorHost(
     })),
     intervalMs: config.pushIntervalMs,
     publishDepth: config.publishDepth,
+    encoding: config.edge.encoding,
     links,
     log,
     hooks: {
@@ -84,7 +85,13 @@ export async function startCollectorHost(
     const url = req.url ?? "/";
     if (url === "/health") {
       res.writeHead(200, { "Content-Type": "application/json" });
-      res.end(JSON.stringify({ status: "ok", ...healthReport(config.host, supervisor.exchanges.values(), metrics) }));
+      res.end(
+        JSON.stringify({
+          status: "ok",
+          ...healthReport(config.host, supervisor.exchanges.values(), metrics),
+          roles: publisher.roles(),
+        }),
+      );
     } else if (url === "/ready") {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { "Content-Type": "application/json" });

@@ -3,6 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Exchange, IngestFrame } from "../../contracts/market.ts";
+import { decodeIngestFrame } from "../../contracts/market-binary.ts";
 import { OrderBook } from "../src/books/order-book.ts";
 import { ValidatedBooks } from "../src/books/validated-books.ts";
 import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
@@ -87,8 +88,9 @@ function harness(publishDepth: number) {
     get writable() {
       return open;
     },
+    // Frames arrive in the compact binary encoding (the default): decoded, they must be the JSON the edge checks.
     send: (t) => {
-      frames.push(t);
+      frames.push(asText(t));
       return true;
     },
     start() {},
@@ -290,7 +292,7 @@ describe("batch size", { timeout: 60_000 }, () => {
     const exchanges: Exchange[] = ["kraken", "coinbase", "binanceus"];
     const rings = exchanges.map(() => createRingBuffer(16_384, RECORD_SIZE));
     const frames: string[] = [];
-    const link: Link = { open: true, writable: true, send: (t) => frames.push(t) > 0, start() {}, stop() {} };
+    const link: Link = { open: true, writable: true, send: (t) => frames.push(asText(t)) > 0, start() {}, stop() {} };
     const sources = exchanges.map((exchange, i) => ({
       exchange,
       symbols: ["BTC-USD"],
@@ -303,6 +305,8 @@ describe("batch size", { timeout: 60_000 }, () => {
       publishDepth: 2500,
       log: silentLog,
       links: () => link,
+      // JSON text: the binary encoding is ~4x smaller, and these books would fit one frame.
+      encoding: "json",
     });
     rings.forEach((ring, i) => {
       const sink = new RingSink(new RingProducer(ring, RECORD_SIZE));
@@ -327,3 +331,8 @@ describe("batch size", { timeout: 60_000 }, () => {
     ).toEqual([[["kraken", true, 2500]], [["coinbase", true, 2500]], [["binanceus", true, 2500]]]);
   });
 });
+
+/** A published frame as JSON text: binary frames decoded with the edge's decoder. */
+function asText(frame: string | Uint8Array): string {
+  return typeof frame === "string" ? frame : JSON.stringify(decodeIngestFrame(frame));
+}

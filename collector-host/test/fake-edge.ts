@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
 import { CollectorHealthReport, type Exchange, IngestFrame } from "../../contracts/market.ts";
+import { decodeIngestFrame } from "../../contracts/market-binary.ts";
 import { OrderBook } from "../src/books/order-book.ts";
 import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
 
@@ -76,9 +77,11 @@ export async function startFakeEdge(opts: { secret: string }) {
       for (const key of [...synced]) if (key.startsWith(`${symbol}|`)) synced.delete(key);
       lastSeq.delete(symbol);
       let first = true;
-      ws.on("message", (data) => {
-        const text = data.toString();
-        const parsed = IngestFrame.safeParse(JSON.parse(text));
+      ws.on("message", (data, isBinary) => {
+        // Binary frames are the compact encoding: decoded, then checked by the very same schema.
+        const bytes = data as Buffer;
+        const text = isBinary ? `binary frame of ${bytes.length} bytes` : data.toString();
+        const parsed = IngestFrame.safeParse(isBinary ? decodeIngestFrame(new Uint8Array(bytes)) : JSON.parse(text));
         if (!parsed.success) return void invalidFrames.push(text.slice(0, 300));
         const frame = parsed.data;
         if (frame.type === "invalid") {

@@ -64,10 +64,10 @@ export class EdgeLink {
     this.ws = undefined;
   }
 
-  send(text: string): boolean {
+  send(data: string | Uint8Array): boolean {
     if (!this.open) return false;
-    this.ws!.send(text);
-    this.bytesSent += Buffer.byteLength(text);
+    this.ws!.send(data);
+    this.bytesSent += typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
     this.framesSent++;
     return true;
   }

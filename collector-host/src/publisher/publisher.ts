@@ -1,4 +1,12 @@
-import type { BookUpdate, Exchange, IngestControl, Trade } from "../../../contracts/market.ts";
+import type {
+  BookUpdate,
+  Exchange,
+  IngestControl,
+  IngestFrame,
+  PublisherRole,
+  Trade,
+} from "../../../contracts/market.ts";
+import { encodeIngestFrame } from "../../../contracts/market-binary.ts";
 import { OrderBook } from "../books/order-book.ts";
 import type { Logger } from "../exchanges/types.ts";
 import type { RingConsumer } from "../ring/spsc-ring.ts";
@@ -23,7 +31,8 @@ import { LevelChanges, PublishedView } from "./delta-encoder.ts";
 export interface Link {
   readonly open: boolean;
   readonly writable: boolean;
-  send(text: string): boolean;
+  /** A JSON text frame, or a binary frame in the compact encoding (contracts/market-binary.ts). */
+  send(data: string | Uint8Array): boolean;
   start(): void;
   stop(): void;
 }
@@ -50,6 +59,14 @@ const MAX_TRADES_PER_BATCH = 2_000;
 const MAX_FRAME_BYTES = 1 << 20;
 /** A windowed delta can name every published level twice (old out, new in): 2 × 2500 = the contract's 5000. */
 export const MAX_PUBLISH_DEPTH = 2500;
+/**
+ * A symbol with nothing to publish still gets an empty batch this often: the edge tells a
+ * silent primary from a quiet market by it (failover after 1 s of silence while a standby speaks).
+ */
+export const HEARTBEAT_MS = 500;
+
+/** How batches travel: JSON text (readable, the contract's reference form) or the compact binary encoding. */
+export type IngestEncoding = "json" | "binary";
 
 interface ExchangeBook {
   exchange: Exchange;
@@ -72,6 +89,10 @@ interface SymbolState {
   trades: Trade[];
   invalids: { exchange: Exchange; reason: string }[];
   oldestStamp: number;
+  /** When the last frame went out (heartbeats fill silences). */
+  lastSentAt: number;
+  /** What the edge last said this host is for the symbol (null until it said). */
+  role: PublisherRole | null;
 }
 
 /**
@@ -88,6 +109,7 @@ export class Publisher {
   private readonly publishDepth: number;
   private readonly log: Logger;
   private readonly hooks: PublisherHooks;
+  private readonly encoding: IngestEncoding;
   private timer: NodeJS.Timeout | undefined;
   private stopped = true;
 
@@ -99,8 +121,11 @@ export class Publisher {
     links: LinkFactory;
     log: Logger;
     hooks?: PublisherHooks;
+    /** Frame encoding on the publish sockets (default binary: the compact ingest encoding). */
+    encoding?: IngestEncoding;
   }) {
     this.sources = opts.sources;
+    this.encoding = opts.encoding ?? "binary";
     this.intervalMs = opts.intervalMs;
     this.publishDepth = Math.min(opts.publishDepth ?? 1000, MAX_PUBLISH_DEPTH);
     this.log = opts.log;
@@ -135,27 +160,34 @@ export class Publisher {
   private createSymbol(symbol: string, links: LinkFactory): SymbolState {
     // The link's callbacks need the state and the state holds the link: flags live in `flags`.
     const flags = { needFull: true };
-    const link = links(symbol, {
-      onOpen: () => {
-        flags.needFull = true;
-      },
-      onControl: (c) => {
-        if (c.type === "resync") {
-          this.log.info({ symbol, reason: c.reason }, "edge asked for a resync");
-          flags.needFull = true;
-        }
-      },
-    });
-    return {
+    const state: SymbolState = {
       symbol,
-      link,
+      link: undefined as unknown as Link,
       seq: 0,
       flags,
       books: new Map(),
       trades: [],
       invalids: [],
       oldestStamp: Number.POSITIVE_INFINITY,
+      lastSentAt: 0,
+      role: null,
     };
+    state.link = links(symbol, {
+      onOpen: () => {
+        flags.needFull = true;
+        state.role = null;
+      },
+      onControl: (c) => {
+        if (c.type === "resync") {
+          this.log.info({ symbol, reason: c.reason }, "edge asked for a resync");
+          flags.needFull = true;
+        } else if (c.type === "role") {
+          if (state.role !== c.role) this.log.info({ symbol, role: c.role }, "edge publishing role");
+          state.role = c.role;
+        }
+      },
+    });
+    return state;
   }
 
   start(): void {
@@ -183,6 +215,13 @@ export class Publisher {
 
   linkOf(symbol: string): Link | undefined {
     return this.symbols.get(symbol)?.link;
+  }
+
+  /** What the edge says this host is for each symbol: the followed primary, a hot standby, or not told yet. */
+  roles(): Record<string, PublisherRole | "unknown"> {
+    const out: Record<string, PublisherRole | "unknown"> = {};
+    for (const [symbol, state] of this.symbols) out[symbol] = state.link.open ? (state.role ?? "unknown") : "unknown";
+    return out;
   }
 
   /** The seq of the last batch sent for `symbol` (0 before the first). */
@@ -307,8 +346,9 @@ export class Publisher {
       return;
     }
     for (const inv of state.invalids) {
-      link.send(JSON.stringify({ type: "invalid", exchange: inv.exchange, reason: inv.reason.slice(0, 200) }));
+      link.send(this.encode({ type: "invalid", exchange: inv.exchange, reason: inv.reason.slice(0, 200) }));
     }
+    if (state.invalids.length > 0) state.lastSentAt = Date.now();
     state.invalids.length = 0;
     const books: BookUpdate[] = [];
     for (const eb of state.books.values()) {
@@ -327,20 +367,23 @@ export class Publisher {
       state.trades.length > MAX_TRADES_PER_BATCH
         ? state.trades.splice(0, MAX_TRADES_PER_BATCH)
         : state.trades.splice(0);
-    if (books.length === 0 && trades.length === 0) return;
-    let text = this.batchText(state, books, trades);
-    let bytes = Buffer.byteLength(text);
+    const now = Date.now();
+    // Nothing to say: an empty batch now and then, so the edge knows this host is alive.
+    if (books.length === 0 && trades.length === 0 && now - state.lastSentAt < HEARTBEAT_MS) return;
+    state.lastSentAt = now;
+    let frame = this.batchFrame(state, books, trades);
+    let bytes = byteLength(frame);
     if (bytes > MAX_FRAME_BYTES && books.length > 1) {
       // The edge closes a socket on a frame over 1 MiB: large snapshots go one exchange per batch.
       state.seq--;
       bytes = 0;
       books.forEach((update, i) => {
-        text = this.batchText(state, [update], i === books.length - 1 ? trades : []);
-        bytes += Buffer.byteLength(text);
-        link.send(text);
+        frame = this.batchFrame(state, [update], i === books.length - 1 ? trades : []);
+        bytes += byteLength(frame);
+        link.send(frame);
       });
     } else {
-      link.send(text);
+      link.send(frame);
     }
     if (bytes > MAX_FRAME_BYTES) this.log.error({ symbol: state.symbol, bytes }, "batch over the edge's frame limit");
     const lag = Number.isFinite(state.oldestStamp) ? performance.now() - state.oldestStamp : 0;
@@ -349,7 +392,14 @@ export class Publisher {
   }
 
   /** Serializes one batch, taking the symbol's next seq (+1 per batch, never reset on reconnect). */
-  private batchText(state: SymbolState, books: BookUpdate[], trades: Trade[]): string {
-    return JSON.stringify({ type: "batch", seq: ++state.seq, ts: Date.now(), books, trades });
+  private batchFrame(state: SymbolState, books: BookUpdate[], trades: Trade[]): string | Uint8Array {
+    return this.encode({ type: "batch", seq: ++state.seq, ts: Date.now(), books, trades });
+  }
+
+  private encode(frame: IngestFrame): string | Uint8Array {
+    return this.encoding === "binary" ? encodeIngestFrame(frame) : JSON.stringify(frame);
   }
 }
+
+const byteLength = (data: string | Uint8Array) =>
+  typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
