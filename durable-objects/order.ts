@@ -276,10 +276,24 @@ export class OrderObject extends DurableObject<Env> {
     };
   }
 
-  /** The shipping option as priced at checkout (carrier step: the parcel's weight), or null. */
-  async shippingSnapshot(): Promise<ShippingSnapshot | null> {
-    const option = this.row()?.shipping_option;
-    return option ? (JSON.parse(option) as ShippingSnapshot) : null;
+  /**
+   * What the carrier step needs in one call: the pending shipment, the address and the parcel's
+   * weight; null when there is no booking to make (already booked, flagged or cancelled).
+   */
+  async pendingShipment(): Promise<{
+    shipment: Shipment;
+    address: Record<string, string>;
+    weightGrams: number;
+  } | null> {
+    const row = this.row();
+    const shipment = row?.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
+    if (!row || shipment?.status !== "pending" || row.cancel_after_refund) return null;
+    const option = row.shipping_option ? (JSON.parse(row.shipping_option) as ShippingSnapshot) : null;
+    return {
+      shipment,
+      address: JSON.parse(row.shipping) as Record<string, string>,
+      weightGrams: option?.weightGrams ?? 0,
+    };
   }
 
   /**

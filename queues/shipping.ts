@@ -1,7 +1,6 @@
 import type { z } from "zod";
 import type { OrderShipmentRequested } from "../contracts/saga-events";
 import { carrierFor, TransientCarrierError } from "../domain/fulfilment/carrier";
-import type { ShippingSnapshot } from "../domain/fulfilment/pricing";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
 type ShipmentRequested = z.infer<typeof OrderShipmentRequested>;
@@ -18,11 +17,10 @@ const CARRIER_TIMEOUT_MS = 10_000;
  */
 export async function handleShippingEvent(event: ShipmentRequested, env: Env, attempts: number): Promise<void> {
   const order = env.ORDER.getByName(event.orderId);
-  const view = await order.view();
-  const shipment = view?.shipment;
+  const pending = await order.pendingShipment();
   // Already booked, flagged or cancelled meanwhile: nothing left for this message to do.
-  if (!view || shipment?.status !== "pending") return;
-  const option = (await order.shippingSnapshot()) as ShippingSnapshot | null;
+  if (!pending) return;
+  const { shipment } = pending;
   const carrier = carrierFor(env, shipment.carrier);
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TransientCarrierError("carrier timeout")), CARRIER_TIMEOUT_MS);
@@ -32,8 +30,8 @@ export async function handleShippingEvent(event: ShipmentRequested, env: Env, at
         orderId: event.orderId,
         carrier: shipment.carrier,
         service: shipment.service,
-        address: view.shippingAddress,
-        weightGrams: option?.weightGrams ?? 0,
+        address: pending.address,
+        weightGrams: pending.weightGrams,
         idempotencyKey: `${event.orderId}:shipment`,
         attempt: attempts,
       },

@@ -93,6 +93,8 @@ export interface ServeOptions {
   inspectorPort?: number;
   /** Receives the Worker's log lines; defaults to batched stdout. */
   log?: (line: string) => void;
+  /** More Workers beside edgepulse (benchmarks: a driver bound to edgepulse's Durable Objects). */
+  extraWorkers?: V4WorkerOptions[];
 }
 
 /** A running server: its origin, a loopback-free `fetch` into it, and how to stop it. */
@@ -163,7 +165,7 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
       // V8 inspector of workerd (CPU profiles: bench/cpu-profile.ts); off unless asked for.
       ...((options.inspectorPort ?? INSPECTOR_PORT) ? { inspectorPort: options.inspectorPort ?? INSPECTOR_PORT } : {}),
       handleStructuredLogs: ({ level, message }) => log(level === "error" ? `[error] ${message}` : message),
-      workers: rateLimitMode === "memory" ? [edge, memoryLimiter] : [edge],
+      workers: [edge, ...(rateLimitMode === "memory" ? [memoryLimiter] : []), ...(options.extraWorkers ?? [])],
     }),
   );
   const url = await mf.ready;
