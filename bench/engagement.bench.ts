@@ -7,13 +7,17 @@
 // loads the demo generator's 10,000-product catalog, and precomputed engagement data written
 // straight to D1 (what the read-model consumer and the review route would have built): ~10
 // bought-together partners per product (both directions), units sold for every product, 15
-// reviews and 2 images on each of the 200 products the page requests hit.
+// reviews and 2 images on each of the 1,000 products the page requests hit.
 //
 // A "product page" is what a storefront shows: the product (price, stock, rating, images), its
 // newest 10 reviews and its recommendations. REST: GET /v1/products/:id, /reviews?limit=10 and
 // /recommendations, sent in parallel as a browser would; GraphQL: one POST /v1/graphql selecting
-// the same fields. Both uncached (REST reads carry Authorization, which skips the edge cache;
-// GraphQL is never cached). Baseline, same run: GET /health through the same gateway.
+// the same fields. The one-at-a-time figures use a product nobody asked for before in every
+// sample, so REST misses the edge cache (its product and recommendations reads are cached 30 s
+// per product, keyed by the catalog version; a miss also pays the local Cache API write) and
+// GraphQL is never cached; "REST warm" repeats products REST has already served. Throughput
+// cycles over the products, so REST runs mostly from its cache there. Baseline, same run:
+// GET /health through the same gateway.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import autocannon from "autocannon";
@@ -29,10 +33,9 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const PRODUCTS = 10_000;
-const PAGE_PRODUCTS = 200;
+const PAGE_PRODUCTS = 1000;
 
 const platform = startPrivatePlatform("engagement", PORT);
-const UNCACHED = { authorization: "Bearer bench-cache-bypass" };
 let ipSeq = 0;
 const nextIp = () => `10.1.${(ipSeq >> 8) & 255}.${ipSeq++ & 255}`;
 
@@ -113,7 +116,7 @@ const PAGE_QUERY = `query Page($id: ID!) { product(id: $id) {
 } }`;
 
 async function restPage(id: string): Promise<void> {
-  const headers = { ...UNCACHED, "cf-connecting-ip": nextIp() };
+  const headers = { "cf-connecting-ip": nextIp() };
   const responses = await Promise.all(
     [`/v1/products/${id}`, `/v1/products/${id}/reviews?limit=10`, `/v1/products/${id}/recommendations`].map((p) =>
       fetch(`${BASE}${p}`, { headers }),
@@ -137,10 +140,15 @@ async function graphqlPage(id: string): Promise<void> {
   }
 }
 
+/** Worker-side time of the last catalog miss (Server-Timing `catalog;dur`), per request. */
+const workerTimes: number[] = [];
+
 async function single(path: string, headers: Record<string, string> = {}): Promise<void> {
   const res = await fetch(`${BASE}${path}`, { headers: { ...headers, "cf-connecting-ip": nextIp() } });
   await res.arrayBuffer();
   if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
+  const dur = /catalog;dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "")?.[1];
+  if (dur) workerTimes.push(Number(dur));
 }
 
 interface Latency {
@@ -186,16 +194,24 @@ try {
   await waitUntilReady(BASE, 120_000);
   const id = (i: number) => ids[i % ids.length]!;
 
-  // Warm-up: JIT, SQLite page cache.
+  // Warm-up (JIT, SQLite page cache) on products the measurements below do not use.
+  const COLD_FROM = 100;
   for (let i = 0; i < 60; i++) await Promise.all([restPage(id(i)), graphqlPage(id(i)), single("/health")]);
 
   console.log(`\n1 at a time, ${SAMPLES} samples (${new Date().toISOString()}):`);
   const health = await latency("baseline: GET /health", () => single("/health"));
-  const recs = await latency("GET /recommendations, uncached (10k)", (i) =>
-    single(`/v1/products/${id(i)}/recommendations`, UNCACHED),
+  workerTimes.length = 0;
+  const recs = await latency("GET /recommendations, cache miss (10k)", (i) =>
+    single(`/v1/products/${id(COLD_FROM + i)}/recommendations`),
   );
-  const rest = await latency("product page: 3 REST calls in parallel", (i) => restPage(id(i)));
-  const gql = await latency("product page: 1 GraphQL query", (i) => graphqlPage(id(i)));
+  const recsWorker = { p50: quantile(workerTimes, 0.5), p99: quantile(workerTimes, 0.99) };
+  console.log(
+    `${"  its Worker time (Server-Timing catalog)".padEnd(44)} p50 ${recsWorker.p50.toFixed(1).padStart(6)} ms   p99 ${recsWorker.p99.toFixed(1).padStart(6)} ms`,
+  );
+  const pagesFrom = COLD_FROM + SAMPLES;
+  const rest = await latency("product page: 3 REST calls in parallel", (i) => restPage(id(pagesFrom + i)));
+  const gql = await latency("product page: 1 GraphQL query", (i) => graphqlPage(id(pagesFrom + SAMPLES + i)));
+  const restWarm = await latency("product page: REST, edge cache warm", (i) => restPage(id(pagesFrom + i)));
 
   console.log(`\nthroughput, ${CONNECTIONS} connections, median of ${RUNS} × ${SECONDS} s:`);
   const withIp = (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, "cf-connecting-ip": nextIp() } });
@@ -208,7 +224,6 @@ try {
     [
       {
         method: "GET",
-        headers: UNCACHED,
         setupRequest: (req) => {
           const i = n++;
           const suffix = ["", "/reviews?limit=10", "/recommendations"][i % 3];
@@ -230,13 +245,13 @@ try {
 
   console.log("\nsummary:");
   console.log(
-    `  recommendations p99 ${recs.p99.toFixed(1)} ms (target < 20 ms at 10k products; baseline /health p99 ${health.p99.toFixed(1)} ms)`,
+    `  recommendations on a cache miss: p50 ${recs.p50.toFixed(1)} / p99 ${recs.p99.toFixed(1)} ms end to end, Worker time p50 ${recsWorker.p50.toFixed(1)} / p99 ${recsWorker.p99.toFixed(1)} ms (target p99 < 20 ms at 10k products); baseline /health p50 ${health.p50.toFixed(1)} / p99 ${health.p99.toFixed(1)} ms`,
   );
   console.log(
-    `  product page p50 / p99: GraphQL ${gql.p50.toFixed(1)} / ${gql.p99.toFixed(1)} ms vs REST ${rest.p50.toFixed(1)} / ${rest.p99.toFixed(1)} ms (GraphQL ×${(gql.p50 / rest.p50).toFixed(2)} / ×${(gql.p99 / rest.p99).toFixed(2)} of REST)`,
+    `  product page p50 / p99: GraphQL ${gql.p50.toFixed(1)} / ${gql.p99.toFixed(1)} ms vs REST cold ${rest.p50.toFixed(1)} / ${rest.p99.toFixed(1)} ms (GraphQL ×${(gql.p50 / rest.p50).toFixed(2)} / ×${(gql.p99 / rest.p99).toFixed(2)}), REST warm ${restWarm.p50.toFixed(1)} / ${restWarm.p99.toFixed(1)} ms`,
   );
   console.log(
-    `  product pages/s: GraphQL ${gqlPages.toFixed(0)} vs REST ${restPages.toFixed(0)} (×${(gqlPages / restPages).toFixed(2)}); baseline ${healthRps.toFixed(0)} req/s`,
+    `  product pages/s: GraphQL ${gqlPages.toFixed(0)} vs REST (mostly cached) ${restPages.toFixed(0)} (×${(gqlPages / restPages).toFixed(2)}); baseline ${healthRps.toFixed(0)} req/s`,
   );
 } catch (error) {
   // The server's own log says why it stopped answering (it is removed with the state directory).
