@@ -1,4 +1,3 @@
-// Imports carry .ts so bench/analytics.bench.ts can run this module under Node as it is.
 import type { AnalyticsSummary } from "../../contracts/analytics.ts";
 import { invalidInput } from "../errors.ts";
 import { ROLLUP_COUNTERS, type RollupCounters } from "./rollup.ts";
@@ -78,10 +77,17 @@ export async function analyticsSummary(
       hourRanges[1] ? hourKey(hourRanges[1][0]) : "",
       hourRanges[1] ? hourKey(hourRanges[1][1]) : "",
     ),
+    // Sums per SKU in one pass over the covering index (currency, sku, day, units, revenue); the
+    // name (the newest one counted) is looked up for the ten winners only.
     env.DB.prepare(
-      `SELECT sku AS bucket, currency, max(name) AS name, sum(units) AS units, sum(revenue) AS revenue
-         FROM analytics_product_daily WHERE day >= ?1 AND day <= ?2 AND currency = ?3
-        GROUP BY sku ORDER BY revenue DESC, sku LIMIT ?4`,
+      `SELECT t.sku AS bucket, ?3 AS currency, t.units, t.revenue,
+              (SELECT n.name FROM analytics_product_daily n
+                WHERE n.currency = ?3 AND n.sku = t.sku AND n.day >= ?1 AND n.day <= ?2
+                ORDER BY n.day DESC LIMIT 1) AS name
+         FROM (SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM analytics_product_daily
+                WHERE currency = ?3 AND day >= ?1 AND day <= ?2
+                GROUP BY sku ORDER BY revenue DESC, sku LIMIT ?4) t
+        ORDER BY t.revenue DESC, t.sku`,
     ).bind(firstDay, lastDay, window.currency, TOP_PRODUCTS),
   ]);
 

@@ -1,0 +1,1 @@
+CREATE INDEX `analytics_product_daily_sku_idx` ON `analytics_product_daily` (`currency`,`sku`,`day`,`units`,`revenue`);
