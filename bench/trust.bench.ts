@@ -1,15 +1,16 @@
 // What trust costs on the hot paths, each against a baseline measured in the same run:
 //
 //   1. API-key authentication: GET /v1/orders?limit=1 with `X-API-Key` vs the same request with a
-//      bearer token (both end in the same read-model query), plus GET /health (no auth, no I/O).
+//      bearer token (both end in the same read-model query), plus GET /health (no auth, no I/O);
+//      the three are interleaved request by request, so all see the same machine load.
 //   2. The fraud step on checkout: POST /v1/orders → `confirmed` with every fraud rule on (with
 //      thresholds nothing reaches, so every order is screened and cleared: three velocity objects,
 //      the account read, the audit append, the screening result) vs every rule off (the saga does
 //      not wait for the step at all). Rounds alternate off/on so drift in machine load hits both.
 //
 //   npm run bench -- trust          (or: node_modules/.bin/node bench/trust.bench.ts)
-//   BENCH_PORT (8870), BENCH_RUNS (3 rounds per mode), BENCH_REQUESTS (1,000 per auth round),
-//   BENCH_CHECKOUTS (60 per fraud round), BENCH_CONCURRENCY (10), BENCH_STATE_DIR (tmpfs: /dev/shm).
+//   BENCH_PORT (8870), BENCH_RUNS (3 auth rounds), BENCH_REQUESTS (1,000 per auth round),
+//   BENCH_CHECKOUTS (30 per fraud round), BENCH_FRAUD_ROUNDS (8, alternating off/on), BENCH_CONCURRENCY (10), BENCH_STATE_DIR (tmpfs: /dev/shm).
 //
 // Its own server (scripts/serve.ts on a throwaway state directory, rate limits in memory). Keys have
 // their own budget (120 a minute), so the key side spreads its requests over 40 owners' keys, and
@@ -28,9 +29,11 @@ const PORT = Number(process.env.BENCH_PORT ?? 8870);
 const BASE = `http://127.0.0.1:${PORT}`;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
-const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 60);
+const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 30);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 10);
 const OWNERS = 40;
+/** Fraud rounds, alternating off/on (more, shorter rounds average out the shared VM's load swings). */
+const FRAUD_ROUNDS = Number(process.env.BENCH_FRAUD_ROUNDS ?? 8);
 const POLL_MS = 300;
 const SKUS = Array.from({ length: 10 }, (_, n) => `BENCH-TR-${n}`);
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
@@ -190,10 +193,17 @@ try {
   const auth = { health: [] as number[][], bearer: [] as number[][], key: [] as number[][] };
   const loadBefore = loadavg()[0]!;
   for (let run = 0; run < RUNS; run++) {
-    // Alternate which side goes first, so a drift in machine load does not favour one.
-    const order = run % 2 === 0 ? (["bearer", "key"] as const) : (["key", "bearer"] as const);
-    auth.health.push(await timed(REQUESTS, health));
-    for (const side of order) auth[side].push(await timed(REQUESTS, side === "key" ? viaKey : viaBearer));
+    // The three kinds interleaved request by request, so each sees the same machine load (this VM
+    // is shared: load swings between rounds are bigger than the differences measured).
+    const times = { health: [] as number[], bearer: [] as number[], key: [] as number[] };
+    const kinds = ["health", "bearer", "key"] as const;
+    await timed(REQUESTS * 3, async (i) => {
+      const kind = kinds[i % 3]!;
+      const t = performance.now();
+      await (kind === "health" ? health(i) : kind === "key" ? viaKey(i) : viaBearer(i));
+      times[kind].push(performance.now() - t);
+    });
+    for (const kind of kinds) auth[kind].push(times[kind]);
   }
 
   console.log(
@@ -205,7 +215,7 @@ try {
   await expectOk("rules off", admin.PUT("/v1/admin/fraud-rules", { body: FRAUD_OFF }));
   await Promise.all(Array.from({ length: 10 }, async () => checkoutMs(await prepareCheckout()))); // warm-up
   const fraud = { off: [] as number[][], on: [] as number[][] };
-  for (let run = 0; run < RUNS * 2; run++) {
+  for (let run = 0; run < FRAUD_ROUNDS; run++) {
     const mode = run % 2 === 0 ? "off" : "on";
     await expectOk(`rules ${mode}`, admin.PUT("/v1/admin/fraud-rules", { body: mode === "on" ? FRAUD_ON : FRAUD_OFF }));
     // Isolates re-read the rules at most once a second.
