@@ -902,7 +902,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Feature flags evaluated for the caller (stable per-user rollout) */
+    /**
+     * Feature flags evaluated for the caller (stable per-user rollout)
+     * @description Anonymous callers get each flag as it is for everyone (partial rollouts are off for them); send a bearer token (or an API key) to have partial rollouts evaluated for you.
+     */
     get: operations["evaluateFlags"];
     put?: never;
     post?: never;
@@ -1394,7 +1397,7 @@ export interface paths {
     put?: never;
     /**
      * GraphQL: products, product (reviews, rating, recommendations, media), me (orders), market book and BBO
-     * @description Public fields need no credentials; `me` needs a bearer token (or an API key with `orders:read` for its orders). Queries are limited to depth 8 and cost 5000; errors of the operation answer 200 with `errors` (`extensions.code`), never a stack trace. The schema is introspectable.
+     * @description Public fields need no credentials; `me` needs an `Authorization: Bearer` token or an `X-API-Key` (its orders: the customer role, or a key with `orders:read`); a token that is sent must be valid (401). Queries are limited to depth 8 and cost 5000; errors of the operation answer 200 with `errors` (`extensions.code`), never a stack trace. The schema is introspectable.
      */
     post: operations["graphql"];
     delete?: never;
