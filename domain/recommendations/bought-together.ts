@@ -68,7 +68,7 @@ export async function recommendationsForMany(
     // Per product, its partners ranked in the pairs index (product_id, orders, other_id). CROSS
     // JOIN pins the order (the asked ids, then their pairs, then those products by key): D1 has
     // no ANALYZE statistics, and without them SQLite walked every active product by its status
-    // index and probed the pairs per product (68 ms p50 at 10k products in the bench, not 1-2).
+    // index and probed the pairs per product: 19-28 ms instead of 0.3-0.5 ms at 10k products.
     env.DB.prepare(
       `SELECT * FROM (
          SELECT pp.product_id AS for_id, ${PRODUCT_COLUMNS},
@@ -80,8 +80,8 @@ export async function recommendationsForMany(
     ).bind(ids, limit),
     // Per category of those products, its best sellers: enough to fill up after dropping the
     // product itself and the ones already bought together with it. Ranked on ids first and only
-    // the survivors read in full: building every product row of the category before ranking was
-    // 2.6x the time (4.2 vs 1.6 ms per query at 10k products).
+    // the survivors read in full: building every product row of the category before ranking
+    // took 1.4-2.6x as long (4.2-6.1 vs 1.6-3.5 ms per query at 10k products).
     env.DB.prepare(
       `WITH ranked AS (
          SELECT p.id AS ranked_id,
