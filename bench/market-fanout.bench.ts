@@ -1,8 +1,12 @@
-// Fan-out from one MarketFeed Durable Object to 100 and 1,000 local WebSocket subscribers at 50
-// deltas/s (real Kraken XMR/USD updates from the fixtures), against a plain Node `ws` broadcast
-// server on the same machine as the baseline (bench/market-fanout-baseline.ts), in the same run.
+// Fan-out from one symbol's MarketFeed Durable Object through its relay objects (MARKET_RELAYS,
+// default 8 here) to 1,000 local WebSocket subscribers at 50 deltas/s and 5,000 at 10 deltas/s
+// (real Kraken XMR/USD updates from the fixtures), against a plain Node `ws` broadcast server on
+// the same machine as the baseline (bench/market-fanout-baseline.ts), in the same run.
 //
-//   npm run bench -- market-fanout          BENCH_SECONDS=8 BENCH_RUNS=3 (defaults)
+//   npm run bench -- market-fanout          BENCH_SECONDS=8 BENCH_RUNS=3 BENCH_SCENARIOS=1000x50,5000x10
+//
+// Also reported: frames/s each relay sent (from the symbol's /stats), and the bytes a JSON and a
+// binary (`?encoding=binary`) subscriber received for the same frames.
 //
 // Reported per scenario (medians over runs): delta frames received per second across all
 // subscribers during the window (vs the 50 × N offered), p50/p99 tick→subscriber latency (publisher send time carried
@@ -12,6 +16,7 @@
 // client side's JSON parsing is part of the latency — on both servers alike.
 import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
 import type { BookUpdate } from "../contracts/market.ts";
@@ -21,12 +26,15 @@ import { loadFixtureFeeds } from "../scripts/market-fixture-frames.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const RATE = 50;
 const WARMUP_MS = 1000;
-const SIZES = (process.env.BENCH_SUBSCRIBERS ?? "100,1000").split(",").map(Number);
-const EDGE_PORT = 8840;
-const BASELINE_PORT = 8841;
-const STATE = ".local/bench-market";
+const SCENARIOS = (process.env.BENCH_SCENARIOS ?? "1000x50,5000x10").split(",").map((s) => {
+  const [subs, rate] = s.split("x").map(Number);
+  return { subs: subs!, rate: rate ?? 50 };
+});
+const RELAYS = process.env.MARKET_RELAYS ?? "8";
+const EDGE_PORT = Number(process.env.BENCH_PORT ?? 8840);
+const BASELINE_PORT = EDGE_PORT + 1;
+const STATE = `.local/bench-market-${EDGE_PORT}`;
 
 const now = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => {
@@ -53,12 +61,21 @@ const kraken = feeds.find((f) => f.exchange === "kraken")!;
 
 interface Target {
   name: string;
+  /** Subscriber URL asking for binary frames (edge only). */
+  binaryUrl?: (symbol: string) => string;
+  /** Frames one relay sent on average over the scenario (edge only). */
+  relayFrames?: (symbol: string) => Promise<number>;
   publishUrl: (symbol: string) => string;
   subscribeUrl: (symbol: string) => string;
   headers: Record<string, string>;
 }
 
 interface Sample {
+  /** Frames/s each relay sent (edge only). */
+  perRelay: number | null;
+  /** Bytes a JSON and a binary subscriber received over the run (edge only). */
+  jsonBytes: number;
+  binaryBytes: number;
   framesPerSecond: number;
   offered: number;
   p50: number;
@@ -84,7 +101,7 @@ function open(url: string, headers: Record<string, string>): Promise<WebSocket> 
   });
 }
 
-async function scenario(target: Target, symbol: string, subscribers: number): Promise<Sample> {
+async function scenario(target: Target, symbol: string, subscribers: number, RATE: number): Promise<Sample> {
   const latencies: number[] = [];
   let delivered = 0;
   let gaps = 0;
@@ -94,6 +111,20 @@ async function scenario(target: Target, symbol: string, subscribers: number): Pr
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
   const subs: WebSocket[] = [];
+  // The bandwidth pair: one more JSON and one binary subscriber (edge only), counting payload bytes.
+  let jsonBytes = 0;
+  let binaryBytes = 0;
+  if (target.binaryUrl) {
+    const j = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": "10.8.0.1" });
+    j.on("message", (data: Buffer) => {
+      jsonBytes += data.length;
+    });
+    const b = await open(target.binaryUrl(symbol), { "CF-Connecting-IP": "10.8.0.2" });
+    b.on("message", (data: Buffer) => {
+      binaryBytes += data.length;
+    });
+    subs.push(j, b);
+  }
   // Connect in waves so the server sees realistic arrival, not 1,000 simultaneous handshakes.
   for (let i = 0; i < subscribers; i += 50) {
     const wave = Array.from({ length: Math.min(50, subscribers - i) }, async (_, j) => {
@@ -153,7 +184,11 @@ async function scenario(target: Target, symbol: string, subscribers: number): Pr
   for (const ws of subs) ws.terminate();
   publisher.close();
   latencies.sort((a, b) => a - b);
+  const perRelay = target.relayFrames ? (await target.relayFrames(symbol)) / ((now() - start) / 1000) : null;
   return {
+    perRelay,
+    jsonBytes,
+    binaryBytes,
     framesPerSecond: delivered / SECONDS,
     offered: subscribers * RATE,
     p50: percentile(latencies, 0.5),
@@ -174,11 +209,18 @@ async function serviceToken(base: string): Promise<string> {
   return tokens.accessToken;
 }
 
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
+console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${load()}`);
 ensureDevVars();
 rmSync(path.join(ROOT, STATE), { recursive: true, force: true });
 // The publisher's token is checked against the D1 revocation list, so the schema must exist.
 wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", STATE], { quiet: true });
 process.env.PORT = String(EDGE_PORT);
+process.env.MARKET_RELAYS = RELAYS;
 process.env.PERSIST_TO = STATE;
 const { serve } = await import("../scripts/serve.ts");
 const edge = await serve();
@@ -194,9 +236,15 @@ try {
   const wsBase = edge.url.replace(/^http/, "ws");
   const targets: Target[] = [
     {
-      name: "MarketFeed DO",
+      name: "MarketFeed + relays",
       publishUrl: (s) => `${wsBase}/v1/ingest/${s}`,
       subscribeUrl: (s) => `${wsBase}/v1/market/${s}/ws`,
+      binaryUrl: (s) => `${wsBase}/v1/market/${s}/ws?encoding=binary`,
+      relayFrames: async (s) => {
+        const res = await fetch(`${edge.url}/v1/market/${s}/stats`, { headers: { Authorization: `Bearer ${token}` } });
+        const stats = (await res.json()) as { relays: { relays: number; framesOut: number } };
+        return stats.relays.framesOut / Math.max(1, stats.relays.relays);
+      },
       headers: { Authorization: `Bearer ${token}` },
     },
     {
@@ -208,38 +256,45 @@ try {
   ];
   const results = new Map<string, Sample[]>();
   for (let run = 0; run < RUNS; run++) {
-    for (const size of SIZES) {
+    for (const { subs: size, rate } of SCENARIOS) {
       for (const target of targets) {
-        const sample = await scenario(target, `BENCH${run}N${size}-USD`, size);
+        const sample = await scenario(target, `BENCH${run}N${size}-USD`, size, rate);
         const key = `${target.name}|${size}`;
         results.set(key, [...(results.get(key) ?? []), sample]);
         console.log(
           `run ${run + 1}/${RUNS} ${target.name.padEnd(16)} ${String(size).padStart(5)} subs: ` +
             `${sample.framesPerSecond.toFixed(0)} frames/s of ${sample.offered} offered, ` +
             `p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, arrived ${(sample.arrived * 100).toFixed(1)} %, ` +
-            `gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}`,
+            `gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}` +
+            (sample.perRelay === null
+              ? ""
+              : `, ${sample.perRelay.toFixed(0)} frames/s per relay, bytes JSON ${sample.jsonBytes} vs binary ${sample.binaryBytes}`),
         );
       }
     }
   }
-  console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each at ${RATE} deltas/s (Kraken XMR/USD updates):`);
+  console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each (Kraken XMR/USD updates), ${RELAYS} relays:`);
   console.log(
-    "| subscribers | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline |",
+    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/s per relay | binary bytes / JSON |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
-  for (const size of SIZES) {
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const { subs: size, rate } of SCENARIOS) {
     const base = results.get(`Node ws baseline|${size}`)!;
     for (const target of targets) {
       const samples = results.get(`${target.name}|${size}`)!;
       const p99 = median(samples.map((s) => s.p99));
+      const relay = samples[0]!.perRelay === null ? "" : median(samples.map((s) => s.perRelay!)).toFixed(0);
+      const ratio =
+        samples[0]!.perRelay === null ? "" : median(samples.map((s) => s.binaryBytes / s.jsonBytes)).toFixed(3);
       console.log(
-        `| ${size} | ${target.name} | ${median(samples.map((s) => s.framesPerSecond)).toFixed(0)} (${samples[0]!.offered}) | ` +
+        `| ${size} × ${rate} | ${target.name} | ${median(samples.map((s) => s.framesPerSecond)).toFixed(0)} (${samples[0]!.offered}) | ` +
           `${median(samples.map((s) => s.p50)).toFixed(2)} | ${p99.toFixed(2)} | ` +
           `${(median(samples.map((s) => s.arrived)) * 100).toFixed(1)} % | ${samples.reduce((a, s) => a + s.gaps, 0)} | ` +
-          `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× |`,
+          `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× | ${relay} | ${ratio} |`,
       );
     }
   }
+  console.log(`load average at the end: ${load()}`);
 } finally {
   baselineProcess.kill("SIGTERM");
   await edge.dispose();

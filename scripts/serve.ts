@@ -144,7 +144,12 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
     name: "edgepulse",
     modules: true,
     scriptPath,
-    bindings: { ...bindings, ...readDevVars() },
+    // MARKET_RELAYS from the environment sizes the market fan-out (the fan-out bench raises it).
+    bindings: {
+      ...bindings,
+      ...readDevVars(),
+      ...(process.env.MARKET_RELAYS ? { MARKET_RELAYS: process.env.MARKET_RELAYS } : {}),
+    },
     ratelimits: rateLimitMode === "memory" ? undefined : ratelimits,
     serviceBindings: { ...serviceBindings, ...limiterBindings },
   } as V4WorkerOptions;
