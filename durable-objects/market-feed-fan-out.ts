@@ -146,8 +146,10 @@ export class MarketFeedFanOut {
     server.serializeAttachment(state);
     this.subs.set(server, state);
     send(server, encode(this.feed.snapshot(depth), encoding));
-    // The negotiated subprotocol is echoed, as RFC 6455 requires of a server that accepts one.
-    const headers = encoding === "binary" ? { "Sec-WebSocket-Protocol": BINARY_SUBPROTOCOL } : undefined;
+    // A subprotocol the client offered is echoed, as RFC 6455 requires of a server that accepts
+    // one; a client that asked by query parameter offered none and must not get one back.
+    const offered = request.headers.get("X-Market-Subprotocol") === BINARY_SUBPROTOCOL;
+    const headers = encoding === "binary" && offered ? { "Sec-WebSocket-Protocol": BINARY_SUBPROTOCOL } : undefined;
     return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
   }
 

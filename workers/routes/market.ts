@@ -306,6 +306,7 @@ market.get("/:symbol/ws", async (c) => {
   if (depth) url.searchParams.set("depth", depth);
   const request = forwarded(c, url, symbol, "subscriber");
   request.headers.set("X-Market-Encoding", encoding);
+  if (offersBinarySubprotocol(c)) request.headers.set("X-Market-Subprotocol", BINARY_SUBPROTOCOL);
   // Sharded by the client's address group, so one address's sockets share a relay and its cap
   // stays exact; loopback (local runs only) by the connection's own key, to spread test load.
   const ip = clientIp(c);
@@ -326,8 +327,12 @@ function subscriberEncoding(c: Context<AppEnv>): "json" | "binary" {
     throw badRequest("encoding must be json or binary", [{ path: "encoding", message: "json or binary" }]);
   }
   if (query) return query;
+  return offersBinarySubprotocol(c) ? "binary" : "json";
+}
+
+function offersBinarySubprotocol(c: Context<AppEnv>): boolean {
   const offered = (c.req.header("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
-  return offered.includes(BINARY_SUBPROTOCOL) ? "binary" : "json";
+  return offered.includes(BINARY_SUBPROTOCOL);
 }
 
 function isLoopbackAddress(ip: string): boolean {
