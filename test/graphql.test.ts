@@ -1,3 +1,4 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { getIntrospectionQuery } from "graphql";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -6,6 +7,7 @@ import { ProductDetail, RecommendationList } from "../contracts/catalog";
 import { ReviewList } from "../contracts/engagement";
 import { projectAvailability } from "../domain/catalog/availability";
 import { invalidateFlagCache } from "../domain/flags";
+import { app } from "../workers/app";
 import { executeGraphql } from "../workers/routes/graphql";
 import { adminClient } from "./catalog-fixtures";
 import { insertSku } from "./commerce-fixtures";
@@ -148,6 +150,28 @@ describe("limits and errors", () => {
     const costly = await gql(`{ ${aliases} }`);
     expect(costly.data).toBeUndefined();
     expect(costly.errors?.[0]?.message).toMatch(/cost/i);
+  });
+
+  it("is rate limited per client address like every route: 429 problem+json before any GraphQL work", async () => {
+    const limiter: RateLimit = { limit: async ({ key }) => ({ success: key !== "ip:198.51.100.7" }) };
+    const send = async (from: string) => {
+      const ctx = createExecutionContext();
+      const res = await app.fetch(
+        new Request("http://edgepulse.test/v1/graphql", {
+          method: "POST",
+          headers: { "CF-Connecting-IP": from, "Content-Type": "application/json" },
+          body: JSON.stringify({ query: "{ products(first: 1) { total } }" }),
+        }),
+        { ...env, IP_RATE_LIMITER: limiter },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    const limited = await send("198.51.100.7");
+    await expectProblem(limited, 429);
+    expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect((await send("198.51.100.8")).status).toBe(200);
   });
 
   it("answers bad input, syntax errors and failures in GraphQL's shape with codes, never a stack", async () => {
