@@ -27,6 +27,7 @@ import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import { serve } from "../scripts/serve.ts";
 import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+import { median, quantile } from "./stats.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8850);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -39,15 +40,8 @@ const DIGITAL = "BENCH-FUL-EBOOK";
 const US = { name: "Bench", line1: "1 Load St", city: "Testville", postalCode: "10001", country: "US" };
 const PT = { name: "Bench", line1: "Rua 1", city: "Lisboa", postalCode: "1100-001", country: "PT" };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
+/** The p-th percentile (0-100), nearest rank. */
+const pct = (xs: number[], p: number) => quantile(xs, p / 100);
 
 // --- part 1: checkout with and without shipping, promotion and tax -------------------------------
 const PARTS = (process.env.BENCH_PARTS ?? "checkout,redemptions").split(",");

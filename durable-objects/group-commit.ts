@@ -5,8 +5,7 @@
  * in one synchronous step (one commit for the group), in arrival order. Without contention a
  * request is written at once. `write` must decide each item against the state its predecessors in
  * the group left, inside one `transactionSync`, and must not await.
- *
- * (InventoryObject's reservations do the same inline; this is the reusable form.)
+ * InventoryObject (reservations) and PromotionObject (redemptions) use it.
  */
 export class GroupCommit<Item, Result> {
   private queued: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] = [];

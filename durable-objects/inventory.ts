@@ -6,6 +6,7 @@ import {
   type ReserveInput,
   type ReserveResult,
 } from "../contracts/inventory-events";
+import { GroupCommit } from "./group-commit";
 import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
@@ -38,13 +39,12 @@ export type AdjustResult =
   | { ok: true; level: InventoryLevel }
   | { ok: false; reason: "below_reserved_and_sold"; level: InventoryLevel };
 
-interface QueuedReservation {
+/** A new reservation, validated, waiting to be decided (alone or with its group). */
+interface NewReservation {
   orderId: string;
   quantity: number;
   ttlMs: number;
   traceparent?: string;
-  resolve: (result: ReserveResult) => void;
-  reject: (error: unknown) => void;
 }
 
 type ChangeCause = "reserved" | "released" | "committed" | "expired" | "adjusted" | "shipped" | "returned";
@@ -123,9 +123,8 @@ export class InventoryObject extends DurableObject<Env> {
   /** The alarm time we last asked for (mirrors storage so the hot path needs no getAlarm()). */
   private alarmAt: number | null = null;
   private readonly outbox: Outbox;
-  /** Reservations waiting for the commit in flight to finish (see `reserve`). */
-  private queued: QueuedReservation[] = [];
-  private committing = false;
+  /** New reservations share commits (see `reserve`). */
+  private readonly reservations: GroupCommit<NewReservation, ReserveResult>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -138,6 +137,7 @@ export class InventoryObject extends DurableObject<Env> {
       sent: "delete",
       latestOnly: ["inventory.changed"],
     });
+    this.reservations = new GroupCommit(ctx.storage, (group) => this.reserveGroup(group));
     void ctx.blockConcurrencyWhile(async () => {
       this.migrate();
       this.alarmAt = await ctx.storage.getAlarm();
@@ -201,37 +201,11 @@ export class InventoryObject extends DurableObject<Env> {
     // durable), new reservations queue and are then decided and written together in one
     // transaction, so one commit serves the whole group instead of one commit per request.
     // Without contention a reservation is written at once, as before.
-    if (this.committing) {
-      return new Promise<ReserveResult>((resolve, reject) => this.queued.push({ ...item, resolve, reject }));
-    }
-    const [result] = this.reserveGroup([item]);
-    this.afterCommit();
-    return result!;
-  }
-
-  /** Waits for the storage commit in flight, then writes the reservations queued meanwhile. */
-  private afterCommit(): void {
-    this.committing = true;
-    const next = () => {
-      this.committing = false;
-      const group = this.queued;
-      if (group.length === 0) return;
-      this.queued = [];
-      let results: ReserveResult[];
-      try {
-        results = this.reserveGroup(group);
-      } catch (error) {
-        for (const queued of group) queued.reject(error);
-        return;
-      }
-      this.afterCommit();
-      for (const [n, queued] of group.entries()) queued.resolve(results[n]!);
-    };
-    this.ctx.storage.sync().then(next, next);
+    return this.reservations.submit(item);
   }
 
   /** Decides and writes a group of new reservations in one transaction, in arrival order. */
-  private reserveGroup(group: Omit<QueuedReservation, "resolve" | "reject">[]): ReserveResult[] {
+  private reserveGroup(group: NewReservation[]): ReserveResult[] {
     const now = Date.now();
     const results = this.ctx.storage.transactionSync(() => {
       const before = this.stock();
