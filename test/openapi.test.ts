@@ -8,7 +8,15 @@ import { call, tokenFor } from "./helpers";
 
 const METHODS = ["get", "put", "post", "patch", "delete"] as const;
 /** Served by the app but not part of the API it describes. */
-const UNDOCUMENTED = new Set(["GET /docs", "GET /docs/*", "GET /v1/openapi.json"]);
+const UNDOCUMENTED = new Set([
+  "GET /docs",
+  "GET /docs/*",
+  "GET /v1/openapi.json",
+  // The operator console: an HTML page and its static assets, not API.
+  "GET /console",
+  "GET /console/index.html",
+  "GET /console/*",
+]);
 
 interface Operation {
   operationId?: string;

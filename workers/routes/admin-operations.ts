@@ -210,6 +210,8 @@ adminSagas.openapi(
         [403, "Not an admin"],
         [404, "No such order"],
         [409, "The saga has finished and nothing is dead-lettered"],
+        413,
+        415,
         429,
         503,
       ),
