@@ -140,6 +140,27 @@ describe("market fan-out through relay objects", () => {
   });
 });
 
+describe("relays attached before anyone publishes", () => {
+  it("subscribers that came first (no publisher, no storage yet) get the first publisher's frames", async () => {
+    const symbol = "EARLY-USD";
+    const updates = kraken().updates.slice(0, 6);
+    const subs = await Promise.all(
+      ["198.51.100.1", "198.51.100.2", "2001:db8:9::1"].map((ip) => TestSubscriber.open(symbol, { ip })),
+    );
+    for (const sub of subs) await sub.until(() => sub.snapshots === 1);
+    const publisher = await TestPublisher.open(symbol);
+    for (const update of updates) await publisher.batch([update]);
+    const end = (await stats(symbol)).feedSeq;
+    for (const sub of subs) {
+      await sub.untilSeq(end);
+      expect(sub.gaps).toBe(0);
+      expect(sub.view("kraken")).toEqual(reference(updates).view());
+    }
+    publisher.close();
+    for (const sub of subs) sub.close();
+  });
+});
+
 describe("redundant collectors", () => {
   /** Two collector identities publishing the same recorded feed, batch for batch, as two hosts on one replay do. */
   async function twoHosts(symbol: string) {

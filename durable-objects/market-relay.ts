@@ -51,9 +51,9 @@ export interface RelayParent {
  * fresh snapshot instead. A relay with no subscribers detaches and hibernates.
  */
 export class MarketRelayObject extends DurableObject<Env> {
-  private readonly name: string;
-  private readonly symbol: string;
-  private readonly parentName: string | null;
+  private name: string;
+  private symbol: string;
+  private parentName: string | null;
   /** The symbol's state; null until this instance attached (or caught up). */
   private mirror: FeedMirror | null = null;
   private lastTs = 0;
@@ -68,7 +68,9 @@ export class MarketRelayObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.name = ctx.id.name ?? "";
+    // The name says where the relay sits. Runtimes that do not expose `id.name` inside the object
+    // get it from the route's first upgrade (X-Market-Relay), kept for later instances.
+    this.name = ctx.id.name ?? ctx.storage.kv.get<string>("name") ?? "";
     const parsed = parseRelayName(this.name);
     this.symbol = parsed?.symbol ?? "";
     this.parentName = parsed?.parent ?? null;
@@ -89,6 +91,13 @@ export class MarketRelayObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
+    }
+    const named = request.headers.get("X-Market-Relay");
+    if (!this.name && named && parseRelayName(named)) {
+      this.name = named;
+      this.symbol = parseRelayName(named)!.symbol;
+      this.parentName = parseRelayName(named)!.parent;
+      this.ctx.storage.kv.put("name", named);
     }
     if (!this.symbol || request.headers.get("X-Market-Symbol") !== this.symbol) {
       return Response.json({ error: "bad relay" }, { status: 400 });
@@ -235,7 +244,9 @@ export class MarketRelayObject extends DurableObject<Env> {
   private catchUpFrom(delivery: RelayDelivery): number | null | undefined {
     if (delivery.prev === null) return null;
     if (!this.mirror) return delivery.prev;
-    return delivery.prev > this.mirror.lastSeq ? this.mirror.lastSeq : undefined;
+    // Deliveries the parent skipped (this relay was behind) show as a jump in seq.
+    const first = delivery.frames.length > 0 ? seqOf(delivery.frames[0]!) : delivery.prev + 1;
+    return delivery.prev > this.mirror.lastSeq || first > this.mirror.lastSeq + 1 ? this.mirror.lastSeq : undefined;
   }
 
   /** Makes sure this instance is attached and has the symbol's state (subscriber upgrades, middle relays). */

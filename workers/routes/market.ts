@@ -312,7 +312,9 @@ market.get("/:symbol/ws", async (c) => {
   const ip = clientIp(c);
   const key = isLoopbackAddress(ip) ? (c.req.header("Sec-WebSocket-Key") ?? crypto.randomUUID()) : addressGroup(ip);
   const relays = relaysPerSymbol(c.env);
-  const relay = c.env.MARKET_RELAY.getByName(leafRelayName(symbol, relayIndex(key, relays), relays));
+  const name = leafRelayName(symbol, relayIndex(key, relays), relays);
+  request.headers.set("X-Market-Relay", name);
+  const relay = c.env.MARKET_RELAY.getByName(name);
   const res = await relay.fetch(request);
   if (res.status === 503) {
     throw new DomainError("unavailable", "The market feed is unavailable; retry shortly", { retryAfterSeconds: 1 });
