@@ -28,7 +28,7 @@ import { MAX_SNAPSHOT_DEPTH } from "./market-feed-fan-out";
 import { type ExchangeBook, MarketFeedStore, RECENT_TRADES } from "./market-feed-store";
 import { marketRegistry, type SymbolPublishers } from "./market-registry";
 import { type RelayStats, sumRelayStats } from "./market-relay";
-import { type RelayCatchUp, RelayLinks } from "./market-relay-links";
+import { type RelayAttachRequest, type RelayCatchUp, RelayLinks } from "./market-relay-links";
 
 export {
   DEFAULT_ACK_WINDOW,
@@ -287,12 +287,7 @@ export class MarketFeedObject extends DurableObject<Env> {
    * `since` while this object still keeps them (its subscribers continue without a gap), else a
    * full-depth snapshot; `state` asks for the snapshot in any case (a relay that has no state).
    */
-  async attachRelay(request: {
-    name: string;
-    symbol: string;
-    since: number | null;
-    state: boolean;
-  }): Promise<RelayCatchUp> {
+  async attachRelay(request: RelayAttachRequest): Promise<RelayCatchUp> {
     this.adopt(request.symbol);
     this.afterWake();
     const seq = this.store.feedSeq;

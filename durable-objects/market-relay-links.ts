@@ -24,6 +24,16 @@ export interface RelayDelivery {
   prev: number | null;
 }
 
+/** A relay attaching to its parent, or catching up after a gap, a restart or hibernation. */
+export interface RelayAttachRequest {
+  name: string;
+  symbol: string;
+  /** The last seq the relay holds (null: none). */
+  since: number | null;
+  /** Ask for a snapshot whatever `since` says (the relay has no book). */
+  state: boolean;
+}
+
 /** What a relay gets when it attaches or catches up: the frames it missed, or a full snapshot. */
 export interface RelayCatchUp {
   /** The node's seq at the time of the answer. */

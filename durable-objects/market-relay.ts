@@ -4,7 +4,13 @@ import type { FeedBook, FeedDelta, FeedFrame, FeedSnapshot, FeedTrades } from ".
 import type { FeedEncoding } from "../contracts/market-binary";
 import { MAX_SNAPSHOT_DEPTH, MarketFeedFanOut, type SubscriberAttachment } from "./market-feed-fan-out";
 import { wakeBy } from "./market-feed-store";
-import { parseRelayName, type RelayCatchUp, type RelayDelivery, RelayLinks } from "./market-relay-links";
+import {
+  parseRelayName,
+  type RelayAttachRequest,
+  type RelayCatchUp,
+  type RelayDelivery,
+  RelayLinks,
+} from "./market-relay-links";
 
 /** Trades a snapshot carries (the MarketFeed object's snapshots carry its last 50 too). */
 const SNAPSHOT_TRADES = 50;
@@ -31,7 +37,7 @@ export interface RelayStats {
 
 /** What a parent (the MarketFeed object or a middle relay) answers when a relay attaches or catches up. */
 export interface RelayParent {
-  attachRelay(request: { name: string; symbol: string; since: number | null; state: boolean }): Promise<RelayCatchUp>;
+  attachRelay(request: RelayAttachRequest): Promise<RelayCatchUp>;
   detachRelay(name: string): Promise<void>;
 }
 
@@ -170,12 +176,7 @@ export class MarketRelayObject extends DurableObject<Env> {
   }
 
   /** A relay below this one attaches or catches up (middle relays only). */
-  async attachRelay(request: {
-    name: string;
-    symbol: string;
-    since: number | null;
-    state: boolean;
-  }): Promise<RelayCatchUp> {
+  async attachRelay(request: RelayAttachRequest): Promise<RelayCatchUp> {
     await this.ensureAttached();
     const mirror = this.mirror!;
     const seq = mirror.lastSeq;
