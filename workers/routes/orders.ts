@@ -156,6 +156,9 @@ orders
       const body = c.req.valid("json");
       // Misconfigured payments (parsed once per isolate): 503 before anything is created.
       const payments = paymentConfigFor(c.env);
+      // A card or token the provider cannot take is bad input: refused before the key is claimed
+      // (a stored 400 would be a write) and before a checkout slot is taken.
+      const token = paymentToken(payments, body.payment);
       const key = idempotencyKeyOf(c);
       // With a key, the order id is derived from it: a retry after a crash reaches the same
       // order (and the cart, frozen for that id, accepts the same checkout again).
@@ -181,7 +184,6 @@ orders
           });
         const checkout = await (async () => {
           try {
-            const token = paymentToken(payments, body.payment);
             // Shipping and tax are quoted on the cart as it is, before it is frozen, so a missing or
             // unknown shipping option is a 400 that changes nothing.
             const current = await cart.view(auth.userId);
