@@ -220,7 +220,7 @@ try {
     await expectOk(`rules ${mode}`, admin.PUT("/v1/admin/fraud-rules", { body: mode === "on" ? FRAUD_ON : FRAUD_OFF }));
     // Isolates re-read the rules at most once a second.
     await new Promise((r) => setTimeout(r, 1100));
-    const prepared = [];
+    const prepared: Awaited<ReturnType<typeof prepareCheckout>>[] = [];
     for (let i = 0; i < CHECKOUTS; i += 20)
       prepared.push(...(await Promise.all(Array.from({ length: Math.min(20, CHECKOUTS - i) }, prepareCheckout))));
     fraud[mode].push(await timed(CHECKOUTS, (i) => checkoutMs(prepared[i]!)));

@@ -1,8 +1,8 @@
 import type { z } from "zod";
 import type { CategoryCreate, ProductCreateInput, ProductDetail, ProductPatchInput } from "../../contracts/catalog";
 import { etagOf } from "../encoding";
-import { type ProductMediaRow, productMediaQuery, toProductMedia } from "../media/media-row";
 import { conflict, DomainError, invalidInput, notFound } from "../errors";
+import { type ProductMediaRow, productMediaQuery, toProductMedia } from "../media/media-row";
 import { bumpVersion, noteVersion } from "./catalog-version";
 import { PRODUCT_COLUMNS, type ProductRow, toProduct } from "./product-row";
 
