@@ -40,6 +40,9 @@ interface ExchangePanel {
 }
 
 /** Mounts the market view into `root`; returns a function that tears it down. */
+/** The symbol the view opens when the URL names none: the recorded feeds' liveliest book. */
+const DEFAULT_SYMBOL = "XMR-USD";
+
 export function marketView(root: HTMLElement, initialSymbol?: string): () => void {
   const select = h("select", { id: "symbol", name: "symbol" });
   const statusEl = h("span", { class: "pill", role: "status", "aria-live": "polite" }, "connecting");
@@ -271,7 +274,13 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
     });
   };
 
-  select.addEventListener("change", () => open(select.value));
+  // Once the operator picks a symbol (or asked for one in the URL), the list refresh never moves it.
+  let picked = false;
+  select.addEventListener("change", () => {
+    picked = true;
+    select.dataset.open = select.value;
+    open(select.value);
+  });
   const freshnessTimer = setInterval(paintFreshness, 1000);
 
   // Until a feed exists (a collector host that is still starting), ask again every few seconds.
@@ -284,15 +293,22 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
         select,
         ...items.map((item) => h("option", { value: item.symbol }, `${item.symbol} (${item.exchanges.join(", ")})`)),
       );
-      const chosen =
-        (initialSymbol && symbols.includes(initialSymbol) && initialSymbol) ||
-        (symbols.includes("XMR-USD") ? "XMR-USD" : symbols[0]);
+      const wanted = initialSymbol && symbols.includes(initialSymbol) ? initialSymbol : null;
+      const preferred = wanted ?? (symbols.includes(DEFAULT_SYMBOL) ? DEFAULT_SYMBOL : null);
+      const chosen = picked ? select.dataset.open : (preferred ?? symbols[0]);
       if (chosen) {
         select.value = chosen;
-        open(chosen);
-        return;
+        if (chosen !== select.dataset.open) {
+          select.dataset.open = chosen;
+          open(chosen);
+        }
+        // Settled on what was asked for (or the operator chose): no more list refreshes.
+        if (picked || preferred) return;
+        // Otherwise the first symbol stands in while collectors are still registering theirs:
+        // look again, and move to the default symbol when it appears.
+      } else {
+        setStatus("connecting", "no symbol has a feed yet");
       }
-      setStatus("connecting", "no symbol has a feed yet");
     } catch (error) {
       setStatus("reconnecting", `symbols unavailable: ${error instanceof Error ? error.message : String(error)}`);
     }
