@@ -33,7 +33,7 @@ import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { ROOT, waitUntilReady } from "../scripts/local.ts";
 import { type CpuProfile, startCpuProfile, summarise, writeProfiles } from "./cpu-profile.ts";
-import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform, stockAndShipTo } from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8820);
 const BASE = `http://127.0.0.1:${PORT}`;
@@ -191,31 +191,7 @@ const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 try {
   await waitUntilReady(BASE, 120_000);
   const admin = platform.api({ token: await token("bench-admin", ["admin"]), ip: "10.255.255.1" });
-  await expectOk(
-    "stock",
-    admin.PUT("/v1/admin/inventory", { body: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
-  );
-  const zone = await expectOk(
-    "shipping zone",
-    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: [SHIPPING.country] } }),
-  );
-  shippingOptionId = (
-    await expectOk(
-      "shipping rate",
-      admin.POST("/v1/admin/shipping/rates", {
-        body: {
-          zoneId: zone.id,
-          carrier: "BenchPost",
-          service: "Standard",
-          currency: "USD",
-          kind: "flat",
-          amount: 500,
-          estimatedDays: 3,
-          active: true,
-        },
-      }),
-    )
-  ).id;
+  shippingOptionId = await stockAndShipTo(admin, SKUS, SHIPPING.country);
 
   // Warm-up: first object instantiations, JIT, queue consumer start.
   await run(await prepareMany(20, SKUS), 10);

@@ -7,7 +7,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importJWK, type JWK, SignJWT } from "jose";
-import { type ApiClient, createApiClient } from "../scripts/api-client.ts";
+import { type ApiClient, createApiClient, expectOk } from "../scripts/api-client.ts";
 import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
 
 export interface PrivatePlatform {
@@ -108,4 +108,36 @@ export function insertBenchSkus(platform: PrivatePlatform, skus: string[]): void
     quiet: true,
     root: platform.root,
   });
+}
+
+/**
+ * Stocks the bench SKUs generously and opens one flat shipping rate (5.00 USD) to `country`: what a
+ * checkout bench needs before its shoppers can place physical orders. Answers the rate's id, the
+ * `shippingOptionId` every checkout sends.
+ */
+export async function stockAndShipTo(admin: ApiClient, skus: string[], country: string): Promise<string> {
+  await expectOk(
+    "stock",
+    admin.PUT("/v1/admin/inventory", { body: { items: skus.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
+  );
+  const zone = await expectOk(
+    "shipping zone",
+    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: [country] } }),
+  );
+  const rate = await expectOk(
+    "shipping rate",
+    admin.POST("/v1/admin/shipping/rates", {
+      body: {
+        zoneId: zone.id,
+        carrier: "BenchPost",
+        service: "Standard",
+        currency: "USD",
+        kind: "flat",
+        amount: 500,
+        estimatedDays: 3,
+        active: true,
+      },
+    }),
+  );
+  return rate.id;
 }

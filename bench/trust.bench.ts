@@ -22,7 +22,7 @@ import { loadavg } from "node:os";
 import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
-import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform, stockAndShipTo } from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8870);
@@ -138,31 +138,7 @@ async function checkoutMs(p: { api: ApiClient; cartId: string }): Promise<number
 try {
   await waitUntilReady(BASE, 120_000);
   const admin = platform.api({ token: await signLocalAccessToken("bench-admin", ["admin"]), ip: "10.255.255.1" });
-  await expectOk(
-    "stock",
-    admin.PUT("/v1/admin/inventory", { body: { items: SKUS.map((sku) => ({ sku, onHand: 1_000_000 })) } }),
-  );
-
-  const zone = await expectOk(
-    "shipping zone",
-    admin.POST("/v1/admin/shipping/zones", { body: { name: "Bench", countries: [SHIPPING.country] } }),
-  );
-  const rate = await expectOk(
-    "shipping rate",
-    admin.POST("/v1/admin/shipping/rates", {
-      body: {
-        zoneId: zone.id,
-        carrier: "BenchPost",
-        service: "Standard",
-        currency: "USD",
-        kind: "flat",
-        amount: 500,
-        estimatedDays: 3,
-        active: true,
-      },
-    }),
-  );
-  shippingOptionId = rate.id;
+  shippingOptionId = await stockAndShipTo(admin, SKUS, SHIPPING.country);
 
   // --- 1. key authentication vs bearer tokens -----------------------------------------------------
   const owners = await Promise.all(
