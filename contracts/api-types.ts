@@ -67,7 +67,10 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** One order with its full history */
+    /**
+     * One order with its full history (ETag; long poll with If-None-Match + Prefer: wait=N)
+     * @description Answers with an `ETag`. Sent back in `If-None-Match`, it makes the request conditional: 304 while the order is unchanged. With `Prefer: wait=N` (RFC 7240, N seconds, at most 20) as well, the answer waits until the order changes or N seconds pass, so a client following a checkout makes one request per step instead of polling.
+     */
     get: operations["getOrder"];
     put?: never;
     post?: never;
@@ -246,7 +249,7 @@ export interface paths {
     };
     /**
      * Subscriber WebSocket: a snapshot frame, then delta and trade frames with gap-free seq
-     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. The socket is served by one of the symbol's relay objects (chosen by a hash of the client address), which the symbol's one sequencer feeds. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`), or with `?encoding=binary` (or the subprotocol `edgepulse.market.v1.binary`) the same frames in the compact binary encoding of contracts/market-binary.ts: first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: 1013 (try again later) when the client's relay already serves 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
+     * @description A WebSocket (RFC 6455): send `Upgrade: websocket`; a plain GET is refused with 400. Public, like the REST book. The socket is served by one of the symbol's relay objects (chosen by a hash of the client address), which the symbol's one sequencer feeds. After the 101 the server sends JSON text frames (`x-websocket.serverMessages`), or with `?encoding=binary` (or the subprotocol `edgepulse.market.v1.binary`) the same frames in the compact binary encoding of contracts/market-binary.ts: first a `snapshot` (FeedSnapshot) that replaces all client state, then `delta` (FeedDelta) and `trade` (FeedTrades) frames whose `seq` rises by exactly 1, so a gap is visible. The client may send FeedClientMessage: `{type:'resync'}` for a fresh snapshot; at most one per second per socket is sent, further requests in that second coalesce into one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds the levels per side in this socket's snapshots (1–10000, the default); deltas still carry every change, so the book is exact down to the snapshot's last level. With `?coalesce=true` frames that are ready together (a batch's delta and trades, or a backlog after a busy moment) arrive as one message: a JSON array of frames in seq order (binary: the frame list of contracts/market-binary.ts, `decodeFeedMessage`); a message with one frame is that frame, and `seq` still rises by exactly 1 from frame to frame. Limits, as close codes after the 101: 1013 (try again later) when the client's relay already serves 1000 subscribers; 4029 when this client address (IPv6 by /64) already holds 100 sockets on it; 1008 (policy violation) for a socket that floods (over ~1,000 messages/s) or sends more than 20 messages that are not `ack`/`resync`.
      */
     get: operations["subscribeMarketFeed"];
     put?: never;
@@ -2951,7 +2954,10 @@ export interface operations {
   getOrder: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        "if-none-match"?: string;
+        prefer?: string;
+      };
       path: {
         id: string;
       };
@@ -2962,11 +2968,22 @@ export interface operations {
       /** @description The order */
       200: {
         headers: {
+          /** @description Send it back in If-None-Match */
+          ETag?: string;
+          /** @description `wait=N` when the request waited */
+          "Preference-Applied"?: string;
           [name: string]: unknown;
         };
         content: {
           "application/json": components["schemas"]["Order"];
         };
+      };
+      /** @description Unchanged since the ETag sent (after waiting, with Prefer: wait) */
+      304: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
       /** @description Not an order id */
       400: {
@@ -3924,6 +3941,8 @@ export interface operations {
         depth?: number;
         /** @description frame encoding (default json) */
         encoding?: "json" | "binary";
+        /** @description several frames per message when they are ready together (default false) */
+        coalesce?: "true" | "false";
       };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
@@ -3953,7 +3972,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol, window, depth or encoding, or not a WebSocket upgrade */
+      /** @description Bad symbol, window, depth, encoding or coalesce, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;

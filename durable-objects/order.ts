@@ -190,6 +190,8 @@ export class OrderObject extends DurableObject<Env> {
    * the ~48 fsyncs a checkout cost (README, Performance › Checkout).
    */
   private alarmAt: number | null = null;
+  /** Long polls of GET /v1/orders/{id} (`watch`) waiting for this order to change. */
+  private readonly watchers = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -277,6 +279,34 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /**
+   * The order as `view` gives it, with its revision, for the long poll of GET /v1/orders/{id}: when
+   * the caller already has `knownRevision`, waits (up to `waitMs`) for the order to change first.
+   * A shopper waiting for `confirmed` then costs one request per change instead of one per poll
+   * interval (50 shoppers polling every 500 ms were 100 requests/s, most of the checkout bench's
+   * server CPU). Someone else's order (not the owner, not an admin) answers null at once.
+   */
+  async watch(
+    viewer: { userId: string; admin: boolean },
+    knownRevision: number | null,
+    waitMs: number,
+  ): Promise<{ order: OwnedOrder; revision: number } | null> {
+    const row = this.row();
+    if (!row || (row.user_id !== viewer.userId && !viewer.admin)) return null;
+    if (row.revision === knownRevision && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.watchers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, waitMs);
+        this.watchers.add(wake);
+      });
+    }
+    return { order: (await this.view())!, revision: this.row()!.revision };
+  }
+
+  /**
    * What the carrier step needs in one call: the pending shipment, the address and the parcel's
    * weight; null when there is no booking to make (already booked, flagged or cancelled).
    */
@@ -304,6 +334,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     if (!row || row.user_id !== userId) return { erased: false };
     this.sql.exec("UPDATE orders SET shipping = '{}', screening = NULL WHERE id = ?", row.id);
+    this.wakeWatchers();
     return { erased: true };
   }
 
@@ -724,6 +755,16 @@ export class OrderObject extends DurableObject<Env> {
     const keys = Object.keys(patch);
     if (keys.length === 0) return;
     this.sql.exec(`UPDATE orders SET ${keys.map((k) => `${k} = ?`).join(", ")}`, ...keys.map((k) => patch[k] ?? null));
+    this.wakeWatchers();
+  }
+
+  /**
+   * Every change wakes the long polls; they read the order once the current (synchronous)
+   * transaction has returned, so they never see half of a change. A change the view does not show
+   * wakes them for nothing: the route sees the same ETag and waits again.
+   */
+  private wakeWatchers(): void {
+    for (const wake of [...this.watchers]) wake();
   }
 
   /** A status change: history row + event, in the caller's transaction. */

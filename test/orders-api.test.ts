@@ -253,6 +253,58 @@ describe("order visibility, cancel and refunds", () => {
   });
 });
 
+describe("GET /v1/orders/{id}: ETag and long poll", () => {
+  it("304 while unchanged; Prefer: wait answers as soon as the order changes; strangers never wait", async () => {
+    await insertSku("WATCH-1");
+    await stock("WATCH-1", 2);
+    const shopper = await newShopper();
+    const stranger = await newShopper();
+    // A confirmed order waits for people (the admin's ship): nothing moves it by itself.
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "WATCH-1", quantity: 1 }])),
+    );
+    await waitForOrder(id, (o) => o.status === "confirmed");
+    const get = (headers: Record<string, string> = {}, token = shopper.token) =>
+      call(`/v1/orders/${id}`, { token, headers });
+
+    const first = await get();
+    expect(first.status).toBe(200);
+    const etag = first.headers.get("ETag")!;
+    expect(etag).toMatch(/^"\d+-[A-Za-z0-9_-]+"$/);
+    expect(((await first.json()) as { status: string }).status).toBe("confirmed");
+    const unchanged = await get({ "If-None-Match": etag });
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.headers.get("ETag")).toBe(etag);
+
+    // Nothing changes: the long poll waits out its time (a lower bound only), then 304.
+    const started = Date.now();
+    const timedOut = await get({ "If-None-Match": etag, Prefer: "wait=1" });
+    expect(timedOut.status).toBe(304);
+    expect(timedOut.headers.get("Preference-Applied")).toBe("wait=1");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+
+    // A change wakes it: the admin ships while the poll waits (up to 20 s, so only the change ends it in time).
+    const waiting = get({ "If-None-Match": etag, Prefer: "wait=20" });
+    await new Promise((r) => setTimeout(r, 200));
+    const admin = await tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
+    expect((await call(`/v1/admin/orders/${id}/ship`, { method: "POST", token: admin })).status).toBe(200);
+    const changed = await waiting;
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get("ETag")).not.toBe(etag);
+    expect(((await changed.json()) as { status: string }).status).toBe("shipped");
+
+    // Someone else's order is a 404 at once, whatever they send; a stale or foreign ETag answers at once.
+    const strangerStarted = Date.now();
+    expect((await get({ "If-None-Match": etag, Prefer: "wait=20" }, stranger.token)).status).toBe(404);
+    expect(Date.now() - strangerStarted).toBeLessThan(15_000);
+    const stale = await get({ "If-None-Match": etag, Prefer: "wait=999" });
+    expect(stale.status).toBe(200);
+    expect(stale.headers.get("Preference-Applied")).toBe("wait=20");
+    expect((await get({ "If-None-Match": '"not-ours"', Prefer: "wait=20" })).status).toBe(200);
+    expect((await get({ Prefer: "x".repeat(300) })).status).toBe(400);
+  });
+});
+
 describe("OpenAPI", () => {
   it("documents the order routes", async () => {
     const doc = (await (await call("/v1/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };

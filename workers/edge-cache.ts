@@ -13,7 +13,7 @@ const CLIENT_CACHE_CONTROL = "public, max-age=0, must-revalidate";
 const PRIVATE_CACHE_CONTROL = "private, no-cache";
 
 /** RFC 9110 If-None-Match: a list of tags or `*`; weak comparison (a W/ prefix does not matter). */
-function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
+export function matchesIfNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   if (header.trim() === "*") return true;
   const bare = etag.replace(/^W\//, "");

@@ -100,3 +100,10 @@ export function problemResponses<const S extends ProblemStatus>(
   }
   return responses as { [K in S]: ProblemResponse };
 }
+
+/**
+ * Routes that answer with ready-made Responses (cached bytes, 304s, a body already serialised for
+ * its ETag) pass them through this: zod-openapi's typed-response inference cannot see them; the
+ * route's schemas still document what the body is.
+ */
+export const untyped = (response: Response) => response as never;

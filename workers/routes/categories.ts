@@ -2,8 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Category } from "../../contracts/catalog";
 import { listCategories } from "../../domain/catalog/store";
 import { cachedJson } from "../edge-cache";
-import { createRouter, problemResponses, publicAccess } from "../openapi";
-import { untyped } from "./products";
+import { createRouter, problemResponses, publicAccess, untyped } from "../openapi";
 
 /** The category tree, flat with parent ids (parents listed before their children). */
 export const categories = createRouter().openapi(

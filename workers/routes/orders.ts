@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Cart } from "../../contracts/cart";
 import { ShipRequest } from "../../contracts/fulfilment";
 import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
-import { randomHex, sha256Hex } from "../../domain/encoding";
+import { etagOf, randomHex, sha256Hex } from "../../domain/encoding";
 import {
   type CheckoutPricing,
   priceCheckout,
@@ -16,12 +16,13 @@ import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize"
 import { checkoutLimiterFor } from "../../durable-objects/checkout-limiter";
 import type { FulfilmentResult } from "../../durable-objects/order";
 import { auditRequest } from "../audit";
+import { matchesIfNoneMatch } from "../edge-cache";
 import { fraudScreeningFor } from "../fraud-screening";
 import { idempotencyKeyOf, withIdempotency } from "../idempotency";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { requireFeature } from "../middleware/feature-flag";
 import { userWriteRateLimit } from "../middleware/rate-limit";
-import { createRouter, problemResponses, bearerSecurity as security } from "../openapi";
+import { createRouter, problemResponses, bearerSecurity as security, untyped } from "../openapi";
 import { badRequest, conflict, notFound, ProblemError } from "../problem";
 
 /** Order ids: `ord_` + 24 hex characters (random, or derived from the Idempotency-Key). */
@@ -72,6 +73,24 @@ const Accepted = OrderAccepted.openapi("OrderAccepted");
 const RefundAcceptedSchema = RefundAccepted.openapi("RefundAccepted");
 const RefundBody = z.object({ amount: z.number().int().positive().optional() }).strict().openapi("RefundRequest");
 const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(255).optional() });
+/** The longest a GET /v1/orders/{id} long poll waits (Prefer: wait=N is capped to it, as RFC 7240 allows). */
+const MAX_LONG_POLL_SECONDS = 20;
+const WatchHeaders = z.object({
+  "if-none-match": z.string().max(1024).optional(),
+  prefer: z.string().max(256).optional(),
+});
+
+/** `Prefer: wait=N` in milliseconds, capped; 0 when absent (other preferences are ignored, RFC 7240). */
+function longPollMs(prefer: string | undefined): number {
+  const wait = /(?:^|[,;\s])wait\s*=\s*"?(\d{1,6})"?/i.exec(prefer ?? "");
+  return wait ? Math.min(Number(wait[1]), MAX_LONG_POLL_SECONDS) * 1000 : 0;
+}
+
+/** The order revision an order ETag (`"<revision>-<digest>"`) was taken at; null for anything else. */
+function revisionOf(ifNoneMatch: string | undefined): number | null {
+  const match = /^\s*(?:W\/)?"(\d{1,9})-[A-Za-z0-9_-]+"\s*$/.exec(ifNoneMatch ?? "");
+  return match ? Number(match[1]) : null;
+}
 
 /** A new random order id. */
 function randomOrderId(): string {
@@ -288,11 +307,24 @@ orders
       path: "/{id}",
       operationId: "getOrder",
       tags: ["Orders"],
-      summary: "One order with its full history",
+      summary: "One order with its full history (ETag; long poll with If-None-Match + Prefer: wait=N)",
+      description:
+        "Answers with an `ETag`. Sent back in `If-None-Match`, it makes the request conditional: 304 while the " +
+        "order is unchanged. With `Prefer: wait=N` (RFC 7240, N seconds, at most 20) as well, the answer waits " +
+        "until the order changes or N seconds pass, so a client following a checkout makes one request per " +
+        "step instead of polling.",
       security,
-      request: { params: z.object({ id: OrderId }) },
+      request: { params: z.object({ id: OrderId }), headers: WatchHeaders },
       responses: {
-        200: { description: "The order", content: { "application/json": { schema: OrderSchema } } },
+        200: {
+          description: "The order",
+          headers: {
+            ETag: { description: "Send it back in If-None-Match", schema: { type: "string" } },
+            "Preference-Applied": { description: "`wait=N` when the request waited", schema: { type: "string" } },
+          },
+          content: { "application/json": { schema: OrderSchema } },
+        },
+        304: { description: "Unchanged since the ETag sent (after waiting, with Prefer: wait)" },
         ...problemResponses(
           [400, "Not an order id"],
           401,
@@ -304,8 +336,29 @@ orders
       },
     }),
     async (c) => {
-      const order = await visibleOrder(c.env, c.req.valid("param").id, authOf(c));
-      return c.json(present(order), 200);
+      const { id } = c.req.valid("param");
+      const { "if-none-match": ifNoneMatch, prefer } = c.req.valid("header");
+      const auth = authOf(c);
+      const viewer = { userId: auth.userId, admin: auth.roles.includes("admin") };
+      const waitMs = longPollMs(prefer);
+      const deadline = Date.now() + waitMs;
+      const stub = c.env.ORDER.getByName(id);
+      // The revision in the client's ETag tells the order what "unchanged" is; a wake-up for a
+      // change the client cannot see (same body, same ETag) waits again for the time left.
+      let known = waitMs > 0 ? revisionOf(ifNoneMatch) : null;
+      for (;;) {
+        const found = await stub.watch(viewer, known, Math.max(0, deadline - Date.now()));
+        if (!found) throw notFound("No such order");
+        const body = JSON.stringify(present(found.order));
+        const etag = `"${found.revision}-${(await etagOf(body)).slice(1)}`;
+        const headers: Record<string, string> = { ETag: etag };
+        if (waitMs > 0) headers["Preference-Applied"] = `wait=${waitMs / 1000}`;
+        if (!matchesIfNoneMatch(ifNoneMatch, etag)) {
+          return untyped(c.body(body, 200, { ...headers, "Content-Type": "application/json" }));
+        }
+        if (known === null || Date.now() >= deadline) return untyped(new Response(null, { status: 304, headers }));
+        known = found.revision;
+      }
     },
   )
   .openapi(

@@ -4,14 +4,8 @@ import { searchProducts } from "../../domain/catalog/search";
 import { getProduct } from "../../domain/catalog/store";
 import { recommendationsFor } from "../../domain/recommendations/bought-together";
 import { cachedJson } from "../edge-cache";
-import { createRouter, problemResponses, publicAccess } from "../openapi";
+import { createRouter, problemResponses, publicAccess, untyped } from "../openapi";
 import { notFound } from "../problem";
-
-/**
- * The cache layer answers with ready-made Responses (cached bytes, 304s) that the typed-response
- * inference of zod-openapi cannot see; the schemas below still document what the body is.
- */
-export const untyped = (response: Response) => response as never;
 
 const cachingHeaders = {
   ETag: { description: "Strong validator; send it back as If-None-Match", schema: { type: "string" as const } },
