@@ -1,5 +1,6 @@
 import type { CartEvent } from "../contracts/cart-events";
 import { evaluateOrderAlerts } from "../domain/analytics/alerts";
+import { periodsOf } from "../domain/analytics/periods";
 import {
   type Contribution,
   type CountableOrderEvent,
@@ -34,6 +35,12 @@ const UPSERT_PRODUCT = `INSERT INTO analytics_product_daily (day, sku, currency,
   SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM analytics_events WHERE event_id = ?7 AND claimed_by = ?8)
   ON CONFLICT (day, sku, currency) DO UPDATE SET
     units = units + excluded.units, revenue = revenue + excluded.revenue, name = excluded.name`;
+/** The same line added to its week and its month (domain/analytics/periods.ts) in one statement. */
+const UPSERT_PRODUCT_PERIODS = `INSERT INTO analytics_product_periods (currency, span, start, sku, units, revenue)
+  SELECT ?1, column1, column2, ?4, ?5, ?6 FROM (VALUES ('week', ?2), ('month', ?3))
+   WHERE EXISTS (SELECT 1 FROM analytics_events WHERE event_id = ?7 AND claimed_by = ?8)
+  ON CONFLICT (currency, span, start, sku) DO UPDATE SET
+    units = units + excluded.units, revenue = revenue + excluded.revenue`;
 const CLAIM = `INSERT INTO analytics_events (event_id, type, claimed_by, occurred_at) VALUES (?1, ?2, ?3, ?4)
   ON CONFLICT (event_id) DO NOTHING`;
 
@@ -50,9 +57,11 @@ export function rollupStatements(contributions: Contribution[], db: D1Database, 
     const values = ROLLUP_COUNTERS.map((k) => c.counters[k] ?? 0);
     statements.push(db.prepare(UPSERT_HOURLY).bind(c.hour, c.currency, ...values, c.eventId, token));
     statements.push(db.prepare(UPSERT_DAILY).bind(c.day, c.currency, ...values, c.eventId, token));
+    const { week, month } = periodsOf(c.day);
     for (const p of c.products) {
       statements.push(
         db.prepare(UPSERT_PRODUCT).bind(c.day, p.sku, c.currency, p.name, p.units, p.revenue, c.eventId, token),
+        db.prepare(UPSERT_PRODUCT_PERIODS).bind(c.currency, week, month, p.sku, p.units, p.revenue, c.eventId, token),
       );
     }
   }
@@ -61,7 +70,7 @@ export function rollupStatements(contributions: Contribution[], db: D1Database, 
 
 /**
  * The analytics consumer: rolls a queue batch's saga and cart events up into D1 by hour, day and
- * product, each event counted once however often it is delivered and in whatever order (the
+ * product (per day, week and month), each event counted once however often it is delivered and in whatever order (the
  * rollups are sums, so order does not matter, and a late event lands in its own hour). Throws if
  * D1 refuses, and the dispatcher retries those messages. Then re-evaluates the order alerts
  * (payment success and order failure rates) when the batch moved them; an alert that cannot be

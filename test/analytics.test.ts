@@ -1,8 +1,10 @@
 import { env } from "cloudflare:workers";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { AlertList, AnalyticsSummary } from "../contracts/analytics";
 import type { CartEvent } from "../contracts/cart-events";
 import type { OrderEvent } from "../contracts/saga-events";
+import { coverDays, periodsOf } from "../domain/analytics/periods";
 import { rollUpEvents } from "../queues/analytics";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, collectorToken, expectProblem, tokenFor } from "./helpers";
@@ -149,6 +151,79 @@ describe("analytics rollups (queue consumer → GET /v1/admin/analytics/summary)
     expect(both.refunded.amount).toBe(2000);
     expect(both.byDay.map((d) => d.revenue.amount)).toEqual([5000, -2000]);
     expect((await summary("2021-07-10", "2021-07-11")).revenue.amount).toBe(5000);
+  });
+
+  it("reads best sellers of windows over partial months from week and month buckets, equal to summing the days", async () => {
+    // 2021-08-25 … 2021-10-06: one or two paid orders a day over six SKUs, prices varying by day,
+    // and one SKU sold only on 1 September (a day the 3rd–30th subtracts from the month).
+    const DAY_MS = 86_400_000;
+    const first = Date.parse("2021-08-25T00:00:00.000Z");
+    const sales: { day: string; line: ReturnType<typeof orderLine> }[] = [];
+    const events = [];
+    for (let i = 0; i < 43; i++) {
+      const day = new Date(first + i * DAY_MS).toISOString().slice(0, 10);
+      const lines = [orderLine(`p-ap${i % 6}`, `AP-${i % 6}`, 1 + (i % 3), 100 + i * 7)];
+      if (i % 4 === 0) lines.push(orderLine(`p-ap${(i + 3) % 6}`, `AP-${(i + 3) % 6}`, 2, 90 + i));
+      if (day === "2021-09-01") lines.push(orderLine("p-ap-edge", "AP-EDGE", 50, 10_000));
+      events.push(paidOrder(`${day}T12:00:00.000Z`, lines).paid);
+      for (const line of lines) sales.push({ day, line });
+    }
+    // Delivered twice, the second time reversed: the week and month rows count each line once too.
+    await rollUpEvents(events, env);
+    await rollUpEvents([...events].reverse(), env);
+
+    const summedOverDays = (from: string, to: string) => {
+      const bySku = new Map<string, { units: number; revenue: number }>();
+      for (const { line } of sales.filter((s) => s.day >= from && s.day < to)) {
+        const row = bySku.get(line.sku) ?? { units: 0, revenue: 0 };
+        row.units += line.quantity;
+        row.revenue += line.lineTotal.amount;
+        bySku.set(line.sku, row);
+      }
+      return [...bySku]
+        .sort(([a, x], [b, y]) => y.revenue - x.revenue || (a < b ? -1 : 1))
+        .map(([sku, row]) => ({
+          sku,
+          name: `Product ${sku}`,
+          units: row.units,
+          revenue: { amount: row.revenue, currency: "USD" },
+        }));
+    };
+    for (const [from, to] of [
+      ["2021-09-03", "2021-10-01"], // the month minus its 1st and 2nd
+      ["2021-08-27", "2021-10-04"], // partial months at both ends, September whole
+      ["2021-09-08", "2021-10-01"], // the month minus its first week
+      ["2021-09-02", "2021-09-19"], // inside one month: the first week minus a day, a week, days
+      ["2021-08-31", "2021-09-02"], // across a month boundary, two days
+      ["2021-09-01", "2021-10-01"], // exactly September
+    ] as const) {
+      const top = (await summary(from, to)).topProducts;
+      expect(top, `${from} … ${to}`).toEqual(summedOverDays(from, to));
+    }
+    expect((await summary("2021-09-03", "2021-10-01")).topProducts.map((p) => p.sku)).not.toContain("AP-EDGE");
+  });
+
+  it("covers any range of days with signed day, week and month buckets that add up to each day once", () => {
+    const DAY_MS = 86_400_000;
+    const dayOf = (n: number) => new Date(n * DAY_MS).toISOString().slice(0, 10);
+    const start = Date.parse("2023-12-01T00:00:00.000Z") / DAY_MS; // spans a leap February
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 0, max: 120 }), (offset, length) => {
+        const [a, b] = [start + offset, start + offset + length];
+        const terms = coverDays(dayOf(a), dayOf(b));
+        // Each day in and around the range: the buckets the consumer adds it to, signed, sum to 1 inside, 0 outside.
+        for (let n = a - 35; n <= b + 35; n++) {
+          const day = dayOf(n);
+          const { week, month } = periodsOf(day);
+          const count = terms
+            .filter((t) => t.start === (t.span === "day" ? day : t.span === "week" ? week : month))
+            .reduce((sum, t) => sum + t.sign, 0);
+          expect(count, `${dayOf(a)}..${dayOf(b)} on ${day}`).toBe(n >= a && n <= b ? 1 : 0);
+        }
+        expect(terms.length).toBeLessThanOrEqual(18 + Math.ceil(length / 28));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("counts a real cart and checkout through the API: the cart's own events feed the funnel", async () => {

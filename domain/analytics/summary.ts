@@ -1,5 +1,6 @@
 import type { AnalyticsSummary } from "../../contracts/analytics.ts";
 import { invalidInput } from "../errors.ts";
+import { coverDays } from "./periods.ts";
 import { ROLLUP_COUNTERS, type RollupCounters } from "./rollup.ts";
 
 const HOUR_MS = 3_600_000;
@@ -14,6 +15,35 @@ const COUNTER_COLUMNS = ROLLUP_COUNTERS.map((_, i) => `c${i}`);
 const SELECT_SUMS = SUMS.split(", ")
   .map((s, i) => `${s} AS ${COUNTER_COLUMNS[i]}`)
   .join(", ");
+
+/**
+ * Best sellers over the days `?3..?4`: per SKU, the signed sum of the window's cover (?1, JSON
+ * `[[span, start, sign], …]`, domain/analytics/periods.ts) over the week and month rollups and the
+ * day rows, so a 90-day window reads ~7 buckets of rows instead of 90 (CROSS JOIN keeps the few
+ * terms as the outer loop: one primary-key range per bucket; `+d.currency` keeps the day rows on
+ * their primary key (day first), not the SKU index, which would scan every day of the currency). A SKU a subtracted bucket
+ * cancels out has no units left and is not a seller. The name (the newest one counted in the
+ * window) is looked up for the winners only.
+ */
+const TOP_PRODUCTS_SQL = `
+  WITH terms AS (
+    SELECT value ->> '$[0]' AS span, value ->> '$[1]' AS start, value ->> '$[2]' AS sign FROM json_each(?1)
+  ), lines AS (
+    SELECT p.sku, t.sign * p.units AS units, t.sign * p.revenue AS revenue
+      FROM terms t CROSS JOIN analytics_product_periods p
+     WHERE p.currency = ?2 AND p.span = t.span AND p.start = t.start
+    UNION ALL
+    SELECT d.sku, t.sign * d.units, t.sign * d.revenue
+      FROM terms t CROSS JOIN analytics_product_daily d
+     WHERE t.span = 'day' AND d.day = t.start AND +d.currency = ?2
+  )
+  SELECT w.sku AS bucket, ?2 AS currency, w.units, w.revenue,
+         (SELECT n.name FROM analytics_product_daily n
+           WHERE n.currency = ?2 AND n.sku = w.sku AND n.day >= ?3 AND n.day <= ?4
+           ORDER BY n.day DESC LIMIT 1) AS name
+    FROM (SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM lines
+           GROUP BY sku HAVING sum(units) > 0 ORDER BY revenue DESC, sku LIMIT ?5) w
+   ORDER BY w.revenue DESC, w.sku`;
 
 type BucketRow = { bucket: string; currency: string } & Record<string, number>;
 
@@ -35,7 +65,8 @@ const rate = (numerator: number, denominator: number) => (denominator > 0 ? nume
 /**
  * The sales summary of `[from, to)` in `currency`, read only from the rollups (never by scanning
  * orders): whole UTC days from `analytics_daily`, the partial days at either edge from
- * `analytics_hourly`, best sellers from `analytics_product_daily`; three reads in one D1 batch.
+ * `analytics_hourly`, best sellers from the product rollups by month, week and day (over the
+ * window's whole days, edge days included); three reads in one D1 batch.
  * The window is widened to whole hours, the rollups' finest grain. Funnel counts are over every
  * currency; money, orders and best sellers are in `currency`.
  */
@@ -77,18 +108,13 @@ export async function analyticsSummary(
       hourRanges[1] ? hourKey(hourRanges[1][0]) : "",
       hourRanges[1] ? hourKey(hourRanges[1][1]) : "",
     ),
-    // Sums per SKU in one pass over the covering index (currency, sku, day, units, revenue); the
-    // name (the newest one counted) is looked up for the ten winners only.
-    env.DB.prepare(
-      `SELECT t.sku AS bucket, ?3 AS currency, t.units, t.revenue,
-              (SELECT n.name FROM analytics_product_daily n
-                WHERE n.currency = ?3 AND n.sku = t.sku AND n.day >= ?1 AND n.day <= ?2
-                ORDER BY n.day DESC LIMIT 1) AS name
-         FROM (SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM analytics_product_daily
-                WHERE currency = ?3 AND day >= ?1 AND day <= ?2
-                GROUP BY sku ORDER BY revenue DESC, sku LIMIT ?4) t
-        ORDER BY t.revenue DESC, t.sku`,
-    ).bind(firstDay, lastDay, window.currency, TOP_PRODUCTS),
+    env.DB.prepare(TOP_PRODUCTS_SQL).bind(
+      JSON.stringify(coverDays(firstDay, lastDay).map((t) => [t.span, t.start, t.sign])),
+      window.currency,
+      firstDay,
+      lastDay,
+      TOP_PRODUCTS,
+    ),
   ]);
 
   const days = new Map<string, { all: RollupCounters; money: RollupCounters }>();
