@@ -1,20 +1,12 @@
 // Collector-host benchmarks (one run, one process; `npm run bench -- collector`):
-//   1. SPSC ring throughput and paced (1M ticks/s) producer→consumer latency, against
-//      postMessage between the same two worker threads.
+//   1. The SPSC tick ring (bench/tick-ring.ts): throughput against postMessage between the same
+//      two worker threads, where a tick's time goes, and latency at paced, realistic rates.
 //   2. Kraken book-1000 replay throughput with every CRC32 checksum verified, against JSON.parse
 //      of the same messages alone.
 //   3. Bytes pushed to the edge vs (a) the raw exchange bytes and (b) a full-depth snapshot per
 //      update, on the recorded fixtures with the default 50 ms push interval.
 import os from "node:os";
-import {
-  isMainThread,
-  MessageChannel,
-  type MessagePort,
-  parentPort,
-  type TransferListItem,
-  Worker,
-  workerData,
-} from "node:worker_threads";
+import { isMainThread } from "node:worker_threads";
 import zlib from "node:zlib";
 import { createBinanceAdapter } from "../collector-host/src/exchanges/binanceus.ts";
 import { createCoinbaseAdapter } from "../collector-host/src/exchanges/coinbase.ts";
@@ -25,268 +17,17 @@ import { type Link, Publisher } from "../collector-host/src/publisher/publisher.
 import { RECORDED_SYMBOLS, readHttpFixture, readWsFixture } from "../collector-host/src/replay/fixtures.ts";
 import { RingSink } from "../collector-host/src/ring/ring-sink.ts";
 import { createRingBuffer, RingConsumer, RingProducer } from "../collector-host/src/ring/spsc-ring.ts";
-import {
-  KIND_LEVEL,
-  RECORD_SIZE,
-  recordKind,
-  recordPrice,
-  recordSize,
-  recordStamp,
-  recordSymbol,
-  writeRecord,
-} from "../collector-host/src/ring/tick-record.ts";
+import { RECORD_SIZE } from "../collector-host/src/ring/tick-record.ts";
 import { ExchangeStats } from "../collector-host/src/threads/exchange-stats.ts";
 import type { BookUpdate, IngestFrame } from "../contracts/market.ts";
 import { encodeIngestFrame } from "../contracts/market-binary.ts";
-
-type Role =
-  | {
-      role: "ring-producer" | "ring-consumer";
-      ring: SharedArrayBuffer;
-      sync: SharedArrayBuffer;
-      count: number;
-      pacedNs: number;
-      decode: boolean;
-      /** Paced runs: sleep in Atomics.wait when the ring is empty (as the publisher does) instead of spinning. */
-      sleep?: boolean;
-    }
-  | {
-      role: "pm-producer" | "pm-consumer";
-      sync: SharedArrayBuffer;
-      count: number;
-      pacedNs: number;
-      port?: MessagePort;
-    };
-
-const PRICE = "296.58000000";
-const SIZE = "1.40000000";
-// sync Int32 slots: 0 = go flag, 1 = calibration request, 2 = calibration reply; Float64 slot 2 = stamp
-const GO = 0;
-const CAL = 1;
+import { median } from "./stats.ts";
+import { tickRingSections } from "./tick-ring.ts";
 
 /** This thread's CPU time in ms (Node ≥ 22.19); the machine is shared, so wall time alone misleads. */
 function threadCpuMs(): number {
-  const t = (process as unknown as { threadCpuUsage?: () => { user: number; system: number } }).threadCpuUsage?.();
-  return t ? (t.user + t.system) / 1000 : Number.NaN;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Busy-waits until `performance.now()` reaches `t` (pacing without timers). */
-function spinUntil(t: number): void {
-  while (performance.now() < t) {
-    // spin
-  }
-}
-
-// ---------------------------------------------------------------- worker side
-if (!isMainThread) {
-  const data = workerData as Role;
-  const sync = new Int32Array(data.sync, 0, 16);
-  const syncF = new Float64Array(data.sync, 64, 4);
-  const calibrateAsProducer = () => {
-    // Answers the consumer's clock-offset probes: writes its own clock into the shared slot.
-    for (;;) {
-      const v = Atomics.load(sync, CAL);
-      if (v === -1) break;
-      if (v === 1) {
-        syncF[0] = performance.now();
-        Atomics.store(sync, CAL, 2);
-      }
-    }
-  };
-  const calibrateAsConsumer = (): number => {
-    // Offset (producer clock − consumer clock) from the probe with the smallest round trip.
-    let best = Number.POSITIVE_INFINITY;
-    let offset = 0;
-    for (let i = 0; i < 2000; i++) {
-      const t0 = performance.now();
-      Atomics.store(sync, CAL, 1);
-      while (Atomics.load(sync, CAL) !== 2) {
-        // wait for the reply
-      }
-      const t1 = performance.now();
-      const rtt = t1 - t0;
-      if (rtt < best) {
-        best = rtt;
-        offset = syncF[0]! - (t0 + t1) / 2;
-      }
-      Atomics.store(sync, CAL, 0);
-    }
-    Atomics.store(sync, CAL, -1);
-    return offset;
-  };
-
-  if (data.role === "ring-producer") {
-    calibrateAsProducer();
-    const p = new RingProducer(data.ring, RECORD_SIZE);
-    while (Atomics.load(sync, GO) === 0) {
-      // wait for go
-    }
-    const start = performance.now();
-    const cpu0 = threadCpuMs();
-    if (data.pacedNs > 0) {
-      const step = data.pacedNs / 1e6;
-      for (let i = 0; i < data.count; i++) {
-        spinUntil(start + i * step);
-        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, performance.now());
-        p.commit();
-      }
-    } else {
-      // As the production RingSink does: one clock read per committed batch of records.
-      let stamp = performance.now();
-      for (let i = 0; i < data.count; i++) {
-        writeRecord(p.bytes, p.view, p.claim(), KIND_LEVEL, 0, i & 7, PRICE, SIZE, "", 0, stamp);
-        if ((i & 63) === 63) {
-          p.commit();
-          stamp = performance.now();
-        }
-      }
-      p.commit();
-    }
-    parentPort!.postMessage({ producerMs: performance.now() - start, cpuMs: threadCpuMs() - cpu0 });
-  } else if (data.role === "ring-consumer") {
-    const offset = calibrateAsConsumer();
-    const c = new RingConsumer(data.ring, RECORD_SIZE);
-    const lat = data.pacedNs > 0 ? new Float64Array(data.count) : new Float64Array(0);
-    let n = 0;
-    let check = 0;
-    const bytes = c.bytes;
-    const view = c.view;
-    Atomics.store(sync, GO, 1);
-    const start = performance.now();
-    const cpu0 = threadCpuMs();
-    while (n < data.count) {
-      // At full speed an empty ring means the producer is descheduled: sleep instead of stealing
-      // its core (a 2-core shared VM). When paced, spin unless asked to sleep like the publisher.
-      if ((data.pacedNs === 0 || data.sleep) && c.size() === 0) c.waitSync(data.pacedNs === 0 ? 1 : 100);
-      c.drain((at) => {
-        if (data.pacedNs > 0) lat[n] = (performance.now() - (recordStamp(view, at) - offset)) * 1000;
-        if (data.decode) check += recordPrice(bytes, at).length + recordSize(bytes, at).length;
-        else check += recordKind(bytes, at) + recordSymbol(view, at);
-        n++;
-      });
-    }
-    const ms = performance.now() - start;
-    parentPort!.postMessage({ ms, check, lat, cpuMs: threadCpuMs() - cpu0 }, [lat.buffer]);
-  } else if (data.role === "pm-producer") {
-    calibrateAsProducer();
-    const port = data.port!;
-    while (Atomics.load(sync, GO) === 0) {
-      // wait for go
-    }
-    const start = performance.now();
-    const cpu0 = threadCpuMs();
-    let stamp = start;
-    for (let i = 0; i < data.count; i++) {
-      if (data.pacedNs > 0) spinUntil(start + (i * data.pacedNs) / 1e6);
-      // Same clock policy as the ring: per tick when paced, per 64 ticks at full speed.
-      if (data.pacedNs > 0 || (i & 63) === 0) stamp = performance.now();
-      port.postMessage({ kind: KIND_LEVEL, side: 0, symbol: i & 7, price: PRICE, size: SIZE, stamp });
-    }
-    parentPort!.postMessage({ producerMs: performance.now() - start, cpuMs: threadCpuMs() - cpu0 });
-  } else if (data.role === "pm-consumer") {
-    const offset = calibrateAsConsumer();
-    const port = data.port!;
-    const lat = data.pacedNs > 0 ? new Float64Array(data.count) : new Float64Array(0);
-    let n = 0;
-    let start = 0;
-    let cpu0 = 0;
-    port.on("message", (m: { stamp: number }) => {
-      if (n === 0) {
-        start = performance.now();
-        cpu0 = threadCpuMs();
-      }
-      if (data.pacedNs > 0) lat[n] = (performance.now() - (m.stamp - offset)) * 1000;
-      n++;
-      if (n === data.count) {
-        parentPort!.postMessage({ ms: performance.now() - start, lat, cpuMs: threadCpuMs() - cpu0 }, [lat.buffer]);
-        port.close();
-      }
-    });
-    Atomics.store(sync, GO, 1);
-  }
-}
-
-// ---------------------------------------------------------------- main side
-interface PairResult {
-  ticksPerSec: number;
-  /** Ticks per second of the busier thread's CPU time: the rate with two dedicated cores. */
-  ticksPerCpuSec: number;
-  lat?: Float64Array;
-}
-
-function spawn(
-  role: Role,
-  transfer: TransferListItem[] = [],
-): Promise<{ ms?: number; producerMs?: number; cpuMs?: number; lat?: Float64Array }> {
-  const w = new Worker(new URL(import.meta.url), { workerData: role, transferList: transfer });
-  return new Promise((resolve, reject) => {
-    w.once("message", resolve);
-    w.once("error", reject);
-  });
-}
-
-async function ringPair(count: number, pacedNs: number, decode: boolean, sleep = false): Promise<PairResult> {
-  const ring = createRingBuffer(65_536, RECORD_SIZE);
-  const sync = new SharedArrayBuffer(128);
-  const [cons, prod] = await Promise.all([
-    spawn({ role: "ring-consumer", ring, sync, count, pacedNs, decode, sleep }),
-    spawn({ role: "ring-producer", ring, sync, count, pacedNs, decode, sleep }),
-  ]);
-  return {
-    ticksPerSec: count / (cons.ms! / 1000),
-    ticksPerCpuSec: count / (Math.max(cons.cpuMs!, prod.cpuMs!) / 1000),
-    lat: cons.lat,
-  };
-}
-
-async function postMessagePair(count: number, pacedNs: number): Promise<PairResult> {
-  const sync = new SharedArrayBuffer(128);
-  const { port1, port2 } = new MessageChannel();
-  const [cons, prod] = await Promise.all([
-    spawn({ role: "pm-consumer", sync, count, pacedNs, port: port1 }, [port1]),
-    spawn({ role: "pm-producer", sync, count, pacedNs, port: port2 }, [port2]),
-  ]);
-  return {
-    ticksPerSec: count / (cons.ms! / 1000),
-    ticksPerCpuSec: count / (Math.max(cons.cpuMs!, prod.cpuMs!) / 1000),
-    lat: cons.lat,
-  };
-}
-
-/** Cost of one write+read through the ring on a single thread (no cross-core traffic): ns per tick. */
-function sameThreadCost(count: number): number {
-  const ring = createRingBuffer(4096, RECORD_SIZE);
-  const p = new RingProducer(ring, RECORD_SIZE);
-  const c = new RingConsumer(ring, RECORD_SIZE);
-  let check = 0;
-  const read = (at: number) => {
-    check += recordKind(c.bytes, at) + recordSymbol(c.view, at);
-  };
-  const t0 = performance.now();
-  for (let i = 0; i < count; i += 1024) {
-    const stamp = performance.now();
-    for (let j = 0; j < 1024; j++)
-      writeRecord(p.bytes, p.view, p.tryClaim(), KIND_LEVEL, 0, j & 7, PRICE, SIZE, "", 0, stamp);
-    p.commit();
-    c.drain(read);
-  }
-  const ns = ((performance.now() - t0) * 1e6) / count;
-  if (check === 0) throw new Error("unreachable");
-  return ns;
-}
-
-function latencySummary(lat: Float64Array): { p50: number; p99: number; p999: number } {
-  // Skip the first 10 % (JIT warm-up).
-  const s = Float64Array.from(lat.subarray(Math.floor(lat.length / 10))).sort();
-  return { p50: percentile(s, 0.5), p99: percentile(s, 0.99), p999: percentile(s, 0.999) };
+  const t = process.threadCpuUsage();
+  return (t.user + t.system) / 1000;
 }
 
 const fmt = (n: number) =>
@@ -562,7 +303,7 @@ async function main(): Promise<void> {
   const N = Number(process.env.BENCH_TICKS ?? 5_000_000);
   // BENCH_SECTIONS=ring,kraken,bandwidth (default all) runs a subset.
   const sections = new Set((process.env.BENCH_SECTIONS ?? "ring,kraken,bandwidth").split(","));
-  if (sections.has("ring")) await ringSections(RUNS, N);
+  if (sections.has("ring")) await tickRingSections(RUNS, N);
   if (sections.has("kraken")) krakenSection(RUNS);
   if (sections.has("bandwidth")) await bandwidthSection();
   console.log(
@@ -570,57 +311,6 @@ async function main(): Promise<void> {
       .loadavg()
       .map((l) => l.toFixed(1))
       .join(" ")}`,
-  );
-}
-
-async function ringSections(RUNS: number, N: number): Promise<void> {
-  // 1a. Throughput.
-  const ring: PairResult[] = [];
-  const ringDecode: PairResult[] = [];
-  const pm: PairResult[] = [];
-  for (let r = 0; r < RUNS; r++) {
-    ring.push(await ringPair(N, 0, false));
-    ringDecode.push(await ringPair(N, 0, true));
-    pm.push(await postMessagePair(Math.min(N, 1_000_000), 0));
-  }
-  const wall = (xs: PairResult[]) => median(xs.map((x) => x.ticksPerSec));
-  const cpu = (xs: PairResult[]) => median(xs.map((x) => x.ticksPerCpuSec));
-  console.log("\n[ring throughput] 128-byte tick records, producer and consumer in two worker threads");
-  console.log("  (wall = as measured on this shared VM; cpu = ticks per CPU-second of the busier thread,");
-  console.log("   i.e. the rate with two dedicated cores)");
-  for (const [name, xs] of [
-    ["ring, header fields read          ", ring],
-    ["ring, price/size strings decoded  ", ringDecode],
-    ["postMessage, one object per tick  ", pm],
-  ] as const) {
-    console.log(
-      `  ${name} wall median ${fmt(wall(xs))}/s (runs ${xs.map((x) => fmt(x.ticksPerSec)).join(" ")})   cpu median ${fmt(cpu(xs))}/s`,
-    );
-  }
-  console.log(
-    `  ratio ring / postMessage: wall ${(wall(ring) / wall(pm)).toFixed(1)}×, cpu ${(cpu(ring) / cpu(pm)).toFixed(1)}×; decoded: wall ${(wall(ringDecode) / wall(pm)).toFixed(1)}×, cpu ${(cpu(ringDecode) / cpu(pm)).toFixed(1)}×`,
-  );
-
-  const costs: number[] = [];
-  for (let r = 0; r < RUNS; r++) costs.push(sameThreadCost(N));
-  console.log(
-    `  one write + one read on one thread:   median ${median(costs).toFixed(1)} ns/tick (${fmt(1e9 / median(costs))} ticks/s per core)`,
-  );
-
-  // 1b. Latency at a paced 1M ticks/s.
-  const PACED = Number(process.env.BENCH_PACED_TICKS ?? 1_000_000);
-  const rl = latencySummary((await ringPair(PACED, 1000, false)).lat!);
-  const rs = latencySummary((await ringPair(PACED, 1000, false, true)).lat!);
-  const pl = latencySummary((await postMessagePair(Math.min(PACED, 1_000_000), 1000)).lat!);
-  console.log("\n[latency] producer→consumer at a paced 1M ticks/s (µs, first 10 % dropped as warm-up)");
-  console.log(
-    `  ring, spinning consumer:               p50 ${rl.p50.toFixed(2)}  p99 ${rl.p99.toFixed(2)}  p99.9 ${rl.p999.toFixed(2)}`,
-  );
-  console.log(
-    `  ring, sleeping consumer (Atomics.wait): p50 ${rs.p50.toFixed(2)}  p99 ${rs.p99.toFixed(2)}  p99.9 ${rs.p999.toFixed(2)}`,
-  );
-  console.log(
-    `  postMessage:                           p50 ${pl.p50.toFixed(2)}  p99 ${pl.p99.toFixed(2)}  p99.9 ${pl.p999.toFixed(2)}`,
   );
 }
 

@@ -270,21 +270,20 @@ export class Publisher {
     const books = this.routes.get(source.exchange)!;
     const states = this.routeSymbols.get(source.exchange)!;
     const c = source.consumer;
-    const bytes = c.bytes;
-    const view = c.view;
     const offset = source.clockOffset();
     const n = c.drain((at) => {
-      const symbolIndex = recordSymbol(view, at);
+      const symbolIndex = recordSymbol(c, at);
       const eb = books[symbolIndex];
       const state = states[symbolIndex];
       if (!eb || !state) return;
-      const stamp = recordStamp(view, at) + offset;
-      switch (recordKind(bytes, at)) {
+      const stamp = recordStamp(c, at) + offset;
+      switch (recordKind(c, at)) {
         case KIND_LEVEL: {
-          const side = recordSide(bytes, at) === 0 ? "bid" : "ask";
-          const stored = eb.book.set(side, recordPrice(bytes, at), recordSize(bytes, at));
+          const side = recordSide(c, at) === 0 ? "bid" : "ask";
+          const size = recordSize(c, at);
+          const stored = eb.book.set(side, recordPrice(c, at), size);
           if (stored !== null && eb.valid && !eb.snapshotPending) {
-            eb.changes.record(side, stored, recordSize(bytes, at));
+            eb.changes.record(side, stored, size);
             if (stamp < state.oldestStamp) state.oldestStamp = stamp;
           }
           return;
@@ -304,7 +303,7 @@ export class Publisher {
           return;
         case KIND_INVALID:
           if (eb.valid || eb.snapshotPending)
-            state.invalids.push({ exchange: eb.exchange, reason: recordId(bytes, at) || "invalid" });
+            state.invalids.push({ exchange: eb.exchange, reason: recordId(c, at) || "invalid" });
           eb.valid = false;
           eb.snapshotPending = false;
           eb.book.clear();
@@ -313,11 +312,11 @@ export class Publisher {
         case KIND_TRADE:
           state.trades.push({
             exchange: eb.exchange,
-            id: recordId(bytes, at),
-            price: recordPrice(bytes, at),
-            size: recordSize(bytes, at),
-            side: recordSide(bytes, at) === 0 ? "buy" : "sell",
-            ts: Math.max(0, Math.trunc(recordTs(view, at))),
+            id: recordId(c, at),
+            price: recordPrice(c, at),
+            size: recordSize(c, at),
+            side: recordSide(c, at) === 0 ? "buy" : "sell",
+            ts: Math.max(0, Math.trunc(recordTs(c, at))),
           });
           if (state.trades.length > 4 * MAX_TRADES_PER_BATCH) state.trades.splice(0, MAX_TRADES_PER_BATCH);
           if (stamp < state.oldestStamp) state.oldestStamp = stamp;

@@ -22,7 +22,7 @@ export class RingSink implements FeedSink {
   private put(kind: number, side: number, symbol: number, price: string, size: string, id: string, ts: number): void {
     const r = this.ring;
     if (this.stamp < 0) this.stamp = performance.now();
-    writeRecord(r.bytes, r.view, r.claim(), kind, side, symbol, price, size, id, ts, this.stamp);
+    writeRecord(r, r.claim(), kind, side, symbol, price, size, id, ts, this.stamp);
   }
   snapshotBegin(symbol: number): void {
     this.put(KIND_SNAPSHOT_BEGIN, 0, symbol, "", "", "", 0);
