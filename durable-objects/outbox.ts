@@ -43,6 +43,17 @@ export interface OutboxOptions {
   latestOnly?: readonly string[];
 }
 
+/**
+ * When a sent row's mark (`sent_at`, or its deletion) is written. `now`: right after the send, a
+ * durable write of its own. `with-next-change`: in the owner's next transaction that adds a row —
+ * an owner that writes again soon (an order mid-saga: every step is a change) saves one commit
+ * (locally one fsync on the single workerd thread) per relay. Until then the mark is held in
+ * memory; if the object goes away first, the rows look unsent and are sent again by the next relay
+ * (the alarm or the next change). Queue delivery is at-least-once anyway, so every consumer already
+ * has to, and does, ignore a repeat.
+ */
+export type SentMark = "now" | "with-next-change";
+
 interface OutboxRow extends Record<string, SqlStorageValue> {
   seq: number;
   body: string;
@@ -54,6 +65,10 @@ export class Outbox {
   private readonly sql: SqlStorage;
   private relaying: Promise<void> | null = null;
   private relayAgain = false;
+  /** Sent rows whose marks are not written yet (SentMark `with-next-change`): up to `through`, sent `at`. */
+  private heldMarks: { through: number; at: number }[] = [];
+  /** How the relay in flight (or the next one) marks what it sends; `now` wins when both are asked. */
+  private markMode: SentMark = "now";
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -64,6 +79,8 @@ export class Outbox {
 
   /** Writes `event` to the outbox; call inside the state change's transaction. Returns when it is due. */
   add(event: OutboxEvent, now = Date.now()): number {
+    // Held marks ride along in this transaction (before a latestOnly delete could take a sent row).
+    this.writeHeldMarks();
     if (this.options.latestOnly?.includes(event.type)) {
       this.sql.exec("DELETE FROM outbox WHERE type = ? AND sent_at IS NULL", event.type);
     }
@@ -81,23 +98,41 @@ export class Outbox {
   /** When the earliest unsent row is due (a retry after backoff, or a new row), or null when all are sent. */
   nextAttemptAt(): number | null {
     return this.sql
-      .exec<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM outbox WHERE sent_at IS NULL")
+      .exec<{ at: number | null }>(
+        "SELECT min(next_attempt_at) AS at FROM outbox WHERE sent_at IS NULL AND seq > ?",
+        this.heldThrough(),
+      )
       .one().at;
+  }
+
+  /** When a row left for the queue, counting a mark still held in memory; null while unsent. */
+  sentAt(row: { seq: number; sent_at: number | null }): number | null {
+    if (row.sent_at !== null) return row.sent_at;
+    return this.heldMarks.find((held) => row.seq <= held.through)?.at ?? null;
+  }
+
+  /** The last seq sent with its mark still held (0: none). */
+  private heldThrough(): number {
+    return this.heldMarks.at(-1)?.through ?? 0;
   }
 
   /**
    * Sends the unsent rows in order. One relay at a time per object: a relay asked for while one is
    * in flight joins it, and the loop runs again for rows written meanwhile, so events leave in order.
    * Resolves once the rows it saw are sent or, after a failed send, re-scheduled with backoff.
+   * `mark` says when what it sends is marked sent (SentMark).
    */
-  relay(): Promise<void> {
+  relay(mark: SentMark = "now"): Promise<void> {
+    if (mark === "now") this.markMode = "now";
     if (this.relaying) {
       this.relayAgain = true;
       return this.relaying;
     }
     // Assigned before the loop can finish, and cleared only by this promise's own continuation.
+    if (mark === "with-next-change" && !this.relaying) this.markMode = mark;
     const run = this.relayLoop().finally(() => {
       this.relaying = null;
+      this.markMode = "now";
     });
     this.relaying = run;
     return run;
@@ -110,7 +145,8 @@ export class Outbox {
       // waiting out its backoff gains nothing by being held back from a working queue.
       const rows = this.sql
         .exec<OutboxRow>(
-          "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+          "SELECT seq, body, attempts FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+          this.heldThrough(),
           RELAY_BATCH,
         )
         .toArray();
@@ -123,6 +159,7 @@ export class Outbox {
       } catch (error) {
         const now = Date.now();
         this.storage.transactionSync(() => {
+          this.writeHeldMarks();
           for (const r of rows) {
             this.sql.exec(
               "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE seq = ?",
@@ -143,12 +180,21 @@ export class Outbox {
       }
       // Every unsent row up to `last` was in the batch (seq only grows); a row superseded while
       // the batch was in flight is already gone.
-      if (this.options.sent === "keep") {
-        this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", Date.now(), last);
-      } else {
-        this.sql.exec("DELETE FROM outbox WHERE sent_at IS NULL AND seq <= ?", last);
-      }
+      this.heldMarks.push({ through: last, at: Date.now() });
+      if (this.markMode === "now") this.writeHeldMarks();
       if (!this.relayAgain && rows.length < RELAY_BATCH) return;
     }
+  }
+
+  /** Writes the held sent marks (in the caller's transaction when there is one). */
+  private writeHeldMarks(): void {
+    for (const held of this.heldMarks) {
+      if (this.options.sent === "keep") {
+        this.sql.exec("UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND seq <= ?", held.at, held.through);
+      } else {
+        this.sql.exec("DELETE FROM outbox WHERE sent_at IS NULL AND seq <= ?", held.through);
+      }
+    }
+    this.heldMarks = [];
   }
 }

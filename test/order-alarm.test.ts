@@ -88,4 +88,49 @@ describe("order alarm", () => {
     }));
     expect(after).toEqual({ unsent: 0, alarm: alarms.deadline });
   });
+
+  it("a sent mark rides on the order's next change; an order with nothing more coming is marked at once", async () => {
+    const orderId = `ord_${randomHex(12)}`;
+    const stub = env.ORDER.getByName(orderId);
+    const sent: string[] = [];
+    const fakeQueue = {
+      async send(body: { type: string }) {
+        sent.push(body.type);
+      },
+      async sendBatch(messages: { body: { type: string } }[]) {
+        sent.push(...messages.map((m) => m.body.type));
+      },
+    } as unknown as Queue;
+    const marks = await runInDurableObject(stub, async (instance: OrderObject, state) => {
+      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: fakeQueue };
+      const marked = () =>
+        Object.fromEntries(
+          state.storage.sql
+            .exec<{ type: string; sent_at: number | null }>("SELECT type, sent_at FROM outbox ORDER BY seq")
+            .toArray()
+            .map((r) => [r.type, r.sent_at !== null]),
+        );
+      await instance.place({
+        orderId,
+        userId: `u-${crypto.randomUUID()}`,
+        items: [orderLine("p-mark", "MARK-1")],
+        total: { amount: 1999, currency: "USD" },
+        paymentToken: "tok_sim_success_4242",
+        shippingAddress: SHIPPING,
+        correlationId: orderId,
+      });
+      const afterPlace = { stored: marked(), log: (await instance.eventLog()).map((e) => e.sentAt !== null) };
+      await instance.reservationResult({ ok: true });
+      const afterReserved = marked();
+      const cancelled = await instance.cancel();
+      return { afterPlace, afterReserved, cancelled: cancelled.ok, afterCancel: marked() };
+    });
+    // Sent at once, but the mark waits for the next change (the operator's log already says sent).
+    expect(marks.afterPlace).toEqual({ stored: { "order.placed": false }, log: [true] });
+    expect(marks.afterReserved).toEqual({ "order.placed": true, "order.reserved": false });
+    expect(marks.cancelled).toBe(true);
+    // Cancelled ends the saga: its own mark is written at once, and nothing was sent twice.
+    expect(marks.afterCancel).toEqual({ "order.placed": true, "order.reserved": true, "order.cancelled": true });
+    expect(sent).toEqual(["order.placed", "order.reserved", "order.cancelled"]);
+  });
 });
