@@ -30,8 +30,8 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * Readiness: D1 (with every migration applied) and Durable Objects answer, and payments are configured
-     * @description 200 once the Worker can serve what it advertises: D1 answers and records every migration this deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment configuration is valid. Otherwise 503, with the failed check named in `checks`.
+     * Readiness: D1 (with every migration applied) and Durable Objects answer, and payments and alerts are configured
+     * @description 200 once the Worker can serve what it advertises: D1 answers and records every migration this deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment and business-alert (ALERT_* vars) configurations are valid. Otherwise 503, with the failed check named in `checks` (and, for a configuration, why in `reasons`).
      */
     get: operations["getReadiness"];
     put?: never;
@@ -254,6 +254,26 @@ export interface paths {
     get: operations["subscribeMarketFeed"];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/v1/market/collectors/{host}/fence": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Fence a collector host: its symbols fail over to their standbys (admin only)
+     * @description The edge stops accepting the host's collector identity for `seconds` (default 60, at most 3600): each of its publish sockets is closed (4401) at its next frame, within about a second, and every symbol it led is taken over at once by its hot standby, which is asked for snapshots: subscribers see no seq gap (an in-band replacement only if the two books differ). Its reconnects and health reports are refused (401) until the fence ends; then it rejoins as a standby. 409 when a symbol it leads has no standby, unless `force: true`. Audited as `collector.fenced`.
+     */
+    post: operations["fenceCollectorHost"];
     delete?: never;
     options?: never;
     head?: never;
@@ -1246,7 +1266,7 @@ export interface paths {
     };
     /**
      * Business alerts firing now and the latest alert events (admin only)
-     * @description Payment success rate below 80 % or order failure rate above 25 % over the last hour (with at least 10 outcomes; evaluated as the saga's events are rolled up), and a collector down or silent for more than 30 s (evaluated from the last health report whenever this is read).
+     * @description Payment success rate below 80 % or order failure rate above 25 % over the last hour (with at least 10 outcomes), a collector host silent for more than 30 s (subject `host:<id>`) and an exchange no reporting host serves for more than 30 s (subject: the exchange). Thresholds are the deployment's ALERT_* vars (these are the defaults). Evaluated as the saga's events are rolled up and by the alert monitor every 10 s while there is something to watch, whether or not anyone reads this; reading changes nothing.
      */
     get: operations["listAlerts"];
     put?: never;
@@ -1831,6 +1851,21 @@ export interface components {
         side: "buy" | "sell";
         ts: number;
       }[];
+    };
+    CollectorFence: {
+      host: string;
+      /** Format: date-time */
+      fencedUntil: string;
+      primaryFor: string[];
+      standbyFor: string[];
+      withoutStandby: string[];
+    };
+    CollectorFenceRequest: {
+      /** @default 60 */
+      seconds: number;
+      reason?: string;
+      /** @default false */
+      force: boolean;
     };
     Cart: {
       id: string;
@@ -2736,7 +2771,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["Problem"];
         };
       };
-      /** @description A dependency is down, D1 lacks a migration, or payments are misconfigured (checkout would be refused) */
+      /** @description A dependency is down, D1 lacks a migration, or payments (checkout would be refused) or alerts are misconfigured */
       503: {
         headers: {
           [name: string]: unknown;
@@ -3974,6 +4009,123 @@ export interface operations {
       };
       /** @description Bad symbol, window, depth, encoding or coalesce, or not a WebSocket upgrade */
       400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Rate limited: per address on every route, per user on writes, per account on sign-in */
+      429: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: remaining quota and reset */
+          RateLimit?: string;
+          /** @description draft-ietf-httpapi-ratelimit-headers: the limit that was hit */
+          "RateLimit-Policy"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A store the request depends on cannot answer (e.g. the token revocation list); retry */
+      503: {
+        headers: {
+          /** @description Seconds until a retry may succeed */
+          "Retry-After"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+    };
+  };
+  fenceCollectorHost: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        host: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        "application/json": components["schemas"]["CollectorFenceRequest"];
+      };
+    };
+    responses: {
+      /** @description Fenced; the symbols it led are failing over */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["CollectorFence"];
+        };
+      };
+      /** @description Invalid input: `errors` lists each field at fault */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No access token, or one that is invalid, expired or revoked */
+      401: {
+        headers: {
+          /** @description `Bearer realm="edgepulse"` */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description Not an admin */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description No collector host with this id has reported */
+      404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description A symbol it leads has no standby (send force: true) */
+      409: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is larger than the limit (64 KiB by default) */
+      413: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem"];
+        };
+      };
+      /** @description The request body is not `application/json` */
+      415: {
         headers: {
           [name: string]: unknown;
         };

@@ -106,6 +106,10 @@ const replicas = Math.max(
   Number(parseArgs({ options: { replicas: { type: "string" } }, strict: false }).values.replicas ?? 1),
 );
 const collectorEnv = { ...process.env, EDGE_URL: BASE_URL, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" };
+// The same variables the single-host `--local` mode reads, so a second stack on private ports
+// (PORT, REPLAY_PORT, COLLECTOR_OPS_PORT) runs beside the default one: host i serves ops on base + i.
+const replayPort = Number(process.env.REPLAY_PORT ?? 8830);
+const opsBasePort = Number(process.env.COLLECTOR_OPS_PORT ?? 8831);
 const collectors: { id: string; pid: number | undefined; ops: number }[] = [];
 if (replicas === 1) {
   console.log("[start] starting the collector host against the replayed exchange feeds");
@@ -127,13 +131,13 @@ if (replicas === 1) {
   await new Promise<void>((resolve) => replay.stdout!.once("data", () => resolve()));
   for (let i = 0; i < replicas; i++) {
     const id = `local-${String.fromCharCode(97 + i)}`;
-    const ops = 8831 + i;
+    const ops = opsBasePort + i;
     const host = spawn(
       process.execPath,
       [
         path.join(ROOT, "collector-host", "src", "main.ts"),
         "--replay",
-        "http://127.0.0.1:8830",
+        `http://127.0.0.1:${replayPort}`,
         "--ops-port",
         String(ops),
       ],
@@ -163,7 +167,7 @@ edgepulse is running (local mode, no network needed; ready ${((Date.now() - star
   Demo shopper   shopper@edgepulse.test / edgepulse-shopper-local
   Market data    ${BASE_URL}/v1/market/symbols   ${BASE_URL}/v1/market/collectors
   Live book      npm run watch -- XMR-USD   (WebSocket ${BASE_URL.replace("http", "ws")}/v1/market/XMR-USD/ws)
-  Collector ops  http://127.0.0.1:8831/metrics   /health   /ready   (replay server on :8830)${collectors
+  Collector ops  http://127.0.0.1:${opsBasePort}/metrics   /health   /ready   (replay server on :${replayPort})${collectors
     .map(
       (c) =>
         `\n  Collector ${c.id}  pid ${c.pid}, ops :${c.ops} (kill it: the standby takes over; GET /v1/market/collectors)`,
