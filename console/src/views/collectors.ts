@@ -1,12 +1,22 @@
-// Collector health: the collector host's last report per exchange, and collector alerts.
-import { ApiProblem, call, client } from "../api.ts";
+// Collector health: the collector host's last report per exchange, every redundant host with the
+// symbols it leads or stands by for (and a Fence button: the console's "kill", which makes the edge
+// drop that host so each of its symbols fails over to its standby), and collector alerts.
+import { ApiProblem, call, client, type Schema } from "../api.ts";
 import { ago, h, replace, table } from "../dom.ts";
 import { renderAlerts } from "./alerts.ts";
 
 const REFRESH_MS = 5000;
+const FENCE_SECONDS = 60;
+
+/** Symbols as a short list (the full list in the cell's title). */
+function symbolList(symbols: string[]): HTMLElement {
+  const shown = symbols.length > 4 ? `${symbols.slice(0, 4).join(", ")} +${symbols.length - 4}` : symbols.join(", ");
+  return h("span", { title: symbols.join(", ") }, symbols.length === 0 ? "—" : `${symbols.length}: ${shown}`);
+}
 
 export function collectorsView(root: HTMLElement): () => void {
   const body = h("div", { "aria-live": "polite" });
+  const notice = h("p", { role: "status", class: "muted" });
   const alertsEl = h("div", { class: "panel" });
   replace(
     root,
@@ -15,9 +25,46 @@ export function collectorsView(root: HTMLElement): () => void {
       { "aria-labelledby": "collectors-title" },
       h("h2", { id: "collectors-title" }, "Collector health"),
       body,
+      notice,
       alertsEl,
     ),
   );
+  const fence = async (host: Schema<"CollectorsView">["hosts"][number], button: HTMLButtonElement) => {
+    const leads = host.primaryFor.length;
+    if (
+      !confirm(`Fence ${host.host} for ${FENCE_SECONDS} s? The ${leads} symbols it leads fail over to their standbys.`)
+    )
+      return;
+    button.disabled = true;
+    const send = (force: boolean) =>
+      call(() =>
+        client.POST("/v1/market/collectors/{host}/fence", {
+          params: { path: { host: host.host } },
+          body: { seconds: FENCE_SECONDS, reason: "fenced from the operator console", force },
+        }),
+      );
+    try {
+      let result: Schema<"CollectorFence">;
+      try {
+        result = await send(false);
+      } catch (error) {
+        // No standby for some symbol: say which, and fence only if the operator insists.
+        if (!(error instanceof ApiProblem && error.status === 409 && confirm(`${error.message}\n\nFence anyway?`)))
+          throw error;
+        result = await send(true);
+      }
+      notice.textContent =
+        `Fenced ${result.host} until ${new Date(result.fencedUntil).toLocaleTimeString()}: ` +
+        `${result.primaryFor.length - result.withoutStandby.length} symbols failing over to their standbys` +
+        (result.withoutStandby.length > 0 ? `, ${result.withoutStandby.join(", ")} without a publisher.` : ".");
+      await load();
+    } catch (error) {
+      notice.textContent = `Fencing ${host.host} failed: ${error instanceof Error ? error.message : String(error)}`;
+    } finally {
+      button.disabled = false;
+    }
+  };
+
   const load = async () => {
     try {
       const report = await call(() => client.GET("/v1/market/collectors"));
@@ -38,6 +85,24 @@ export function collectorsView(root: HTMLElement): () => void {
             s.resyncs,
           ]),
           { class: "collectors" },
+        ),
+        table(
+          "Hosts (redundant collectors: the edge follows one primary per symbol, the others stand by)",
+          ["Host", "Last report", "Primary for", "Standby for", ""],
+          report.hosts.map((host) => {
+            const button = h("button", { type: "button", class: "fence", "data-host": host.host }, "Fence");
+            button.addEventListener("click", () => void fence(host, button));
+            return [
+              host.host,
+              host.silent
+                ? h("span", { class: "pill", "data-state": "down" }, "silent")
+                : ago(now - Date.parse(host.receivedAt)),
+              symbolList(host.primaryFor),
+              symbolList(host.standbyFor),
+              button,
+            ];
+          }),
+          { class: "collector-hosts" },
         ),
       );
     } catch (error) {
