@@ -99,6 +99,13 @@ export class CartObject extends DurableObject<Env> {
   /** False until the cart is created: ids nobody created (guesses, typos) never get storage. */
   private exists = false;
   private readonly outbox: Outbox;
+  /**
+   * The alarm as last written (loaded on wake-up). Every cart change moves the expiry later, and
+   * writing the alarm each time was a durable write per call (locally an fsync on the one workerd
+   * thread, on the checkout's path too); an alarm already due earlier stays, and when it fires
+   * before the expiry it re-arms for the real one.
+   */
+  private alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -114,6 +121,7 @@ export class CartObject extends DurableObject<Env> {
         this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").toArray().length >
         0;
       if (this.exists) this.migrate();
+      this.alarmAt = await ctx.storage.getAlarm();
     });
   }
 
@@ -140,8 +148,8 @@ export class CartObject extends DurableObject<Env> {
       );
       this.emit({ type: "cart.created", cartId: id, userId: ownerId }, now);
     });
-    this.armExpiry(now, "open");
     await this.outbox.relay();
+    this.armExpiry(now, "open");
     return this.snapshot(this.row()!);
   }
 
@@ -225,8 +233,8 @@ export class CartObject extends DurableObject<Env> {
       );
       this.emit({ type: "cart.checked_out", cartId: row.id, userId: ownerId, orderId, total }, now);
     });
-    this.armExpiry(now, "checked_out");
     await this.outbox.relay();
+    this.armExpiry(now, "checked_out");
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
@@ -242,13 +250,16 @@ export class CartObject extends DurableObject<Env> {
 
   /** Relays unsent cart events; deletes the cart once it has been idle past its retention; otherwise re-arms. */
   override async alarm(): Promise<void> {
+    // This alarm is spent; whatever comes next is written below.
+    this.alarmAt = null;
     const row = this.row();
     if (!row) return;
     await this.outbox.relay();
     const due = row.updated_at + (row.status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
     const relayAt = this.outbox.nextAttemptAt();
     if (due > Date.now() || relayAt !== null) {
-      await this.ctx.storage.setAlarm(Math.min(due, relayAt ?? due));
+      this.alarmAt = Math.min(due, relayAt ?? due);
+      await this.ctx.storage.setAlarm(this.alarmAt);
       return;
     }
     await this.ctx.storage.deleteAll();
@@ -310,12 +321,20 @@ export class CartObject extends DurableObject<Env> {
     return { ok: true, cart: this.snapshot(this.row()!) };
   }
 
+  /**
+   * Arms the alarm for the cart's expiry, or sooner for an unsent cart event (the relay right
+   * after the change failed: called after that relay, so a sent event arms nothing), unless it is
+   * already due no later than that. A crash between a change's commit and its relay leaves the
+   * event to the next relay (the cart's next event, or its alarm).
+   */
   private armExpiry(updatedAt: number, status: CartStatus): void {
     const expiry = updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
-    // An unsent cart event (the relay right after the change failed) needs the alarm sooner.
     const relayAt = this.outbox.nextAttemptAt();
+    const next = Math.min(expiry, relayAt ?? expiry);
+    if (this.alarmAt !== null && this.alarmAt <= next) return;
+    this.alarmAt = next;
     // Not awaited: the output gate holds the reply until the alarm is durably set.
-    void this.ctx.storage.setAlarm(Math.min(expiry, relayAt ?? expiry));
+    void this.ctx.storage.setAlarm(next);
   }
 
   /** Writes a cart event to the outbox in the caller's transaction: the analytics funnel counts it. */

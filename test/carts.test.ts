@@ -206,6 +206,18 @@ describe("carts", () => {
     expect((await stub.view("user-alice"))?.items[0]?.quantity).toBe(2);
   });
 
+  it("writes its alarm once, not on every change (each alarm write is a durable write of its own)", async () => {
+    const { id } = await newCart();
+    const stub = env.CART.getByName(id);
+    const alarm = () => runInDurableObject(stub, (_instance, state) => state.storage.getAlarm());
+    const armed = await alarm();
+    expect(armed).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 5)); // a later change would move a rewritten alarm
+    expect((await add(id, { sku: "MUG-01", quantity: 1 })).status).toBe(200);
+    expect((await stub.checkout("user-alice", `ord_${crypto.randomUUID()}`)).ok).toBe(true);
+    expect(await alarm()).toBe(armed);
+  });
+
   it("expires an abandoned cart by alarm (then 404), but not one still in use", async () => {
     const { id } = await newCart();
     await add(id, { sku: "MUG-01", quantity: 1 });
