@@ -135,6 +135,36 @@ describe("operator console (/console) in headless chromium", () => {
     await expect.poll(() => retry.count(), { timeout: 15_000 }).toBe(0);
   });
 
+  it("lists the collector host with a Fence button; fencing the only publisher asks again and, declined, fences nothing", async () => {
+    await page.goto(`${stack.baseUrl}/console#/collectors`);
+    const row = page.locator("table.collector-hosts tbody tr").first();
+    // Wait until the edge knows this host leads the symbols (its first report and publish sockets).
+    await expect.poll(() => row.locator("td").nth(2).textContent(), { timeout: 60_000 }).toMatch(/^\d+: /);
+    const dialogs: string[] = [];
+    const answer = (dialog: import("playwright-core").Dialog) => {
+      dialogs.push(dialog.message());
+      void (dialogs.length === 1 ? dialog.accept() : dialog.dismiss());
+    };
+    page.on("dialog", answer);
+    try {
+      await row.getByRole("button", { name: "Fence" }).click();
+      // One host, no standby: the edge refuses (409) and the console asks before forcing; declined.
+      await expect
+        .poll(() => page.getByRole("status").filter({ hasText: "Fencing" }).textContent(), { timeout: 15_000 })
+        .toContain("only publisher");
+      expect(dialogs).toHaveLength(2);
+      expect(dialogs[1]).toContain("Fence anyway?");
+    } finally {
+      page.off("dialog", answer);
+    }
+    // Nothing was fenced: the host still publishes (the report keeps arriving, the book keeps moving).
+    const seq = async () =>
+      (await expectOk("book", stack.api().GET("/v1/market/{symbol}/book", { params: { path: { symbol: "XMR-USD" } } })))
+        .seq;
+    const before = await seq();
+    await expect.poll(seq, { timeout: 30_000 }).toBeGreaterThan(before);
+  });
+
   it("has labelled controls and main views reachable by keyboard", async () => {
     for (const view of ["market", "collectors", "sales", "sagas"]) {
       await page.goto(`${stack.baseUrl}/console#/${view}`);
