@@ -24,7 +24,8 @@ import {
  * self-contained (no state across frames), so hibernation or a reconnect never desynchronizes
  * the two ends.
  *
- *   byte 0: 0xE0 | kind   (kind: 1 batch, 2 invalid, 3 snapshot, 4 delta, 5 trade, 6 ack, 7 resync)
+ *   byte 0: 0xE0 | kind   (kind: 1 batch, 2 invalid, 3 snapshot, 4 delta, 5 trade, 6 ack, 7 resync,
+ *                          8 frame list: count, then each frame as length + its own encoding)
  *   then per kind: varints (LEB128), zigzag varints for signed values, strings as length + UTF-8,
  *   exchanges as their index in EXCHANGES, level lists as count + per level one byte of fraction
  *   digits (price in the low nibble, size in the high; 15 = escape) + price delta + size.
@@ -33,7 +34,7 @@ import {
 export type FeedEncoding = "json" | "binary";
 
 const MAGIC = 0xe0;
-const KIND = { batch: 1, invalid: 2, snapshot: 3, delta: 4, trade: 5, ack: 6, resync: 7 } as const;
+const KIND = { batch: 1, invalid: 2, snapshot: 3, delta: 4, trade: 5, ack: 6, resync: 7, frames: 8 } as const;
 /** Mantissas stay exact as JS numbers up to 15 digits (< 2^53). */
 const MAX_MANTISSA_DIGITS = 15;
 const ESCAPE = 15;
@@ -78,7 +79,10 @@ class Writer {
     this.length += 8;
   }
   str(s: string): void {
-    const bytes = textEncoder.encode(s);
+    this.bytes(textEncoder.encode(s));
+  }
+  /** Length-prefixed bytes. */
+  bytes(bytes: Uint8Array): void {
     this.uint(bytes.length);
     this.ensure(bytes.length);
     this.buf.set(bytes, this.length);
@@ -123,11 +127,15 @@ class Reader {
     return n;
   }
   str(max = 1 << 20): string {
+    return textDecoder.decode(this.bytes(max));
+  }
+  /** Length-prefixed bytes (a view, not a copy). */
+  bytes(max = 1 << 20): Uint8Array {
     const n = this.uint();
     if (n > max || this.at + n > this.buf.length) throw new RangeError("bad string length");
-    const s = textDecoder.decode(this.buf.subarray(this.at, this.at + n));
+    const out = this.buf.subarray(this.at, this.at + n);
     this.at += n;
-    return s;
+    return out;
   }
   get done(): boolean {
     return this.at === this.buf.length;
@@ -413,6 +421,61 @@ export function decodeFeedFrame(bytes: Uint8Array): unknown {
       frame = type === "snapshot" ? { ...base, books, bbo, trades: readTrades(r) } : { ...base, books, bbo };
     }
     return r.done ? frame : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Several consecutive frames as one message (`?coalesce=true` subscribers): kind 8, the count,
+ * then each frame's own encoding, length-prefixed. Takes frames already encoded by `encodeFeedFrame`.
+ */
+export function encodeFeedFrames(frames: readonly Uint8Array[]): Uint8Array {
+  const w = new Writer();
+  w.byte(MAGIC | KIND.frames);
+  w.uint(frames.length);
+  for (const frame of frames) w.bytes(frame);
+  return w.done();
+}
+
+/** Several consecutive frames' JSON texts as one JSON text message: an array of the frames, in order. */
+export function joinFeedFramesJson(frames: readonly string[]): string {
+  return `[${frames.join(",")}]`;
+}
+
+/** Most frames a frame list may hold (the edge sends at most 64); more is malformed. */
+const MAX_LISTED_FRAMES = 4096;
+
+/**
+ * A subscriber's decoder for one message, either encoding, coalescing or not: the frames it
+ * carries, in order, as plain objects (check each with FeedFrame), or null when malformed. A JSON
+ * message is one frame or an array of frames; a binary one is one frame or a frame list.
+ */
+export function decodeFeedMessage(data: string | Uint8Array): unknown[] | null {
+  if (typeof data === "string") {
+    try {
+      const parsed: unknown = JSON.parse(data);
+      return Array.isArray(parsed) ? parsed : [parsed];
+    } catch {
+      return null;
+    }
+  }
+  if (data[0] !== (MAGIC | KIND.frames)) {
+    const frame = decodeFeedFrame(data);
+    return frame === null ? null : [frame];
+  }
+  try {
+    const r = new Reader(data);
+    r.byte();
+    const n = r.uint();
+    if (n > MAX_LISTED_FRAMES) return null;
+    const frames: unknown[] = [];
+    for (let i = 0; i < n; i++) {
+      const frame = decodeFeedFrame(r.bytes());
+      if (frame === null) return null;
+      frames.push(frame);
+    }
+    return r.done ? frames : null;
   } catch {
     return null;
   }

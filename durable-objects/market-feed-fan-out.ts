@@ -6,7 +6,13 @@ import {
   type FeedTrades,
   MARKET_CLOSE,
 } from "../contracts/market";
-import { decodeClientMessage, encodeFeedFrame, type FeedEncoding } from "../contracts/market-binary";
+import {
+  decodeClientMessage,
+  encodeFeedFrame,
+  encodeFeedFrames,
+  type FeedEncoding,
+  joinFeedFramesJson,
+} from "../contracts/market-binary";
 import { addressGroup } from "../domain/identity/throttling";
 
 /** Default and bounds of a subscriber's unacknowledged-frame window. */
@@ -33,6 +39,12 @@ export const MESSAGE_BURST = 2_000;
 const MESSAGES_PER_SECOND = 1_000;
 /** Malformed messages (not JSON, unknown type, binary, oversized) a socket may send before it is closed with 1008. */
 export const MAX_MALFORMED_MESSAGES = 20;
+/**
+ * Most frames one coalesced message carries: a subscriber far behind gets its backlog in messages
+ * of at most this many frames (each well under the platform's 1 MiB WebSocket message limit:
+ * a delta is a few hundred bytes, and snapshots never travel coalesced).
+ */
+export const MAX_FRAMES_PER_MESSAGE = 64;
 
 /** Caps on subscriber sockets, checked at upgrade (README "Market data"). */
 export interface SubscriberLimits {
@@ -65,6 +77,11 @@ export type SubscriberAttachment = {
   resyncPending: boolean;
   /** Frames as JSON text (the default) or the compact binary encoding (contracts/market-binary.ts). */
   encoding?: FeedEncoding;
+  /**
+   * `?coalesce=true`: frames that are ready together (one batch's delta and trades, or a backlog)
+   * travel as one message (a JSON array, or the binary frame list) instead of one message each.
+   */
+  coalesce?: boolean;
 };
 
 /** What the fan-out needs from the feed: its current seq, a fresh snapshot frame, and a wake-up. */
@@ -77,6 +94,9 @@ export interface FeedSource {
 
 /** A socket's message budget; in memory (a hibernated socket wakes with a full bucket). */
 type Budget = { tokens: number; at: number; malformed: number };
+
+/** A frame waiting in the outbox, with its JSON text and (once a binary subscriber needs it) its binary form. */
+type Outgoing = { frame: FeedDelta | FeedTrades; json: string; binary: Uint8Array | null };
 
 /**
  * The subscriber side of a MarketFeed object: accepts subscriber sockets (tag `sub`), sends every
@@ -103,6 +123,13 @@ export class MarketFeedFanOut {
   private readonly budgets = new Map<WebSocket, Budget>();
   /** Sockets with a coalesced resync this instance knows of (after a wake-up the alarm scans attachments). */
   private readonly pending = new Set<WebSocket>();
+  /** Frames queued by `broadcast`, sent by `flush` to every subscriber at once. */
+  private outbox: Outgoing[] = [];
+  /** Snapshots already encoded at the current state, by encoding and depth (a reconnect storm encodes each once). */
+  private snapshots = new Map<string, string | Uint8Array>();
+  private snapshotsAt = -1;
+  /** WebSocket messages sent to subscribers (frames/messages is the coalescing factor; an operator counter). */
+  messagesSent = 0;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -115,7 +142,9 @@ export class MarketFeedFanOut {
    * reached: then the socket is opened only to be closed at once with 1013 or 4029 (a browser sees
    * a close code, never an HTTP status), and costs no snapshot.
    */
-  accept(request: Request, clientIp: string, encoding: FeedEncoding = "json"): Response {
+  accept(request: Request, clientIp: string, encoding: FeedEncoding = "json", coalesce = false): Response {
+    // Frames still in the outbox are older than the snapshot this socket starts from: out first.
+    this.flush();
     const params = new URL(request.url).searchParams;
     const address = addressGroup(clientIp);
     if (this.count() >= this.limits.perObject) {
@@ -142,10 +171,12 @@ export class MarketFeedFanOut {
       lastSnapshotAt: Date.now(),
       resyncPending: false,
       encoding,
+      ...(coalesce ? { coalesce } : {}),
     };
     server.serializeAttachment(state);
     this.subs.set(server, state);
-    send(server, encode(this.feed.snapshot(depth), encoding));
+    this.messagesSent++;
+    send(server, this.snapshotData(depth, encoding));
     // A subprotocol the client offered is echoed, as RFC 6455 requires of a server that accepts
     // one; a client that asked by query parameter offered none and must not get one back.
     const offered = request.headers.get("X-Market-Subprotocol") === BINARY_SUBPROTOCOL;
@@ -215,43 +246,100 @@ export class MarketFeedFanOut {
   }
 
   /**
-   * Sends one frame to every subscriber within its window; pauses those beyond it. `json` is the
-   * frame's text when the caller already has it (a relay receives frames as text); the binary
-   * form is encoded at most once per frame, and only if a binary subscriber is sent it.
+   * Queues one frame for every subscriber; `flush` sends what is queued. The owner queues all the
+   * frames that are ready together (one delivery from the parent: a batch's delta and trades, or
+   * several batches that waited while the previous delivery was in flight) and flushes once, so
+   * they leave in one pass over the sockets, and as one message to a coalescing subscriber. `json`
+   * is the frame's text when the caller already has it (a relay receives frames as text); the
+   * binary form is encoded at most once per frame.
    */
   broadcast(frame: FeedDelta | FeedTrades, json = JSON.stringify(frame)): void {
-    let binary: Uint8Array | null = null;
+    this.outbox.push({ frame, json, binary: null });
+  }
+
+  /**
+   * Sends the queued frames to every subscriber within its window, pausing those beyond it. Also
+   * called before any snapshot is sent, so a snapshot is never followed by frames it already holds.
+   */
+  flush(): void {
+    const frames = this.outbox;
+    if (frames.length === 0) return;
+    this.outbox = [];
+    // The messages every subscriber that takes all the frames gets, built once per (encoding, first frame).
+    const whole = new Map<string, (string | Uint8Array)[]>();
     for (const ws of this.ctx.getWebSockets("sub")) {
       const att = this.subs.get(ws) ?? this.read(ws);
       if (att === null || att.pausedAt !== null) continue;
-      const unacked = att.acked === null ? 0 : frame.seq - att.acked;
-      if (unacked > att.window || (ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) {
-        att.pausedAt = frame.seq - 1;
-        ws.serializeAttachment(att);
+      // The frames this subscriber may still take: up to its window, then it pauses.
+      let end = 0;
+      while (end < frames.length) {
+        const seq = frames[end]!.frame.seq;
+        const unacked = att.acked === null ? 0 : seq - att.acked;
+        if (unacked > att.window || (ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) {
+          att.pausedAt = seq - 1;
+          ws.serializeAttachment(att);
+          break;
+        }
+        end++;
+      }
+      if (end === 0) continue;
+      const encoding = att.encoding ?? "json";
+      if (!att.coalesce) {
+        for (let i = 0; i < end; i++) this.sendFrame(ws, frames[i]!, encoding);
         continue;
       }
-      if (att.encoding === "binary") {
-        binary ??= encodeFeedFrame(frame);
-        send(ws, binary);
-      } else send(ws, json);
+      const key = `${encoding}|${end}`;
+      let messages = whole.get(key);
+      if (messages === undefined) {
+        messages = coalesced(frames.slice(0, end), encoding);
+        whole.set(key, messages);
+      }
+      for (const data of messages) {
+        this.messagesSent++;
+        send(ws, data);
+      }
     }
+  }
+
+  private sendFrame(ws: WebSocket, out: Outgoing, encoding: FeedEncoding): void {
+    this.messagesSent++;
+    if (encoding === "binary") {
+      out.binary ??= encodeFeedFrame(out.frame);
+      send(ws, out.binary);
+    } else send(ws, out.json);
   }
 
   /** Sends every subscriber a fresh snapshot (after a restart lost frames they may have seen). */
   snapshotAll(): void {
-    const byDepth = new Map<string, string | Uint8Array>();
+    // Queued frames belong to the stream being replaced: the snapshot supersedes them.
+    this.outbox = [];
+    this.invalidate();
     for (const ws of this.ctx.getWebSockets("sub")) {
       const att = this.subs.get(ws) ?? this.read(ws);
-      const depth = att?.depth ?? MAX_SNAPSHOT_DEPTH;
-      const encoding = att?.encoding ?? "json";
-      const key = `${encoding}|${depth}`;
-      let data = byDepth.get(key);
-      if (data === undefined) {
-        data = encode(this.feed.snapshot(depth), encoding);
-        byDepth.set(key, data);
-      }
-      send(ws, data);
+      this.messagesSent++;
+      send(ws, this.snapshotData(att?.depth ?? MAX_SNAPSHOT_DEPTH, att?.encoding ?? "json"));
     }
+  }
+
+  /** The feed's state changed without a new seq (a relay adopted a snapshot): encoded snapshots are stale. */
+  invalidate(): void {
+    this.snapshots.clear();
+  }
+
+  /** A snapshot of the current state, encoded once per (encoding, depth) and seq. */
+  private snapshotData(depth: number, encoding: FeedEncoding): string | Uint8Array {
+    const seq = this.feed.seq();
+    if (seq !== this.snapshotsAt) {
+      this.snapshots.clear();
+      this.snapshotsAt = seq;
+    }
+    const key = `${encoding}|${depth}`;
+    let data = this.snapshots.get(key);
+    if (data === undefined) {
+      data = encode(this.feed.snapshot(depth), encoding);
+      this.snapshots.set(key, data);
+    }
+    return data;
   }
 
   /**
@@ -294,6 +382,7 @@ export class MarketFeedFanOut {
   }
 
   private resume(ws: WebSocket, att: SubscriberAttachment, now = Date.now()): void {
+    this.flush();
     att.pausedAt = null;
     att.acked = att.acked === null ? null : this.feed.seq();
     att.lastSnapshotAt = now;
@@ -301,7 +390,8 @@ export class MarketFeedFanOut {
     ws.serializeAttachment(att);
     this.subs.set(ws, att);
     this.pending.delete(ws);
-    send(ws, encode(this.feed.snapshot(att.depth), att.encoding ?? "json"));
+    this.messagesSent++;
+    send(ws, this.snapshotData(att.depth, att.encoding ?? "json"));
   }
 
   /** Takes one message from the socket's bucket (refilled by elapsed time); negative means flooding. */
@@ -362,6 +452,19 @@ export const BINARY_SUBPROTOCOL = "edgepulse.market.v1.binary";
 
 function encode(frame: FeedFrame, encoding: FeedEncoding): string | Uint8Array {
   return encoding === "binary" ? encodeFeedFrame(frame) : JSON.stringify(frame);
+}
+
+/** Consecutive frames as the fewest messages: one frame alone as itself, more as a frame list. */
+function coalesced(frames: Outgoing[], encoding: FeedEncoding): (string | Uint8Array)[] {
+  const messages: (string | Uint8Array)[] = [];
+  for (let at = 0; at < frames.length; at += MAX_FRAMES_PER_MESSAGE) {
+    const part = frames.slice(at, at + MAX_FRAMES_PER_MESSAGE);
+    if (encoding === "binary") {
+      for (const out of part) out.binary ??= encodeFeedFrame(out.frame);
+      messages.push(part.length === 1 ? part[0]!.binary! : encodeFeedFrames(part.map((out) => out.binary!)));
+    } else messages.push(part.length === 1 ? part[0]!.json : joinFeedFramesJson(part.map((out) => out.json)));
+  }
+  return messages;
 }
 
 function parseClientMessage(message: string | ArrayBuffer): FeedClientMessage | null {

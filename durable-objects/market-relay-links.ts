@@ -6,16 +6,21 @@
  *
  * Delivery is fire-and-forget (the node never waits on a relay between batches), in order per
  * relay (calls on one Durable Object stub are delivered in the order they were made), and
- * bounded: a relay with more than MAX_IN_FLIGHT deliveries unanswered is skipped until it
- * answers; it sees the skipped seqs as a gap and catches up from `since()` or a snapshot. A
- * delivery that fails (the relay restarted or threw) makes the next one carry `prev: null`, which
- * tells the relay to give its subscribers one fresh snapshot rather than trust its stream.
+ * self-clocking: while a relay's delivery is unanswered, the frames of further batches wait here
+ * and go with its next delivery, all at once. A relay that keeps up gets every batch as it comes;
+ * one that is busy (sending to its sockets) gets what accumulated meanwhile in one delivery, which
+ * it sends in one pass over its sockets, as one message to each coalescing subscriber, so a
+ * backlog shrinks instead of queuing one RPC and one message per frame. A relay whose held frames
+ * pass CATCH_UP_FRAMES is skipped (they are dropped); it sees the skipped seqs as a gap and
+ * catches up from `since()` or a snapshot. A delivery that fails (the relay restarted or threw)
+ * makes the next one carry `prev: null`, which tells the relay to give its subscribers one fresh
+ * snapshot rather than trust its stream.
  */
 
 /** Frames kept for catch-up: a relay that fell this far behind (or restarted) gets them instead of a snapshot. */
 export const CATCH_UP_FRAMES = 512;
-/** Unanswered deliveries per relay before it is skipped (it then catches up on its own). */
-export const MAX_IN_FLIGHT = 64;
+/** Deliveries one relay has unanswered at a time; frames for it wait (and coalesce) behind them. */
+export const MAX_IN_FLIGHT = 1;
 
 /** What one relay is handed per batch: the frames (JSON text, seq ascending) and the seq delivered before them. */
 export interface RelayDelivery {
@@ -53,6 +58,9 @@ interface ChildState {
   inFlight: number;
   /** Seq of the last frame handed to it; null after a failed delivery (it must resnapshot). */
   sent: number | null;
+  /** Frames waiting for its delivery in flight to be answered, and the seq of the last of them. */
+  held: string[];
+  heldLast: number;
 }
 
 export class RelayLinks {
@@ -82,8 +90,10 @@ export class RelayLinks {
   /** Attaches (or re-attaches) a relay; it has everything up to `seq`. */
   attach(name: string, seq: number): void {
     const child = this.children.get(name);
-    if (child) child.sent = seq;
-    else this.children.set(name, { inFlight: 0, sent: seq });
+    if (child) {
+      child.sent = seq;
+      child.held = [];
+    } else this.children.set(name, { inFlight: 0, sent: seq, held: [], heldLast: -1 });
   }
 
   /** Every relay's next delivery carries `prev: null`: the stream restarted, resnapshot. */
@@ -119,36 +129,60 @@ export class RelayLinks {
     this.history.length = 0;
   }
 
-  /** Hands every relay the frames queued since the last flush: one RPC per relay. */
+  /**
+   * Hands every relay the frames queued since the last flush: one RPC per relay, or, for a relay
+   * whose previous delivery is still unanswered, held for its next one.
+   */
   flush(waitUntil: (p: Promise<unknown>) => void): void {
     if (this.pending.length === 0) return;
     const frames = this.pending;
     const last = this.pendingFirst + frames.length - 1;
     this.pending = [];
     for (const [name, child] of this.children) {
-      if (child.inFlight >= MAX_IN_FLIGHT) {
-        this.skipped++;
+      if (child.inFlight < MAX_IN_FLIGHT) {
+        this.deliver(name, child, frames, last, waitUntil);
         continue;
       }
-      const prev = child.sent;
-      child.sent = last;
-      child.inFlight++;
-      waitUntil(
-        this.stub(name)
-          .deliver({ frames, prev })
-          .then(
-            () => {
-              child.inFlight--;
-            },
-            (error: unknown) => {
-              child.inFlight--;
-              child.sent = null;
-              this.failures++;
-              this.onWarn("relay delivery failed", { relay: name, error: String(error) });
-            },
-          ),
-      );
+      if (child.held.length + frames.length > CATCH_UP_FRAMES) {
+        // Too far behind to hold any longer: it catches up from the history (or a snapshot) instead.
+        this.skipped++;
+        child.held = [];
+        continue;
+      }
+      child.held = child.held.length === 0 ? frames : child.held.concat(frames);
+      child.heldLast = last;
     }
+  }
+
+  private deliver(
+    name: string,
+    child: ChildState,
+    frames: string[],
+    last: number,
+    waitUntil: (p: Promise<unknown>) => void,
+  ): void {
+    const prev = child.sent;
+    child.sent = last;
+    child.inFlight++;
+    const answered = () => {
+      child.inFlight--;
+      // What accumulated meanwhile goes now, in one delivery, if the relay is still attached.
+      if (child.held.length > 0 && this.children.get(name) === child) {
+        const held = child.held;
+        child.held = [];
+        this.deliver(name, child, held, child.heldLast, waitUntil);
+      }
+    };
+    waitUntil(
+      this.stub(name)
+        .deliver({ frames, prev })
+        .then(answered, (error: unknown) => {
+          child.sent = null;
+          this.failures++;
+          this.onWarn("relay delivery failed", { relay: name, error: String(error) });
+          answered();
+        }),
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FeedMirror } from "../contracts/feed-mirror";
 import { type BookUpdate, CollectorsView, type Exchange, type FeedFrame } from "../contracts/market";
+import { decodeFeedMessage } from "../contracts/market-binary";
 import { OrderBook } from "../contracts/order-book";
 import { call, collectorToken } from "../test/helpers";
 import { relayOf, restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
@@ -28,32 +29,40 @@ function reference(updates: BookUpdate[]): OrderBook {
 }
 
 /**
- * A lean subscriber for the 2,000-socket test: JSON.parse and the FeedMirror real clients use,
- * without the zod check per frame (TestSubscriber does that for the other tests), so 2,000 of
- * them stay cheap on two loaded cores. It records any frame that does not continue its seq.
+ * A lean subscriber for the 2,000-socket test: the message decoder and the FeedMirror real clients
+ * use, without the zod check per frame (TestSubscriber does that for the other tests), so 2,000
+ * of them stay cheap on two loaded cores. It records any frame that does not continue its seq.
  */
 class LeanSubscriber {
   readonly mirror = new FeedMirror();
   outOfOrder = 0;
+  messages = 0;
   private signal: (() => void) | null = null;
   private target = Number.POSITIVE_INFINITY;
 
-  constructor(readonly ws: WebSocket) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly coalesce: boolean,
+  ) {
     ws.addEventListener("message", (event) => {
-      const frame = JSON.parse(String(event.data)) as FeedFrame;
-      if (frame.type !== "snapshot" && frame.seq !== this.mirror.lastSeq + 1) this.outOfOrder++;
-      this.mirror.apply(frame);
+      this.messages++;
+      const frames = decodeFeedMessage(String(event.data)) as FeedFrame[];
+      if (frames.length !== 1 && !coalesce) this.outOfOrder++; // a frame list it did not ask for
+      for (const frame of frames) {
+        if (frame.type !== "snapshot" && frame.seq !== this.mirror.lastSeq + 1) this.outOfOrder++;
+        this.mirror.apply(frame);
+      }
       if (this.mirror.lastSeq >= this.target) this.signal?.();
     });
   }
 
-  static async open(symbol: string): Promise<LeanSubscriber> {
-    const res = await call(`/v1/market/${symbol}/ws`, {
+  static async open(symbol: string, coalesce: boolean): Promise<LeanSubscriber> {
+    const res = await call(`/v1/market/${symbol}/ws${coalesce ? "?coalesce=true" : ""}`, {
       headers: { Upgrade: "websocket", "CF-Connecting-IP": "127.0.0.1" },
     });
     if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status}`);
     res.webSocket.accept();
-    return new LeanSubscriber(res.webSocket);
+    return new LeanSubscriber(res.webSocket, coalesce);
   }
 
   untilSeq(seq: number): Promise<void> {
@@ -70,7 +79,7 @@ afterEach(() => {
 });
 
 describe("market fan-out through relay objects", () => {
-  it("2,000 subscribers on one symbol get every frame in order, gap-free, and end with the feed's book", async () => {
+  it("2,000 subscribers on one symbol (half of them coalescing) get every frame in order, gap-free, and end with the feed's book", async () => {
     const symbol = "FANOUT-USD";
     const updates = kraken().updates.slice(0, 21);
     const publisher = await TestPublisher.open(symbol);
@@ -78,10 +87,13 @@ describe("market fan-out through relay objects", () => {
 
     const subs: LeanSubscriber[] = [];
     for (let i = 0; i < 2000; i += 100) {
-      subs.push(...(await Promise.all(Array.from({ length: 100 }, () => LeanSubscriber.open(symbol)))));
+      subs.push(
+        ...(await Promise.all(Array.from({ length: 100 }, (_, j) => LeanSubscriber.open(symbol, j % 2 === 0)))),
+      );
     }
     const start = (await stats(symbol)).feedSeq;
-    for (const update of updates.slice(1)) await publisher.batch([update]);
+    // Published back to back, as a busy collector does: relays may get several batches at once.
+    await Promise.all(updates.slice(1).map((update) => publisher.batch([update])));
     const end = (await stats(symbol)).feedSeq;
     expect(end).toBe(start + 20);
     await Promise.all(subs.map((s) => s.untilSeq(end)));
@@ -105,6 +117,9 @@ describe("market fan-out through relay objects", () => {
     expect(after.relays.relays).toBe(relaysPerSymbol(env));
     expect(after.relays.framesIn).toBe(20 * relaysPerSymbol(env));
     expect(after.relays.framesOut).toBe(20 * 2000);
+    // Plain subscribers got one message per frame; coalescing ones at most that many.
+    expect(subs.filter((s) => !s.coalesce).every((s) => s.messages === 21)).toBe(true);
+    expect(subs.filter((s) => s.coalesce).every((s) => s.messages >= 2 && s.messages <= 21)).toBe(true);
     expect(after.relays.deliveryFailures).toBe(0);
     expect(after.relays.resnapshots).toBe(0);
     for (const sub of subs) sub.ws.close(1000, "done");
@@ -137,6 +152,44 @@ describe("market fan-out through relay objects", () => {
     publisher.close();
     sub.close();
     binary.close();
+  });
+});
+
+describe("coalescing subscribers (?coalesce=true)", () => {
+  it("get the frames that are ready together as one message (a JSON array, a binary frame list); plain subscribers one message per frame; the same frames either way", async () => {
+    const symbol = "COALESCE-USD";
+    const updates = kraken().updates.slice(0, 4);
+    const publisher = await TestPublisher.open(symbol);
+    await publisher.batch([updates[0]!]);
+    const plain = await TestSubscriber.open(symbol);
+    const json = await TestSubscriber.open(symbol, { coalesce: true });
+    const binary = await TestSubscriber.open(symbol, { coalesce: true, binary: true });
+    // Each batch with a trade becomes two frames (a delta, then the trades), handed to the relay together.
+    for (const [i, update] of updates.slice(1).entries()) {
+      const trade = {
+        exchange: "kraken" as const,
+        id: `t${i}`,
+        price: "161.24000",
+        size: "0.5",
+        side: "buy" as const,
+        ts: 1,
+      };
+      await publisher.batch([update], [trade]);
+    }
+    const end = (await stats(symbol)).feedSeq;
+    for (const sub of [plain, json, binary]) await sub.untilSeq(end);
+    expect(plain.frames.length).toBe(1 + 6);
+    expect(plain.messages).toBe(1 + 6);
+    expect(json.messages).toBeLessThanOrEqual(1 + 3);
+    expect(binary.messages).toBeLessThanOrEqual(1 + 3);
+    expect(json.frames).toEqual(plain.frames);
+    expect(binary.frames).toEqual(plain.frames);
+    for (const sub of [plain, json, binary]) {
+      expect(sub.gaps).toBe(0);
+      expect(sub.view("kraken")).toEqual(reference(updates).view());
+    }
+    publisher.close();
+    for (const sub of [plain, json, binary]) sub.close();
   });
 });
 

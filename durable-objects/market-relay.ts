@@ -25,6 +25,8 @@ export interface RelayStats {
   subscribers: number;
   framesIn: number;
   framesOut: number;
+  /** WebSocket messages sent to subscribers: fewer than framesOut when coalescing subscribers got several frames in one. */
+  messagesOut: number;
   catchUps: number;
   resnapshots: number;
   slowSubscriberSnapshots: number;
@@ -114,9 +116,10 @@ export class MarketRelayObject extends DurableObject<Env> {
       this.log("warn", "cannot attach to the feed", { error: String(error) });
       return Response.json({ error: "the market feed is unavailable" }, { status: 503 });
     }
-    this.ctx.storage.kv.delete("emptySince");
+    this.clearEmpty();
     const encoding: FeedEncoding = request.headers.get("X-Market-Encoding") === "binary" ? "binary" : "json";
-    return this.fanOut.accept(request, request.headers.get("X-Market-Client-IP") ?? "", encoding);
+    const coalesce = request.headers.get("X-Market-Coalesce") === "true";
+    return this.fanOut.accept(request, request.headers.get("X-Market-Client-IP") ?? "", encoding, coalesce);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -182,7 +185,7 @@ export class MarketRelayObject extends DurableObject<Env> {
     const seq = mirror.lastSeq;
     const frames = request.since === null ? null : this.children.since(request.since, seq);
     this.children.attach(request.name, seq);
-    this.ctx.storage.kv.delete("emptySince");
+    this.clearEmpty();
     const snapshot = frames === null || request.state ? JSON.stringify(this.snapshotFrame(MAX_SNAPSHOT_DEPTH)) : null;
     return { seq, snapshot, frames };
   }
@@ -198,6 +201,7 @@ export class MarketRelayObject extends DurableObject<Env> {
       relays: 1,
       subscribers: this.fanOut.count(),
       ...this.counters,
+      messagesOut: this.fanOut.messagesSent,
       slowSubscriberSnapshots: this.fanOut.slowSubscriberSnapshots,
       subscriberResyncs: this.fanOut.resyncsServed,
       subscriberResyncsCoalesced: this.fanOut.resyncsCoalesced,
@@ -232,6 +236,8 @@ export class MarketRelayObject extends DurableObject<Env> {
       if (since === undefined) {
         this.queue.shift();
         this.apply(delivery.frames);
+        // The delivery's frames leave together: one pass over the sockets, one message to a coalescing subscriber.
+        this.fanOut.flush();
         this.children.flush((p) => this.ctx.waitUntil(p));
         // Coalesced resyncs that came due while the feed was busy: after the batch's frames, never between them.
         this.fanOut.servePending();
@@ -289,6 +295,7 @@ export class MarketRelayObject extends DurableObject<Env> {
         if (this.mirror && !answer.snapshot) this.mirror.apply(frame);
         this.forward(frame, json);
       }
+      this.fanOut.flush();
       if (answer.snapshot) this.adoptSnapshot(answer.snapshot);
       else if (!this.mirror) throw new Error("catch-up without state");
     } else {
@@ -314,6 +321,7 @@ export class MarketRelayObject extends DurableObject<Env> {
     mirror.apply(snapshot);
     this.mirror = mirror;
     this.lastTs = snapshot.ts;
+    this.fanOut.invalidate();
   }
 
   /** Frames continuing the stream: into the state, to the subscribers, to the relays below. */
@@ -372,6 +380,14 @@ export class MarketRelayObject extends DurableObject<Env> {
     if (left === 0 && this.children.size === 0) this.markEmpty();
   }
 
+  /**
+   * Someone attached: the relay is no longer empty. Read first: a delete is a storage write (a
+   * commit, an fsync locally), which every subscriber upgrade would otherwise pay.
+   */
+  private clearEmpty(): void {
+    if (this.ctx.storage.kv.get("emptySince") !== undefined) this.ctx.storage.kv.delete("emptySince");
+  }
+
   /** No subscribers and no relays below: detach after a grace period (a reconnect in between keeps the relay). */
   private markEmpty(): void {
     if (this.ctx.storage.kv.get("emptySince") !== undefined) return;
@@ -409,6 +425,7 @@ export function sumRelayStats(list: readonly RelayStats[]): RelayStats {
     subscribers: 0,
     framesIn: 0,
     framesOut: 0,
+    messagesOut: 0,
     catchUps: 0,
     resnapshots: 0,
     slowSubscriberSnapshots: 0,

@@ -13,7 +13,7 @@ import {
   type Level,
   type Trade,
 } from "../contracts/market";
-import { decodeFeedFrame, encodeClientMessage } from "../contracts/market-binary";
+import { decodeFeedMessage, encodeClientMessage } from "../contracts/market-binary";
 import type { OrderBook } from "../contracts/order-book";
 import { addressGroup } from "../domain/identity/throttling";
 import { leafRelayName, relayIndex, relaysPerSymbol } from "../durable-objects/market-relay-links";
@@ -126,24 +126,32 @@ export class TestSubscriber {
   private readonly mirror = new FeedMirror({ maxTrades: Number.POSITIVE_INFINITY });
   private readonly signal = new Signal();
 
-  /** Bytes received (payloads), for encoding comparisons. */
+  /** Bytes received (payloads), for encoding comparisons, and WebSocket messages (fewer than frames when coalescing). */
   bytes = 0;
+  messages = 0;
 
   private constructor(
     readonly ws: WebSocket,
     private readonly autoAck: boolean,
     private readonly binary: boolean,
+    coalesce: boolean,
   ) {
     ws.addEventListener("message", (event) => {
       const data = event.data as string | ArrayBuffer;
       if (typeof data === "string") this.bytes += new TextEncoder().encode(data).length;
       else this.bytes += data.byteLength;
+      this.messages++;
       // Binary frames must decode to exactly what the frame schema accepts, like JSON ones.
-      const decoded = typeof data === "string" ? JSON.parse(data) : decodeFeedFrame(new Uint8Array(data));
-      const frame = FeedFrame.parse(decoded);
-      this.frames.push(frame);
-      this.mirror.apply(frame);
-      if (this.autoAck) this.send({ type: "ack", seq: frame.seq });
+      const decoded = decodeFeedMessage(typeof data === "string" ? data : new Uint8Array(data));
+      if (decoded === null) throw new Error("undecodable market message");
+      // Only a coalescing subscriber may get several frames in one message.
+      if (decoded.length !== 1 && !coalesce) throw new Error("a frame list sent to a subscriber that did not ask");
+      for (const item of decoded) {
+        const frame = FeedFrame.parse(item);
+        this.frames.push(frame);
+        this.mirror.apply(frame);
+        if (this.autoAck) this.send({ type: "ack", seq: frame.seq });
+      }
       this.signal.notify();
     });
     ws.addEventListener("close", (event) => {
@@ -155,21 +163,31 @@ export class TestSubscriber {
   /**
    * `ip` is the address the edge sees (CF-Connecting-IP); `depth` bounds the snapshots' levels per
    * side; `key` is the WebSocket key (loopback sockets are sharded over relays by it); `binary`
-   * asks for the compact encoding (and acks in it).
+   * asks for the compact encoding (and acks in it); `coalesce` for several frames per message.
    */
   static async open(
     symbol: string,
-    options: { window?: number; autoAck?: boolean; ip?: string; depth?: number; key?: string; binary?: boolean } = {},
+    options: {
+      window?: number;
+      autoAck?: boolean;
+      ip?: string;
+      depth?: number;
+      key?: string;
+      binary?: boolean;
+      coalesce?: boolean;
+    } = {},
   ): Promise<TestSubscriber> {
     const params = new URLSearchParams();
     if (options.window) params.set("window", String(options.window));
     if (options.depth) params.set("depth", String(options.depth));
     if (options.binary) params.set("encoding", "binary");
+    if (options.coalesce) params.set("coalesce", "true");
     const query = params.size > 0 ? `?${params}` : "";
     return new TestSubscriber(
       await upgrade(`/v1/market/${symbol}/ws${query}`, undefined, options.ip, options.key),
       options.autoAck ?? false,
       options.binary ?? false,
+      options.coalesce ?? false,
     );
   }
 

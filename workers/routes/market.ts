@@ -267,7 +267,10 @@ market.openAPIRegistry.registerPath({
     "one sent when it ends. With `?window=N` it opts into ack flow control: send `{type:'ack', seq}`, and a " +
     "subscriber more than N frames behind gets one fresh snapshot instead of the backlog. `?depth=N` bounds " +
     `the levels per side in this socket's snapshots (1–${MAX_SNAPSHOT_DEPTH}, the default); deltas still carry ` +
-    "every change, so the book is exact down to the snapshot's last level. Limits, as close codes after the 101: " +
+    "every change, so the book is exact down to the snapshot's last level. With `?coalesce=true` frames that are " +
+    "ready together (a batch's delta and trades, or a backlog after a busy moment) arrive as one message: a JSON " +
+    "array of frames in seq order (binary: the frame list of contracts/market-binary.ts, `decodeFeedMessage`); " +
+    "a message with one frame is that frame, and `seq` still rises by exactly 1 from frame to frame. Limits, as close codes after the 101: " +
     `${MARKET_CLOSE.tryAgainLater} (try again later) when the client's relay already serves ${SUBSCRIBER_LIMITS.perObject} ` +
     `subscribers; ${MARKET_CLOSE.tooManySockets} when this client address (IPv6 by /64) already holds ` +
     `${SUBSCRIBER_LIMITS.perAddress} sockets on it; ${MARKET_CLOSE.policyViolation} (policy violation) for a ` +
@@ -278,12 +281,16 @@ market.openAPIRegistry.registerPath({
       window: z.coerce.number().int().min(4).max(4096).optional(),
       depth: z.coerce.number().int().min(1).max(MAX_SNAPSHOT_DEPTH).optional(),
       encoding: z.enum(["json", "binary"]).optional().openapi({ description: "frame encoding (default json)" }),
+      coalesce: z
+        .enum(["true", "false"])
+        .optional()
+        .openapi({ description: "several frames per message when they are ready together (default false)" }),
     }),
     headers: UpgradeHeaders,
   },
   responses: {
     101: switchingProtocols("Switching Protocols: the socket is open and the snapshot frame follows"),
-    ...problemResponses([400, "Bad symbol, window, depth or encoding, or not a WebSocket upgrade"], 429, 503),
+    ...problemResponses([400, "Bad symbol, window, depth, encoding or coalesce, or not a WebSocket upgrade"], 429, 503),
   },
   "x-websocket": { serverMessages: frameSchema(FeedFrame), clientMessages: frameSchema(FeedClientMessage) },
 });
@@ -301,11 +308,16 @@ market.get("/:symbol/ws", async (c) => {
     throw badRequest(`depth must be 1–${MAX_SNAPSHOT_DEPTH}`, [{ path: "depth", message: "levels per side" }]);
   }
   const encoding = subscriberEncoding(c);
+  const coalesce = c.req.query("coalesce");
+  if (coalesce !== undefined && coalesce !== "true" && coalesce !== "false") {
+    throw badRequest("coalesce must be true or false", [{ path: "coalesce", message: "true or false" }]);
+  }
   const url = new URL("https://market-relay/subscribe");
   if (window) url.searchParams.set("window", window);
   if (depth) url.searchParams.set("depth", depth);
   const request = forwarded(c, url, symbol, "subscriber");
   request.headers.set("X-Market-Encoding", encoding);
+  if (coalesce === "true") request.headers.set("X-Market-Coalesce", "true");
   if (offersBinarySubprotocol(c)) request.headers.set("X-Market-Subprotocol", BINARY_SUBPROTOCOL);
   // Sharded by the client's address group, so one address's sockets share a relay and its cap
   // stays exact; loopback (local runs only) by the connection's own key, to spread test load.
