@@ -53,7 +53,7 @@ export const Alert = z
   .object({
     seq: z.number().int(),
     kind: AlertKind,
-    /** `payments`, `orders`, or the collector's exchange. */
+    /** `payments`, `orders`, a collector's exchange (`kraken`) or a collector host (`host:<id>`). */
     subject: z.string(),
     state: z.enum(["raised", "resolved"]),
     value: z.number().nullable(),

@@ -1,4 +1,5 @@
 import type { CartEvent } from "../contracts/cart-events";
+import { type AlertConfigEnv, alertThresholdsFor } from "../domain/analytics/alert-config";
 import { evaluateOrderAlerts } from "../domain/analytics/alerts";
 import { periodsOf } from "../domain/analytics/periods";
 import {
@@ -8,6 +9,7 @@ import {
   ROLLUP_COUNTERS,
   type RollupCounters,
 } from "../domain/analytics/rollup";
+import { armAlertMonitor } from "../durable-objects/alert-monitor";
 
 const COLUMN: Record<keyof RollupCounters, string> = {
   cartsCreated: "carts_created",
@@ -70,13 +72,17 @@ export function rollupStatements(contributions: Contribution[], db: D1Database, 
 
 /**
  * The analytics consumer: rolls a queue batch's saga and cart events up into D1 by hour, day and
- * product (per day, week and month), each event counted once however often it is delivered and in whatever order (the
- * rollups are sums, so order does not matter, and a late event lands in its own hour). Throws if
- * D1 refuses, and the dispatcher retries those messages. Then re-evaluates the order alerts
- * (payment success and order failure rates) when the batch moved them; an alert that cannot be
- * written now is evaluated again with the next batch, so it never fails the batch.
+ * product (per day, week and month), each event counted once however often it is delivered and in
+ * whatever order (the rollups are sums, so order does not matter, and a late event lands in its
+ * own hour). Throws if D1 refuses, and the dispatcher retries those messages. Then re-evaluates
+ * the order alerts (payment success and order failure rates) when the batch moved them, and arms
+ * the alert monitor so the rates are checked again as the hour rolls on; an alert that cannot be
+ * evaluated now is evaluated again by the monitor or the next batch, so it never fails the batch.
  */
-export async function rollUpEvents(events: (CartEvent | CountableOrderEvent)[], env: Pick<Env, "DB">): Promise<void> {
+export async function rollUpEvents(
+  events: (CartEvent | CountableOrderEvent)[],
+  env: Pick<Env, "DB" | "ALERT_MONITOR"> & AlertConfigEnv,
+): Promise<void> {
   const byId = new Map<string, Contribution>();
   for (const event of events) {
     const contribution = contributionOf(event);
@@ -85,9 +91,10 @@ export async function rollUpEvents(events: (CartEvent | CountableOrderEvent)[], 
   if (byId.size === 0) return;
   const contributions = [...byId.values()];
   await env.DB.batch(rollupStatements(contributions, env.DB, crypto.randomUUID()));
-  if (contributions.some((c) => c.counters.ordersPaid || c.counters.ordersFailed)) {
+  if (contributions.some((c) => c.counters.ordersPaid || c.counters.ordersFailed || c.counters.paymentFailures)) {
     try {
-      await evaluateOrderAlerts(env, new Date());
+      const { watching } = await evaluateOrderAlerts(env, new Date(), alertThresholdsFor(env));
+      if (watching) await armAlertMonitor(env);
     } catch (error) {
       console.warn(JSON.stringify({ level: "warn", msg: "order alerts not evaluated", error: String(error) }));
     }

@@ -11,7 +11,7 @@ describe("gateway", () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({
       status: "ready",
-      checks: { d1: "ok", migrations: "ok", durableObjects: "ok", payments: "ok" },
+      checks: { d1: "ok", migrations: "ok", durableObjects: "ok", payments: "ok", alerts: "ok" },
     });
   });
 

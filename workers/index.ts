@@ -2,6 +2,7 @@ import { dispatchBatch } from "../queues/dispatch";
 import { app } from "./app";
 
 export { AccountGuardObject } from "../durable-objects/account-guard";
+export { AlertMonitorObject } from "../durable-objects/alert-monitor";
 export { AuditLogObject } from "../durable-objects/audit-log";
 export { CartObject } from "../durable-objects/cart";
 export { CheckoutLimiterObject } from "../durable-objects/checkout-limiter";

@@ -1,24 +1,14 @@
 import type { Alert } from "../../contracts/analytics";
-import type { CollectorHealthReport } from "../../contracts/market";
+import type { CollectorsView } from "../../contracts/market";
+import type { AlertThresholds } from "./alert-config";
 
 /**
  * Business alerts (the seeds' analytics service): rules evaluated from the rollups and the
- * collector host's health report, recorded in D1 `alerts` as `raised` / `resolved` events. A rule
+ * collector hosts' health reports, recorded in D1 `alerts` as `raised` / `resolved` events. A rule
  * writes only when its state changes, and the write itself checks the subject's newest row, so
- * evaluating twice (two consumers, a console poll and a cron) records one event, not two.
+ * evaluating twice (the consumer after a batch and the alert monitor's tick) records one event,
+ * not two. Thresholds come from wrangler vars (alert-config.ts).
  */
-
-/** Below this share of successful payments over the last hour (with enough attempts) is an alert. */
-export const PAYMENT_SUCCESS_MIN = 0.8;
-/** Above this share of failed orders (anything but a customer's cancel) over the last hour is an alert. */
-export const ORDER_FAILURE_MAX = 0.25;
-/** Rates over fewer outcomes than this say nothing yet (two declines in a quiet hour are not an outage). */
-export const ALERT_MIN_SAMPLE = 10;
-/** A collector silent or down for longer than this is an alert. */
-export const COLLECTOR_DOWN_AFTER_MS = 30_000;
-
-/** What `GET /v1/market/collectors` holds: the report and when the edge received it. */
-export type CollectorReportView = CollectorHealthReport & { receivedAt: string };
 
 interface RuleOutcome {
   kind: Alert["kind"];
@@ -56,8 +46,28 @@ function lastHourBuckets(now: Date): [string, string] {
   return [new Date(now.getTime() - 3_600_000).toISOString().slice(0, 13), now.toISOString().slice(0, 13)];
 }
 
-/** Evaluates the payment-success and order-failure rules over the current and previous hour. */
-export async function evaluateOrderAlerts(env: Pick<Env, "DB">, now: Date): Promise<void> {
+const percent = (share: number) => `${Math.round(share * 1000) / 10} %`;
+
+/** A rate rule with no outcomes in its window: not firing. */
+const quiet = (kind: Alert["kind"], subject: string, threshold: number, what: string): RuleOutcome => ({
+  kind,
+  subject,
+  firing: false,
+  value: null,
+  threshold,
+  message: `${what} in the last hour`,
+});
+
+/**
+ * Evaluates the payment-success and order-failure rules over the current and previous hour.
+ * Returns whether the rules still need watching with no new events: while the window holds
+ * outcomes, the hour rolling over can move a rate across its threshold (or empty the window).
+ */
+export async function evaluateOrderAlerts(
+  env: Pick<Env, "DB">,
+  now: Date,
+  thresholds: AlertThresholds,
+): Promise<{ watching: boolean }> {
   const [from, to] = lastHourBuckets(now);
   const totals = await env.DB.prepare(
     `SELECT coalesce(sum(orders_paid), 0) AS paid, coalesce(sum(payment_failures), 0) AS paymentFailures,
@@ -67,65 +77,128 @@ export async function evaluateOrderAlerts(env: Pick<Env, "DB">, now: Date): Prom
     .bind(from, to)
     .first<{ paid: number; paymentFailures: number; failed: number }>();
   const { paid = 0, paymentFailures = 0, failed = 0 } = totals ?? {};
+  const { paymentSuccessMin, orderFailureMax, minSample } = thresholds;
   const outcomes: RuleOutcome[] = [];
   const attempts = paid + paymentFailures;
-  if (attempts >= ALERT_MIN_SAMPLE) {
+  const finished = paid + failed;
+  // An empty window resolves what fired (nothing failed in the last hour); a window with a few
+  // outcomes, fewer than the sample, changes nothing either way.
+  if (attempts === 0) outcomes.push(quiet("payment_success_rate", "payments", paymentSuccessMin, "no payments"));
+  if (finished === 0) outcomes.push(quiet("order_failure_rate", "orders", orderFailureMax, "no orders finished"));
+  if (attempts >= minSample) {
     const rate = paid / attempts;
     outcomes.push({
       kind: "payment_success_rate",
       subject: "payments",
-      firing: rate < PAYMENT_SUCCESS_MIN,
+      firing: rate < paymentSuccessMin,
       value: rate,
-      threshold: PAYMENT_SUCCESS_MIN,
-      message: `${(rate * 100).toFixed(1)} % of ${attempts} payments succeeded in the last hour (alert below ${PAYMENT_SUCCESS_MIN * 100} %)`,
+      threshold: paymentSuccessMin,
+      message: `${(rate * 100).toFixed(1)} % of ${attempts} payments succeeded in the last hour (alert below ${percent(paymentSuccessMin)})`,
     });
   }
-  const finished = paid + failed;
-  if (finished >= ALERT_MIN_SAMPLE) {
+  if (finished >= minSample) {
     const rate = failed / finished;
     outcomes.push({
       kind: "order_failure_rate",
       subject: "orders",
-      firing: rate > ORDER_FAILURE_MAX,
+      firing: rate > orderFailureMax,
       value: rate,
-      threshold: ORDER_FAILURE_MAX,
-      message: `${(rate * 100).toFixed(1)} % of ${finished} orders failed in the last hour (alert above ${ORDER_FAILURE_MAX * 100} %)`,
+      threshold: orderFailureMax,
+      message: `${(rate * 100).toFixed(1)} % of ${finished} orders failed in the last hour (alert above ${percent(orderFailureMax)})`,
     });
   }
   await record(env, outcomes, now);
+  return { watching: attempts + finished > 0 };
 }
 
+/** The subject of a collector host's own alert (an exchange's is the exchange's name). */
+export const hostSubject = (host: string) => `host:${host}`;
+
 /**
- * Evaluates the collector rule per exchange of the last report: an exchange is down when the
- * host has not reported for 30 s (the whole host is gone), or when it is not `live` and its last
- * exchange message is more than 30 s old. Exchanges that recover resolve their alert.
+ * Evaluates the collector rules over every host's last report:
+ * - a **host** that has not reported for longer than the threshold is down (`host:<id>`);
+ * - an **exchange** is down when no host covers it: each host reporting it is silent, or has it
+ *   not `live` with no exchange message for longer than the threshold. With redundant collectors
+ *   a silent standby raises its host's alert but not its exchanges' while the primary serves them.
+ * Subjects no longer in any report (a host dropped after a day of silence) are resolved. Returns
+ * whether the rules still need watching: while any subject is not firing, silence can raise it.
  */
 export async function evaluateCollectorAlerts(
   env: Pick<Env, "DB">,
-  report: CollectorReportView | null,
+  collectors: CollectorsView | null,
   now: Date,
-): Promise<void> {
-  if (!report) return;
-  const silentFor = now.getTime() - Date.parse(report.receivedAt);
-  const outcomes: RuleOutcome[] = Object.entries(report.exchanges).map(([exchange, status]) => {
-    const quietFor = status.lastMessageAt ? now.getTime() - Date.parse(status.lastMessageAt) : Number.POSITIVE_INFINITY;
-    const hostSilent = silentFor > COLLECTOR_DOWN_AFTER_MS;
-    const down = hostSilent || (status.status !== "live" && quietFor > COLLECTOR_DOWN_AFTER_MS);
-    const seconds = Math.round((hostSilent ? silentFor : quietFor) / 1000);
+  thresholds: AlertThresholds,
+): Promise<{ watching: boolean }> {
+  const limit = thresholds.collectorDownAfterMs;
+  const ago = (iso: string | null) => (iso ? now.getTime() - Date.parse(iso) : Number.POSITIVE_INFINITY);
+  const seconds = (ms: number) => Math.round(ms / 1000);
+  const hosts = collectors?.hosts ?? [];
+  const outcomes: RuleOutcome[] = hosts.map((host) => {
+    const silentFor = ago(host.receivedAt);
     return {
       kind: "collector_down",
-      subject: exchange,
-      firing: down,
-      value: Number.isFinite(seconds) ? seconds : null,
-      threshold: COLLECTOR_DOWN_AFTER_MS / 1000,
-      message: hostSilent
-        ? `${exchange}: the collector host has not reported for ${seconds} s`
-        : down
-          ? `${exchange}: ${status.status}, no exchange message for ${Number.isFinite(seconds) ? `${seconds} s` : "ever"}`
-          : `${exchange}: ${status.status}`,
+      subject: hostSubject(host.host),
+      firing: silentFor > limit,
+      value: seconds(silentFor),
+      threshold: limit / 1000,
+      message:
+        silentFor > limit
+          ? `collector host ${host.host} has not reported for ${seconds(silentFor)} s`
+          : `collector host ${host.host} reporting`,
     };
   });
+  const exchanges = [...new Set(hosts.flatMap((host) => Object.keys(host.exchanges)))].sort();
+  for (const exchange of exchanges) {
+    const covering = hosts.flatMap((host) => {
+      const status = host.exchanges[exchange as keyof typeof host.exchanges];
+      return status ? [{ silentFor: ago(host.receivedAt), quietFor: ago(status.lastMessageAt), status }] : [];
+    });
+    const reporting = covering.filter((c) => c.silentFor <= limit);
+    const serving = reporting.some((c) => c.status.status === "live" || c.quietFor <= limit);
+    let value: number | null;
+    let message: string;
+    if (reporting.length === 0) {
+      const silentFor = Math.min(...covering.map((c) => c.silentFor));
+      value = seconds(silentFor);
+      message =
+        covering.length === 1
+          ? `${exchange}: the collector host has not reported for ${value} s`
+          : `${exchange}: none of its ${covering.length} collector hosts has reported for ${value} s`;
+    } else {
+      const freshest = reporting.reduce((a, b) => (b.quietFor < a.quietFor ? b : a));
+      value = Number.isFinite(freshest.quietFor) ? seconds(freshest.quietFor) : null;
+      message = serving
+        ? `${exchange}: ${freshest.status.status}`
+        : `${exchange}: ${freshest.status.status}, no exchange message for ${value === null ? "ever" : `${value} s`}`;
+    }
+    outcomes.push({
+      kind: "collector_down",
+      subject: exchange,
+      firing: !serving,
+      value,
+      threshold: limit / 1000,
+      message,
+    });
+  }
+  const subjects = new Set(outcomes.map((o) => o.subject));
+  const raised = await env.DB.prepare(
+    `SELECT a.subject FROM alerts a
+      WHERE a.kind = 'collector_down' AND a.state = 'raised'
+        AND a.seq = (SELECT max(seq) FROM alerts b WHERE b.kind = a.kind AND b.subject = a.subject)`,
+  ).all<{ subject: string }>();
+  for (const { subject } of raised.results ?? []) {
+    if (subjects.has(subject)) continue;
+    outcomes.push({
+      kind: "collector_down",
+      subject,
+      firing: false,
+      value: null,
+      threshold: limit / 1000,
+      message: `${subject}: no longer reported by any collector host`,
+    });
+  }
   await record(env, outcomes, now);
+  return { watching: outcomes.some((o) => !o.firing && subjects.has(o.subject)) };
 }
 
 interface AlertRow {

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 // drizzle-kit's journal lists the migrations this bundle's code was written against.
 import journal from "../../d1/migrations/meta/_journal.json";
+import { alertThresholdsFor } from "../../domain/analytics/alert-config";
 import { DomainError } from "../../domain/errors";
 import { paymentConfigFor } from "../../domain/payments/config";
 import { createRouter, problemResponses, publicAccess } from "../openapi";
@@ -50,16 +51,18 @@ export const health = createRouter()
       operationId: "getReadiness",
       security: publicAccess,
       tags: ["Health"],
-      summary: "Readiness: D1 (with every migration applied) and Durable Objects answer, and payments are configured",
+      summary:
+        "Readiness: D1 (with every migration applied) and Durable Objects answer, and payments and alerts are configured",
       description:
         "200 once the Worker can serve what it advertises: D1 answers and records every migration this " +
-        "deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment " +
-        "configuration is valid. Otherwise 503, with the failed check named in `checks`.",
+        "deployment's code expects (`d1_migrations`), a Durable Object answers, and the payment and " +
+        "business-alert (ALERT_* vars) configurations are valid. Otherwise 503, with the failed check " +
+        "named in `checks` (and, for a configuration, why in `reasons`).",
       responses: {
         200: { description: "Ready", content: { "application/json": { schema: Ready } } },
         503: {
           description:
-            "A dependency is down, D1 lacks a migration, or payments are misconfigured (checkout would be refused)",
+            "A dependency is down, D1 lacks a migration, or payments (checkout would be refused) or alerts are misconfigured",
           content: { "application/json": { schema: Ready } },
         },
         ...problemResponses(429),
@@ -85,19 +88,29 @@ export const health = createRouter()
         payments = "failed";
         reasons.payments = error.message;
       }
+      // Alert thresholds are checked here so `npm start` and a deploy's health check stop on a bad
+      // ALERT_* var, instead of the alert monitor failing quietly later.
+      let alerts: "ok" | "failed" = "ok";
+      try {
+        alertThresholdsFor(c.env);
+      } catch (error) {
+        if (!(error instanceof DomainError)) throw error;
+        alerts = "failed";
+        reasons.alerts = error.message;
+      }
       const [d1, migrations, durableObjects] = await Promise.all([
         probe(() => c.env.DB.prepare("select 1").first()),
         // A reachable D1 without the schema the code needs would fail every request that uses it.
         probe(() => assertMigrated(c.env.DB)),
         probe(() => c.env.LOGIN_GUARD.getByName("readiness-probe").ping()),
       ]);
-      const checks = { d1, migrations, durableObjects, payments };
-      const ready = d1 === "ok" && migrations === "ok" && durableObjects === "ok" && payments === "ok";
+      const checks = { d1, migrations, durableObjects, payments, alerts };
+      const ready = Object.values(checks).every((check) => check === "ok");
       return c.json(
         {
           status: ready ? ("ready" as const) : ("unavailable" as const),
           checks,
-          ...(payments === "ok" ? {} : { reasons }),
+          ...(Object.keys(reasons).length > 0 ? { reasons } : {}),
         },
         ready ? 200 : 503,
       );

@@ -15,6 +15,7 @@ import {
 } from "../../contracts/market";
 import { DomainError } from "../../domain/errors";
 import { addressGroup } from "../../domain/identity/throttling";
+import { armAlertMonitor } from "../../durable-objects/alert-monitor";
 import { MAX_SNAPSHOT_DEPTH, SUBSCRIBER_LIMITS } from "../../durable-objects/market-feed";
 import { BINARY_SUBPROTOCOL } from "../../durable-objects/market-feed-fan-out";
 import { asciiJson, marketRegistry } from "../../durable-objects/market-registry";
@@ -159,6 +160,11 @@ export const market = createRouter()
       const report = c.req.valid("json");
       const stored = await marketRegistry(c.env).reportCollectors(asciiJson(report), new Date().toISOString());
       if (!stored) throw badRequest("The report is not valid");
+      // The alert monitor watches for this host going silent from now on (business alerts). The
+      // report is stored either way; the next one arms it if this could not.
+      await armAlertMonitor(c.env).catch((error) =>
+        console.warn(JSON.stringify({ level: "warn", msg: "alert monitor not armed", error: String(error) })),
+      );
       return c.json(stored, 200);
     },
   )
