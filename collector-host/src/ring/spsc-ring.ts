@@ -111,7 +111,14 @@ export class RingProducer extends RingView {
   commit(): void {
     if (this.header[HEAD] === this.head) return;
     Atomics.store(this.header, HEAD, this.head);
-    if (Atomics.load(this.header, CONSUMER_WAITING) !== 0) Atomics.notify(this.header, HEAD);
+    // Only the commit that finds the flag set wakes the consumer, and clears the flag doing so: a
+    // woken thread takes microseconds to run, and the commits meanwhile would each pay a futex
+    // system call for a thread already on its way.
+    if (
+      Atomics.load(this.header, CONSUMER_WAITING) !== 0 &&
+      Atomics.compareExchange(this.header, CONSUMER_WAITING, 1, 0) === 1
+    )
+      Atomics.notify(this.header, HEAD);
   }
 
   /** Records claimed but not yet committed. */
@@ -149,7 +156,12 @@ export class RingConsumer extends RingView {
     if (n <= 0) return;
     this.tail = (this.tail + n) | 0;
     Atomics.store(this.header, TAIL, this.tail);
-    if (Atomics.load(this.header, PRODUCER_WAITING) !== 0) Atomics.notify(this.header, TAIL);
+    // As in commit(): one wake-up per wait.
+    if (
+      Atomics.load(this.header, PRODUCER_WAITING) !== 0 &&
+      Atomics.compareExchange(this.header, PRODUCER_WAITING, 1, 0) === 1
+    )
+      Atomics.notify(this.header, TAIL);
   }
 
   /**
