@@ -6,7 +6,15 @@
 //   npm run bench -- market-fanout          BENCH_SECONDS=8 BENCH_RUNS=3 BENCH_SCENARIOS=1000x50,5000x10
 //
 // Also reported: frames/s each relay sent (from the symbol's /stats), and the bytes a JSON and a
-// binary (`?encoding=binary`) subscriber received for the same frames.
+// binary (`?encoding=binary`) subscriber received for the same frames, and the CPU each side spent
+// per delivered frame (the server process — workerd, or the baseline's Node process — and this
+// process, which is every subscriber and the publisher): less load-sensitive than latency.
+//
+// Targets, each scenario in turn, same client: the relays with plain subscribers (one message per
+// frame), the relays with `?coalesce=true` subscribers (frames that are ready together in one
+// message), the Node `ws` baseline, and with BENCH_BEFORE=<checkout of older code> the relays as
+// that code serves them (e.g. a `git worktree add` of the commit before a change): before → after
+// in one run.
 //
 // Reported per scenario (medians over runs): delta frames received per second across all
 // subscribers during the window (vs the 50 × N offered), p50/p99 tick→subscriber latency (publisher send time carried
@@ -15,7 +23,7 @@
 // on port 8840; the baseline on 8841. Publisher and subscribers share this Node process, so the
 // client side's JSON parsing is part of the latency — on both servers alike.
 import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
@@ -34,7 +42,9 @@ const SCENARIOS = (process.env.BENCH_SCENARIOS ?? "1000x50,5000x10").split(",").
 const RELAYS = process.env.MARKET_RELAYS ?? "8";
 const EDGE_PORT = Number(process.env.BENCH_PORT ?? 8840);
 const BASELINE_PORT = EDGE_PORT + 1;
+const BEFORE_PORT = EDGE_PORT + 2;
 const STATE = `.local/bench-market-${EDGE_PORT}`;
+const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : null;
 
 const now = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => {
@@ -46,13 +56,54 @@ const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The raw value of a top-level scalar field in a JSON text (`"name":value`), quotes stripped. */
-function field(text: string, name: string): string {
+/** The raw value of the first `"name":value` at or after `from` in a JSON text, quotes stripped. */
+function field(text: string, name: string, from = 0): string {
   const key = `"${name}":`;
-  const start = text.indexOf(key) + key.length;
+  const start = text.indexOf(key, from) + key.length;
   let end = start;
   while (end < text.length && text[end] !== "," && text[end] !== "}") end++;
   return text.slice(start, end).replace(/"/g, "");
+}
+
+/**
+ * type, seq and ts of each frame in a message — one frame, or a coalesced JSON array of frames —
+ * read without parsing the whole text, so the client side (thousands of sockets in this one
+ * process) costs as little as possible. Every frame starts `{"type":` (JSON.stringify keeps the
+ * schema's key order); nothing nested inside a frame does.
+ */
+function frameHeads(text: string): { type: string; seq: number; ts: number }[] {
+  const heads: { type: string; seq: number; ts: number }[] = [];
+  for (let at = text.indexOf('{"type":'); at >= 0; at = text.indexOf('{"type":', at + 8)) {
+    heads.push({
+      type: field(text, "type", at),
+      seq: Number(field(text, "seq", at)),
+      ts: Number(field(text, "ts", at)),
+    });
+  }
+  return heads;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/** This process's workerd children (Miniflare spawns one per server). */
+function workerdChildren(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (stat.includes("(workerd)") && Number(fields[1]) === process.pid) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }
 
 const feeds = loadFixtureFeeds(2000);
@@ -61,6 +112,10 @@ const kraken = feeds.find((f) => f.exchange === "kraken")!;
 
 interface Target {
   name: string;
+  /** The server's process, for its CPU time. */
+  pid: number;
+  /** Subscriber URL query (e.g. `?coalesce=true`). */
+  query?: string;
   /** Subscriber URL asking for binary frames (edge only). */
   binaryUrl?: (symbol: string) => string;
   /** Frames one relay sent on average over the scenario (edge only). */
@@ -84,6 +139,11 @@ interface Sample {
   resnapshots: number;
   /** Share of the frames sent in the window that arrived before the run ended (p99 is a lower bound below 1). */
   arrived: number;
+  /** Frames per WebSocket message the subscribers received (1 unless coalescing). */
+  framesPerMessage: number;
+  /** CPU µs per delivered frame: the server process, and this process (subscribers + publisher). */
+  serverCpuUs: number;
+  clientCpuUs: number;
 }
 
 function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
@@ -107,6 +167,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   let gaps = 0;
   let resnapshots = 0;
   let totalFrames = 0;
+  let totalMessages = 0;
   let lastLatency = 0;
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
@@ -129,27 +190,28 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   for (let i = 0; i < subscribers; i += 50) {
     const wave = Array.from({ length: Math.min(50, subscribers - i) }, async (_, j) => {
       const n = i + j;
-      const ws = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": `10.9.${n >> 8}.${n & 255}` });
+      const ws = await open(target.subscribeUrl(symbol) + (target.query ?? ""), {
+        "CF-Connecting-IP": `10.9.${n >> 8}.${n & 255}`,
+      });
       let last = -1;
       let snapshots = 0;
       ws.on("message", (data) => {
-        // Only type, seq and ts are needed: read them without parsing the whole frame, so the
-        // client side (1,000 sockets in this one process) costs as little as possible.
         const received = now();
-        const text = String(data);
-        const frame = { type: field(text, "type"), seq: Number(field(text, "seq")), ts: Number(field(text, "ts")) };
-        totalFrames++;
-        lastLatency = received - frame.ts;
-        if (frame.type === "snapshot") {
-          snapshots++;
-          if (snapshots > 1) resnapshots++;
-        } else {
-          if (last >= 0 && frame.seq !== last + 1) gaps++;
-          // Throughput counts what arrives during the window; latency, every frame sent in it.
-          if (received >= windowStart && received < windowEnd) delivered++;
-          if (frame.ts >= windowStart && frame.ts < windowEnd) latencies.push(received - frame.ts);
+        totalMessages++;
+        for (const frame of frameHeads(String(data))) {
+          totalFrames++;
+          lastLatency = received - frame.ts;
+          if (frame.type === "snapshot") {
+            snapshots++;
+            if (snapshots > 1) resnapshots++;
+          } else {
+            if (last >= 0 && frame.seq !== last + 1) gaps++;
+            // Throughput counts what arrives during the window; latency, every frame sent in it.
+            if (received >= windowStart && received < windowEnd) delivered++;
+            if (frame.ts >= windowStart && frame.ts < windowEnd) latencies.push(received - frame.ts);
+          }
+          last = frame.seq;
         }
-        last = frame.seq;
       });
       subs.push(ws);
     });
@@ -165,6 +227,9 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   // 50 batches/s on an absolute schedule (no drift), each one real Kraken update; the recorded
   // stream is replayed from its snapshot again when it runs out.
   const start = now();
+  const serverCpu0 = cpuSeconds(target.pid);
+  const clientCpu0 = process.cpuUsage();
+  const frames0 = totalFrames;
   windowStart = start + WARMUP_MS;
   windowEnd = windowStart + SECONDS * 1000;
   let k = 0;
@@ -180,7 +245,11 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     k++;
   }
   await sleep(2000); // let in-flight frames land (later ones are missing from the latency sample)
-  if (process.env.BENCH_DEBUG) console.log({ sent: seq, totalFrames, lastLatency });
+  const framesMeasured = Math.max(1, totalFrames - frames0);
+  const serverCpuUs = ((cpuSeconds(target.pid) - serverCpu0) * 1e6) / framesMeasured;
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const clientCpuUs = (clientCpu.user + clientCpu.system) / framesMeasured;
+  if (process.env.BENCH_DEBUG) console.log({ sent: seq, totalFrames, totalMessages, lastLatency });
   for (const ws of subs) ws.terminate();
   publisher.close();
   latencies.sort((a, b) => a - b);
@@ -196,6 +265,9 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     gaps,
     resnapshots,
     arrived: latencies.length / (sentInWindow * subscribers),
+    framesPerMessage: totalFrames / Math.max(1, totalMessages),
+    serverCpuUs,
+    clientCpuUs,
   };
 }
 
@@ -224,6 +296,20 @@ process.env.MARKET_RELAYS = RELAYS;
 process.env.PERSIST_TO = STATE;
 const { serve } = await import("../scripts/serve.ts");
 const edge = await serve();
+const [edgePid] = workerdChildren();
+if (!edgePid) throw new Error("workerd process not found");
+// The older code, served from its own checkout (its scripts/serve.ts builds its own bundle).
+let before: { url: string; pid: number; dispose(): Promise<void> } | null = null;
+if (BEFORE) {
+  const beforeState = path.join(ROOT, `${STATE}-before`);
+  rmSync(beforeState, { recursive: true, force: true });
+  wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", beforeState], { quiet: true });
+  const old = (await import(path.join(BEFORE, "scripts/serve.ts"))) as typeof import("../scripts/serve.ts");
+  const served = await old.serve({ port: BEFORE_PORT, persistTo: beforeState });
+  const pid = workerdChildren().find((p) => p !== edgePid);
+  if (!pid) throw new Error("the older code's workerd process not found");
+  before = { url: served.url, pid, dispose: () => served.dispose() };
+}
 const baselineProcess: ChildProcess = spawn(
   process.execPath,
   [path.join(import.meta.dirname, "market-fanout-baseline.ts"), String(BASELINE_PORT)],
@@ -232,23 +318,32 @@ const baselineProcess: ChildProcess = spawn(
 await new Promise<void>((resolve) => baselineProcess.stdout!.once("data", () => resolve()));
 
 try {
-  const token = await serviceToken(edge.url);
-  const wsBase = edge.url.replace(/^http/, "ws");
-  const targets: Target[] = [
-    {
-      name: "MarketFeed + relays",
+  /** The relay path of one server (this code's, or the older code's). */
+  const relayTarget = async (name: string, url: string, pid: number, query?: string): Promise<Target> => {
+    const token = await serviceToken(url);
+    const wsBase = url.replace(/^http/, "ws");
+    return {
+      name,
+      pid,
+      ...(query ? { query } : {}),
       publishUrl: (s) => `${wsBase}/v1/ingest/${s}`,
       subscribeUrl: (s) => `${wsBase}/v1/market/${s}/ws`,
       binaryUrl: (s) => `${wsBase}/v1/market/${s}/ws?encoding=binary`,
       relayFrames: async (s) => {
-        const res = await fetch(`${edge.url}/v1/market/${s}/stats`, { headers: { Authorization: `Bearer ${token}` } });
+        const res = await fetch(`${url}/v1/market/${s}/stats`, { headers: { Authorization: `Bearer ${token}` } });
         const stats = (await res.json()) as { relays: { relays: number; framesOut: number } };
         return stats.relays.framesOut / Math.max(1, stats.relays.relays);
       },
       headers: { Authorization: `Bearer ${token}` },
-    },
+    };
+  };
+  const targets: Target[] = [
+    ...(before ? [await relayTarget("relays (before)", before.url, before.pid)] : []),
+    await relayTarget("relays", edge.url, edgePid),
+    await relayTarget("relays, coalescing", edge.url, edgePid, "?coalesce=true"),
     {
       name: "Node ws baseline",
+      pid: baselineProcess.pid!,
       publishUrl: () => `ws://127.0.0.1:${BASELINE_PORT}/ingest`,
       subscribeUrl: () => `ws://127.0.0.1:${BASELINE_PORT}/sub`,
       headers: {},
@@ -258,14 +353,15 @@ try {
   for (let run = 0; run < RUNS; run++) {
     for (const { subs: size, rate } of SCENARIOS) {
       for (const target of targets) {
-        const sample = await scenario(target, `BENCH${run}N${size}-USD`, size, rate);
+        const sample = await scenario(target, `BENCH${run}N${size}T${targets.indexOf(target)}-USD`, size, rate);
         const key = `${target.name}|${size}`;
         results.set(key, [...(results.get(key) ?? []), sample]);
         console.log(
-          `run ${run + 1}/${RUNS} ${target.name.padEnd(16)} ${String(size).padStart(5)} subs: ` +
+          `run ${run + 1}/${RUNS} ${target.name.padEnd(18)} ${String(size).padStart(5)} subs: ` +
             `${sample.framesPerSecond.toFixed(0)} frames/s of ${sample.offered} offered, ` +
             `p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, arrived ${(sample.arrived * 100).toFixed(1)} %, ` +
-            `gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}` +
+            `gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}, frames/message ${sample.framesPerMessage.toFixed(2)}, ` +
+            `CPU µs/frame server ${sample.serverCpuUs.toFixed(1)} client ${sample.clientCpuUs.toFixed(1)}, load ${load()}` +
             (sample.perRelay === null
               ? ""
               : `, ${sample.perRelay.toFixed(0)} frames/s per relay, bytes JSON ${sample.jsonBytes} vs binary ${sample.binaryBytes}`),
@@ -275,9 +371,9 @@ try {
   }
   console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each (Kraken XMR/USD updates), ${RELAYS} relays:`);
   console.log(
-    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/s per relay | binary bytes / JSON |",
+    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/message | server CPU µs/frame | client CPU µs/frame | frames/s per relay | binary bytes / JSON |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const { subs: size, rate } of SCENARIOS) {
     const base = results.get(`Node ws baseline|${size}`)!;
     for (const target of targets) {
@@ -290,7 +386,9 @@ try {
         `| ${size} × ${rate} | ${target.name} | ${median(samples.map((s) => s.framesPerSecond)).toFixed(0)} (${samples[0]!.offered}) | ` +
           `${median(samples.map((s) => s.p50)).toFixed(2)} | ${p99.toFixed(2)} | ` +
           `${(median(samples.map((s) => s.arrived)) * 100).toFixed(1)} % | ${samples.reduce((a, s) => a + s.gaps, 0)} | ` +
-          `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× | ${relay} | ${ratio} |`,
+          `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× | ${median(samples.map((s) => s.framesPerMessage)).toFixed(2)} | ` +
+          `${median(samples.map((s) => s.serverCpuUs)).toFixed(1)} | ${median(samples.map((s) => s.clientCpuUs)).toFixed(1)} | ` +
+          `${relay} | ${ratio} |`,
       );
     }
   }
@@ -298,5 +396,6 @@ try {
 } finally {
   baselineProcess.kill("SIGTERM");
   await edge.dispose();
+  await before?.dispose();
 }
 process.exit(0);
