@@ -18,13 +18,10 @@ const fence = async (host: string, json?: unknown, token?: string) =>
   call(`/v1/market/collectors/${host}/fence`, { method: "POST", token: token ?? (await admin()), json });
 
 /** The book the publisher has sent so far: what every subscriber must hold. */
-function reference(updates: BookUpdate[]): OrderBook {
+function bookOf(updates: BookUpdate[]) {
   const book = new OrderBook();
-  for (const u of updates) {
-    if (u.snapshot) book.replace(u.bids, u.asks);
-    else book.applyLevels(u.bids, u.asks);
-  }
-  return book;
+  for (const u of updates) book[u.snapshot ? "replace" : "applyLevels"](u.bids, u.asks);
+  return book.view();
 }
 
 /** A host's health report, as it sends one every 5 s; the status says whether the edge took it. */
@@ -88,13 +85,13 @@ describe("POST /v1/market/collectors/{host}/fence", () => {
 
     // host-b answers with its book, the one subscribers hold: nothing to send them; then it publishes on.
     const seqBefore = (await stats(symbol)).feedSeq;
-    await b!.batch([{ ...reference(updates.slice(0, 15)).view(), exchange: "kraken", snapshot: true }]);
+    await b!.batch([{ ...bookOf(updates.slice(0, 15)), exchange: "kraken", snapshot: true }]);
     expect((await stats(symbol)).feedSeq).toBe(seqBefore);
     for (const update of updates.slice(15)) await b!.batch([update]);
     await sub.untilSeq((await stats(symbol)).feedSeq);
     expect(sub.gaps).toBe(0);
     expect(sub.snapshots).toBe(1);
-    expect(sub.view("kraken")).toEqual(reference(updates).view());
+    expect(sub.view("kraken")).toEqual(bookOf(updates));
 
     // Fenced: host-a can neither publish again nor report.
     await expect(TestPublisher.open(symbol, { collector: "fence-a" })).rejects.toThrow(/failed: 401/);
