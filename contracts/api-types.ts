@@ -1322,7 +1322,7 @@ export interface paths {
     put?: never;
     /**
      * Redeliver the step an order's saga is waiting for (202; idempotent) (admin only)
-     * @description Dead letters of the order not yet retried are each sent again exactly once (a repeated or concurrent retry sends nothing and lists nothing in `redelivered`); without dead letters an unfinished saga gets its newest event again, and every step consumer is idempotent. The order's needs-attention flag is cleared. 409 when the saga has finished and nothing is dead-lettered.
+     * @description Dead letters of the order not yet retried are each sent again exactly once (a repeated or concurrent retry sends nothing and lists nothing in `redelivered`); without dead letters an unfinished saga gets its newest event again (a needs-attention order: its carrier booking), once per 60 s step deadline (a repeat within it sends nothing), and every step consumer is idempotent. The order's needs-attention flag is cleared. 409 when the saga has finished and nothing is dead-lettered.
      */
     post: operations["retrySaga"];
     delete?: never;

@@ -1,18 +1,28 @@
-import { createExecutionContext, createMessageBatch } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { SagaDetail, SagaList, SagaRetryAccepted } from "../contracts/analytics";
 import { AuditPage } from "../contracts/audit";
+import {
+  type ShipmentRequest,
+  SimulatedCarrier,
+  simulatedTrackingNumber,
+  TransientCarrierError,
+} from "../domain/fulfilment/carrier";
+import type { OrderObject } from "../durable-objects/order";
 import { dispatchBatch } from "../queues/dispatch";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
 import {
   accepted,
   cartWith,
+  deliverSagaBatch,
   isFinal,
   newShopper,
   orderEvent,
+  orderLine,
   placeOrder,
+  SHIPPING,
   viewOrder,
   waitForOrder,
 } from "./order-fixtures";
@@ -28,12 +38,13 @@ async function sagas(state: string): Promise<SagaList> {
 const retry = async (orderId: string) =>
   call(`/v1/admin/sagas/${orderId}/retry`, { method: "POST", token: await admin() });
 
-const refunds = async (orderId: string) =>
+const ledger = async (orderId: string, kind: "capture" | "refund") =>
   (
-    await env.DB.prepare("SELECT count(*) AS n FROM payment_ledger WHERE order_id = ? AND kind = 'refund'")
-      .bind(orderId)
+    await env.DB.prepare("SELECT count(*) AS n FROM payment_ledger WHERE order_id = ? AND kind = ?")
+      .bind(orderId, kind)
       .first<{ n: number }>()
   )?.n;
+const refunds = (orderId: string) => ledger(orderId, "refund");
 
 /** Hands `body` to the dead-letter queue's consumer, as if it had exhausted its 4 deliveries. */
 async function deadLetter(id: string, body: unknown): Promise<void> {
@@ -126,6 +137,116 @@ describe("saga operations (GET /v1/admin/sagas, POST /v1/admin/sagas/:orderId/re
     expect(stuck).toMatchObject({ state: "stuck", lastStep: "payment.charge", lastEvent: "order.reserved" });
     expect(stuck?.error).toMatch(/no progress for 30\d s/);
     expect((await sagas("in-flight")).items.map((s) => s.orderId)).toContain(id);
+  });
+
+  it("lists a real saga whose message was lost as stuck past the step deadline; a retry redelivers it once and the saga finishes", async () => {
+    await insertSku("SAGA-LOST", { amount: 1500 });
+    await stock("SAGA-LOST", 5);
+    const orderId = `ord_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
+    const stub = env.ORDER.getByName(orderId);
+    // The order's queue is swapped on the live object for one that loses every message it is given.
+    const lost: { type: string }[] = [];
+    const blackHole = {
+      async send(body: { type: string }) {
+        lost.push(body);
+      },
+      async sendBatch(messages: { body: { type: string } }[]) {
+        lost.push(...messages.map((m) => m.body));
+      },
+    } as unknown as Queue;
+    await runInDurableObject(stub, async (instance: OrderObject) => {
+      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: blackHole };
+      await instance.place({
+        orderId,
+        userId: "u-saga-lost",
+        items: [orderLine("p-SAGA-LOST", "SAGA-LOST", 1, 1500)],
+        total: { amount: 1500, currency: "USD" },
+        paymentToken: "tok_sim_success_4242",
+        shippingAddress: SHIPPING,
+        correlationId: orderId,
+      });
+    });
+    // order.placed reaches the consumers (read model, reservation); the order.reserved it leads to is lost.
+    await deliverSagaBatch(lost.splice(0));
+    expect(lost.map((m) => m.type)).toEqual(["order.reserved"]);
+    expect((await viewOrder(orderId))?.status).toBe("reserved");
+
+    // A minute and a half later nothing has moved: past the 60 s step deadline, it is stuck.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 90_000 });
+    try {
+      const stuck = (await sagas("stuck")).items.find((s) => s.orderId === orderId);
+      expect(stuck).toMatchObject({ state: "stuck", lastStep: "inventory.reserve", lastEvent: "order.placed" });
+      expect(stuck?.error).toMatch(/no progress for 9\d s/);
+    } finally {
+      vi.useRealTimers();
+    }
+
+    // The queue works again; the operator retries twice (a double click): one redelivery.
+    await runInDurableObject(stub, (instance: OrderObject) => {
+      (instance as unknown as { env: Env }).env = env;
+    });
+    const [first, second] = [await retry(orderId), await retry(orderId)];
+    expect(first.status).toBe(202);
+    expect(SagaRetryAccepted.parse(await first.json()).redelivered).toEqual([
+      { eventId: expect.any(String), type: "order.reserved" },
+    ]);
+    expect(second.status).toBe(202);
+    expect(SagaRetryAccepted.parse(await second.json()).redelivered).toEqual([]);
+    expect((await waitForOrder(orderId, isFinal)).status).toBe("confirmed");
+    expect(await ledger(orderId, "capture")).toBe(1);
+    expect((await sagas("stuck")).items.map((s) => s.orderId)).not.toContain(orderId);
+    const retries = await env.DB.prepare("SELECT event_type FROM saga_retries WHERE order_id = ?").bind(orderId).all();
+    expect(retries.results).toEqual([{ event_type: "order.reserved" }]);
+  });
+
+  it("retrying an order the carrier step gave up on (needs_attention) books its shipment, once", async () => {
+    await insertSku("SAGA-CARRIER", { amount: 900 });
+    await stock("SAGA-CARRIER", 5);
+    const shopper = await newShopper();
+    // The carrier is down for this order until the operator's retry.
+    const carrierDown = { on: true };
+    let booked = 0;
+    const original = SimulatedCarrier.prototype.createShipment;
+    const spy = vi.spyOn(SimulatedCarrier.prototype, "createShipment").mockImplementation(async function (
+      this: SimulatedCarrier,
+      request: ShipmentRequest,
+    ) {
+      if (request.orderId === placed?.id) {
+        if (carrierDown.on) throw new TransientCarrierError("carrier unavailable (test outage)");
+        booked++;
+      }
+      return original.call(this, request);
+    });
+    let placed: { id: string } | undefined;
+    try {
+      placed = await accepted(
+        await placeOrder(shopper, await cartWith(shopper, [{ sku: "SAGA-CARRIER", quantity: 1 }])),
+      );
+      // Four deliveries (1 + 2 + 4 s of backoff), then flagged for a person.
+      const flagged = await waitForOrder(placed.id, (o) => o.status === "needs_attention", 45_000);
+      expect(flagged.shipment).toMatchObject({ status: "failed" });
+      await expect
+        .poll(async () => (await sagas("stuck")).items.find((s) => s.orderId === placed!.id)?.lastStep, {
+          timeout: 10_000,
+        })
+        .toBe("shipping.create");
+
+      carrierDown.on = false;
+      const [first, second] = [await retry(placed.id), await retry(placed.id)];
+      expect(SagaRetryAccepted.parse(await first.json()).redelivered).toEqual([
+        { eventId: expect.any(String), type: "order.shipment_requested" },
+      ]);
+      expect(SagaRetryAccepted.parse(await second.json()).redelivered).toEqual([]);
+      const confirmed = await waitForOrder(placed.id, (o) => o.status === "confirmed", 30_000);
+      expect(confirmed.needsAttention).toBeUndefined();
+      expect(confirmed.shipment).toMatchObject({
+        status: "label_created",
+        trackingNumber: await simulatedTrackingNumber(confirmed.shipment!.carrier, `${placed.id}:shipment`),
+      });
+      expect(booked).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("refuses what it cannot do: unknown order 404, settled saga 409, customer 403, bad state 400", async () => {

@@ -92,8 +92,9 @@ export const alerts = sqliteTable(
 /**
  * Operator retries of a saga (POST /v1/admin/sagas/:orderId/retry). A dead letter is redelivered
  * once: its id is the primary key, so a repeated or concurrent retry finds it taken and sends
- * nothing again. A stuck saga's latest event may be redelivered as often as asked (every consumer
- * is idempotent); each time is a row.
+ * nothing again. A stuck saga's latest event (or a needs-attention order's carrier booking) is
+ * redelivered at most once per step deadline: a retry row of the order younger than that makes a
+ * repeat send nothing (domain/orders/saga-operations.ts); each redelivery is a row.
  */
 export const sagaRetries = sqliteTable(
   "saga_retries",

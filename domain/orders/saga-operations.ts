@@ -188,13 +188,18 @@ export interface SagaRetryPorts {
  * again exactly once: the retry claims them in `saga_retries` first (a concurrent or repeated
  * retry finds them claimed and sends nothing), and gives the claim back if the queue refuses.
  * Without dead letters, an unfinished saga gets its newest event again (its step re-runs; every
- * consumer is idempotent). A finished saga with nothing dead-lettered has nothing to retry (409).
+ * consumer is idempotent), or a needs-attention order its carrier booking; that too is claimed
+ * first, once per step deadline, so a double click or a second operator sends nothing more, while
+ * a saga still stuck a deadline later can be retried again. A finished saga with nothing
+ * dead-lettered has nothing to retry (409).
  */
 export async function retrySaga(
   env: Pick<Env, "DB">,
   ports: SagaRetryPorts,
   input: { orderId: string; actor: string },
 ): Promise<SagaRetryAccepted> {
+  const now = Date.now();
+  const at = new Date(now).toISOString();
   const letters = await env.DB.prepare(
     `SELECT d.id, d.event_id, d.type, d.body FROM dead_letters d LEFT JOIN saga_retries r ON r.id = d.id
       WHERE d.order_id = ?1 AND r.id IS NULL ORDER BY d.received_at`,
@@ -204,19 +209,17 @@ export async function retrySaga(
   const redelivered: SagaRetryAccepted["redelivered"] = [];
   for (const letter of letters.results) {
     const claimed = await env.DB.prepare(
-      `INSERT INTO saga_retries (id, order_id, event_id, event_type, actor) VALUES (?1, ?2, ?3, ?4, ?5)
+      `INSERT INTO saga_retries (id, order_id, event_id, event_type, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
     )
-      .bind(letter.id, input.orderId, letter.event_id, letter.type, input.actor)
+      .bind(letter.id, input.orderId, letter.event_id, letter.type, input.actor, at)
       .first();
     if (!claimed) continue;
     try {
       await ports.send(JSON.parse(letter.body) as unknown);
     } catch (error) {
-      await env.DB.prepare("DELETE FROM saga_retries WHERE id = ?").bind(letter.id).run();
-      throw new DomainError("unavailable", `The saga queue refused the message: ${String(error)}`, {
-        retryAfterSeconds: 5,
-      });
+      await giveBack(env, letter.id);
+      throw queueRefused(error);
     }
     redelivered.push({ eventId: letter.event_id, type: letter.type });
   }
@@ -230,8 +233,25 @@ export async function retrySaga(
     .first<{ status: string }>();
   // Checked before touching the order's object, so a guessed id creates no object storage.
   if (!view) throw notFound("No such order");
-  const latest = await ports.operatorRetry(true);
+  // One statement claims the redelivery unless this order was retried within a step deadline, so
+  // of two concurrent retries exactly one sends.
+  const claimId = `${input.orderId}:${crypto.randomUUID()}`;
+  const claimed = await env.DB.prepare(
+    `INSERT INTO saga_retries (id, order_id, actor, at) SELECT ?1, ?2, ?3, ?4
+      WHERE NOT EXISTS (SELECT 1 FROM saga_retries WHERE order_id = ?2 AND at > ?5) RETURNING id`,
+  )
+    .bind(claimId, input.orderId, input.actor, at, new Date(now - STEP_DEADLINE_MS).toISOString())
+    .first();
+  if (!claimed) return { orderId: input.orderId, redelivered: [] };
+  let latest: { eventId: string; type: string } | null;
+  try {
+    latest = await ports.operatorRetry(true);
+  } catch (error) {
+    await giveBack(env, claimId);
+    throw queueRefused(error);
+  }
   if (!latest) {
+    await giveBack(env, claimId);
     const retried = await env.DB.prepare("SELECT 1 FROM saga_retries WHERE order_id = ? LIMIT 1")
       .bind(input.orderId)
       .first();
@@ -242,10 +262,16 @@ export async function retrySaga(
       "saga-settled",
     );
   }
-  await env.DB.prepare(
-    "INSERT INTO saga_retries (id, order_id, event_id, event_type, actor) VALUES (?1, ?2, ?3, ?4, ?5)",
-  )
-    .bind(`${input.orderId}:${crypto.randomUUID()}`, input.orderId, latest.eventId, latest.type, input.actor)
+  await env.DB.prepare("UPDATE saga_retries SET event_id = ?2, event_type = ?3 WHERE id = ?1")
+    .bind(claimId, latest.eventId, latest.type)
     .run();
   return { orderId: input.orderId, redelivered: [latest] };
 }
+
+/** Drops a claim whose message was not sent, so the next retry sends it. */
+async function giveBack(env: Pick<Env, "DB">, claimId: string): Promise<void> {
+  await env.DB.prepare("DELETE FROM saga_retries WHERE id = ?").bind(claimId).run();
+}
+
+const queueRefused = (error: unknown) =>
+  new DomainError("unavailable", `The saga queue refused the message: ${String(error)}`, { retryAfterSeconds: 5 });

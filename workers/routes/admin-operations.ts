@@ -192,8 +192,10 @@ adminSagas.openapi(
     description:
       "Dead letters of the order not yet retried are each sent again exactly once (a repeated or " +
       "concurrent retry sends nothing and lists nothing in `redelivered`); without dead letters an " +
-      "unfinished saga gets its newest event again, and every step consumer is idempotent. The " +
-      "order's needs-attention flag is cleared. 409 when the saga has finished and nothing is dead-lettered.",
+      "unfinished saga gets its newest event again (a needs-attention order: its carrier booking), " +
+      "once per 60 s step deadline (a repeat within it sends nothing), and every step consumer is " +
+      "idempotent. The order's needs-attention flag is cleared. 409 when the saga has finished and " +
+      "nothing is dead-lettered.",
     security,
     middleware: [userWriteRateLimit()] as const,
     request: { params: OrderIdParam },
