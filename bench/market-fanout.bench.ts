@@ -353,7 +353,7 @@ try {
   for (let run = 0; run < RUNS; run++) {
     for (const { subs: size, rate } of SCENARIOS) {
       for (const target of targets) {
-        const sample = await scenario(target, `BENCH${run}N${size}T${targets.indexOf(target)}-USD`, size, rate);
+        const sample = await scenario(target, `B${run}N${size}T${targets.indexOf(target)}-USD`, size, rate);
         const key = `${target.name}|${size}`;
         results.set(key, [...(results.get(key) ?? []), sample]);
         console.log(
