@@ -15,7 +15,7 @@ import {
 } from "../contracts/saga-events";
 import type { ShippingSnapshot } from "../domain/fulfilment/pricing";
 import { Outbox, type SentMark } from "./outbox";
-import { migrateSchema } from "./sqlite-schema";
+import { SchemaOnDemand } from "./sqlite-schema";
 
 /** If the relay right after a change does not get through, the alarm sends the event after this. */
 const RELAY_SAFETY_NET_MS = 1000;
@@ -190,6 +190,7 @@ export class OrderObject extends DurableObject<Env> {
    * the ~48 fsyncs a checkout cost (README, Performance › Checkout).
    */
   private alarmAt: number | null = null;
+  private readonly schema: SchemaOnDemand;
   /** Long polls of GET /v1/orders/{id} (`watch`) waiting for this order to change. */
   private readonly watchers = new Set<() => void>();
 
@@ -203,14 +204,13 @@ export class OrderObject extends DurableObject<Env> {
       // Sent rows stay: an order's outbox is its event log (a dozen rows at most).
       sent: "keep",
     });
+    // No storage until the order is placed: anyone may address an order id (GET /v1/orders/{id}),
+    // and a read of one that does not exist must not create a database. Placing creates the schema
+    // in the same transaction as the order, one commit instead of two on the checkout's path.
+    this.schema = new SchemaOnDemand(ctx, MIGRATIONS);
     void ctx.blockConcurrencyWhile(async () => {
-      this.migrate();
       this.alarmAt = await ctx.storage.getAlarm();
     });
-  }
-
-  private migrate(): void {
-    migrateSchema(this.ctx.storage, MIGRATIONS);
   }
 
   private get label(): string {
@@ -218,6 +218,7 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   private row(): OrderRow | undefined {
+    if (!this.schema.exists) return undefined;
     return this.sql.exec<OrderRow>("SELECT * FROM orders LIMIT 1").toArray()[0];
   }
 
@@ -229,6 +230,7 @@ export class OrderObject extends DurableObject<Env> {
       const now = new Date().toISOString();
       const deadline = Date.now() + this.sagaTimeoutMs();
       this.ctx.storage.transactionSync(() => {
+        this.schema.ensure();
         this.sql.exec(
           `INSERT INTO orders (id, user_id, status, items, total_amount, currency, payment_token, payment_status,
              shipping, correlation_id, traceparent, revision, deadline, totals, promotion_code, shipping_option,
@@ -681,6 +683,7 @@ export class OrderObject extends DurableObject<Env> {
    * emitted, oldest first, with when it left for the queue (null while unsent).
    */
   async eventLog(): Promise<{ eventId: string; type: string; occurredAt: string; sentAt: string | null }[]> {
+    if (!this.row()) return [];
     return this.sql
       .exec<{ seq: number; event_id: string; type: string; body: string; sent_at: number | null }>(
         "SELECT seq, event_id, type, body, sent_at FROM outbox ORDER BY seq",
@@ -728,6 +731,7 @@ export class OrderObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     // This alarm is spent; whatever the handler decides is written by rearm().
     this.alarmAt = null;
+    if (!this.row()) return;
     await this.relay("now");
     const row = this.row();
     if (row?.deadline != null && !FINAL.has(row.status) && Date.now() >= row.deadline) {

@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Cart } from "../contracts/cart";
@@ -121,6 +122,13 @@ describe("order visibility, cancel and refunds", () => {
     expect((await call(`/v1/orders/${id}`, { token: stranger.token })).status).toBe(404);
     expect((await call(`/v1/orders/${id}/cancel`, { method: "POST", token: stranger.token })).status).toBe(404);
     expect((await call("/v1/orders/ord_000000000000000000000000", { token: owner.token })).status).toBe(404);
+    // Asking for an order that does not exist creates no storage for it (anyone can ask).
+    const tables = await runInDurableObject(env.ORDER.getByName("ord_000000000000000000000000"), (_i, state) =>
+      state.storage.sql
+        .exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%'")
+        .one(),
+    );
+    expect(tables.n).toBe(0);
     expect((await call("/v1/orders/not-an-id", { token: owner.token })).status).toBe(400);
     await waitForOrder(id, isFinal);
     // A confirmed order can still be cancelled (refunded in full: test/fulfilment-saga.test.ts); a shipped one not.
