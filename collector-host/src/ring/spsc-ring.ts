@@ -143,7 +143,7 @@ export class RingConsumer extends RingView {
    */
   available(max = this.capacity): number {
     const n = (Atomics.load(this.header, HEAD) - this.tail) | 0;
-    return n > max ? max : n;
+    return Math.min(n, max);
   }
 
   /** Byte offset of the i-th unreleased record. */
