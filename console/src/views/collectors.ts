@@ -29,6 +29,8 @@ export function collectorsView(root: HTMLElement): () => void {
       alertsEl,
     ),
   );
+  // Fences placed from this view while it is open: the edge shows a fenced host as leading nothing, then silent.
+  const fencedUntil = new Map<string, number>();
   const fence = async (host: Schema<"CollectorsView">["hosts"][number], button: HTMLButtonElement) => {
     const leads = host.primaryFor.length;
     if (
@@ -53,6 +55,7 @@ export function collectorsView(root: HTMLElement): () => void {
           throw error;
         result = await send(true);
       }
+      fencedUntil.set(result.host, Date.parse(result.fencedUntil));
       notice.textContent =
         `Fenced ${result.host} until ${new Date(result.fencedUntil).toLocaleTimeString()}: ` +
         `${result.primaryFor.length - result.withoutStandby.length} symbols failing over to their standbys` +
@@ -92,11 +95,18 @@ export function collectorsView(root: HTMLElement): () => void {
           report.hosts.map((host) => {
             const button = h("button", { type: "button", class: "fence", "data-host": host.host }, "Fence");
             button.addEventListener("click", () => void fence(host, button));
+            const fenced = fencedUntil.get(host.host) ?? 0;
             return [
               host.host,
-              host.silent
-                ? h("span", { class: "pill", "data-state": "down" }, "silent")
-                : ago(now - Date.parse(host.receivedAt)),
+              fenced > now
+                ? h(
+                    "span",
+                    { class: "pill", "data-state": "down" },
+                    `fenced until ${new Date(fenced).toLocaleTimeString()}`,
+                  )
+                : host.silent
+                  ? h("span", { class: "pill", "data-state": "down" }, "silent")
+                  : ago(now - Date.parse(host.receivedAt)),
               symbolList(host.primaryFor),
               symbolList(host.standbyFor),
               button,
