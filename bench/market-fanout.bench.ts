@@ -45,6 +45,8 @@ const BASELINE_PORT = EDGE_PORT + 1;
 const BEFORE_PORT = EDGE_PORT + 2;
 const STATE = `.local/bench-market-${EDGE_PORT}`;
 const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : null;
+/** Which targets run (BENCH_TARGETS=before,relays,coalescing,baseline; default all that exist). */
+const TARGETS = new Set((process.env.BENCH_TARGETS ?? "before,relays,coalescing,baseline").split(","));
 
 const now = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => {
@@ -88,6 +90,19 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/**
+ * Waits (up to 60 s) until a server process is idle — under 5 % of a core over half a second —
+ * so a target that fell behind does not spend the next target's run still sending its backlog.
+ */
+async function settle(pid: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const cpu0 = cpuSeconds(pid);
+    await sleep(500);
+    if (cpuSeconds(pid) - cpu0 < 0.025) return;
+  }
 }
 
 /** This process's workerd children (Miniflare spawns one per server). */
@@ -249,7 +264,14 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   const serverCpuUs = ((cpuSeconds(target.pid) - serverCpu0) * 1e6) / framesMeasured;
   const clientCpu = process.cpuUsage(clientCpu0);
   const clientCpuUs = (clientCpu.user + clientCpu.system) / framesMeasured;
-  if (process.env.BENCH_DEBUG) console.log({ sent: seq, totalFrames, totalMessages, lastLatency });
+  if (process.env.BENCH_DEBUG) {
+    const stats = target.relayFrames
+      ? await fetch(`${target.publishUrl(symbol).replace(/^ws/, "http").replace("/v1/ingest/", "/v1/market/")}/stats`, {
+          headers: target.headers,
+        }).then((r) => r.json())
+      : null;
+    console.log(JSON.stringify({ sent: seq, totalFrames, totalMessages, lastLatency, stats }));
+  }
   for (const ws of subs) ws.terminate();
   publisher.close();
   latencies.sort((a, b) => a - b);
@@ -338,9 +360,11 @@ try {
     };
   };
   const targets: Target[] = [
-    ...(before ? [await relayTarget("relays (before)", before.url, before.pid)] : []),
-    await relayTarget("relays", edge.url, edgePid),
-    await relayTarget("relays, coalescing", edge.url, edgePid, "?coalesce=true"),
+    ...(before && TARGETS.has("before") ? [await relayTarget("relays (before)", before.url, before.pid)] : []),
+    ...(TARGETS.has("relays") ? [await relayTarget("relays", edge.url, edgePid)] : []),
+    ...(TARGETS.has("coalescing")
+      ? [await relayTarget("relays, coalescing", edge.url, edgePid, "?coalesce=true")]
+      : []),
     {
       name: "Node ws baseline",
       pid: baselineProcess.pid!,
@@ -353,6 +377,7 @@ try {
   for (let run = 0; run < RUNS; run++) {
     for (const { subs: size, rate } of SCENARIOS) {
       for (const target of targets) {
+        for (const other of targets) await settle(other.pid);
         const sample = await scenario(target, `B${run}N${size}T${targets.indexOf(target)}-USD`, size, rate);
         const key = `${target.name}|${size}`;
         results.set(key, [...(results.get(key) ?? []), sample]);
