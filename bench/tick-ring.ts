@@ -5,16 +5,22 @@
 //     exchange message does), the consumer reads in batches and parks in Atomics.wait when the
 //     ring is empty; ticks/s wall and per CPU-second of the busier thread, beside postMessage
 //     between the same two worker threads;
-//   - latency: the producer is paced at a realistic feed rate (10k and 100k ticks/s; the busiest
-//     recorded feed peaks near 20k levels/s) and stamps every tick; at saturation the figure would
-//     be queueing delay, not the path's. Three consumers: spinning, parking at once, and spinning
+//   - latency: the producer is paced at realistic feed rates, 10k and 100k ticks/s (the replayed
+//     recordings run at 150-330 messages/s per exchange, each a few levels; a busy live feed is
+//     10-100× that), and stamps every tick; at saturation the figure would be queueing delay, not
+//     the path's. Three consumers: spinning, parking at once, and spinning
 //     for up to 200 µs before parking (waitSync's spinUs);
 //   - where the time goes: the single-thread cost of every step, the cross-core cache-line round
 //     trip, a futex wake-up, and how often the scheduler takes a spinning thread off its core for
 //     more than 5 µs on this (shared, 2-vCPU) machine, which bounds any p99 from below.
 import os from "node:os";
 import { isMainThread, MessageChannel, type MessagePort, parentPort, Worker, workerData } from "node:worker_threads";
-import { createRingBuffer, RingConsumer, RingProducer } from "../collector-host/src/ring/spsc-ring.ts";
+import {
+  createRingBuffer,
+  RING_HEADER_BYTES,
+  RingConsumer,
+  RingProducer,
+} from "../collector-host/src/ring/spsc-ring.ts";
 import {
   KIND_LEVEL,
   RECORD_SIZE,
@@ -370,7 +376,7 @@ function costBreakdown(count: number): { name: string; ns: number }[] {
   const ring = createRingBuffer(4096, RECORD_SIZE);
   const p = new RingProducer(ring, RECORD_SIZE);
   const c = new RingConsumer(ring, RECORD_SIZE);
-  const slot = (i: number) => 512 + (i & 4095) * RECORD_SIZE;
+  const slot = (i: number) => RING_HEADER_BYTES + (i & 4095) * RECORD_SIZE;
   const full = (i: number) => {
     writeRecord(p, p.tryClaim(), KIND_LEVEL, 0, i & 7, PRICES[i & 1023]!, SIZES[i & 1023]!, "", 0, 1.5);
     if ((i & (BATCH - 1)) !== BATCH - 1) return 0;
