@@ -4,6 +4,8 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { buildAssets } from "./scripts/build-assets.ts";
 import { loadFixtureFeeds } from "./scripts/market-fixture-frames.ts";
+import { workerPackageImports } from "./scripts/prebundled-deps.ts";
+import { LongFilesFirstSequencer } from "./scripts/test-sequencer.ts";
 
 // Test-only signing keys: two, so key rotation (old key still verifies) is testable.
 function testSigningKey(kid: string) {
@@ -23,6 +25,10 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, "d1/migrations"));
   return {
     test: {
+      // Two files at a time on the 2-core CI machine (vitest's default there is one: cores - 1), the
+      // long ones first (scripts/test-sequencer.ts). Each file still gets its own workerd and storage.
+      maxWorkers: 2,
+      sequence: { sequencer: LongFilesFirstSequencer },
       projects: [
         {
           plugins: [
@@ -51,6 +57,9 @@ export default defineConfig(async () => {
             hookTimeout: TEST_TIMEOUT_MS,
             // itty-durable ships ES modules in a package without "type": "module": let Vite transform it.
             server: { deps: { inline: ["itty-durable"] } },
+            // Every file's fresh workerd loads the Worker: its npm packages pre-bundled into a few
+            // chunks instead of ~530 files fetched one by one (scripts/prebundled-deps.ts).
+            deps: { optimizer: { ssr: { enabled: true, include: workerPackageImports() } } },
             include: [
               "test/**/*.test.ts",
               "workers/**/*.test.ts",
