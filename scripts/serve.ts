@@ -89,6 +89,8 @@ export interface ServeOptions {
   rateLimits?: RateLimits;
   /** Where the bundle is built. */
   outDir?: string;
+  /** A bundle `buildBundle` already made, served as is (SERVE_BUNDLE): its caller built it in parallel with other work. */
+  bundle?: string;
   /** Exposes workerd's V8 inspector on this port (Chrome DevTools protocol); INSPECTOR_PORT. */
   inspectorPort?: number;
   /** Receives the Worker's log lines; defaults to batched stdout. */
@@ -111,7 +113,8 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
   const rateLimitMode = options.rateLimits ?? RATE_LIMITS;
   const persistTo = options.persistTo === undefined ? PERSIST_TO : options.persistTo;
   const log = options.log ?? writeLog;
-  const scriptPath = buildBundle(options.outDir);
+  const prebuilt = options.bundle ?? process.env.SERVE_BUNDLE;
+  const scriptPath = prebuilt ? path.resolve(prebuilt) : buildBundle(options.outDir);
   // modulesRules only matter for unbundled sources; the dry-run output is one ES module.
   const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(
     path.join(ROOT, "wrangler.toml"),

@@ -3,15 +3,16 @@
 // accounts, one product with stock, and the collector host replaying the recorded exchange feeds
 // into it, exactly as `npm start` runs them. Leaner than `npm start` (no 1,200-product catalog and
 // its stock, which take minutes on a busy machine): only what the console needs to show.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { promisify } from "node:util";
 import { type Browser, chromium } from "playwright-core";
 import { signLocalAccessToken } from "../../bench/private-platform.ts";
 import { type ApiClient, createApiClient, expectOk } from "../../scripts/api-client.ts";
-import { DEMO_ADMIN, DEMO_SHOPPER, ensureDevVars, ROOT, waitUntilReady, wrangler } from "../../scripts/local.ts";
+import { DEMO_ADMIN, DEMO_SHOPPER, ensureDevVars, ROOT, waitUntilReady, wranglerEnv } from "../../scripts/local.ts";
 
 /** Debian's chromium (`.ci/run` installs it when missing), headless. */
 export const CHROMIUM = {
@@ -72,6 +73,39 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Runs wrangler without blocking the event loop (the browser launches meanwhile). */
+async function wranglerAsync(args: string[]): Promise<void> {
+  await promisify(execFile)(path.join(ROOT, "node_modules", ".bin", "wrangler"), args, {
+    cwd: ROOT,
+    env: wranglerEnv,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/**
+ * Applies d1/migrations to the stack's new D1 database with the bookkeeping `wrangler d1 migrations
+ * apply` writes (its d1_migrations table and one row per file, which /ready checks), but in ONE
+ * `wrangler d1 execute`: `migrations apply` starts the local runtime once per file (14 times, ~25 s
+ * of CPU; minutes on the loaded 2-core CI machine), one execute starts it once. The statements are
+ * wrangler's own (getCreateMigrationsTableQuery, buildMigrationQuery in wrangler-dist/cli.js).
+ */
+async function applyMigrations(state: string, dir: string): Promise<void> {
+  const migrations = path.join(ROOT, "d1", "migrations");
+  const sql = [
+    "CREATE TABLE IF NOT EXISTS d1_migrations(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL);",
+    ...readdirSync(migrations)
+      .filter((name) => name.endsWith(".sql"))
+      .sort()
+      .map(
+        (name) =>
+          `${readFileSync(path.join(migrations, name), "utf8")}\nINSERT INTO d1_migrations (name) values ('${name}');`,
+      ),
+  ].join("\n");
+  const file = path.join(dir, "migrations.sql");
+  writeFileSync(file, sql);
+  await wranglerAsync(["d1", "execute", "DB", "--local", "--persist-to", state, "--file", file]);
+}
+
 /** Starts the stack; resolves once the API serves, the demo data is there and the collector host runs. */
 export async function startStack(options: { collector?: boolean } = {}): Promise<Stack> {
   ensureDevVars();
@@ -79,22 +113,39 @@ export async function startStack(options: { collector?: boolean } = {}): Promise
   const state = path.join(dir, "state");
   const [port, replayPort, opsPort] = [await freePort(), await freePort(), await freePort()];
   const baseUrl = `http://127.0.0.1:${port}`;
+  // The deploy bundle (scripts/serve.ts buildBundle), built while the migrations run. Under the
+  // checkout like serve's own (.local/serve-dist): workerd loads modules from below its root only.
+  mkdirSync(path.join(ROOT, ".local"), { recursive: true });
+  const bundleDir = mkdtempSync(path.join(ROOT, ".local", "e2e-bundle-"));
   const children: ChildProcess[] = [];
   const logFile = path.join(dir, "server.log");
   const log = openSync(logFile, "a");
   const stop = async () => {
     await Promise.all(children.map(stopChild));
     rmSync(dir, { recursive: true, force: true });
+    rmSync(bundleDir, { recursive: true, force: true });
   };
   try {
-    wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { quiet: true });
+    await Promise.all([applyMigrations(state, dir), wranglerAsync(["deploy", "--dry-run", "--outdir", bundleDir])]);
     const worker = spawn(process.execPath, [path.join(ROOT, "scripts", "serve.ts")], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), PERSIST_TO: state, RATE_LIMITS: "memory", LOG_REQUESTS: "false" },
+      env: {
+        ...process.env,
+        PORT: String(port),
+        PERSIST_TO: state,
+        SERVE_BUNDLE: path.join(bundleDir, "index.js"),
+        RATE_LIMITS: "memory",
+        LOG_REQUESTS: "false",
+      },
       stdio: ["ignore", log, log],
     });
     children.push(worker);
-    await waitUntilReady(baseUrl, 240_000);
+    // A Worker that fails to start exits: say so now rather than after the readiness deadline.
+    const exited = new Promise<never>((_, reject) =>
+      worker.once("exit", (code, signal) => reject(new Error(`the Worker exited (${signal ?? code})`))),
+    );
+    exited.catch(() => {});
+    await Promise.race([waitUntilReady(baseUrl, 240_000), exited]);
     const api = (token?: string) => createApiClient(baseUrl, token ? { token } : {});
 
     // The demo admin, as `npm start` has it (the public API never makes admins, so a token signed
