@@ -166,7 +166,7 @@ describe("SPSC ring on a SharedArrayBuffer", { timeout: 60_000 }, () => {
     );
   });
 
-  it("decimal, id and numeric fields survive any content and leave their neighbours intact", () => {
+  it("decimal (up to 32 characters, past the first cache line), id and numeric fields of levels and trades survive any content and slot reuse", () => {
     const decimal = fc.stringMatching(/^\d{1,16}(\.\d{1,15})?$/);
     const ring = createRingBuffer(4, RECORD_SIZE);
     const producer = new RingProducer(ring, RECORD_SIZE);
@@ -175,6 +175,7 @@ describe("SPSC ring on a SharedArrayBuffer", { timeout: 60_000 }, () => {
       fc.property(
         fc.array(
           fc.record({
+            kind: fc.constantFrom(KIND_LEVEL, KIND_TRADE),
             price: fc.oneof(decimal, fc.constant("")),
             size: fc.oneof(decimal, fc.constant("")),
             id: fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map(String.fromCharCode), maxLength: 40 }),
@@ -184,20 +185,35 @@ describe("SPSC ring on a SharedArrayBuffer", { timeout: 60_000 }, () => {
           { minLength: 1, maxLength: 4 },
         ),
         (records) => {
-          // Slots are reused with different lengths: a shorter string must not read a longer one's tail.
-          for (const r of records)
-            writeRecord(producer, producer.claim(), KIND_TRADE, 1, r.symbol, r.price, r.size, r.id, r.ts, 7);
+          // Slots are reused with different lengths and kinds: a shorter string must not read a longer
+          // one's tail, and a level (no id, no time: its second cache line untouched) not a trade's.
+          for (const r of records) {
+            const level = r.kind === KIND_LEVEL;
+            writeRecord(
+              producer,
+              producer.claim(),
+              r.kind,
+              1,
+              r.symbol,
+              r.price,
+              r.size,
+              level ? "" : r.id,
+              level ? 0 : r.ts,
+              7,
+            );
+          }
           producer.commit();
           let i = 0;
           consumer.drain((at) => {
             const r = records[i++]!;
-            expect(recordKind(consumer, at)).toBe(KIND_TRADE);
+            const level = r.kind === KIND_LEVEL;
+            expect(recordKind(consumer, at)).toBe(r.kind);
             expect(recordSide(consumer, at)).toBe(1);
             expect(recordSymbol(consumer, at)).toBe(r.symbol);
             expect(recordPrice(consumer, at)).toBe(r.price);
             expect(recordSize(consumer, at)).toBe(r.size);
-            expect(recordId(consumer, at)).toBe(r.id);
-            expect(Object.is(recordTs(consumer, at), r.ts)).toBe(true);
+            expect(recordId(consumer, at)).toBe(level ? "" : r.id);
+            expect(Object.is(recordTs(consumer, at), level ? 0 : r.ts)).toBe(true);
             expect(recordStamp(consumer, at)).toBe(7);
           });
           expect(i).toBe(records.length);

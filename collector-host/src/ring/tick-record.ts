@@ -1,22 +1,26 @@
 // Fixed-size binary tick records (128 bytes) carried by the SPSC ring from an exchange thread to
 // the publisher.
 //
-// Decimal strings travel as fixed-width ASCII fields (32 bytes for price, 32 for size, 40 for a
-// trade id), each with a one-byte length. Chosen over a mantissa/exponent encoding because the
-// book must reproduce the exchange's exact spelling ("0.000022900", trailing zeros included) and
-// over a side string table because a table needs its own allocation and garbage collection
+// Decimal strings travel as fixed-width ASCII fields (up to 32 characters for price and size, 40
+// for a trade id), each with a one-byte length. Chosen over a mantissa/exponent encoding because
+// the book must reproduce the exchange's exact spelling ("0.000022900", trailing zeros included)
+// and over a side string table because a table needs its own allocation and garbage collection
 // across threads. 32 characters covers every price and size the three exchanges send (the
 // longest in the fixtures is 16); longer strings are rejected by the adapters as malformed.
 //
-//   0  u8   kind            1  u8  side (0 bid/buy, 1 ask/sell)
-//   2  u8   price length    3  u8  size length
-//   4  u16  symbol index    6  u8  id length        7 u8 reserved
-//   8  f64  exchange time (ms since epoch; trades)  16 f64 producer stamp (performance.now())
-//   24 price[32]   56 size[32]   88 id / reason[40]
+// A level update, nearly every record, lives in the first 64-byte cache line: the producer writes
+// and the consumer reads one line per record, not two, and the cross-core traffic of a record is
+// halved. The second line holds what only trades need (id, exchange time) and the characters past
+// the 24th of a longer decimal.
+//
+//   line 0:  0 u8 kind   1 u8 side (0 bid/buy, 1 ask/sell)   2 u8 price length   3 u8 size length
+//            4 u16 symbol index   6 u8 id length   7 u8 second line written (id / time)
+//            8 f64 producer stamp (performance.now())   16 price[0..24)   40 size[0..24)
+//   line 1: 64 price[24..32)   72 size[24..32)   80 id / reason[40]   120 f64 exchange time (trades)
 //
 // Fields are read and written through typed arrays over the ring (host byte order) rather than a
 // DataView: the buffer never leaves this process, and typed-array element access costs half of
-// DataView's in the producer's per-tick budget (bench/collector.bench.ts, "where the time goes").
+// DataView's in the producer's per-tick budget (bench/tick-ring.ts, "where the time goes").
 
 export const RECORD_SIZE = 128;
 export const MAX_DECIMAL_CHARS = 32;
@@ -28,9 +32,15 @@ export const KIND_SNAPSHOT_END = 3;
 export const KIND_INVALID = 4;
 export const KIND_TRADE = 5;
 
-const OFF_PRICE = 24;
-const OFF_SIZE = 56;
-const OFF_ID = 88;
+/** Characters of a decimal kept in the first cache line; the rest (up to MAX_DECIMAL_CHARS) in the second. */
+const INLINE_CHARS = 24;
+const OFF_STAMP = 8;
+const OFF_PRICE = 16;
+const OFF_SIZE = 40;
+const OFF_PRICE_TAIL = 64;
+const OFF_SIZE_TAIL = 72;
+const OFF_ID = 80;
+const OFF_TS = 120;
 
 /** Views over one ring's memory (record offsets are multiples of 8, so every field is aligned). */
 export interface RecordViews {
@@ -41,30 +51,42 @@ export interface RecordViews {
   readonly f64: Float64Array;
 }
 
-/**
- * Writes a validated decimal string (ASCII digits and '.', at most 32 characters) four
- * characters per 32-bit store: a quarter of the bounds-checked stores of a byte loop, which makes
- * this the cheapest way from a JS string into shared memory (Buffer.latin1Write and
- * TextEncoder.encodeInto cost a native call each, several times a whole record). Bytes past the
- * string's end inside its last word are zero; the length byte bounds every read.
- */
-function writeDecimal(u32: Uint32Array, at: number, text: string): number {
-  const n = Math.min(text.length, MAX_DECIMAL_CHARS);
-  let word = at >> 2;
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
+/** Packs `text[from, to)` into consecutive 32-bit words from `word` (`from` and `word` 4-aligned); zero past the end of the last word. */
+function packAscii(u32: Uint32Array, word: number, text: string, from: number, to: number): void {
+  let i = from;
+  for (; i + 4 <= to; i += 4) {
     u32[word++] =
       text.charCodeAt(i) |
       (text.charCodeAt(i + 1) << 8) |
       (text.charCodeAt(i + 2) << 16) |
       (text.charCodeAt(i + 3) << 24);
   }
-  if (i < n) {
+  if (i < to) {
     let tail = 0;
-    for (let shift = 0; i < n; i++, shift += 8) tail |= text.charCodeAt(i) << shift;
+    for (let shift = 0; i < to; i++, shift += 8) tail |= text.charCodeAt(i) << shift;
     u32[word] = tail;
   }
+}
+
+/**
+ * Writes a validated decimal string (ASCII digits and '.', at most 32 characters) four
+ * characters per 32-bit store: a quarter of the bounds-checked stores of a byte loop, which makes
+ * this the cheapest way from a JS string into shared memory (Buffer.latin1Write and
+ * TextEncoder.encodeInto cost a native call each, several times a whole record). The first 24
+ * characters go to `at`, any further ones to `tailAt`; the length byte bounds every read.
+ */
+function writeDecimal(u32: Uint32Array, at: number, tailAt: number, text: string): number {
+  const n = Math.min(text.length, MAX_DECIMAL_CHARS);
+  packAscii(u32, at >> 2, text, 0, Math.min(n, INLINE_CHARS));
+  if (n > INLINE_CHARS) packAscii(u32, tailAt >> 2, text, INLINE_CHARS, n);
   return n;
+}
+
+function readDecimal(bytes: Buffer, at: number, tailAt: number, len: number): string {
+  if (len <= INLINE_CHARS) return readAscii(bytes, at, len);
+  return (
+    bytes.toString("latin1", at, at + INLINE_CHARS) + bytes.toString("latin1", tailAt, tailAt + len - INLINE_CHARS)
+  );
 }
 
 /** Writes any text byte by byte (ids and reasons: not validated as ASCII; each char keeps its low byte), truncated to `max`. */
@@ -97,22 +119,32 @@ export function writeRecord(
   const bytes = r.bytes;
   bytes[offset] = kind;
   bytes[offset + 1] = side;
-  bytes[offset + 2] = writeDecimal(r.u32, offset + OFF_PRICE, price);
-  bytes[offset + 3] = writeDecimal(r.u32, offset + OFF_SIZE, size);
+  bytes[offset + 2] = writeDecimal(r.u32, offset + OFF_PRICE, offset + OFF_PRICE_TAIL, price);
+  bytes[offset + 3] = writeDecimal(r.u32, offset + OFF_SIZE, offset + OFF_SIZE_TAIL, size);
   r.u16[(offset + 4) >> 1] = symbol;
-  bytes[offset + 6] = id.length === 0 ? 0 : writeText(bytes, offset + OFF_ID, id, MAX_ID_CHARS);
-  r.f64[(offset + 8) >> 3] = ts;
-  r.f64[(offset + 16) >> 3] = stamp;
+  r.f64[(offset + OFF_STAMP) >> 3] = stamp;
+  // Levels leave the second cache line alone: only trades (and invalid-book reasons) have an id
+  // or a time; byte 7 says whether they were written.
+  if (kind === KIND_TRADE || id.length > 0 || ts !== 0) {
+    bytes[offset + 6] = writeText(bytes, offset + OFF_ID, id, MAX_ID_CHARS);
+    r.f64[(offset + OFF_TS) >> 3] = ts;
+    bytes[offset + 7] = 1;
+  } else {
+    bytes[offset + 6] = 0;
+    bytes[offset + 7] = 0;
+  }
 }
 
 export const recordKind = (r: RecordViews, offset: number): number => r.bytes[offset]!;
 export const recordSide = (r: RecordViews, offset: number): number => r.bytes[offset + 1]!;
 export const recordSymbol = (r: RecordViews, offset: number): number => r.u16[(offset + 4) >> 1]!;
-export const recordTs = (r: RecordViews, offset: number): number => r.f64[(offset + 8) >> 3]!;
-export const recordStamp = (r: RecordViews, offset: number): number => r.f64[(offset + 16) >> 3]!;
+/** The exchange time (trades); 0 when the record carried none. */
+export const recordTs = (r: RecordViews, offset: number): number =>
+  r.bytes[offset + 7] === 0 ? 0 : r.f64[(offset + OFF_TS) >> 3]!;
+export const recordStamp = (r: RecordViews, offset: number): number => r.f64[(offset + OFF_STAMP) >> 3]!;
 export const recordPrice = (r: RecordViews, offset: number): string =>
-  readAscii(r.bytes, offset + OFF_PRICE, r.bytes[offset + 2]!);
+  readDecimal(r.bytes, offset + OFF_PRICE, offset + OFF_PRICE_TAIL, r.bytes[offset + 2]!);
 export const recordSize = (r: RecordViews, offset: number): string =>
-  readAscii(r.bytes, offset + OFF_SIZE, r.bytes[offset + 3]!);
+  readDecimal(r.bytes, offset + OFF_SIZE, offset + OFF_SIZE_TAIL, r.bytes[offset + 3]!);
 export const recordId = (r: RecordViews, offset: number): string =>
   readAscii(r.bytes, offset + OFF_ID, r.bytes[offset + 6]!);
