@@ -1,4 +1,4 @@
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { FeedMirror } from "../contracts/feed-mirror";
@@ -211,6 +211,29 @@ describe("relays attached before anyone publishes", () => {
     }
     publisher.close();
     for (const sub of subs) sub.close();
+  });
+});
+
+describe("a MarketFeed object evicted before anyone published", () => {
+  it("has forgotten the relays (it had no storage yet); they re-attach on their alarm and the first publisher's frames reach their subscribers", async () => {
+    const symbol = "FORGOT-USD";
+    const updates = kraken().updates.slice(0, 6);
+    const sub = await TestSubscriber.open(symbol);
+    await sub.until(() => sub.snapshots === 1);
+    await evictDurableObject(env.MARKET_FEED.getByName(symbol)); // memory gone, nothing stored
+    const publisher = await TestPublisher.open(symbol);
+    for (const update of updates.slice(0, 3)) await publisher.batch([update]);
+    expect((await stats(symbol)).relays.relays).toBe(0); // published to nobody
+    // The relay's re-attach alarm: the answer carries the frames it missed.
+    expect(await runDurableObjectAlarm(relayOf(symbol))).toBe(true);
+    for (const update of updates.slice(3)) await publisher.batch([update]);
+    const end = (await stats(symbol)).feedSeq;
+    await sub.untilSeq(end);
+    expect(sub.gaps).toBe(0);
+    expect(sub.snapshots).toBe(1);
+    expect(sub.view("kraken")).toEqual(reference(updates).view());
+    publisher.close();
+    sub.close();
   });
 });
 

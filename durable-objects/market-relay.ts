@@ -18,6 +18,15 @@ const SNAPSHOT_TRADES = 50;
 const DETACH_AFTER_MS = 10_000;
 /** While busy, the relay checks this often whether it went idle, and then records the seq its subscribers are at. */
 const IDLE_CHECK_MS = 5_000;
+/**
+ * A relay that has subscribers but has not had a delivery since it attached re-attaches after
+ * this long, then at doubling intervals up to REATTACH_MAX_MS: a MarketFeed object evicted before
+ * anyone published (it keeps no storage until then) has forgotten the relays that attached to it,
+ * and would publish to none of them. Re-attaching is one small RPC; the answer carries any frames
+ * the relay missed, so its subscribers see no gap.
+ */
+const REATTACH_FIRST_MS = 5_000;
+const REATTACH_MAX_MS = 300_000;
 
 /** Counters of one relay (and, summed, of a symbol's relays; `feedStats` reports them). */
 export interface RelayStats {
@@ -69,6 +78,7 @@ export class MarketRelayObject extends DurableObject<Env> {
   /** The catch-up in progress; deliveries wait in `queue` behind it. */
   private catching: Promise<void> | null = null;
   private lastDeliveryAt = 0;
+  private reattachAfterMs = REATTACH_FIRST_MS;
   private idleCheckArmed = false;
   private readonly fanOut: MarketFeedFanOut;
   private readonly children: RelayLinks;
@@ -147,6 +157,11 @@ export class MarketRelayObject extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     const now = Date.now();
+    if (this.lastDeliveryAt === 0 && this.mirror && (this.fanOut.count() > 0 || this.children.size > 0)) {
+      // Never delivered to since attaching: make sure the parent still knows this relay.
+      await this.catchUp(this.mirror.lastSeq);
+      if (this.lastDeliveryAt === 0) this.armReattach();
+    }
     if (this.idleCheckArmed) {
       if (now - this.lastDeliveryAt >= IDLE_CHECK_MS) {
         // Idle: remember where the subscribers' streams stand, for the instance that wakes next.
@@ -257,12 +272,19 @@ export class MarketRelayObject extends DurableObject<Env> {
   }
 
   /** Makes sure this instance is attached and has the symbol's state (subscriber upgrades, middle relays). */
+  private armReattach(): void {
+    const at = Date.now() + this.reattachAfterMs;
+    this.reattachAfterMs = Math.min(REATTACH_MAX_MS, this.reattachAfterMs * 2);
+    this.ctx.waitUntil(wakeBy(this.ctx.storage, at));
+  }
+
   private async ensureAttached(): Promise<void> {
     while (this.catching) await this.catching;
     if (this.mirror) return;
     // A fresh instance: its subscribers (if any survived hibernation) stand where the last idle check left them.
     const stored = this.ctx.storage.kv.get<number>("seq");
     await this.catchUp(this.fanOut.count() > 0 && stored !== undefined ? stored : null);
+    if (this.lastDeliveryAt === 0) this.armReattach();
   }
 
   /**
