@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { parsedOncePerEnv } from "../env-config";
 import { DomainError } from "../errors";
 
 /**
@@ -93,24 +94,11 @@ export function parseAlertThresholds(env: AlertConfigEnv): AlertThresholds {
   };
 }
 
-const parsedFor = new WeakMap<object, AlertThresholds | DomainError>();
-
 /**
  * The env's alert thresholds, parsed once per env object and logged once when refused; throws the
  * same error on every call while misconfigured.
  */
-export function alertThresholdsFor(env: AlertConfigEnv): AlertThresholds {
-  let entry = parsedFor.get(env);
-  if (entry === undefined) {
-    try {
-      entry = parseAlertThresholds(env);
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
-      entry = error;
-      console.error(JSON.stringify({ level: "error", msg: "alert configuration refused", error: error.message }));
-    }
-    parsedFor.set(env, entry);
-  }
-  if (entry instanceof DomainError) throw entry;
-  return entry;
-}
+export const alertThresholdsFor: (env: AlertConfigEnv) => AlertThresholds = parsedOncePerEnv(
+  "alert",
+  parseAlertThresholds,
+);

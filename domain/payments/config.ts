@@ -1,3 +1,4 @@
+import { parsedOncePerEnv } from "../env-config";
 import { DomainError } from "../errors";
 
 /** The payment provider a Worker may use, read from its vars and secrets. */
@@ -39,25 +40,12 @@ export function parsePaymentConfig(env: PaymentConfigEnv): PaymentConfig {
   throw refuse(`PAYMENT_PROVIDER ${JSON.stringify(provider)} is not "simulated" or "stripe"`);
 }
 
-const parsed = new WeakMap<object, PaymentConfig | DomainError>();
-
 /**
- * The env's payment config, parsed once per env object (the runtime hands an isolate the same
- * object on every request, so checkout pays for the check once) and logged once when it is wrong.
- * Throws the same `payment-unavailable` error on every call while misconfigured.
+ * The env's payment config, parsed once per env object (checkout pays for the check once per
+ * isolate) and logged once when it is wrong. Throws the same `payment-unavailable` error on every
+ * call while misconfigured.
  */
-export function paymentConfigFor(env: PaymentConfigEnv): PaymentConfig {
-  let entry = parsed.get(env);
-  if (entry === undefined) {
-    try {
-      entry = parsePaymentConfig(env);
-    } catch (error) {
-      if (!(error instanceof DomainError)) throw error;
-      entry = error;
-      console.error(JSON.stringify({ level: "error", msg: "payment configuration refused", error: error.message }));
-    }
-    parsed.set(env, entry);
-  }
-  if (entry instanceof DomainError) throw entry;
-  return entry;
-}
+export const paymentConfigFor: (env: PaymentConfigEnv) => PaymentConfig = parsedOncePerEnv(
+  "payment",
+  parsePaymentConfig,
+);

@@ -78,26 +78,23 @@ export const health = createRouter()
           return "failed" as const;
         }
       };
-      // A deploy health check must catch a Worker that would refuse every checkout.
+      // A configuration the Worker refuses fails its check, with the reason (safe to show: it
+      // names vars, never secrets' values).
       const reasons: Record<string, string> = {};
-      let payments: "ok" | "failed" = "ok";
-      try {
-        paymentConfigFor(c.env);
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        payments = "failed";
-        reasons.payments = error.message;
-      }
-      // Alert thresholds are checked here so `npm start` and a deploy's health check stop on a bad
-      // ALERT_* var, instead of the alert monitor failing quietly later.
-      let alerts: "ok" | "failed" = "ok";
-      try {
-        alertThresholdsFor(c.env);
-      } catch (error) {
-        if (!(error instanceof DomainError)) throw error;
-        alerts = "failed";
-        reasons.alerts = error.message;
-      }
+      const configured = (name: string, parse: () => unknown): "ok" | "failed" => {
+        try {
+          parse();
+          return "ok";
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          reasons[name] = error.message;
+          return "failed";
+        }
+      };
+      // A deploy health check must catch a Worker that would refuse every checkout, and `npm start`
+      // stop on a bad ALERT_* var instead of the alert monitor failing quietly later.
+      const payments = configured("payments", () => paymentConfigFor(c.env));
+      const alerts = configured("alerts", () => alertThresholdsFor(c.env));
       const [d1, migrations, durableObjects] = await Promise.all([
         probe(() => c.env.DB.prepare("select 1").first()),
         // A reachable D1 without the schema the code needs would fail every request that uses it.
