@@ -187,6 +187,14 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
   const subs: WebSocket[] = [];
+  // The publisher first, with the book, as a live market has it: subscribers start from a real
+  // snapshot, and the symbol's object has storage, so it remembers its relays even if it is
+  // evicted while a few thousand subscribers connect.
+  const publisher = await open(target.publishUrl(symbol), target.headers);
+  let seq = 0;
+  const send = (books: BookUpdate[]) =>
+    publisher.send(JSON.stringify({ type: "batch", seq: seq++, ts: now(), books, trades: [] }));
+  send([kraken.updates[0]!]);
   // The bandwidth pair: one more JSON and one binary subscriber (edge only), counting payload bytes.
   let jsonBytes = 0;
   let binaryBytes = 0;
@@ -232,12 +240,6 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     });
     await Promise.all(wave);
   }
-
-  const publisher = await open(target.publishUrl(symbol), target.headers);
-  let seq = 0;
-  const send = (books: BookUpdate[]) =>
-    publisher.send(JSON.stringify({ type: "batch", seq: seq++, ts: now(), books, trades: [] }));
-  send([kraken.updates[0]!]);
 
   // 50 batches/s on an absolute schedule (no drift), each one real Kraken update; the recorded
   // stream is replayed from its snapshot again when it runs out.
