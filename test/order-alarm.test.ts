@@ -10,25 +10,46 @@ import { orderLine, SHIPPING } from "./order-fixtures";
  * for the saga deadline when the order is placed, left alone by steps whose events are relayed at
  * once, moved to the retry time when a send fails, and back to the deadline once the alarm relayed.
  */
+/** A saga queue to swap onto a live OrderObject: records the event types sent, or fails while `down`. */
+function recordingQueue() {
+  const sent: string[] = [];
+  const state = { down: false };
+  const record = (types: string[]) => {
+    if (state.down) throw new Error("queue unavailable");
+    sent.push(...types);
+  };
+  const queue = {
+    async send(body: { type: string }) {
+      record([body.type]);
+    },
+    async sendBatch(messages: { body: { type: string } }[]) {
+      record(messages.map((m) => m.body.type));
+    },
+  } as unknown as Queue;
+  return { sent, state, queue };
+}
+
+/** Places a one-line test order on the instance, its events going to `queue`. */
+function placeWith(instance: OrderObject, queue: Queue, orderId: string, sku: string) {
+  (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: queue };
+  return instance.place({
+    orderId,
+    userId: `u-${crypto.randomUUID()}`,
+    items: [orderLine(`p-${sku}`, sku)],
+    total: { amount: 1999, currency: "USD" },
+    paymentToken: "tok_sim_success_4242",
+    shippingAddress: SHIPPING,
+    correlationId: orderId,
+  });
+}
+
 describe("order alarm", () => {
   it("stays at the saga deadline through relayed steps, retries a failed send, then returns to the deadline", async () => {
     const orderId = `ord_${randomHex(12)}`;
     const stub = env.ORDER.getByName(orderId);
     // The object's queue, swapped on the live instance: records what the saga sends, or fails.
-    const sent: string[] = [];
-    const queue = { down: false };
-    const fakeQueue = {
-      async send(body: { type: string }) {
-        if (queue.down) throw new Error("queue unavailable");
-        sent.push(body.type);
-      },
-      async sendBatch(messages: { body: { type: string } }[]) {
-        if (queue.down) throw new Error("queue unavailable");
-        sent.push(...messages.map((m) => m.body.type));
-      },
-    } as unknown as Queue;
+    const { sent, state: queue, queue: fakeQueue } = recordingQueue();
     const alarms = await runInDurableObject(stub, async (instance: OrderObject, state) => {
-      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: fakeQueue };
       // Counts the alarm writes the object makes (setAlarm and deleteAlarm).
       let writes = 0;
       const storage = state.storage;
@@ -42,15 +63,7 @@ describe("order alarm", () => {
           },
         });
       }
-      await instance.place({
-        orderId,
-        userId: `u-${crypto.randomUUID()}`,
-        items: [orderLine("p-alarm", "ALARM-1")],
-        total: { amount: 1999, currency: "USD" },
-        paymentToken: "tok_sim_success_4242",
-        shippingAddress: SHIPPING,
-        correlationId: orderId,
-      });
+      await placeWith(instance, fakeQueue, orderId, "ALARM-1");
       const deadline = state.storage.sql.exec<{ deadline: number }>("SELECT deadline FROM orders").one().deadline;
       const afterPlace = await state.storage.getAlarm();
       const writesAfterPlace = writes;
@@ -92,17 +105,8 @@ describe("order alarm", () => {
   it("a sent mark rides on the order's next change; an order with nothing more coming is marked at once", async () => {
     const orderId = `ord_${randomHex(12)}`;
     const stub = env.ORDER.getByName(orderId);
-    const sent: string[] = [];
-    const fakeQueue = {
-      async send(body: { type: string }) {
-        sent.push(body.type);
-      },
-      async sendBatch(messages: { body: { type: string } }[]) {
-        sent.push(...messages.map((m) => m.body.type));
-      },
-    } as unknown as Queue;
+    const { sent, queue } = recordingQueue();
     const marks = await runInDurableObject(stub, async (instance: OrderObject, state) => {
-      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: fakeQueue };
       const marked = () =>
         Object.fromEntries(
           state.storage.sql
@@ -110,15 +114,7 @@ describe("order alarm", () => {
             .toArray()
             .map((r) => [r.type, r.sent_at !== null]),
         );
-      await instance.place({
-        orderId,
-        userId: `u-${crypto.randomUUID()}`,
-        items: [orderLine("p-mark", "MARK-1")],
-        total: { amount: 1999, currency: "USD" },
-        paymentToken: "tok_sim_success_4242",
-        shippingAddress: SHIPPING,
-        correlationId: orderId,
-      });
+      await placeWith(instance, queue, orderId, "MARK-1");
       const afterPlace = { stored: marked(), log: (await instance.eventLog()).map((e) => e.sentAt !== null) };
       await instance.reservationResult({ ok: true });
       const afterReserved = marked();
