@@ -9,7 +9,10 @@
 // process publishes a synthetic symbol itself on /v1/ingest/:symbol with the collector's service
 // token: one 200-level snapshot per exchange, then deltas of a few levels each at the set rate. The
 // console measures each frame from its WebSocket `message` event to the start of the next animation
-// frame after the paint that shows it (console/src/views/market.ts, `window.edgepulseConsole`).
+// frame after the paint that shows it (console/src/views/market.ts, `window.edgepulseConsole`), and
+// where a late frame's time went: the main-thread time of each paint and the browser's long tasks
+// (over 50 ms): a late frame with neither was waiting for the CPU, not for the console's code.
+import { loadavg } from "node:os";
 import WebSocket from "ws";
 import { DEMO_ADMIN, devVar } from "../scripts/local.ts";
 import { launchChromium, startStack } from "../test/browser/stack.ts";
@@ -74,10 +77,15 @@ try {
   /** Publishes `rate` deltas a second for `seconds`; returns the page's latencies for those frames. */
   const phase = async (rate: number, seconds: number) => {
     await page.evaluate(() => {
-      const m = (globalThis as unknown as { edgepulseConsole: { latencies: number[]; framesPainted: number } })
-        .edgepulseConsole;
+      const m = (
+        globalThis as unknown as {
+          edgepulseConsole: { latencies: number[]; framesPainted: number; paintMs?: number[]; longTasksMs?: number[] };
+        }
+      ).edgepulseConsole;
       m.latencies.length = 0;
       m.framesPainted = 0;
+      if (m.paintMs) m.paintMs.length = 0;
+      if (m.longTasksMs) m.longTasksMs.length = 0;
     });
     const sent = rate * seconds;
     const started = performance.now();
@@ -99,13 +107,34 @@ try {
     }
     // Every frame painted (or a deadline): what did not arrive or paint in time counts as lost.
     const deadline = Date.now() + 10_000;
-    let result = { latencies: [] as number[], framesPainted: 0, gaps: 0 };
+    let result = {
+      latencies: [] as number[],
+      framesPainted: 0,
+      gaps: 0,
+      paintMs: null as number[] | null,
+      longTasksMs: null as number[] | null,
+    };
     while (Date.now() < deadline) {
       result = await page.evaluate(() => {
         const m = (
-          globalThis as unknown as { edgepulseConsole: { latencies: number[]; framesPainted: number; gaps: number } }
+          globalThis as unknown as {
+            edgepulseConsole: {
+              latencies: number[];
+              framesPainted: number;
+              gaps: number;
+              paintMs?: number[];
+              longTasksMs?: number[];
+            };
+          }
         ).edgepulseConsole;
-        return { latencies: [...m.latencies], framesPainted: m.framesPainted, gaps: m.gaps };
+        // paintMs / longTasksMs: consoles older than the bench do not keep them.
+        return {
+          latencies: [...m.latencies],
+          framesPainted: m.framesPainted,
+          gaps: m.gaps,
+          paintMs: m.paintMs ? [...m.paintMs] : null,
+          longTasksMs: m.longTasksMs ? [...m.longTasksMs] : null,
+        };
       });
       if (result.framesPainted >= sent) break;
       await new Promise((r) => setTimeout(r, 200));
@@ -115,8 +144,12 @@ try {
 
   const baseline = await phase(1, Math.min(10, SECONDS));
   const loaded = await phase(RATE, SECONDS);
+  const work = (r: typeof baseline) =>
+    r.paintMs
+      ? `\n  ${"".padEnd(22)} paint work p50 ${percentile(r.paintMs, 50).toFixed(2)} ms   p99 ${percentile(r.paintMs, 99).toFixed(2)} ms   max ${Math.max(0, ...r.paintMs).toFixed(1)} ms (${r.paintMs.length} paints)   long tasks ${r.longTasksMs?.length ?? 0}${r.longTasksMs?.length ? ` (max ${Math.max(...r.longTasksMs).toFixed(0)} ms)` : ""}`
+      : "";
   const row = (label: string, r: typeof baseline) =>
-    `  ${label.padEnd(22)} frames ${String(r.framesPainted).padStart(5)}/${r.sent}   p50 ${percentile(r.latencies, 50).toFixed(1)} ms   p99 ${percentile(r.latencies, 99).toFixed(1)} ms   max ${Math.max(...r.latencies).toFixed(1)} ms   gaps ${r.gaps}`;
+    `  ${label.padEnd(22)} frames ${String(r.framesPainted).padStart(5)}/${r.sent}   p50 ${percentile(r.latencies, 50).toFixed(1)} ms   p99 ${percentile(r.latencies, 99).toFixed(1)} ms   max ${Math.max(...r.latencies).toFixed(1)} ms   gaps ${r.gaps}${work(r)}`;
   const p99 = percentile(loaded.latencies, 99);
   console.log(`
 console market view, frame → paint (headless chromium, ${EXCHANGES.length} exchanges × 200-level books, ladder + depth charts)
@@ -124,6 +157,9 @@ ${row("1 delta/s (baseline)", baseline)}
 ${row(`${RATE} deltas/s`, loaded)}
   p50 ratio ${RATE}/s vs 1/s: ×${(percentile(loaded.latencies, 50) / percentile(baseline.latencies, 50)).toFixed(2)}
   target p99 < 100 ms at ${RATE} deltas/s: ${p99 < 100 && loaded.framesPainted >= loaded.sent ? "met" : "NOT met"}
+  load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}
 `);
   ingest.close();
 } finally {

@@ -2,6 +2,13 @@
 // freshness, recent trades. Frames are applied as they arrive and painted once per animation
 // frame; each paint is acknowledged to the feed (flow control) and its frame→paint latency kept
 // for the benchmark (bench/console.bench.ts reads `window.edgepulseConsole`).
+//
+// A paint costs little whatever the frame rate (README "Console frame → paint"): the ladder, BBO
+// and trades are fixed cells built once whose text is set only where it changed (no elements made
+// or dropped per frame, so no style recalculation of whole tables); a depth chart is redrawn only
+// when its exchange's book changed, at most every CHART_INTERVAL_MS and one chart per animation
+// frame, so three charts never land in the same frame; and nothing reads layout while painting
+// (chart widths come from a ResizeObserver), which would force a synchronous layout mid-paint.
 import uPlot from "uplot";
 import type { Exchange } from "../../../contracts/market.ts";
 import { call, client } from "../api.ts";
@@ -14,30 +21,73 @@ const CHART_INTERVAL_MS = 250;
 /** An exchange with no book change for this long is shown as not fresh. */
 const FRESH_MS = 5000;
 
-/** What the benchmark and the browser test read: frames painted and their frame→paint latencies. */
+/**
+ * What the benchmark and the browser test read: frames painted and their frame→paint latencies,
+ * and where a late frame's time went: the main-thread time of each paint, and the browser's long
+ * tasks (anything that held the main thread for over 50 ms).
+ */
 interface ConsoleMetrics {
   symbol: string | null;
   framesPainted: number;
   latencies: number[];
+  paintMs: number[];
+  longTasksMs: number[];
   lastSeq: number;
   gaps: number;
 }
+const freshMetrics = (symbol: string | null): ConsoleMetrics => ({
+  symbol,
+  framesPainted: 0,
+  latencies: [],
+  paintMs: [],
+  longTasksMs: [],
+  lastSeq: -1,
+  gaps: 0,
+});
 declare global {
   interface Window {
     edgepulseConsole: ConsoleMetrics;
   }
 }
-window.edgepulseConsole = { symbol: null, framesPainted: 0, latencies: [], lastSeq: -1, gaps: 0 };
+window.edgepulseConsole = freshMetrics(null);
+/** Keeps the newest `limit` samples of a metric. */
+const keep = (samples: number[], value: number, limit = 10_000) => {
+  samples.push(value);
+  if (samples.length > limit) samples.splice(0, samples.length - limit);
+};
+if (PerformanceObserver.supportedEntryTypes?.includes("longtask")) {
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) keep(window.edgepulseConsole.longTasksMs, entry.duration);
+  }).observe({ type: "longtask" });
+}
 
 const parse = (s: string) => Number.parseFloat(s);
 
 interface ExchangePanel {
   root: HTMLElement;
   freshness: HTMLElement;
-  ladder: HTMLTableSectionElement;
+  /** LADDER_LEVELS rows of [bid size, bid, ask, ask size] cells, built once. */
+  ladderCells: HTMLTableCellElement[][];
   chart: uPlot;
-  chartHost: HTMLElement;
+  /** The chart's width as last observed (ResizeObserver), so painting never reads layout. */
+  chartWidth: number;
+  /** When the chart last drew, and when its book last changed (performance clock / wall clock). */
+  chartDrawnAt: number;
+  chartDataAt: number;
 }
+
+/** Sets a node's text only when it differs: an unchanged cell costs the browser nothing. */
+function setText(node: Node, text: string): void {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** A row of `n` empty cells with the given classes, and the cells. */
+function cellRow(classes: string[]): { row: HTMLTableRowElement; cells: HTMLTableCellElement[] } {
+  const cells = classes.map((c) => h("td", c ? { class: c } : {}));
+  return { row: h("tr", {}, ...cells), cells };
+}
+
+const TRADE_ROWS = 20;
 
 /** Mounts the market view into `root`; returns a function that tears it down. */
 /** The symbol the view opens when the URL names none: the recorded feeds' liveliest book. */
@@ -47,9 +97,24 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   const select = h("select", { id: "symbol", name: "symbol" });
   const statusEl = h("span", { class: "pill", role: "status", "aria-live": "polite" }, "connecting");
   const seqEl = h("span", { class: "muted" });
-  const bboEl = h("div", { class: "bbo", "aria-label": "Consolidated best bid and offer" });
+  const bbo = {
+    bid: h("strong", { "data-testid": "bbo-bid" }, "—"),
+    bidAt: document.createTextNode(""),
+    ask: h("strong", { "data-testid": "bbo-ask" }, "—"),
+    askAt: document.createTextNode(""),
+    spread: h("strong", {}, "—"),
+  };
+  const bboEl = h(
+    "div",
+    { class: "bbo", "aria-label": "Consolidated best bid and offer" },
+    h("div", { class: "bid" }, h("span", { class: "label" }, "Best bid"), bbo.bid, bbo.bidAt),
+    h("div", { class: "ask" }, h("span", { class: "label" }, "Best ask"), bbo.ask, bbo.askAt),
+    h("div", {}, h("span", { class: "label" }, "Spread"), bbo.spread),
+  );
   const panelsEl = h("div", { class: "exchanges" });
-  const tradesBody = h("tbody");
+  const tradeRows = Array.from({ length: TRADE_ROWS }, () => cellRow(["", "", "", "", ""]));
+  const tradesBody = h("tbody", {}, ...tradeRows.map((r) => r.row));
+  for (const r of tradeRows) r.row.hidden = true;
   replace(
     root,
     h(
@@ -77,7 +142,20 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   const panels = new Map<Exchange, ExchangePanel>();
   let pending: number[] = [];
   let scheduled = false;
-  let lastChart = 0;
+  let chartCatchUp: ReturnType<typeof setTimeout> | undefined;
+  const schedulePaint = () => {
+    if (scheduled) return;
+    scheduled = true;
+    requestAnimationFrame(paint);
+  };
+  /** The newest trade painted, so the trades table is touched only when one arrives. */
+  let lastTradePainted: unknown = null;
+  const widths = new ResizeObserver((entries) => {
+    for (const entry of entries) {
+      const panel = [...panels.values()].find((p) => p.chart.root.parentElement === entry.target);
+      if (panel) panel.chartWidth = Math.max(240, Math.floor(entry.contentRect.width));
+    }
+  });
   const setStatus = (next: FeedStatus, detail?: string) => {
     statusEl.textContent = detail ? `${next}: ${detail}` : next;
     statusEl.dataset.state = next;
@@ -87,7 +165,8 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
     const existing = panels.get(exchange);
     if (existing) return existing;
     const freshness = h("span", { class: "freshness", "data-exchange": exchange });
-    const ladder = h("tbody");
+    const ladderRows = Array.from({ length: LADDER_LEVELS }, () => cellRow(["size", "bid", "ask", "size"]));
+    const ladder = h("tbody", {}, ...ladderRows.map((r) => r.row));
     const chartHost = h("div", { class: "depth", role: "img", "aria-label": `${exchange} depth chart` });
     const panelRoot = h(
       "article",
@@ -125,8 +204,17 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
       chartHost,
     );
     panelsEl.appendChild(panelRoot);
-    const panel = { root: panelRoot, freshness, ladder, chart, chartHost };
+    const panel: ExchangePanel = {
+      root: panelRoot,
+      freshness,
+      ladderCells: ladderRows.map((r) => r.cells),
+      chart,
+      chartWidth: 360,
+      chartDrawnAt: Number.NEGATIVE_INFINITY,
+      chartDataAt: 0,
+    };
     panels.set(exchange, panel);
+    widths.observe(chartHost);
     return panel;
   };
 
@@ -137,107 +225,110 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
       const at = feed.updatedAt.get(exchange);
       const stale = feed.mirror.stale.has(exchange);
       const fresh = at !== undefined && now - at < FRESH_MS && !stale;
-      panel.freshness.textContent = stale ? "stale (resyncing)" : at ? `updated ${ago(now - at)}` : "no data";
-      panel.freshness.dataset.fresh = String(fresh);
+      setText(panel.freshness, stale ? "stale (resyncing)" : at ? `updated ${ago(now - at)}` : "no data");
+      if (panel.freshness.dataset.fresh !== String(fresh)) panel.freshness.dataset.fresh = String(fresh);
     }
+  };
+
+  /** Redraws one exchange's depth chart from its book (stepped cumulative sizes around the mid). */
+  const drawChart = (exchange: Exchange, panel: ExchangePanel, now: number) => {
+    if (!feed) return;
+    const view = feed.mirror.view(exchange, DEPTH_LEVELS);
+    const bids = view.bids.slice().reverse();
+    const xs: number[] = [];
+    const bidY: (number | null)[] = [];
+    const askY: (number | null)[] = [];
+    let cumulative = bids.reduce((sum, l) => sum + parse(l[1]), 0);
+    for (const [price, size] of bids) {
+      xs.push(parse(price));
+      bidY.push(cumulative);
+      askY.push(null);
+      cumulative -= parse(size);
+    }
+    cumulative = 0;
+    for (const [price, size] of view.asks) {
+      cumulative += parse(size);
+      xs.push(parse(price));
+      bidY.push(null);
+      askY.push(cumulative);
+    }
+    if (panel.chart.width !== panel.chartWidth) panel.chart.setSize({ width: panel.chartWidth, height: 150 });
+    panel.chart.setData([xs, bidY, askY] as uPlot.AlignedData);
+    panel.chartDrawnAt = now;
   };
 
   const paint = () => {
     scheduled = false;
     if (!feed) return;
+    const paintStarted = performance.now();
     const mirror = feed.mirror;
     const { bid, ask } = mirror.bbo;
-    replace(
-      bboEl,
-      h(
-        "div",
-        { class: "bid" },
-        h("span", { class: "label" }, "Best bid"),
-        h("strong", { "data-testid": "bbo-bid" }, bid ? bid.price : "—"),
-        bid ? ` ${bid.size} @ ${bid.exchange}` : "",
-      ),
-      h(
-        "div",
-        { class: "ask" },
-        h("span", { class: "label" }, "Best ask"),
-        h("strong", { "data-testid": "bbo-ask" }, ask ? ask.price : "—"),
-        ask ? ` ${ask.size} @ ${ask.exchange}` : "",
-      ),
-      h(
-        "div",
-        {},
-        h("span", { class: "label" }, "Spread"),
-        h("strong", {}, bid && ask ? (parse(ask.price) - parse(bid.price)).toPrecision(6) : "—"),
-      ),
-    );
-    const drawCharts = performance.now() - lastChart > CHART_INTERVAL_MS;
+    setText(bbo.bid, bid ? bid.price : "—");
+    setText(bbo.bidAt, bid ? ` ${bid.size} @ ${bid.exchange}` : "");
+    setText(bbo.ask, ask ? ask.price : "—");
+    setText(bbo.askAt, ask ? ` ${ask.size} @ ${ask.exchange}` : "");
+    setText(bbo.spread, bid && ask ? (parse(ask.price) - parse(bid.price)).toPrecision(6) : "—");
+    const now = performance.now();
+    // At most one chart per animation frame: the one whose book changed and waited longest.
+    let chartDue: { exchange: Exchange; panel: ExchangePanel } | null = null;
     for (const exchange of feed.exchanges()) {
       const panel = panelFor(exchange);
-      const view = mirror.view(exchange, Math.max(LADDER_LEVELS, DEPTH_LEVELS));
-      const rows: HTMLTableRowElement[] = [];
+      const view = mirror.view(exchange, LADDER_LEVELS);
       for (let i = 0; i < LADDER_LEVELS; i++) {
         const b = view.bids[i];
         const a = view.asks[i];
-        rows.push(
-          h(
-            "tr",
-            {},
-            h("td", { class: "size" }, b?.[1] ?? ""),
-            h("td", { class: "bid" }, b?.[0] ?? ""),
-            h("td", { class: "ask" }, a?.[0] ?? ""),
-            h("td", { class: "size" }, a?.[1] ?? ""),
-          ),
-        );
+        const cells = panel.ladderCells[i]!;
+        setText(cells[0]!, b?.[1] ?? "");
+        setText(cells[1]!, b?.[0] ?? "");
+        setText(cells[2]!, a?.[0] ?? "");
+        setText(cells[3]!, a?.[1] ?? "");
       }
-      panel.ladder.replaceChildren(...rows);
-      if (drawCharts) {
-        const bids = view.bids.slice(0, DEPTH_LEVELS).reverse();
-        const asks = view.asks.slice(0, DEPTH_LEVELS);
-        const xs: number[] = [];
-        const bidY: (number | null)[] = [];
-        const askY: (number | null)[] = [];
-        let cumulative = bids.reduce((sum, l) => sum + parse(l[1]), 0);
-        for (const [price, size] of bids) {
-          xs.push(parse(price));
-          bidY.push(cumulative);
-          askY.push(null);
-          cumulative -= parse(size);
-        }
-        cumulative = 0;
-        for (const [price, size] of asks) {
-          cumulative += parse(size);
-          xs.push(parse(price));
-          bidY.push(null);
-          askY.push(cumulative);
-        }
-        const width = Math.max(240, Math.floor(panel.chartHost.clientWidth || 360));
-        if (panel.chart.width !== width) panel.chart.setSize({ width, height: 150 });
-        panel.chart.setData([xs, bidY, askY] as uPlot.AlignedData);
+      const changedAt = feed.updatedAt.get(exchange) ?? 0;
+      if (
+        changedAt > panel.chartDataAt &&
+        now - panel.chartDrawnAt > CHART_INTERVAL_MS &&
+        (!chartDue || panel.chartDrawnAt < chartDue.panel.chartDrawnAt)
+      ) {
+        chartDue = { exchange, panel };
       }
+    }
+    if (chartDue) {
+      chartDue.panel.chartDataAt = feed.updatedAt.get(chartDue.exchange) ?? 0;
+      drawChart(chartDue.exchange, chartDue.panel, now);
     }
     for (const [exchange, panel] of panels) {
       if (!mirror.books.has(exchange)) {
+        if (panel.chart.root.parentElement) widths.unobserve(panel.chart.root.parentElement);
+        panel.chart.destroy();
         panel.root.remove();
         panels.delete(exchange);
       }
     }
-    if (drawCharts) lastChart = performance.now();
-    tradesBody.replaceChildren(
-      ...mirror.trades
-        .slice(-20)
-        .reverse()
-        .map((t) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, new Date(t.ts).toLocaleTimeString()),
-            h("td", {}, t.exchange),
-            h("td", { class: t.side === "buy" ? "bid" : "ask" }, t.side),
-            h("td", {}, t.price),
-            h("td", {}, t.size),
-          ),
-        ),
-    );
+    const newest = mirror.trades.at(-1) ?? null;
+    if (newest !== lastTradePainted) {
+      lastTradePainted = newest;
+      const recent = mirror.trades.slice(-TRADE_ROWS).reverse();
+      tradeRows.forEach(({ row, cells }, i) => {
+        const t = recent[i];
+        row.hidden = !t;
+        if (!t) return;
+        setText(cells[0]!, new Date(t.ts).toLocaleTimeString());
+        setText(cells[1]!, t.exchange);
+        setText(cells[2]!, t.side);
+        if (cells[2]!.className !== (t.side === "buy" ? "bid" : "ask"))
+          cells[2]!.className = t.side === "buy" ? "bid" : "ask";
+        setText(cells[3]!, t.price);
+        setText(cells[4]!, t.size);
+      });
+    }
+    // A book whose chart had to wait (another chart took the frame, or it drew moments ago) gets a
+    // paint of its own soon, even if no further frame arrives.
+    if (chartCatchUp === undefined && [...panels].some(([ex, p]) => (feed!.updatedAt.get(ex) ?? 0) > p.chartDataAt)) {
+      chartCatchUp = setTimeout(() => {
+        chartCatchUp = undefined;
+        schedulePaint();
+      }, CHART_INTERVAL_MS / 5);
+    }
     paintFreshness();
     seqEl.textContent = `seq ${mirror.lastSeq} · ${mirror.frames} frames · ${mirror.gaps} gaps`;
     const metrics = window.edgepulseConsole;
@@ -248,27 +339,26 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
     pending = [];
     requestAnimationFrame(() => {
       const paintedAt = performance.now();
-      for (const receivedAt of frames) metrics.latencies.push(paintedAt - receivedAt);
-      if (metrics.latencies.length > 10_000) metrics.latencies.splice(0, metrics.latencies.length - 10_000);
+      for (const receivedAt of frames) keep(metrics.latencies, paintedAt - receivedAt);
       metrics.framesPainted += frames.length;
     });
     feed.ack();
+    keep(metrics.paintMs, performance.now() - paintStarted);
   };
 
   const open = (symbol: string) => {
     feed?.close();
     for (const panel of panels.values()) panel.chart.destroy();
+    widths.disconnect();
     panels.clear();
     panelsEl.replaceChildren();
-    window.edgepulseConsole = { symbol, framesPainted: 0, latencies: [], lastSeq: -1, gaps: 0 };
+    lastTradePainted = null;
+    window.edgepulseConsole = freshMetrics(symbol);
     history.replaceState(null, "", `#/market/${encodeURIComponent(symbol)}`);
     feed = new MarketFeed(symbol, {
       frame(receivedAt) {
         pending.push(receivedAt);
-        if (!scheduled) {
-          scheduled = true;
-          requestAnimationFrame(paint);
-        }
+        schedulePaint();
       },
       status: setStatus,
     });
@@ -319,6 +409,8 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   return () => {
     clearTimeout(symbolsTimer);
     clearInterval(freshnessTimer);
+    clearTimeout(chartCatchUp);
+    widths.disconnect();
     feed?.close();
     for (const panel of panels.values()) panel.chart.destroy();
   };
