@@ -73,10 +73,16 @@ export const productSales = sqliteTable(
   (t) => [index("product_sales_units_idx").on(t.units)],
 );
 
-/** Orders already counted into `product_pairs` and `product_sales` (redelivery guard). */
+/**
+ * Orders already counted into `product_pairs` and `product_sales` (redelivery guard). `reversedAt`
+ * is set when the purchase did not stick (cancelled or fully refunded after it was counted: its
+ * counts are taken back once) — or first, as a tombstone, so a late `order.confirmed` of an order
+ * already cancelled counts nothing.
+ */
 export const recommendationOrders = sqliteTable("recommendation_orders", {
   orderId: text("order_id").primaryKey(),
   countedAt: text("counted_at").notNull().default(nowIso),
+  reversedAt: text("reversed_at"),
 });
 
 /**

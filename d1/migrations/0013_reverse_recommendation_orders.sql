@@ -1,0 +1,1 @@
+ALTER TABLE `recommendation_orders` ADD `reversed_at` text;
