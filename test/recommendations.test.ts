@@ -88,6 +88,53 @@ it("counts bought-together pairs deterministically from a seeded order set; rede
   expect((await recommended(ids.F!)).map(shop.nameOf)).toEqual(["E", "A", "B", "D", "C"]);
 });
 
+it("takes a cancelled or fully refunded purchase back out, once; a partial refund keeps it; a cancellation before its late confirmation counts nothing", async () => {
+  const shop = await catalog(["A", "B", "C"]);
+  const { ids } = shop;
+  const kept = confirmed(shop, ["A", "B"]);
+  const refunded = confirmed(shop, ["A", "B", "C"], 2);
+  const undone = (
+    event: ReturnType<typeof confirmed>,
+    type: "order.cancelled" | "order.refunded",
+    status: "cancelled" | "refunded" | "confirmed",
+  ) =>
+    orderEvent(
+      type,
+      { ...event.order, status },
+      (type === "order.refunded"
+        ? { refundId: `${event.orderId}:r`, amount: 100, revision: 7 }
+        : { revision: 7 }) as never,
+    );
+  await deliverSagaBatch([kept, refunded]);
+  expect([await pairCount(ids.A!, ids.B!), await pairCount(ids.A!, ids.C!)]).toEqual([2, 1]);
+
+  // A partial refund (the order stays confirmed) keeps the purchase.
+  await deliverSagaBatch([undone(refunded, "order.refunded", "confirmed")]);
+  expect(await pairCount(ids.A!, ids.B!)).toBe(2);
+  // Refunded in full, delivered twice (and once more in a later batch): taken back once.
+  const full = undone(refunded, "order.refunded", "refunded");
+  await deliverSagaBatch([full, full]);
+  await deliverSagaBatch([full, undone(refunded, "order.cancelled", "cancelled")]);
+  expect([await pairCount(ids.A!, ids.B!), await pairCount(ids.C!, ids.A!)]).toEqual([1, 0]);
+  const sold = await env.DB.prepare(
+    "SELECT product_id, units FROM product_sales WHERE product_id IN (?, ?) ORDER BY product_id",
+  )
+    .bind(ids.A, ids.C)
+    .all();
+  expect(sold.results).toEqual([
+    { product_id: ids.A, units: 1 },
+    { product_id: ids.C, units: 0 },
+  ]);
+  // C is no longer bought with A: it comes after B, as a category fallback.
+  expect((await recommended(ids.A!)).map(shop.nameOf)).toEqual(["B", "C"]);
+
+  // Cancelled before its (redelivered, late) confirmation is processed: the confirmation counts nothing.
+  const late = confirmed(shop, ["A", "B"]);
+  await deliverSagaBatch([undone(late, "order.cancelled", "cancelled")]);
+  await deliverSagaBatch([late]);
+  expect(await pairCount(ids.A!, ids.B!)).toBe(1);
+});
+
 it("never recommends out-of-stock, draft or archived products; unknown products are 404", async () => {
   const shop = await catalog(["A", "B", "C", "D", "E"], (name) => (name === "B" ? 0 : 5));
   await env.DB.batch([

@@ -7,41 +7,91 @@ export const DEFAULT_RECOMMENDATIONS = 8;
 
 /** Counted orders: an order holding these products (and no other condition) counts once. */
 const NOT_YET_COUNTED = "NOT EXISTS (SELECT 1 FROM recommendation_orders WHERE order_id = ?2)";
+/** A counted purchase not yet taken back. */
+const COUNTED_AND_KEPT = "EXISTS (SELECT 1 FROM recommendation_orders WHERE order_id = ?2 AND reversed_at IS NULL)";
+
+/**
+ * The order's purchase did not stick: cancelled (refunded in full if it was paid) or refunded in
+ * full (`order.refunded` is sent for every refund; after a partial one the order stays as it was).
+ */
+const isReversal = (event: OrderEvent) =>
+  event.type === "order.cancelled" || (event.type === "order.refunded" && event.order.status === "refunded");
 
 /**
  * The statements that count one confirmed order into the bought-together pairs and the per-product
- * sales, for the read-model consumer to run in the same D1 batch as its projection. Every statement
- * is guarded by the order's row in `recommendation_orders`, written last in the same transaction, so
- * a redelivered event — even twice in one queue batch — counts nothing the second time.
- * Other events need no statements: an order is counted when it is confirmed (stock committed, paid).
+ * sales — or take a counted order back out when it is cancelled or refunded in full — for the
+ * read-model consumer to run in the same D1 batch as its projection. Every statement is guarded by
+ * the order's row in `recommendation_orders`, written last in the same transaction, so a
+ * redelivered event — even twice in one queue batch — changes nothing the second time, and a
+ * reversal that arrives before its (late) confirmation leaves a tombstone the confirmation then
+ * respects. Other events need no statements: an order is counted when it is confirmed (stock
+ * committed, paid). A partial refund keeps the purchase.
  */
 export function purchaseCountStatements(db: D1Database, event: OrderEvent): D1PreparedStatement[] {
-  if (event.type !== "order.confirmed") return [];
+  const reversal = isReversal(event);
+  if (event.type !== "order.confirmed" && !reversal) return [];
   const units = new Map<string, number>();
   for (const line of event.order.items) units.set(line.productId, (units.get(line.productId) ?? 0) + line.quantity);
   if (units.size === 0) return [];
   const products = JSON.stringify([...units.keys()]);
-  const statements = [
-    db
-      .prepare(
-        `INSERT INTO product_sales (product_id, units)
-         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1) WHERE ${NOT_YET_COUNTED}
-         ON CONFLICT (product_id) DO UPDATE SET units = units + excluded.units`,
-      )
-      .bind(JSON.stringify([...units]), event.orderId),
-  ];
+  const statements = reversal
+    ? [
+        db
+          .prepare(
+            `UPDATE product_sales SET units = max(0, units - (
+               SELECT json_extract(value, '$[1]') FROM json_each(?1) WHERE json_extract(value, '$[0]') = product_id))
+             WHERE product_id IN (SELECT json_extract(value, '$[0]') FROM json_each(?1)) AND ${COUNTED_AND_KEPT}`,
+          )
+          .bind(JSON.stringify([...units]), event.orderId),
+      ]
+    : [
+        db
+          .prepare(
+            `INSERT INTO product_sales (product_id, units)
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1) WHERE ${NOT_YET_COUNTED}
+             ON CONFLICT (product_id) DO UPDATE SET units = units + excluded.units`,
+          )
+          .bind(JSON.stringify([...units]), event.orderId),
+      ];
   if (units.size > 1) {
-    statements.push(
-      db
-        .prepare(
-          `INSERT INTO product_pairs (product_id, other_id, orders)
-           SELECT a.value, b.value, 1 FROM json_each(?1) a, json_each(?1) b WHERE a.value <> b.value AND ${NOT_YET_COUNTED}
-           ON CONFLICT (product_id, other_id) DO UPDATE SET orders = orders + 1`,
-        )
-        .bind(products, event.orderId),
-    );
+    // Every ordered pair of the order's distinct products (?1: their ids), both directions.
+    const pairsOf = "FROM json_each(?1) a, json_each(?1) b WHERE a.value <> b.value";
+    if (reversal) {
+      statements.push(
+        db
+          .prepare(
+            `UPDATE product_pairs SET orders = orders - 1 WHERE (product_id, other_id) IN (SELECT a.value, b.value ${pairsOf}) AND ${COUNTED_AND_KEPT}`,
+          )
+          .bind(products, event.orderId),
+        // A pair no remaining order holds is no recommendation.
+        db
+          .prepare(
+            `DELETE FROM product_pairs WHERE (product_id, other_id) IN (SELECT a.value, b.value ${pairsOf}) AND orders <= 0`,
+          )
+          .bind(products),
+      );
+    } else {
+      statements.push(
+        db
+          .prepare(
+            `INSERT INTO product_pairs (product_id, other_id, orders)
+             SELECT a.value, b.value, 1 ${pairsOf} AND ${NOT_YET_COUNTED}
+             ON CONFLICT (product_id, other_id) DO UPDATE SET orders = orders + 1`,
+          )
+          .bind(products, event.orderId),
+      );
+    }
   }
-  statements.push(db.prepare("INSERT OR IGNORE INTO recommendation_orders (order_id) VALUES (?)").bind(event.orderId));
+  statements.push(
+    reversal
+      ? db
+          .prepare(
+            `INSERT INTO recommendation_orders (order_id, reversed_at) VALUES (?1, ?2)
+             ON CONFLICT (order_id) DO UPDATE SET reversed_at = coalesce(reversed_at, excluded.reversed_at)`,
+          )
+          .bind(event.orderId, event.occurredAt)
+      : db.prepare("INSERT OR IGNORE INTO recommendation_orders (order_id) VALUES (?)").bind(event.orderId),
+  );
   return statements;
 }
 
