@@ -17,6 +17,10 @@ function testSigningKey(kid: string) {
 // hung test. vitest's 5 s default failed property tests on a machine kept busy by other processes,
 // so a slow-but-right run gets room instead of being called a failure.
 const TEST_TIMEOUT_MS = 120_000;
+// The same for `expect.poll` (vitest's default gives up after 1 s): a poll waits for queue
+// consumers and alarms, which a loaded machine runs late but still runs. Tests that need a tighter
+// or looser deadline pass their own.
+const EXPECT = { poll: { timeout: 30_000 } };
 
 export default defineConfig(async () => {
   // The static assets (the console, the docs page's renderer) are built by Vite: wrangler's [build]
@@ -54,6 +58,7 @@ export default defineConfig(async () => {
           test: {
             name: "workers",
             testTimeout: TEST_TIMEOUT_MS,
+            expect: EXPECT,
             hookTimeout: TEST_TIMEOUT_MS,
             // itty-durable ships ES modules in a package without "type": "module": let Vite transform it.
             server: { deps: { inline: ["itty-durable"] } },
@@ -76,6 +81,7 @@ export default defineConfig(async () => {
             // started stack (test/browser/stack.ts): one stack for the file, so it gets room to start.
             name: "browser",
             testTimeout: TEST_TIMEOUT_MS,
+            expect: EXPECT,
             hookTimeout: 300_000,
             environment: "node",
             include: ["test/browser/**/*.e2e.ts"],
@@ -85,6 +91,7 @@ export default defineConfig(async () => {
           test: {
             name: "collector-host",
             testTimeout: TEST_TIMEOUT_MS,
+            expect: EXPECT,
             hookTimeout: TEST_TIMEOUT_MS,
             environment: "node",
             include: ["collector-host/**/*.test.ts"],
