@@ -574,6 +574,10 @@ export class MarketFeedObject extends DurableObject<Env> {
     } catch {
       // Already closing.
     }
+    // Gone for this object now, as for a disconnect: a standby takes over at once rather than when
+    // the (possibly starved or fenced) host answers the close handshake; its webSocketClose later
+    // finds it no longer primary.
+    this.onSocketGone(ws);
   }
 
   /**
