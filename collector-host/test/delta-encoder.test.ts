@@ -212,7 +212,30 @@ describe("delta encoder", { timeout: 60_000 }, () => {
         }
         check();
       }),
-      { numRuns: 400 },
+      {
+        numRuns: 400,
+        examples: [
+          // Found by this property in CI: "99.50" removed and "99.5" added back in one interval of a
+          // windowed book; the edge got the set before the removal of the same price.
+          [
+            2,
+            [
+              {
+                op: "snapshot",
+                ex: 0,
+                levels: [
+                  { side: 0, p: 2, s: 2 },
+                  { side: 0, p: 11, s: 2 },
+                  { side: 0, p: 1, s: 2 },
+                ],
+              },
+              { op: "flush" },
+              { op: "set", ex: 0, side: 0, p: 0, s: 0 },
+              { op: "set", ex: 0, side: 0, p: 0, s: 2 },
+            ],
+          ],
+        ],
+      },
     );
   });
 });

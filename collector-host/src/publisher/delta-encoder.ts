@@ -89,7 +89,7 @@ export class PublishedView {
         if (s === "0") published.levels.delete(p);
         else published.levels.set(p, s);
       }
-      return Array.from(changed);
+      return removalsFirst(Array.from(changed));
     }
     // The window may have moved: compare it with what the edge holds.
     const window = book.levels(side, this.depth);
@@ -101,8 +101,18 @@ export class PublishedView {
     }
     for (const p of published.levels.keys()) if (!inWindow.has(p)) out.push([p, "0"]);
     this.sides[side] = { levels: new Map(window), whole: length <= this.depth };
-    return out;
+    return removalsFirst(out);
   }
+}
+
+/**
+ * Removals before sets. Levels are keyed by their spelling here but applied by value at the edge:
+ * a level removed as "99.50" and added back as "99.5" in one interval is a removal and a set of
+ * the same price, and the set must come last or the edge drops the level (found by the delta
+ * encoder's property test).
+ */
+function removalsFirst(levels: Level[]): Level[] {
+  return [...levels.filter(([, s]) => s === "0"), ...levels.filter(([, s]) => s !== "0")];
 }
 
 /** What a subscriber does with an update: a snapshot replaces the book, a delta sets/removes levels. */
