@@ -150,7 +150,13 @@ function route(): void {
   }
   const [, name = "market", arg] = location.hash.split("/").map(decodeURIComponent);
   const view: ViewName = name in VIEWS ? (name as ViewName) : "market";
-  unmount?.();
+  try {
+    unmount?.();
+  } catch (error) {
+    // A view that fails to clean up must not keep the next one from showing.
+    console.error("view cleanup failed", error);
+  }
+  unmount = null;
   const main = shell(view);
   document.title = `${VIEWS[view].title} · edgepulse console`;
   unmount = VIEWS[view].mount(main, arg);

@@ -346,7 +346,11 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
     keep(metrics.paintMs, performance.now() - paintStarted);
   };
 
+  // Set by the cleanup: a symbol list that arrives after the view was left must not open a feed
+  // (a live WebSocket painting into detached panels for good) nor schedule another look.
+  let left = false;
   const open = (symbol: string) => {
+    if (left) return;
     feed?.close();
     for (const panel of panels.values()) panel.chart.destroy();
     widths.disconnect();
@@ -378,6 +382,7 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
   const loadSymbols = async () => {
     try {
       const { items } = await call(() => client.GET("/v1/market/symbols"));
+      if (left) return;
       const symbols = items.map((i) => i.symbol);
       replace(
         select,
@@ -402,11 +407,12 @@ export function marketView(root: HTMLElement, initialSymbol?: string): () => voi
     } catch (error) {
       setStatus("reconnecting", `symbols unavailable: ${error instanceof Error ? error.message : String(error)}`);
     }
-    symbolsTimer = setTimeout(() => void loadSymbols(), 3000);
+    if (!left) symbolsTimer = setTimeout(() => void loadSymbols(), 3000);
   };
   void loadSymbols();
 
   return () => {
+    left = true;
     clearTimeout(symbolsTimer);
     clearInterval(freshnessTimer);
     clearTimeout(chartCatchUp);
