@@ -128,8 +128,8 @@ export class Outbox {
       this.relayAgain = true;
       return this.relaying;
     }
+    this.markMode = mark;
     // Assigned before the loop can finish, and cleared only by this promise's own continuation.
-    if (mark === "with-next-change" && !this.relaying) this.markMode = mark;
     const run = this.relayLoop().finally(() => {
       this.relaying = null;
       this.markMode = "now";
