@@ -263,21 +263,7 @@ export class OrderObject extends DurableObject<Env> {
   /** The order with its full history, or null when this object holds no order. */
   async view(): Promise<OwnedOrder | null> {
     const row = this.row();
-    if (!row) return null;
-    const history = this.sql
-      .exec<{ status: OrderStatus; at: string; reason: string | null }>(
-        "SELECT status, at, reason FROM history ORDER BY seq",
-      )
-      .toArray()
-      .map((h) => (h.reason ? { status: h.status, at: h.at, reason: h.reason } : { status: h.status, at: h.at }));
-    const snapshot = OrderObject.snapshot(row);
-    return {
-      ...snapshot,
-      payment: { status: row.payment_status, captured: row.captured_amount, refunded: row.refunded_amount },
-      shippingAddress: JSON.parse(row.shipping) as Record<string, string>,
-      history,
-      ...(row.needs_attention ? { needsAttention: row.needs_attention } : {}),
-    };
+    return row ? this.viewOf(row) : null;
   }
 
   /**
@@ -305,7 +291,8 @@ export class OrderObject extends DurableObject<Env> {
         this.watchers.add(wake);
       });
     }
-    return { order: (await this.view())!, revision: this.row()!.revision };
+    const current = this.row()!;
+    return { order: this.viewOf(current), revision: current.revision };
   }
 
   /**
@@ -840,6 +827,23 @@ export class OrderObject extends DurableObject<Env> {
     }
     this.update({ cancel_after_refund: reason, deadline: null });
     this.requestRefundLocked(`${row.id}:compensation`, remaining);
+  }
+
+  /** The order as its owner sees it: the snapshot, payment, address and full history. */
+  private viewOf(row: OrderRow): OwnedOrder {
+    const history = this.sql
+      .exec<{ status: OrderStatus; at: string; reason: string | null }>(
+        "SELECT status, at, reason FROM history ORDER BY seq",
+      )
+      .toArray()
+      .map((h) => (h.reason ? { status: h.status, at: h.at, reason: h.reason } : { status: h.status, at: h.at }));
+    return {
+      ...OrderObject.snapshot(row),
+      payment: { status: row.payment_status, captured: row.captured_amount, refunded: row.refunded_amount },
+      shippingAddress: JSON.parse(row.shipping) as Record<string, string>,
+      history,
+      ...(row.needs_attention ? { needsAttention: row.needs_attention } : {}),
+    };
   }
 
   private static snapshot(row: OrderRow): OrderSnapshot {

@@ -103,11 +103,16 @@ function present(order: OwnedOrder): Order {
   return rest;
 }
 
-/** The order, if the caller may see it (its owner, or an admin); 404 otherwise. */
+/** Who is asking, as the OrderObject decides visibility: the owner, or an admin. */
+function viewerOf(auth: { userId: string; roles: string[] }): { userId: string; admin: boolean } {
+  return { userId: auth.userId, admin: auth.roles.includes("admin") };
+}
+
+/** The order, if the caller may see it (the OrderObject's rule, as for GET); 404 otherwise. */
 async function visibleOrder(env: Env, id: string, auth: { userId: string; roles: string[] }): Promise<OwnedOrder> {
-  const order = await env.ORDER.getByName(id).view();
-  if (!order || (order.userId !== auth.userId && !auth.roles.includes("admin"))) throw notFound("No such order");
-  return order;
+  const found = await env.ORDER.getByName(id).watch(viewerOf(auth), null, 0);
+  if (!found) throw notFound("No such order");
+  return found.order;
 }
 
 /** Turns the client's card into a provider token here, at the edge: card numbers go no further. */
@@ -338,8 +343,7 @@ orders
     async (c) => {
       const { id } = c.req.valid("param");
       const { "if-none-match": ifNoneMatch, prefer } = c.req.valid("header");
-      const auth = authOf(c);
-      const viewer = { userId: auth.userId, admin: auth.roles.includes("admin") };
+      const viewer = viewerOf(authOf(c));
       const waitMs = longPollMs(prefer);
       const deadline = Date.now() + waitMs;
       const stub = c.env.ORDER.getByName(id);
