@@ -10,6 +10,7 @@ import {
 import { CART_EVENT_VERSION, type CartEvent, type CartEventDraft } from "../contracts/cart-events";
 import { findSku } from "../domain/catalog/sku-lookup";
 import { discountOf, type PromotionRule } from "../domain/promotions/rules";
+import { AlarmMirror } from "./alarm-mirror";
 import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
 
@@ -99,17 +100,13 @@ export class CartObject extends DurableObject<Env> {
   /** False until the cart is created: ids nobody created (guesses, typos) never get storage. */
   private exists = false;
   private readonly outbox: Outbox;
-  /**
-   * The alarm as last written (loaded on wake-up). Every cart change moves the expiry later, and
-   * writing the alarm each time was a durable write per call (locally an fsync on the one workerd
-   * thread, on the checkout's path too); an alarm already due earlier stays, and when it fires
-   * before the expiry it re-arms for the real one.
-   */
-  private alarmAt: number | null = null;
+  /** Every change moves the expiry later; the alarm is written only to come sooner (armExpiry). */
+  private readonly alarms: AlarmMirror;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.alarms = new AlarmMirror(ctx.storage);
     this.outbox = new Outbox(ctx.storage, {
       queue: () => this.env.SAGA_EVENTS,
       label: () => `${this.constructor.name}:${this.ctx.id.name ?? this.ctx.id.toString()}`,
@@ -121,7 +118,7 @@ export class CartObject extends DurableObject<Env> {
         this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").toArray().length >
         0;
       if (this.exists) this.migrate();
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.alarms.load();
     });
   }
 
@@ -251,15 +248,14 @@ export class CartObject extends DurableObject<Env> {
   /** Relays unsent cart events; deletes the cart once it has been idle past its retention; otherwise re-arms. */
   override async alarm(): Promise<void> {
     // This alarm is spent; whatever comes next is written below.
-    this.alarmAt = null;
+    this.alarms.fired();
     const row = this.row();
     if (!row) return;
     await this.outbox.relay();
     const due = row.updated_at + (row.status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
     const relayAt = this.outbox.nextAttemptAt();
     if (due > Date.now() || relayAt !== null) {
-      this.alarmAt = Math.min(due, relayAt ?? due);
-      await this.ctx.storage.setAlarm(this.alarmAt);
+      await this.alarms.moveTo(Math.min(due, relayAt ?? due));
       return;
     }
     await this.ctx.storage.deleteAll();
@@ -330,11 +326,7 @@ export class CartObject extends DurableObject<Env> {
   private armExpiry(updatedAt: number, status: CartStatus): void {
     const expiry = updatedAt + (status === "open" ? CART_IDLE_TTL_MS : CHECKED_OUT_RETENTION_MS);
     const relayAt = this.outbox.nextAttemptAt();
-    const next = Math.min(expiry, relayAt ?? expiry);
-    if (this.alarmAt !== null && this.alarmAt <= next) return;
-    this.alarmAt = next;
-    // Not awaited: the output gate holds the reply until the alarm is durably set.
-    void this.ctx.storage.setAlarm(next);
+    this.alarms.armBy(Math.min(expiry, relayAt ?? expiry));
   }
 
   /** Writes a cart event to the outbox in the caller's transaction: the analytics funnel counts it. */

@@ -14,6 +14,7 @@ import {
   SAGA_EVENT_VERSION,
 } from "../contracts/saga-events";
 import type { ShippingSnapshot } from "../domain/fulfilment/pricing";
+import { AlarmMirror } from "./alarm-mirror";
 import { Outbox, type SentMark } from "./outbox";
 import { SchemaOnDemand } from "./sqlite-schema";
 
@@ -183,13 +184,8 @@ const MIGRATIONS: string[] = [
 export class OrderObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly outbox: Outbox;
-  /**
-   * The alarm as last written (loaded on wake-up), so a step that leaves it where it was writes
-   * nothing: every alarm write is a durable write of its own (locally one more fsync on the one
-   * workerd thread), and moving it to "now + 1 s" and back on each of the saga's events was 8 of
-   * the ~48 fsyncs a checkout cost (README, Performance › Checkout).
-   */
-  private alarmAt: number | null = null;
+  /** Written only when it moves (a step that leaves it where it was writes nothing). */
+  private readonly alarms: AlarmMirror;
   private readonly schema: SchemaOnDemand;
   /** Long polls of GET /v1/orders/{id} (`watch`) waiting for this order to change. */
   private readonly watchers = new Set<() => void>();
@@ -197,6 +193,7 @@ export class OrderObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.alarms = new AlarmMirror(ctx.storage);
     this.outbox = new Outbox(ctx.storage, {
       queue: () => this.env.SAGA_EVENTS,
       label: () => this.label,
@@ -209,7 +206,7 @@ export class OrderObject extends DurableObject<Env> {
     // in the same transaction as the order, one commit instead of two on the checkout's path.
     this.schema = new SchemaOnDemand(ctx, MIGRATIONS);
     void ctx.blockConcurrencyWhile(async () => {
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.alarms.load();
     });
   }
 
@@ -717,7 +714,7 @@ export class OrderObject extends DurableObject<Env> {
   /** Relays what is still in the outbox, then times the saga out if its deadline passed. */
   override async alarm(): Promise<void> {
     // This alarm is spent; whatever the handler decides is written by rearm().
-    this.alarmAt = null;
+    this.alarms.fired();
     if (!this.row()) return;
     await this.relay("now");
     const row = this.row();
@@ -888,10 +885,6 @@ export class OrderObject extends DurableObject<Env> {
     const deadline = row && !FINAL.has(row.status) ? row.deadline : null;
     const retryAt = this.outbox.nextAttemptAt();
     const due = [retryAt, deadline].filter((t): t is number => t != null);
-    const next = due.length > 0 ? Math.min(...due) : null;
-    if (next === this.alarmAt) return;
-    this.alarmAt = next;
-    if (next !== null) await this.ctx.storage.setAlarm(next);
-    else await this.ctx.storage.deleteAlarm();
+    await this.alarms.moveTo(due.length > 0 ? Math.min(...due) : null);
   }
 }
