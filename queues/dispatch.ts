@@ -5,6 +5,7 @@ import "@hono/zod-openapi";
 import type { CartEvent } from "../contracts/cart-events";
 import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
 import { rollUpEvents } from "./analytics";
+import { groupCommitted } from "./d1-group-commit";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleFraudEvent } from "./fraud";
 import { handleInventoryEvent } from "./inventory";
@@ -79,9 +80,16 @@ const isCountedEvent = (event: SagaEvent): event is OrderEvent | CartEvent =>
  * Order events are also projected into the read model, all of the batch's in one D1 batch; if
  * that write fails, every order-event message of the batch is retried (projection is idempotent).
  * Order and cart events are rolled up for analytics the same way (queues/analytics.ts: one D1
- * batch, each event counted once), and a failed rollup retries those messages too.
+ * batch, each event counted once), and a failed rollup retries those messages too. Every D1 write
+ * of the batch, these two and the consumers' own, goes through one group commit.
  */
-export async function dispatchBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
+export async function dispatchBatch(
+  batch: MessageBatch<unknown>,
+  workerEnv: Env,
+  _ctx: ExecutionContext,
+): Promise<void> {
+  // The batch's D1 writes share commits (queues/d1-group-commit.ts).
+  const env: Env = { ...workerEnv, DB: groupCommitted(workerEnv.DB) };
   if (batch.queue.includes("-dlq")) return handleDeadLetterBatch(batch, env);
   const parsed: { message: Message<unknown>; event: SagaEvent }[] = [];
   await Promise.all(
