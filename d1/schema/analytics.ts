@@ -65,6 +65,9 @@ export const analyticsProductDaily = sqliteTable(
     // Covering index for best sellers over a window: one sequential pass grouped by SKU (index
     // order), no table lookups and no temporary sort for the grouping.
     index("analytics_product_daily_sku_idx").on(t.currency, t.sku, t.day, t.units, t.revenue),
+    // Covering index for the day buckets of a summary (domain/analytics/summary.ts): a day's rows
+    // in one range, without a lookup into the table per row (the key alone lacks units and revenue).
+    index("analytics_product_daily_day_idx").on(t.currency, t.day, t.sku, t.units, t.revenue),
   ],
 );
 

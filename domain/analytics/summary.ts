@@ -20,12 +20,12 @@ const SELECT_SUMS = SUMS.split(", ")
  * Best sellers over the days `?3..?4`: per SKU, the signed sum of the window's cover (?1, JSON
  * `[[span, start, sign], …]`, domain/analytics/periods.ts) over the week and month rollups and the
  * day rows, so a 90-day window reads ~7 buckets of rows instead of 90 (CROSS JOIN keeps the few
- * terms as the outer loop: one primary-key range per bucket; `+d.currency` keeps the day rows on
- * their primary key (day first), not the SKU index, which would scan every day of the currency). A SKU a subtracted bucket
- * cancels out has no units left and is not a seller. The name (the newest one counted in the
- * window) is looked up for the winners only.
+ * terms as the outer loop: one range of a covering index per bucket, `currency, span, start` or
+ * `currency, day`, so no row costs a table lookup). A SKU a subtracted bucket cancels out has no
+ * units left and is not a seller. The name (the newest one counted in the window) is looked up for
+ * the winners only.
  */
-const TOP_PRODUCTS_SQL = `
+export const TOP_PRODUCTS_SQL = `
   WITH terms AS (
     SELECT value ->> '$[0]' AS span, value ->> '$[1]' AS start, value ->> '$[2]' AS sign FROM json_each(?1)
   ), lines AS (
@@ -35,7 +35,7 @@ const TOP_PRODUCTS_SQL = `
     UNION ALL
     SELECT d.sku, t.sign * d.units, t.sign * d.revenue
       FROM terms t CROSS JOIN analytics_product_daily d
-     WHERE t.span = 'day' AND d.day = t.start AND +d.currency = ?2
+     WHERE t.span = 'day' AND d.currency = ?2 AND d.day = t.start
   )
   SELECT w.sku AS bucket, ?2 AS currency, w.units, w.revenue,
          (SELECT n.name FROM analytics_product_daily n

@@ -1,0 +1,2 @@
+CREATE INDEX `analytics_product_periods_read_idx` ON `analytics_product_periods` (`currency`,`span`,`start`,`sku`,`units`,`revenue`);--> statement-breakpoint
+CREATE INDEX `analytics_product_daily_day_idx` ON `analytics_product_daily` (`currency`,`day`,`sku`,`units`,`revenue`);
