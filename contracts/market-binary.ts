@@ -33,17 +33,18 @@ import {
 
 export type FeedEncoding = "json" | "binary";
 
-const MAGIC = 0xe0;
+export const MAGIC = 0xe0;
 const KIND = { batch: 1, invalid: 2, snapshot: 3, delta: 4, trade: 5, ack: 6, resync: 7, frames: 8 } as const;
 /** Mantissas stay exact as JS numbers up to 15 digits (< 2^53). */
 const MAX_MANTISSA_DIGITS = 15;
-const ESCAPE = 15;
+export const ESCAPE = 15;
 const CANONICAL = /^(0|[1-9]\d*)(?:\.(\d+))?$/;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
-class Writer {
+/** Exported for the stateful ingest stream (contracts/market-ingest-stream.ts), which shares the primitives. */
+export class Writer {
   private buf = new Uint8Array(256);
   private view = new DataView(this.buf.buffer);
   length = 0;
@@ -93,7 +94,7 @@ class Writer {
   }
 }
 
-class Reader {
+export class Reader {
   at = 0;
   private readonly buf: Uint8Array;
   private readonly view: DataView;
@@ -143,7 +144,7 @@ class Reader {
 }
 
 /** A decimal as (mantissa, fraction digits), or null when it must travel as text. */
-function splitDecimal(value: string): { mantissa: number; frac: number } | null {
+export function splitDecimal(value: string): { mantissa: number; frac: number } | null {
   const m = CANONICAL.exec(value);
   if (!m) return null;
   const frac = m[2]?.length ?? 0;
@@ -155,7 +156,7 @@ function splitDecimal(value: string): { mantissa: number; frac: number } | null 
   return { mantissa: Number(digits.slice(i)), frac };
 }
 
-function joinDecimal(mantissa: number, frac: number): string {
+export function joinDecimal(mantissa: number, frac: number): string {
   const s = String(mantissa);
   if (frac === 0) return s;
   const padded = s.padStart(frac + 1, "0");
@@ -163,9 +164,9 @@ function joinDecimal(mantissa: number, frac: number): string {
 }
 
 /** Fraction-digit code of a value: 0–14 directly, ESCAPE for longer fractions or text. */
-const fracCode = (d: { frac: number } | null) => (d && d.frac < ESCAPE ? d.frac : ESCAPE);
+export const fracCode = (d: { frac: number } | null) => (d && d.frac < ESCAPE ? d.frac : ESCAPE);
 
-function writeEscaped(w: Writer, d: { mantissa: number; frac: number } | null, text: string): void {
+export function writeEscaped(w: Writer, d: { mantissa: number; frac: number } | null, text: string): void {
   // After an ESCAPE nibble: 0 = text follows, else frac + 1 (for fractions of 15 digits or more).
   if (d === null) {
     w.uint(0);
@@ -239,7 +240,7 @@ function readExchange(r: Reader): Exchange {
 }
 
 /** Timestamps: an integer millisecond count as a varint (flag 0), anything else as float64 (flag 1). */
-function writeTs(w: Writer, ts: number): void {
+export function writeTs(w: Writer, ts: number): void {
   if (Number.isSafeInteger(ts) && ts >= 0) {
     w.byte(0);
     w.uint(ts);
@@ -249,11 +250,11 @@ function writeTs(w: Writer, ts: number): void {
   }
 }
 
-function readTs(r: Reader): number {
+export function readTs(r: Reader): number {
   return r.byte() === 0 ? r.uint() : r.f64();
 }
 
-function writeTrades(w: Writer, trades: readonly Trade[]): void {
+export function writeTrades(w: Writer, trades: readonly Trade[]): void {
   w.uint(trades.length);
   for (const t of trades) {
     w.byte(EXCHANGES.indexOf(t.exchange) * 2 + (t.side === "sell" ? 1 : 0));
@@ -264,7 +265,7 @@ function writeTrades(w: Writer, trades: readonly Trade[]): void {
   }
 }
 
-function readTrades(r: Reader): Trade[] {
+export function readTrades(r: Reader): Trade[] {
   const n = r.uint();
   if (n > 100_000) throw new RangeError("too many trades");
   const out: Trade[] = [];

@@ -99,8 +99,11 @@ export const HostConfig = z.object({
       enabled: z.boolean().default(true),
       /** Offer permessage-deflate on the publish sockets. */
       compress: z.boolean().default(true),
-      /** Batch encoding on the publish sockets: the compact binary one (default) or JSON text. */
-      encoding: z.enum(["binary", "json"]).default("binary"),
+      /**
+       * Batch encoding on the publish sockets: the stateful stream encoding (default; state per
+       * socket, restarted with every snapshot), the self-contained compact binary one, or JSON text.
+       */
+      encoding: z.enum(["stream", "binary", "json"]).default("binary"),
     })
     .prefault({}),
   pushIntervalMs: z.number().int().min(5).max(5_000).default(50),

@@ -50,7 +50,15 @@ export async function startCollectorHost(
     opts.links ??
     (config.edge.enabled
       ? (symbol, handlers) =>
-          new EdgeLink({ edgeUrl: config.edge.url, symbol, token, log, compress: config.edge.compress, ...handlers })
+          new EdgeLink({
+            edgeUrl: config.edge.url,
+            symbol,
+            token,
+            log,
+            compress: config.edge.compress,
+            encoding: config.edge.encoding,
+            ...handlers,
+          })
       : offlineLink);
   const publisher = new Publisher({
     sources: [...supervisor.exchanges.values()].map((ex) => ({

@@ -4,10 +4,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Exchange, IngestFrame } from "../../contracts/market.ts";
 import { decodeIngestFrame } from "../../contracts/market-binary.ts";
+import { decodeIngestStream, type IngestStreamState } from "../../contracts/market-ingest-stream.ts";
 import { OrderBook } from "../src/books/order-book.ts";
 import { ValidatedBooks } from "../src/books/validated-books.ts";
 import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
-import { type Link, Publisher } from "../src/publisher/publisher.ts";
+import { type IngestEncoding, type Link, Publisher } from "../src/publisher/publisher.ts";
 import { RingSink } from "../src/ring/ring-sink.ts";
 import { createRingBuffer, RingConsumer, RingProducer } from "../src/ring/spsc-ring.ts";
 import { RECORD_SIZE } from "../src/ring/tick-record.ts";
@@ -72,7 +73,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "resync" as const }) },
 );
 
-function harness(publishDepth: number) {
+function harness(publishDepth: number, encoding: IngestEncoding = "binary") {
   const rings = EXCHANGES.map(() => createRingBuffer(4096, RECORD_SIZE));
   const sinks = rings.map((r) => new RingSink(new RingProducer(r, RECORD_SIZE)));
   const frames: string[] = [];
@@ -81,6 +82,8 @@ function harness(publishDepth: number) {
     onControl(c: { type: "resync"; reason: string } | { type: "ack"; seq: number }): void;
   };
   let open = true;
+  // The edge's decoder state for the stream encoding: a new socket (reconnect) starts with none.
+  let streamState: IngestStreamState | null = null;
   const link: Link = {
     get open() {
       return open;
@@ -88,9 +91,15 @@ function harness(publishDepth: number) {
     get writable() {
       return open;
     },
-    // Frames arrive in the compact binary encoding (the default): decoded, they must be the JSON the edge checks.
+    // Binary frames (either compact encoding) are decoded as the edge does: they must be the JSON it checks.
     send: (t) => {
-      frames.push(asText(t));
+      if (typeof t === "string" || encoding !== "stream") frames.push(asText(t));
+      else {
+        const decoded = decodeIngestStream(streamState, t);
+        if ("error" in decoded) throw new Error(decoded.error);
+        streamState = decoded.state;
+        frames.push(JSON.stringify(decoded.frame));
+      }
       return true;
     },
     start() {},
@@ -106,6 +115,7 @@ function harness(publishDepth: number) {
     sources,
     intervalMs: 1_000_000,
     publishDepth,
+    encoding,
     log: silentLog,
     links: (_symbol, h) => {
       handlers = h;
@@ -124,6 +134,7 @@ function harness(publishDepth: number) {
       open = false;
       publisher.flush();
       open = true;
+      streamState = null;
       handlers.onOpen();
     },
     resync() {
@@ -137,83 +148,90 @@ describe("delta encoder", { timeout: 60_000 }, () => {
     fc.assert(
       // Depth 1000 never truncates these books (the plain delta path); 2 and 4 make the published
       // window move as levels come and go (the windowed path).
-      fc.property(fc.constantFrom(2, 4, 1000), fc.array(op, { minLength: 1, maxLength: 120 }), (depth, ops) => {
-        const h = harness(depth);
-        const model = EXCHANGES.map(() => ({ book: new OrderBook(), valid: false }));
-        const edge = new Map<Exchange, OrderBook>();
-        let lastSeq = 0;
-        let changedSinceFlush = EXCHANGES.map(() => new Set<string>());
-        const check = () => {
-          h.push();
-          for (const text of h.frames.splice(0)) {
-            const frame = IngestFrame.parse(JSON.parse(text));
-            if (frame.type === "invalid") {
-              edge.delete(frame.exchange);
-              continue;
-            }
-            expect(frame.seq).toBe(lastSeq + 1);
-            lastSeq = frame.seq;
-            for (const u of frame.books) {
-              if (!u.snapshot) {
-                expect(edge.has(u.exchange)).toBe(true);
-                // Compact: a delta names each touched level once, and only touched levels.
-                const touched = changedSinceFlush[EXCHANGES.indexOf(u.exchange)]!;
-                if (depth === 1000) expect(u.bids.length + u.asks.length).toBeLessThanOrEqual(touched.size);
+      // Both binary encodings: the self-contained one and the stateful stream (decoded with the
+      // state of the socket, which a reconnect starts afresh).
+      fc.property(
+        fc.constantFrom(2, 4, 1000),
+        fc.array(op, { minLength: 1, maxLength: 120 }),
+        fc.constantFrom<IngestEncoding>("binary", "stream"),
+        (depth, ops, encoding) => {
+          const h = harness(depth, encoding);
+          const model = EXCHANGES.map(() => ({ book: new OrderBook(), valid: false }));
+          const edge = new Map<Exchange, OrderBook>();
+          let lastSeq = 0;
+          let changedSinceFlush = EXCHANGES.map(() => new Set<string>());
+          const check = () => {
+            h.push();
+            for (const text of h.frames.splice(0)) {
+              const frame = IngestFrame.parse(JSON.parse(text));
+              if (frame.type === "invalid") {
+                edge.delete(frame.exchange);
+                continue;
               }
-              const book = u.snapshot ? new OrderBook() : edge.get(u.exchange)!;
-              applyBookUpdate(book, u);
-              edge.set(u.exchange, book);
+              expect(frame.seq).toBe(lastSeq + 1);
+              lastSeq = frame.seq;
+              for (const u of frame.books) {
+                if (!u.snapshot) {
+                  expect(edge.has(u.exchange)).toBe(true);
+                  // Compact: a delta names each touched level once, and only touched levels.
+                  const touched = changedSinceFlush[EXCHANGES.indexOf(u.exchange)]!;
+                  if (depth === 1000) expect(u.bids.length + u.asks.length).toBeLessThanOrEqual(touched.size);
+                }
+                const book = u.snapshot ? new OrderBook() : edge.get(u.exchange)!;
+                applyBookUpdate(book, u);
+                edge.set(u.exchange, book);
+              }
+            }
+            changedSinceFlush = EXCHANGES.map(() => new Set<string>());
+            EXCHANGES.forEach((ex, i) => {
+              const m = model[i]!;
+              if (!m.valid) {
+                expect(edge.has(ex) ? edge.get(ex)!.depth : undefined).toBeUndefined();
+                return;
+              }
+              expect(edge.get(ex)?.levels("bid")).toEqual(m.book.levels("bid", depth));
+              expect(edge.get(ex)?.levels("ask")).toEqual(m.book.levels("ask", depth));
+              expect(h.publisher.book("BTC-USD", ex)!.levels("bid")).toEqual(m.book.levels("bid"));
+            });
+          };
+          for (const o of ops) {
+            if (o.op === "flush") check();
+            else if (o.op === "reconnect") h.reconnect();
+            else if (o.op === "resync") h.resync();
+            else {
+              const sink = h.sinks[o.ex]!;
+              const m = model[o.ex]!;
+              if (o.op === "snapshot") {
+                m.book.clear();
+                sink.snapshotBegin(0);
+                for (const l of o.levels) m.book.set(l.side === 0 ? "bid" : "ask", PRICES[l.p]!, SIZES[l.s]!);
+                // The thread publishes its validated book level by level.
+                for (const side of ["bid", "ask"] as const)
+                  for (const [p, s] of m.book.levels(side)) sink.level(0, side === "bid" ? 0 : 1, p, s);
+                sink.snapshotEnd(0);
+                m.valid = true;
+              } else if (o.op === "set") {
+                if (!m.valid) continue;
+                const stored = m.book.set(o.side === 0 ? "bid" : "ask", PRICES[o.p]!, SIZES[o.s]!);
+                if (stored !== null) {
+                  sink.level(0, o.side, stored, SIZES[o.s]!);
+                  changedSinceFlush[o.ex]!.add(`${o.side}|${stored}`);
+                }
+              } else if (o.op === "invalid") {
+                if (m.valid) sink.invalid(0, "test");
+                m.valid = false;
+                m.book.clear();
+              } else {
+                sink.trade(0, "t1", "100", "1", 0, 1);
+              }
+              sink.commit();
             }
           }
-          changedSinceFlush = EXCHANGES.map(() => new Set<string>());
-          EXCHANGES.forEach((ex, i) => {
-            const m = model[i]!;
-            if (!m.valid) {
-              expect(edge.has(ex) ? edge.get(ex)!.depth : undefined).toBeUndefined();
-              return;
-            }
-            expect(edge.get(ex)?.levels("bid")).toEqual(m.book.levels("bid", depth));
-            expect(edge.get(ex)?.levels("ask")).toEqual(m.book.levels("ask", depth));
-            expect(h.publisher.book("BTC-USD", ex)!.levels("bid")).toEqual(m.book.levels("bid"));
-          });
-        };
-        for (const o of ops) {
-          if (o.op === "flush") check();
-          else if (o.op === "reconnect") h.reconnect();
-          else if (o.op === "resync") h.resync();
-          else {
-            const sink = h.sinks[o.ex]!;
-            const m = model[o.ex]!;
-            if (o.op === "snapshot") {
-              m.book.clear();
-              sink.snapshotBegin(0);
-              for (const l of o.levels) m.book.set(l.side === 0 ? "bid" : "ask", PRICES[l.p]!, SIZES[l.s]!);
-              // The thread publishes its validated book level by level.
-              for (const side of ["bid", "ask"] as const)
-                for (const [p, s] of m.book.levels(side)) sink.level(0, side === "bid" ? 0 : 1, p, s);
-              sink.snapshotEnd(0);
-              m.valid = true;
-            } else if (o.op === "set") {
-              if (!m.valid) continue;
-              const stored = m.book.set(o.side === 0 ? "bid" : "ask", PRICES[o.p]!, SIZES[o.s]!);
-              if (stored !== null) {
-                sink.level(0, o.side, stored, SIZES[o.s]!);
-                changedSinceFlush[o.ex]!.add(`${o.side}|${stored}`);
-              }
-            } else if (o.op === "invalid") {
-              if (m.valid) sink.invalid(0, "test");
-              m.valid = false;
-              m.book.clear();
-            } else {
-              sink.trade(0, "t1", "100", "1", 0, 1);
-            }
-            sink.commit();
-          }
-        }
-        check();
-      }),
+          check();
+        },
+      ),
       {
-        numRuns: 400,
+        numRuns: 600,
         examples: [
           // Found by this property in CI: "99.50" removed and "99.5" added back in one interval of a
           // windowed book; the edge got the set before the removal of the same price.
@@ -233,6 +251,7 @@ describe("delta encoder", { timeout: 60_000 }, () => {
               { op: "set", ex: 0, side: 0, p: 0, s: 0 },
               { op: "set", ex: 0, side: 0, p: 0, s: 2 },
             ],
+            "binary",
           ],
         ],
       },

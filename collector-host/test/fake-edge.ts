@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { type WebSocket, WebSocketServer } from "ws";
 import { CollectorHealthReport, type Exchange, IngestFrame } from "../../contracts/market.ts";
 import { decodeIngestFrame } from "../../contracts/market-binary.ts";
+import { decodeIngestStream, type IngestStreamState } from "../../contracts/market-ingest-stream.ts";
 import { OrderBook } from "../src/books/order-book.ts";
 import { applyBookUpdate } from "../src/publisher/delta-encoder.ts";
 
@@ -64,13 +65,16 @@ export async function startFakeEdge(opts: { secret: string }) {
   });
   const wss = new WebSocketServer({ noServer: true });
   server.on("upgrade", (req, socket, head) => {
-    const m = /^\/v1\/ingest\/([A-Z0-9]+-[A-Z0-9]+)$/.exec(req.url ?? "");
+    const m = /^\/v1\/ingest\/([A-Z0-9]+-[A-Z0-9]+)(\?encoding=stream)?$/.exec(req.url ?? "");
     if (!m || req.headers.authorization !== `Bearer ${token}`) {
       rejectedUpgrades++;
       socket.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
       return;
     }
     const symbol = m[1]!;
+    // `?encoding=stream`: binary frames are the stateful stream encoding, decoded with this socket's state.
+    const stream = m[2] !== undefined;
+    let streamState: IngestStreamState | null = null;
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.set(symbol, ws);
       // A new connection starts clean, as the MarketFeed object does for a new publisher.
@@ -81,7 +85,19 @@ export async function startFakeEdge(opts: { secret: string }) {
         // Binary frames are the compact encoding: decoded, then checked by the very same schema.
         const bytes = data as Buffer;
         const text = isBinary ? `binary frame of ${bytes.length} bytes` : data.toString();
-        const parsed = IngestFrame.safeParse(isBinary ? decodeIngestFrame(new Uint8Array(bytes)) : JSON.parse(text));
+        let decoded: unknown;
+        if (!isBinary) decoded = JSON.parse(text);
+        else if (!stream) decoded = decodeIngestFrame(new Uint8Array(bytes));
+        else {
+          const result = decodeIngestStream(streamState, new Uint8Array(bytes));
+          if ("error" in result) {
+            problems.push(`${symbol}: ${result.error}`);
+            return;
+          }
+          streamState = result.state;
+          decoded = result.frame;
+        }
+        const parsed = IngestFrame.safeParse(decoded);
         if (!parsed.success) return void invalidFrames.push(text.slice(0, 300));
         const frame = parsed.data;
         if (frame.type === "invalid") {

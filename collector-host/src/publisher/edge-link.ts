@@ -2,6 +2,7 @@ import WebSocket from "ws";
 import { IngestControl, MARKET_CLOSE } from "../../../contracts/market.ts";
 import { backoffDelay } from "../exchanges/connection.ts";
 import type { Logger } from "../exchanges/types.ts";
+import type { IngestEncoding } from "./publisher.ts";
 import type { ServiceToken } from "./service-token.ts";
 
 export interface EdgeLinkOptions {
@@ -17,6 +18,8 @@ export interface EdgeLinkOptions {
   compress?: boolean;
   /** Stop writing (and resync later) when the socket's send buffer exceeds this. */
   maxBufferedBytes?: number;
+  /** The publisher's encoding: `stream` is negotiated on the URL (`?encoding=stream`); the others need nothing. */
+  encoding?: IngestEncoding;
 }
 
 /**
@@ -40,7 +43,8 @@ export class EdgeLink {
   }
 
   get url(): string {
-    return `${this.opts.edgeUrl.replace(/^http/, "ws").replace(/\/$/, "")}/v1/ingest/${this.opts.symbol}`;
+    const query = this.opts.encoding === "stream" ? "?encoding=stream" : "";
+    return `${this.opts.edgeUrl.replace(/^http/, "ws").replace(/\/$/, "")}/v1/ingest/${this.opts.symbol}${query}`;
   }
 
   get open(): boolean {

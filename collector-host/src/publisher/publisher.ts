@@ -7,6 +7,7 @@ import type {
   Trade,
 } from "../../../contracts/market.ts";
 import { encodeIngestFrame } from "../../../contracts/market-binary.ts";
+import { encodeIngestStream, type IngestStreamState } from "../../../contracts/market-ingest-stream.ts";
 import { OrderBook } from "../books/order-book.ts";
 import type { Logger } from "../exchanges/types.ts";
 import type { RingConsumer } from "../ring/spsc-ring.ts";
@@ -65,8 +66,12 @@ export const MAX_PUBLISH_DEPTH = 2500;
  */
 export const HEARTBEAT_MS = 500;
 
-/** How batches travel: JSON text (readable, the contract's reference form) or the compact binary encoding. */
-export type IngestEncoding = "json" | "binary";
+/**
+ * How batches travel: JSON text (readable, the contract's reference form), the self-contained
+ * compact binary encoding, or the stateful stream encoding (contracts/market-ingest-stream.ts:
+ * binary minus what both ends of the socket already know; negotiated with `?encoding=stream`).
+ */
+export type IngestEncoding = "json" | "binary" | "stream";
 
 interface ExchangeBook {
   exchange: Exchange;
@@ -93,6 +98,8 @@ interface SymbolState {
   lastSentAt: number;
   /** What the edge last said this host is for the symbol (null until it said). */
   role: PublisherRole | null;
+  /** The stream encoding's state on the current socket (null: the next batch starts the stream). */
+  stream: IngestStreamState | null;
 }
 
 /**
@@ -171,11 +178,14 @@ export class Publisher {
       oldestStamp: Number.POSITIVE_INFINITY,
       lastSentAt: 0,
       role: null,
+      stream: null,
     };
     state.link = links(symbol, {
       onOpen: () => {
         flags.needFull = true;
         state.role = null;
+        // A new socket has a new decoder at the edge: its stream starts from the next (full) batch.
+        state.stream = null;
       },
       onControl: (c) => {
         if (c.type === "resync") {
@@ -345,7 +355,7 @@ export class Publisher {
       return;
     }
     for (const inv of state.invalids) {
-      link.send(this.encode({ type: "invalid", exchange: inv.exchange, reason: inv.reason.slice(0, 200) }));
+      link.send(this.encode(state, { type: "invalid", exchange: inv.exchange, reason: inv.reason.slice(0, 200) }));
     }
     if (state.invalids.length > 0) state.lastSentAt = Date.now();
     state.invalids.length = 0;
@@ -370,11 +380,13 @@ export class Publisher {
     // Nothing to say: an empty batch now and then, so the edge knows this host is alive.
     if (books.length === 0 && trades.length === 0 && now - state.lastSentAt < HEARTBEAT_MS) return;
     state.lastSentAt = now;
+    const streamBefore = state.stream;
     let frame = this.batchFrame(state, books, trades);
     let bytes = byteLength(frame);
     if (bytes > MAX_FRAME_BYTES && books.length > 1) {
       // The edge closes a socket on a frame over 1 MiB: large snapshots go one exchange per batch.
       state.seq--;
+      state.stream = streamBefore;
       bytes = 0;
       books.forEach((update, i) => {
         frame = this.batchFrame(state, [update], i === books.length - 1 ? trades : []);
@@ -392,11 +404,17 @@ export class Publisher {
 
   /** Serializes one batch, taking the symbol's next seq (+1 per batch, never reset on reconnect). */
   private batchFrame(state: SymbolState, books: BookUpdate[], trades: Trade[]): string | Uint8Array {
-    return this.encode({ type: "batch", seq: ++state.seq, ts: Date.now(), books, trades });
+    return this.encode(state, { type: "batch", seq: ++state.seq, ts: Date.now(), books, trades });
   }
 
-  private encode(frame: IngestFrame): string | Uint8Array {
-    return this.encoding === "binary" ? encodeIngestFrame(frame) : JSON.stringify(frame);
+  private encode(state: SymbolState, frame: IngestFrame): string | Uint8Array {
+    if (this.encoding === "json") return JSON.stringify(frame);
+    if (this.encoding === "binary") return encodeIngestFrame(frame);
+    // Full snapshots restart the stream (the edge's decoder state starts over with them).
+    const restart = frame.type === "batch" && frame.books.some((b) => b.snapshot);
+    const encoded = encodeIngestStream(state.stream, frame, restart);
+    state.stream = encoded.state;
+    return encoded.bytes;
   }
 }
 
