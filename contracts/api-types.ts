@@ -289,7 +289,7 @@ export interface paths {
     };
     /**
      * Collector-host publish WebSocket (`market:publish` scope): IngestFrame in, IngestControl out
-     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts. The server answers with IngestControl: `role` on connect and on every change (two collector hosts may publish one symbol: the first is followed as `primary`, the next is a hot `standby` whose frames are validated and acknowledged, not applied, until the primary disconnects or is silent for 1 s while the standby speaks), `ack` for accepted batches, `resync` after a seq gap, a restart or a promotion. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 for the longest-standing standby when a fourth collector connects; 4401 when the token expired or was revoked (reconnect with a fresh one); 1008 after 100 invalid frames in a row.
+     * @description A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close 1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts, or, on a socket opened with `?encoding=stream`, in the stateful stream encoding of contracts/market-ingest-stream.ts (state per socket, restarted by a start frame; JSON and self-contained binary frames stay accepted on it). The server answers with IngestControl: `role` on connect and on every change (two collector hosts may publish one symbol: the first is followed as `primary`, the next is a hot `standby` whose frames are validated and acknowledged, not applied, until the primary disconnects or is silent for 1 s while the standby speaks), `ack` for accepted batches, `resync` after a seq gap, a restart or a promotion. Close codes: 4001 when a newer socket of the same collector identity takes over; 4002 for the longest-standing standby when a fourth collector connects; 4401 when the token expired or was revoked (reconnect with a fresh one); 4003 when a stream frame cannot be decoded with the socket's state (reconnect: the new socket's stream starts from a snapshot); 1008 after 100 invalid frames in a row.
      */
     get: operations["publishMarketFeed"];
     put?: never;
@@ -4163,7 +4163,10 @@ export interface operations {
   };
   publishMarketFeed: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description `stream` for the stateful stream encoding; JSON and binary need nothing */
+        encoding?: "json" | "binary" | "stream";
+      };
       header: {
         /** @description Required: this endpoint only speaks WebSocket */
         upgrade: "websocket";
@@ -4192,7 +4195,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Bad symbol, or not a WebSocket upgrade */
+      /** @description Bad symbol or encoding, or not a WebSocket upgrade */
       400: {
         headers: {
           [name: string]: unknown;

@@ -244,6 +244,11 @@ export const MARKET_CLOSE = {
   tooManySockets: 4029,
   /** The publisher's access token expired or was revoked: reconnect with a fresh token. */
   tokenExpired: 4401,
+  /**
+   * A frame of the stateful ingest stream (`?encoding=stream`) could not be decoded with the socket's
+   * state (lost, behind, or a malformed frame): reconnect; the new socket's stream starts from a snapshot.
+   */
+  streamOutOfSync: 4003,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

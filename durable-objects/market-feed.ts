@@ -20,6 +20,7 @@ import {
   type Trade,
 } from "../contracts/market";
 import { decodeIngestFrame } from "../contracts/market-binary";
+import { decodeIngestStream, type IngestStreamState } from "../contracts/market-ingest-stream";
 import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
 import type { AuthContext } from "../domain/identity/auth-context";
@@ -78,6 +79,14 @@ type PublisherAttachment = {
   tokenExpiresAt: number;
   jti: string;
   familyId?: string;
+  /**
+   * Set on sockets opened with `?encoding=stream`: binary frames are the stateful stream encoding,
+   * decoded with `stream`, the socket's decoder state (null until its start frame). It lives here,
+   * rewritten after every frame, so a hibernated or evicted object continues the stream where it
+   * was; a few dozen numbers, far inside the runtime's attachment size limit.
+   */
+  ingest?: "stream";
+  stream?: IngestStreamState | null;
 };
 /** Revocation is re-checked at most this often per publish socket (the list itself syncs about once a second). */
 const REVOCATION_CHECK_MS = 1_000;
@@ -101,6 +110,8 @@ export interface FeedStats {
   subscribersRefused: number;
   /** Publish sockets closed because their token expired or was revoked (4401). */
   publishersExpired: number;
+  /** Stream-encoded publish sockets closed because a frame did not decode with the socket's state (4003). */
+  streamResets: number;
   /** Standby frames validated (and not applied), and those that failed validation. */
   standbyFrames: number;
   standbyFramesInvalid: number;
@@ -179,6 +190,7 @@ export class MarketFeedObject extends DurableObject<Env> {
     deltasIgnored: 0,
     booksWithdrawn: 0,
     publishersExpired: 0,
+    streamResets: 0,
     standbyFrames: 0,
     standbyFramesInvalid: 0,
     failovers: 0,
@@ -375,6 +387,10 @@ export class MarketFeedObject extends DurableObject<Env> {
       jti: auth.jti,
     };
     if (auth.familyId) attachment.familyId = auth.familyId;
+    if (request.headers.get("X-Market-Ingest-Encoding") === "stream") {
+      attachment.ingest = "stream";
+      attachment.stream = null;
+    }
     server.serializeAttachment(attachment);
     this.lastFrameAt.set(conn, Date.now());
     // The primary's own reconnect stays primary; another identity waits as standby while the primary lives.
@@ -529,6 +545,15 @@ export class MarketFeedObject extends DurableObject<Env> {
       } catch {
         return this.reject(ws, "malformed JSON");
       }
+    } else if (att.ingest === "stream") {
+      // The stateful stream (contracts/market-ingest-stream.ts): the state advances with every frame
+      // and is saved with the socket before anything else happens. A frame that does not decode
+      // with it would make every later one wrong: the socket closes and the collector's next one
+      // starts a new stream from a snapshot.
+      const decoded = decodeIngestStream(att.stream ?? null, new Uint8Array(message));
+      if ("error" in decoded) return this.closeOutOfSync(ws, decoded.error);
+      ws.serializeAttachment({ ...att, stream: decoded.state } satisfies PublisherAttachment);
+      json = decoded.frame;
     } else {
       // The compact encoding (contracts/market-binary.ts): decoded to the same object, checked by the same schema.
       json = decodeIngestFrame(new Uint8Array(message));
@@ -577,6 +602,22 @@ export class MarketFeedObject extends DurableObject<Env> {
     // Gone for this object now, as for a disconnect: a standby takes over at once rather than when
     // the (possibly starved or fenced) host answers the close handshake; its webSocketClose later
     // finds it no longer primary.
+    this.onSocketGone(ws);
+  }
+
+  /** A stream frame that does not decode with the socket's state: nothing of it is applied; the publisher reconnects. */
+  private closeOutOfSync(ws: WebSocket, error: string): void {
+    this.stats.framesRejected++;
+    this.stats.streamResets++;
+    this.stats.rejectReasons["ingest stream out of sync"] =
+      (this.stats.rejectReasons["ingest stream out of sync"] ?? 0) + 1;
+    this.log("warn", "ingest stream out of sync; closing the publish socket", { error });
+    try {
+      ws.close(MARKET_CLOSE.streamOutOfSync, `ingest stream out of sync: ${error}`.slice(0, 120));
+    } catch {
+      // Already closing.
+    }
+    // As for any other publisher that is gone: a standby takes over at once if this was the primary.
     this.onSocketGone(ws);
   }
 

@@ -14,6 +14,7 @@ import {
   type Trade,
 } from "../contracts/market";
 import { decodeFeedMessage, encodeClientMessage } from "../contracts/market-binary";
+import { encodeIngestStream, type IngestStreamState } from "../contracts/market-ingest-stream";
 import type { OrderBook } from "../contracts/order-book";
 import { addressGroup } from "../domain/identity/throttling";
 import { leafRelayName, relayIndex, relaysPerSymbol } from "../durable-objects/market-relay-links";
@@ -54,8 +55,13 @@ export class TestPublisher {
   closed: { code: number; reason: string } | null = null;
   private readonly signal = new Signal();
   private seq = 0;
+  /** The encoder's state on a `?encoding=stream` socket (null: the next batch starts the stream). */
+  streamState: IngestStreamState | null = null;
 
-  private constructor(readonly ws: WebSocket) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly stream: boolean,
+  ) {
     ws.addEventListener("message", (event) => {
       this.controls.push(IngestControl.parse(JSON.parse(String(event.data))));
       this.signal.notify();
@@ -66,19 +72,37 @@ export class TestPublisher {
     });
   }
 
-  /** Opens the publish socket with `token`, or a collector token for `collector` (default `collector-host`). */
-  static async open(symbol: string, opts: { collector?: string; token?: string } = {}): Promise<TestPublisher> {
+  /**
+   * Opens the publish socket with `token`, or a collector token for `collector` (default
+   * `collector-host`); `stream` negotiates the stateful stream encoding, which `batch` then speaks.
+   */
+  static async open(
+    symbol: string,
+    opts: { collector?: string; token?: string; stream?: boolean } = {},
+  ): Promise<TestPublisher> {
     const token = opts.token ?? (await collectorToken(opts.collector));
-    return new TestPublisher(await upgrade(`/v1/ingest/${symbol}`, token));
+    const query = opts.stream ? "?encoding=stream" : "";
+    return new TestPublisher(await upgrade(`/v1/ingest/${symbol}${query}`, token), opts.stream ?? false);
   }
 
   /** Sends a batch with the next seq (or `seq` to force one) and waits until the object acks it. */
   async batch(books: BookUpdate[], trades: Trade[] = [], seq = this.seq): Promise<number> {
     this.seq = seq + 1;
     const frame: IngestBatch = { type: "batch", seq, ts: Date.now(), books, trades };
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(this.stream ? this.encodeStream(frame) : JSON.stringify(frame));
     await this.signal.until(() => this.controls.some((c) => c.type === "ack" && c.seq === seq));
     return seq;
+  }
+
+  /** The frame in the stream encoding, advancing the encoder (snapshots restart the stream, as the collector's do). */
+  encodeStream(frame: IngestBatch): Uint8Array {
+    const encoded = encodeIngestStream(
+      this.streamState,
+      frame,
+      frame.books.some((b) => b.snapshot),
+    );
+    this.streamState = encoded.state;
+    return encoded.bytes;
   }
 
   /** Sends raw text and waits for the object to have processed it (a following ping batch is acked). */

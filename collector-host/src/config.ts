@@ -103,7 +103,7 @@ export const HostConfig = z.object({
        * Batch encoding on the publish sockets: the stateful stream encoding (default; state per
        * socket, restarted with every snapshot), the self-contained compact binary one, or JSON text.
        */
-      encoding: z.enum(["stream", "binary", "json"]).default("binary"),
+      encoding: z.enum(["stream", "binary", "json"]).default("stream"),
     })
     .prefault({}),
   pushIntervalMs: z.number().int().min(5).max(5_000).default(50),

@@ -371,7 +371,10 @@ ingest.openAPIRegistry.registerPath({
     "A WebSocket (RFC 6455) for the collector host, with its service token (scope `market:publish`); a plain GET " +
     "is refused with 400. After the 101 the publisher sends IngestFrame text frames (`batch` with `seq` rising by " +
     "exactly 1 per batch, or `invalid` to withdraw an exchange's book); one frame must stay within 1 MiB (close " +
-    "1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts. " +
+    "1009 otherwise); binary frames carry the same IngestFrame in the compact encoding of contracts/market-binary.ts, " +
+    "or, on a socket opened with `?encoding=stream`, in the stateful stream encoding of " +
+    "contracts/market-ingest-stream.ts (state per socket, restarted by a start frame; JSON and self-contained " +
+    "binary frames stay accepted on it). " +
     "The server answers with IngestControl: `role` on connect and on every change (two collector hosts may publish " +
     "one symbol: the first is followed as `primary`, the next is a hot `standby` whose frames are validated and " +
     "acknowledged, not applied, until the primary disconnects or is silent for 1 s while the standby speaks), `ack` " +
@@ -379,13 +382,24 @@ ingest.openAPIRegistry.registerPath({
     `${MARKET_CLOSE.replaced} when a newer socket of the same collector identity takes over; ` +
     `${MARKET_CLOSE.superseded} for the longest-standing standby when a fourth collector connects; ` +
     `${MARKET_CLOSE.tokenExpired} when the token expired or was revoked (reconnect with a fresh one); ` +
+    `${MARKET_CLOSE.streamOutOfSync} when a stream frame cannot be decoded with the socket's state (reconnect: ` +
+    "the new socket's stream starts from a snapshot); " +
     `${MARKET_CLOSE.policyViolation} after 100 invalid frames in a row.`,
   security: bearerSecurity,
-  request: { params: SymbolPath, headers: UpgradeHeaders },
+  request: {
+    params: SymbolPath,
+    query: z.object({
+      encoding: z
+        .enum(["json", "binary", "stream"])
+        .optional()
+        .openapi({ description: "`stream` for the stateful stream encoding; JSON and binary need nothing" }),
+    }),
+    headers: UpgradeHeaders,
+  },
   responses: {
     101: switchingProtocols("Switching Protocols: the publish socket is open"),
     ...problemResponses(
-      [400, "Bad symbol, or not a WebSocket upgrade"],
+      [400, "Bad symbol or encoding, or not a WebSocket upgrade"],
       401,
       [403, "No `market:publish` scope"],
       429,
@@ -396,10 +410,18 @@ ingest.openAPIRegistry.registerPath({
 });
 ingest.get("/:symbol", requireAuth(), requireScope("market:publish"), async (c) => {
   const symbol = symbolParam(c);
+  const encoding = c.req.query("encoding");
+  if (encoding !== undefined && encoding !== "json" && encoding !== "binary" && encoding !== "stream") {
+    throw badRequest("encoding must be json, binary or stream", [
+      { path: "encoding", message: "json, binary or stream" },
+    ]);
+  }
   requireUpgrade(c);
   authOf(c);
   const stub = c.env.MARKET_FEED.getByName(symbol);
-  return stub.fetch(forwarded(c, new URL("https://market-feed/publish"), symbol, "publisher"));
+  const request = forwarded(c, new URL("https://market-feed/publish"), symbol, "publisher");
+  if (encoding === "stream") request.headers.set("X-Market-Ingest-Encoding", "stream");
+  return stub.fetch(request);
 });
 
 function requireUpgrade(c: Context<AppEnv>): void {

@@ -126,11 +126,15 @@ export class EdgeLink {
     ws.on("error", (error) => {
       this.opts.log.warn({ symbol: this.opts.symbol, error: error.message }, "edge socket error");
     });
-    ws.on("close", (code) => {
+    ws.on("close", (code, reason) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
       // The cached token may look valid for another minute here, yet the edge has stopped honouring it.
       if (code === MARKET_CLOSE.tokenExpired) this.opts.token.invalidate();
+      // The edge could not decode a stream frame: the reconnect's socket starts a new stream from snapshots.
+      if (code === MARKET_CLOSE.streamOutOfSync) {
+        this.opts.log.warn({ symbol: this.opts.symbol, reason: reason.toString() }, "edge reset the ingest stream");
+      }
       this.scheduleReconnect();
     });
   }
