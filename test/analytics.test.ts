@@ -154,6 +154,47 @@ describe("analytics rollups (queue consumer → GET /v1/admin/analytics/summary)
     expect((await summary("2021-07-10", "2021-07-11")).revenue.amount).toBe(5000);
   });
 
+  it("keeps money in the asked currency and counts the funnel and rates over every currency, whole days and edge hours alike", async () => {
+    const inEuros = (event: OrderEvent): OrderEvent =>
+      "order" in event
+        ? ({ ...event, order: { ...event.order, total: { ...event.order.total, currency: "EUR" } } } as OrderEvent)
+        : event;
+    // 2021-03-10 whole, 2021-03-11 up to 06:00 (edge hours): a USD sale each day, a EUR sale and a
+    // EUR payment declined on the whole day, three new carts (no currency) across both.
+    const usd = [paidOrder("2021-03-10T09:00:00.000Z"), paidOrder("2021-03-11T05:00:00.000Z")];
+    const eur = paidOrder("2021-03-10T15:00:00.000Z", [orderLine("p-e", "AN-E", 1, 700)]);
+    await rollUpEvents(
+      [
+        ...usd.map((o) => o.paid),
+        inEuros(eur.paid),
+        inEuros(cancelled("2021-03-10T16:00:00.000Z", "payment_declined")),
+        cartCreated("2021-03-10T08:00:00.000Z"),
+        cartCreated("2021-03-10T12:00:00.000Z"),
+        cartCreated("2021-03-11T01:00:00.000Z"),
+      ],
+      env,
+    );
+    const dollars = await summary("2021-03-10T00:00:00Z", "2021-03-11T06:00:00Z");
+    expect(dollars.orders).toBe(2);
+    expect(dollars.revenue).toEqual({ amount: 2 * 2500, currency: "USD" });
+    expect(dollars.paymentSuccessRate).toBe(3 / 4);
+    expect(dollars.orderFailureRate).toBe(1 / 4);
+    expect(dollars.funnel).toEqual({ cartsCreated: 3, checkoutsStarted: 0, paid: 3 });
+    expect(dollars.byDay.map((d) => [d.date, d.orders, d.revenue.amount, d.cartsCreated, d.paymentFailures])).toEqual([
+      ["2021-03-10", 1, 2500, 2, 1],
+      ["2021-03-11", 1, 2500, 1, 0],
+    ]);
+    const res = await call(
+      "/v1/admin/analytics/summary?from=2021-03-10T00:00:00Z&to=2021-03-11T06:00:00Z&currency=EUR",
+      {
+        token: await admin(),
+      },
+    );
+    const euros = AnalyticsSummary.parse(await res.json());
+    expect([euros.orders, euros.revenue, euros.funnel.paid]).toEqual([1, { amount: 700, currency: "EUR" }, 3]);
+    expect(euros.byDay.map((d) => d.revenue.amount)).toEqual([700, 0]);
+  });
+
   it("reads best sellers of windows over partial months from week and month buckets, equal to summing the days", async () => {
     // 2021-08-25 … 2021-10-06: one or two paid orders a day over six SKUs, prices varying by day,
     // and one SKU sold only on 1 September (a day the 3rd–30th subtracts from the month).

@@ -9,12 +9,24 @@ const DAY_MS = 24 * HOUR_MS;
 export const MAX_SUMMARY_DAYS = 366;
 const TOP_PRODUCTS = 10;
 
-const SUMS =
-  "sum(carts_created), sum(checkouts_started), sum(orders_placed), sum(orders_paid), sum(payment_failures), sum(orders_failed), sum(gross_revenue), sum(refunded)";
-const COUNTER_COLUMNS = ROLLUP_COUNTERS.map((_, i) => `c${i}`);
-const SELECT_SUMS = SUMS.split(", ")
-  .map((s, i) => `${s} AS ${COUNTER_COLUMNS[i]}`)
-  .join(", ");
+const COLUMNS = ROLLUP_COUNTERS.map((k) => k.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`));
+const ALL_COLUMNS = ROLLUP_COUNTERS.map((_, i) => `a${i}`);
+const MONEY_COLUMNS = ROLLUP_COUNTERS.map((_, i) => `m${i}`);
+
+/**
+ * Per UTC day of the window, every counter over all currencies (`a0…`) and in the summary's
+ * currency ?7 (`m0…`): whole days from `analytics_daily` (?1..?2), the edge hours from
+ * `analytics_hourly` (?3..?4 and ?5..?6). One statement and one row per day, so the Worker gets
+ * ~90 small rows for 90 days rather than a row per day and currency from each table.
+ */
+const DAY_TOTALS_SQL = `
+  SELECT bucket, ${COLUMNS.map((c, i) => `sum(${c}) AS ${ALL_COLUMNS[i]}`).join(", ")},
+         ${COLUMNS.map((c, i) => `sum(CASE WHEN currency = ?7 THEN ${c} ELSE 0 END) AS ${MONEY_COLUMNS[i]}`).join(", ")}
+    FROM (SELECT day AS bucket, currency, ${COLUMNS.join(", ")} FROM analytics_daily WHERE day >= ?1 AND day < ?2
+          UNION ALL
+          SELECT substr(hour, 1, 10), currency, ${COLUMNS.join(", ")} FROM analytics_hourly
+           WHERE (hour >= ?3 AND hour < ?4) OR (hour >= ?5 AND hour < ?6))
+   GROUP BY bucket`;
 
 /**
  * Best sellers over the days `?3..?4`: per SKU, the signed sum of the window's cover (?1, JSON
@@ -37,15 +49,13 @@ export const TOP_PRODUCTS_SQL = `
       FROM terms t CROSS JOIN analytics_product_daily d
      WHERE t.span = 'day' AND d.currency = ?2 AND d.day = t.start
   )
-  SELECT w.sku AS bucket, ?2 AS currency, w.units, w.revenue,
+  SELECT w.sku, w.units, w.revenue,
          (SELECT n.name FROM analytics_product_daily n
            WHERE n.currency = ?2 AND n.sku = w.sku AND n.day >= ?3 AND n.day <= ?4
            ORDER BY n.day DESC LIMIT 1) AS name
     FROM (SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM lines
            GROUP BY sku HAVING sum(units) > 0 ORDER BY revenue DESC, sku LIMIT ?5) w
    ORDER BY w.revenue DESC, w.sku`;
-
-type BucketRow = { bucket: string; currency: string } & Record<string, number>;
 
 const zero = (): RollupCounters => ({
   cartsCreated: 0,
@@ -66,7 +76,7 @@ const rate = (numerator: number, denominator: number) => (denominator > 0 ? nume
  * The sales summary of `[from, to)` in `currency`, read only from the rollups (never by scanning
  * orders): whole UTC days from `analytics_daily`, the partial days at either edge from
  * `analytics_hourly`, best sellers from the product rollups by month, week and day (over the
- * window's whole days, edge days included); three reads in one D1 batch.
+ * window's whole days, edge days included); two reads in one D1 batch.
  * The window is widened to whole hours, the rollups' finest grain. Funnel counts are over every
  * currency; money, orders and best sellers are in `currency`.
  */
@@ -94,19 +104,15 @@ export async function analyticsSummary(
     : [[fromMs, toMs]];
   const firstDay = dayKey(fromMs);
   const lastDay = dayKey(toMs - 1);
-  const [daily, hourly, products] = await env.DB.batch<BucketRow>([
-    env.DB.prepare(
-      `SELECT day AS bucket, currency, ${SELECT_SUMS} FROM analytics_daily
-        WHERE day >= ?1 AND day < ?2 GROUP BY day, currency`,
-    ).bind(hasWholeDays ? dayKey(firstWholeDay) : "", hasWholeDays ? dayKey(endWholeDays) : ""),
-    env.DB.prepare(
-      `SELECT substr(hour, 1, 10) AS bucket, currency, ${SELECT_SUMS} FROM analytics_hourly
-        WHERE (hour >= ?1 AND hour < ?2) OR (hour >= ?3 AND hour < ?4) GROUP BY bucket, currency`,
-    ).bind(
+  const [dayTotals, products] = await env.DB.batch<Record<string, number | string>>([
+    env.DB.prepare(DAY_TOTALS_SQL).bind(
+      hasWholeDays ? dayKey(firstWholeDay) : "",
+      hasWholeDays ? dayKey(endWholeDays) : "",
       hourKey(hourRanges[0]![0]),
       hourKey(hourRanges[0]![1]),
       hourRanges[1] ? hourKey(hourRanges[1][0]) : "",
       hourRanges[1] ? hourKey(hourRanges[1][1]) : "",
+      window.currency,
     ),
     env.DB.prepare(TOP_PRODUCTS_SQL).bind(
       JSON.stringify(coverDays(firstDay, lastDay).map((t) => [t.span, t.start, t.sign])),
@@ -121,13 +127,12 @@ export async function analyticsSummary(
   for (let ms = Math.floor(fromMs / DAY_MS) * DAY_MS; ms < toMs; ms += DAY_MS) {
     days.set(dayKey(ms), { all: zero(), money: zero() });
   }
-  for (const row of [...(daily?.results ?? []), ...(hourly?.results ?? [])]) {
-    const day = days.get(row.bucket);
+  for (const row of dayTotals?.results ?? []) {
+    const day = days.get(String(row.bucket));
     if (!day) continue;
     ROLLUP_COUNTERS.forEach((key, i) => {
-      const value = Number(row[COUNTER_COLUMNS[i]!] ?? 0);
-      day.all[key] += value;
-      if (row.currency === window.currency) day.money[key] += value;
+      day.all[key] = Number(row[ALL_COLUMNS[i]!] ?? 0);
+      day.money[key] = Number(row[MONEY_COLUMNS[i]!] ?? 0);
     });
   }
   const all = zero();
@@ -153,7 +158,7 @@ export async function analyticsSummary(
     orderFailureRate: rate(all.ordersFailed, all.ordersPaid + all.ordersFailed),
     funnel: { cartsCreated: all.cartsCreated, checkoutsStarted: all.checkoutsStarted, paid: all.ordersPaid },
     topProducts: (products?.results ?? []).map((p) => ({
-      sku: p.bucket,
+      sku: String(p.sku),
       name: String(p.name),
       units: Number(p.units),
       revenue: cash(Number(p.revenue)),
