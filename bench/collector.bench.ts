@@ -20,7 +20,12 @@ import { createRingBuffer, RingConsumer, RingProducer } from "../collector-host/
 import { RECORD_SIZE } from "../collector-host/src/ring/tick-record.ts";
 import { ExchangeStats } from "../collector-host/src/threads/exchange-stats.ts";
 import type { BookUpdate, IngestFrame } from "../contracts/market.ts";
-import { encodeIngestFrame } from "../contracts/market-binary.ts";
+import { encodeIngestFrame, splitDecimal } from "../contracts/market-binary.ts";
+import {
+  encodeIngestStream,
+  type IngestStreamState,
+  type IngestStreamTally,
+} from "../contracts/market-ingest-stream.ts";
 import { median } from "./stats.ts";
 import { tickRingSections } from "./tick-ring.ts";
 
@@ -108,6 +113,22 @@ async function bandwidth(intervalMs: number) {
   let binaryInitial = 0;
   const sentBySymbol = new Map<string, (string | Uint8Array)[]>();
   const binaryBySymbol = new Map<string, Uint8Array[]>();
+  // And in the stateful stream encoding (contracts/market-ingest-stream.ts), one stream per symbol's
+  // socket, restarted by every snapshot batch as the publisher does.
+  let stream = 0;
+  let streamInitial = 0;
+  const streamBySymbol = new Map<string, Uint8Array[]>();
+  const streamState = new Map<string, IngestStreamState | null>();
+  // Where the steady state's stream bytes go (frames after each symbol's first).
+  const tally: IngestStreamTally & { wsHeaders: number } = {
+    wsHeaders: 0,
+    envelope: 0,
+    books: 0,
+    prices: 0,
+    sizes: 0,
+    escapes: 0,
+    trades: 0,
+  };
   const linkFor = (symbol: string): Link => ({
     open: true,
     writable: true,
@@ -127,6 +148,15 @@ async function bandwidth(intervalMs: number) {
       list.push(t);
       sentBySymbol.set(symbol, list);
       binaryBySymbol.set(symbol, [...(binaryBySymbol.get(symbol) ?? []), bin]);
+      const frame = JSON.parse(t) as IngestFrame;
+      const restart = frame.type === "batch" && frame.books.some((b) => b.snapshot);
+      const steady = list.length > 1;
+      const encoded = encodeIngestStream(streamState.get(symbol) ?? null, frame, restart, steady ? tally : undefined);
+      if (steady) tally.wsHeaders += wsHeader(encoded.bytes.length);
+      streamState.set(symbol, encoded.state);
+      stream += encoded.bytes.length + wsHeader(encoded.bytes.length);
+      if (list.length === 1) streamInitial += encoded.bytes.length + wsHeader(encoded.bytes.length);
+      streamBySymbol.set(symbol, [...(streamBySymbol.get(symbol) ?? []), encoded.bytes]);
       return true;
     },
     start() {},
@@ -235,6 +265,7 @@ async function bandwidth(intervalMs: number) {
   publisher.flush();
   const json = await deflated(sentBySymbol.values());
   const bin = await deflated(binaryBySymbol.values());
+  const str = await deflated(streamBySymbol.values());
   return {
     raw,
     pushed,
@@ -248,7 +279,52 @@ async function bandwidth(intervalMs: number) {
     binaryInitial,
     binaryCompressed: bin.total,
     binaryCompressedInitial: bin.initial,
+    stream,
+    streamInitial,
+    tally,
+    floor: informationFloor(sentBySymbol.values()),
+    streamCompressed: str.total,
+    streamCompressedInitial: str.initial,
   };
+}
+
+/**
+ * A floor for any encoding of the steady state that sends one message per batch and keeps the
+ * levels' information: the WebSocket header of each message (6 bytes: client frames are masked),
+ * plus each level's price as the bits of its difference from the previous price on that side
+ * (and a sign bit) and its size as the bits of its significant digits — with no bits at all for
+ * lengths, counts, timestamps or spellings. Real encodings spend more; none of them can spend less
+ * without knowing more than the previous frame (e.g. a model of the sizes).
+ */
+function informationFloor(sockets: Iterable<(string | Uint8Array)[]>): number {
+  const bits = (n: number) => (n === 0 ? 0 : Math.floor(Math.log2(n)) + 1);
+  let total = 0;
+  for (const list of sockets) {
+    const last = new Map<string, number>();
+    for (const [i, text] of list.entries()) {
+      if (i === 0) continue;
+      total += 6 * 8;
+      const frame = JSON.parse(String(text)) as IngestFrame;
+      if (frame.type !== "batch") continue;
+      for (const book of frame.books) {
+        for (const [side, levels] of [
+          ["b", book.bids],
+          ["a", book.asks],
+        ] as const) {
+          for (const [price, size] of levels) {
+            const p = splitDecimal(price)?.mantissa ?? 0;
+            let m = splitDecimal(size)?.mantissa ?? 0;
+            while (m > 0 && m % 10 === 0) m /= 10;
+            const key = book.exchange + side;
+            if (last.has(key)) total += bits(Math.abs(p - last.get(key)!)) + 1;
+            last.set(key, p);
+            total += bits(m);
+          }
+        }
+      }
+    }
+  }
+  return total / 8;
 }
 
 /**
@@ -357,6 +433,28 @@ async function bandwidthSection(): Promise<void> {
     console.log(
       `    without the initial snapshots (${fmt(bw.binaryCompressedInitial)} B): ${red(bw.binaryCompressed - bw.binaryCompressedInitial)}`,
     );
+    console.log(`  pushed, stream frames:          ${fmt(bw.stream)} B = ${pct(bw.stream, bw.raw)} of raw`);
+    console.log(`    reduction vs full snapshots:  ${red(bw.stream)}`);
+    console.log(`    without the initial snapshots (${fmt(bw.streamInitial)} B): ${red(bw.stream - bw.streamInitial)}`);
+    console.log(
+      `  pushed, stream + deflate:       ${fmt(bw.streamCompressed)} B = ${pct(bw.streamCompressed, bw.raw)} of raw`,
+    );
+    console.log(`    reduction vs full snapshots:  ${red(bw.streamCompressed)}`);
+    console.log(
+      `    without the initial snapshots (${fmt(bw.streamCompressedInitial)} B): ${red(bw.streamCompressed - bw.streamCompressedInitial)}`,
+    );
+    const steadyFrames = bw.frames - 24;
+    const t = bw.tally;
+    const per = (n: number) => `${fmt(n)} B (${(n / steadyFrames).toFixed(1)} B/frame)`;
+    console.log(`  stream steady state by field, ${steadyFrames} frames:`);
+    console.log(`    WebSocket headers ${per(t.wsHeaders)}, envelope ${per(t.envelope)}, book headers ${per(t.books)}`);
+    console.log(
+      `    prices ${per(t.prices)}, sizes ${per(t.sizes)}, escapes ${per(t.escapes)}, trades ${per(t.trades)}`,
+    );
+    console.log(
+      `  information floor of the steady state (headers + price-difference and size-digit bits, nothing else): ${fmt(bw.floor)} B = ${red(bw.floor)}`,
+    );
+    console.log(`  the 99.975 % target allows ${fmt(bw.snapshotBytes * 0.00025)} B`);
   }
 }
 

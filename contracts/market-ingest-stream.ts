@@ -23,8 +23,9 @@ import {
  *
  *   - `seq` is implicit (+1 per batch); two of its bits ride in the tag byte as a check,
  *   - `ts` travels as the difference from the previous batch's,
- *   - a price travels as the difference (in units of its last digit) from the previous price sent
- *     on that exchange's side, in any earlier frame, and with that side's fraction digits,
+ *   - a price travels as the difference from the previous price sent on that exchange's side (in
+ *     any earlier frame), in units of the side's tick (the trailing zeros all its prices share), and
+ *     with that side's fraction digits,
  *   - a size travels as its significant digits and its trailing-zero count, spelled with the side's
  *     last size fraction digits; "0" (a removal) is one byte,
  *   - counts and flags are packed into a tag byte per frame and two bytes per book.
@@ -43,7 +44,8 @@ import {
  *   body:        books, then trades (market-binary's form) when flagged
  *   book:        exchange index | 8 for a snapshot; a byte of counts (bids in the
  *                low nibble, asks in the high, 15 = 15 + varint), then the bids, then the asks
- *   level:       zigzag(price − previous price) (varint), then S (varint): 0 = size "0"; otherwise
+ *   level:       zigzag((price − previous price) / 10^scale) (varint; unscaled when S escapes), then S (varint):
+ *                0 = size "0"; otherwise
  *                S = digits × 16 + code, code 0–14 = trailing zeros of the size spelled with the side's size
  *                fraction digits, code 15 = escape: one byte of price | size fraction codes as in
  *                market-binary (15 = text or long fraction, see `writeEscaped`), which become the side's
@@ -55,7 +57,14 @@ import {
 
 export const INGEST_STREAM_ENCODING = "stream";
 const START = MAGIC | 9;
-const SIDE_FIELDS = 3; // per exchange × side: previous price mantissa, price fraction digits, size fraction digits
+/**
+ * Per exchange × side: the previous price's mantissa, the side's price fraction digits, its size
+ * fraction digits, and its price scale: the trailing zeros every price on the side has carried
+ * since the stream started (NO_SCALE before the first), so differences travel in units of the
+ * side's tick (Binance.US spells "43210.12000000": differences in 10^6 units of the last digit).
+ */
+const SIDE_FIELDS = 4;
+const NO_SCALE = 15;
 const SIDES = EXCHANGES.length * 2;
 
 /** What both ends of one publish socket know after the last frame; small enough for a socket attachment. */
@@ -67,18 +76,36 @@ export interface IngestStreamState {
 }
 
 function freshState(seq: number, ts: number): IngestStreamState {
-  return { seq, ts, sides: new Array(SIDES * SIDE_FIELDS).fill(0) };
+  const sides = new Array<number>(SIDES * SIDE_FIELDS).fill(0);
+  for (let at = 3; at < sides.length; at += SIDE_FIELDS) sides[at] = NO_SCALE;
+  return { seq, ts, sides };
+}
+
+/** Where a stream's bytes go, by field (the bandwidth benchmark's breakdown). */
+export interface IngestStreamTally {
+  /** Tag byte, ts difference (start frames: seq, ts, symbol) and book count. */
+  envelope: number;
+  /** Per book: exchange/flags byte and level counts. */
+  books: number;
+  prices: number;
+  /** Sizes in the side's spelling (a removal's "0" included). */
+  sizes: number;
+  /** Escapes: new spellings and values that travel as text. */
+  escapes: number;
+  trades: number;
 }
 
 /**
  * Encodes `frame` after `state` (null: no stream yet, or a restart): the bytes and the state both
  * ends hold afterwards. Invalid frames use the self-contained form and leave the state as it is.
- * `restart` forces a start frame (the publisher sends one with every full snapshot).
+ * `restart` forces a start frame (the publisher sends one with every full snapshot); `tally`, if
+ * given, adds each field's bytes to it.
  */
 export function encodeIngestStream(
   state: IngestStreamState | null,
   frame: IngestFrame,
   restart = false,
+  tally?: IngestStreamTally,
 ): { bytes: Uint8Array; state: IngestStreamState | null } {
   if (frame.type === "invalid") return { bytes: encodeIngestFrame(frame), state };
   const w = new Writer();
@@ -112,14 +139,19 @@ export function encodeIngestStream(
     w.uint(frame.books.length);
     w.byte(frame.trades.length > 0 ? 1 : 0);
   }
+  if (tally) tally.envelope += w.length;
   for (const book of frame.books) {
     const ex = EXCHANGES.indexOf(book.exchange);
+    const at = w.length;
     w.byte(ex | (book.snapshot ? 8 : 0));
     writeCounts(w, book.bids.length, book.asks.length);
-    writeLevels(w, next.sides, ex * 2, book.bids);
-    writeLevels(w, next.sides, ex * 2 + 1, book.asks);
+    if (tally) tally.books += w.length - at;
+    writeLevels(w, next.sides, ex * 2, book.bids, tally);
+    writeLevels(w, next.sides, ex * 2 + 1, book.asks, tally);
   }
+  const at = w.length;
   if (frame.trades.length > 0) writeTrades(w, frame.trades);
+  if (tally) tally.trades += w.length - at;
   return { bytes: w.done(), state: next };
 }
 
@@ -144,32 +176,49 @@ function trailingZeros(mantissa: number): number {
   return zeros;
 }
 
-function writeLevels(w: Writer, sides: number[], side: number, levels: readonly Level[]): void {
+function writeLevels(
+  w: Writer,
+  sides: number[],
+  side: number,
+  levels: readonly Level[],
+  tally: IngestStreamTally | undefined,
+): void {
   const at = side * SIDE_FIELDS;
+  let mark = w.length;
+  // Bytes since the last mark go to `field` of the tally.
+  const count = (field: "prices" | "sizes" | "escapes") => {
+    if (tally) tally[field] += w.length - mark;
+    mark = w.length;
+  };
   for (const [price, size] of levels) {
     const p = splitDecimal(price);
     const s = size === "0" ? null : splitDecimal(size);
-    // The usual case: both spelled with the side's fraction digits (or the size is exactly "0").
-    const plain =
-      p !== null &&
-      p.frac === sides[at + 1] &&
-      (size === "0" || (s !== null && s.frac === sides[at + 2] && s.mantissa > 0));
-    w.int(p ? p.mantissa - sides[at]! : 0);
-    if (p) sides[at] = p.mantissa;
-    if (plain) {
-      if (size === "0") w.uint(0);
-      else {
-        const zeros = trailingZeros(s!.mantissa);
-        const value = (s!.mantissa / 10 ** zeros) * 16 + zeros;
-        if (Number.isSafeInteger(value)) {
-          w.uint(value);
-          continue;
-        }
-        writeEscapedSize(w, sides, at, p, price, s, size);
-      }
-      continue;
+    // The usual case: the price in the side's spelling and scale, the size in its spelling (or "0").
+    let sizeValue = -1;
+    if (size === "0") sizeValue = 0;
+    else if (s !== null && s.frac === sides[at + 2] && s.mantissa > 0) {
+      const zeros = trailingZeros(s.mantissa);
+      const value = (s.mantissa / 10 ** zeros) * 16 + zeros;
+      if (Number.isSafeInteger(value)) sizeValue = value;
     }
-    writeEscapedSize(w, sides, at, p, price, s ?? splitDecimal(size), size);
+    const scale = sides[at + 3]!;
+    const priceZeros = p ? trailingZeros(p.mantissa) : 0;
+    if (p !== null && p.frac === sides[at + 1] && scale !== NO_SCALE && priceZeros >= scale && sizeValue >= 0) {
+      w.int((p.mantissa - sides[at]!) / 10 ** scale);
+      count("prices");
+      w.uint(sizeValue);
+      count("sizes");
+    } else {
+      // Escaped: the price difference in units of its last digit, then the new spellings.
+      w.int(p ? p.mantissa - sides[at]! : 0);
+      count("prices");
+      writeEscapedSize(w, sides, at, p, price, s ?? splitDecimal(size), size);
+      count("escapes");
+    }
+    if (p) {
+      sides[at] = p.mantissa;
+      sides[at + 3] = Math.min(scale, priceZeros);
+    }
   }
 }
 
@@ -278,27 +327,28 @@ function readLevels(r: Reader, sides: number[], side: number, n: number): Level[
   const at = side * SIDE_FIELDS;
   const out: Level[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const mantissa = sides[at]! + r.int();
+    const diff = r.int();
     const value = r.uint();
-    if (value === 0) {
-      out[i] = [decimal(mantissa, sides[at + 1]!), "0"];
-      sides[at] = mantissa;
-      continue;
-    }
     const code = value % 16;
     const digits = (value - code) / 16;
     if (code !== ESCAPE) {
-      if (digits === 0) throw new RangeError("bad size");
-      out[i] = [decimal(mantissa, sides[at + 1]!), decimal(digits * 10 ** code, sides[at + 2]!)];
+      const scale = sides[at + 3]!;
+      if (scale === NO_SCALE || (value !== 0 && digits === 0)) throw new RangeError("bad level");
+      const mantissa = sides[at]! + diff * 10 ** scale;
+      const priceText = decimal(mantissa, sides[at + 1]!);
+      out[i] = [priceText, value === 0 ? "0" : decimal(digits * 10 ** code, sides[at + 2]!)];
       sides[at] = mantissa;
+      sides[at + 3] = Math.min(scale, trailingZeros(mantissa));
       continue;
     }
+    const mantissa = sides[at]! + diff;
     const codes = r.byte();
     const price = readEscaped(r, codes & 15, mantissa);
     const size = readEscaped(r, codes >> 4, digits);
     if (price.frac !== null) {
       sides[at] = mantissa;
       sides[at + 1] = price.frac;
+      sides[at + 3] = Math.min(sides[at + 3]!, trailingZeros(mantissa));
     }
     if (size.frac !== null && digits > 0) sides[at + 2] = size.frac;
     out[i] = [price.text, size.text];
