@@ -65,7 +65,8 @@ it("writes that arrive while a commit is in flight share the next one; each call
 it("a statement that fails fails only its own caller, and a caller's own batch stays atomic", async () => {
   const { db } = countingD1();
   const grouped = groupCommitted(db);
-  const [good, bad, atomic, later] = ["good", "bad", "atomic", "later"].map((k) => `${k}-${crypto.randomUUID()}`);
+  const key = (name: string) => `${name}-${crypto.randomUUID()}`;
+  const [good, bad, atomic, later] = [key("good"), key("bad"), key("atomic"), key("later")];
   const outcomes = await Promise.allSettled([
     grouped.prepare(INSERT).bind(good, 1).run(),
     grouped.prepare(INSERT).bind(bad, -1).run(), // violates the CHECK
