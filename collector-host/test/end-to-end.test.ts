@@ -68,6 +68,8 @@ describe("collector host end to end on the replayed fixtures", { timeout: 180_00
     expect(edge.problems).toEqual([]);
     expect(edge.invalids).toEqual([]);
     expect(edge.batches.length).toBeGreaterThan(24);
+    // In the default encoding: the stateful stream, negotiated on every publish socket.
+    expect(edge.streamFrames).toBe(edge.batches.length);
   });
 
   it("the edge's books equal the collector's for every symbol and exchange (all 24 synced)", () => {

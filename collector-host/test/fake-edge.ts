@@ -35,6 +35,8 @@ export async function startFakeEdge(opts: { secret: string }) {
   const lastSeq = new Map<string, number>();
   let trades = 0;
   let rejectedUpgrades = 0;
+  /** Binary frames received on stream-encoded sockets (decoded with the socket's state). */
+  let streamFrames = 0;
 
   const server: Server = createServer((req, res) => {
     let body = "";
@@ -96,6 +98,7 @@ export async function startFakeEdge(opts: { secret: string }) {
           }
           streamState = result.state;
           decoded = result.frame;
+          streamFrames++;
         }
         const parsed = IngestFrame.safeParse(decoded);
         if (!parsed.success) return void invalidFrames.push(text.slice(0, 300));
@@ -150,6 +153,9 @@ export async function startFakeEdge(opts: { secret: string }) {
     },
     get rejectedUpgrades() {
       return rejectedUpgrades;
+    },
+    get streamFrames() {
+      return streamFrames;
     },
     async close() {
       for (const ws of wss.clients) ws.terminate();
