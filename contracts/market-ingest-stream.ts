@@ -274,7 +274,9 @@ export function decodeIngestStream(
       const seq = r.uint();
       next = freshState(seq, readTs(r));
       books = r.uint();
-      trades = r.byte() === 1;
+      const flags = r.byte();
+      if (flags > 1) return { error: "bad start frame flags" };
+      trades = flags === 1;
     } else {
       if (state === null) return { error: "a stream frame before the stream's start frame" };
       const seq = state.seq + 1;
