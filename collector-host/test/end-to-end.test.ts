@@ -1,6 +1,7 @@
 // Real sockets all the way: production adapters in worker threads ↔ replay server ↔ rings ↔
 // publisher ↔ a fake edge that validates every frame against contracts/market.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MARKET_CLOSE } from "../../contracts/market.ts";
 import { krakenChecksum } from "../src/books/kraken-checksum.ts";
 import { HostConfig, replayExchanges } from "../src/config.ts";
 import { type CollectorHost, startCollectorHost } from "../src/main.ts";
@@ -134,6 +135,21 @@ describe("collector host end to end on the replayed fixtures", { timeout: 180_00
     expect(edge.problems).toEqual([]);
     const mine = host.publisher.book(symbol, "binanceus")!;
     expect(edge.books.get(`${symbol}|binanceus`)!.levels("ask")).toEqual(mine.levels("ask", 1000));
+  });
+
+  it("reconnects when the edge cannot decode its stream (4003), and the new socket's stream starts from snapshots", async () => {
+    const symbol = "XMR-USD";
+    const old = edge.sockets.get(symbol)!;
+    const before = edge.batches.length;
+    old.close(MARKET_CLOSE.streamOutOfSync, "ingest stream out of sync: test");
+    await waitFor("reconnected", () => edge.sockets.get(symbol) !== old);
+    await waitFor("snapshot on the new socket", () =>
+      edge.batches.slice(before).some((b) => b.symbol === symbol && b.snapshots.includes("kraken")),
+    );
+    // The new socket's decoder started from nothing: a continuation frame would be a problem here.
+    expect(edge.problems).toEqual([]);
+    const mine = host.publisher.book(symbol, "kraken")!;
+    expect(edge.books.get(`${symbol}|kraken`)!.levels("bid")).toEqual(mine.levels("bid", 1000));
   });
 
   it("answers the edge's resync with a full snapshot for that symbol", async () => {
