@@ -269,12 +269,13 @@ function naiveSummary() {
 
 /**
  * Best sellers the way the summary read them before the week and month rollups (commit 02226b6):
- * every product-day of the window, summed per SKU over the covering index. The same-run baseline.
+ * every product-day of the window, summed per SKU over the covering index. The same-run baseline
+ * (its index named: the day-first covering index added since would otherwise win and sort).
  */
 function dayRowsTopProducts() {
   return db
     .prepare(
-      `SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM analytics_product_daily
+      `SELECT sku, sum(units) AS units, sum(revenue) AS revenue FROM analytics_product_daily INDEXED BY analytics_product_daily_sku_idx
         WHERE currency = 'USD' AND day >= ? AND day <= ? GROUP BY sku ORDER BY revenue DESC, sku LIMIT 10`,
     )
     .all(firstDay, lastDay) as { sku: string; units: number; revenue: number }[];
