@@ -418,31 +418,17 @@ async function bandwidthSection(): Promise<void> {
     console.log(
       `    without the 24 initial snapshots (${fmt(bw.initialSnapshotBytes)} B): ${red(bw.pushed - bw.initialSnapshotBytes)}`,
     );
-    console.log(`  pushed, permessage-deflate:     ${fmt(bw.compressed)} B = ${pct(bw.compressed, bw.raw)} of raw`);
-    console.log(`    reduction vs full snapshots:  ${red(bw.compressed)}`);
-    console.log(
-      `    without the initial snapshots (${fmt(bw.compressedInitial)} B): ${red(bw.compressed - bw.compressedInitial)}`,
-    );
-    console.log(`  pushed, binary frames:          ${fmt(bw.binary)} B = ${pct(bw.binary, bw.raw)} of raw`);
-    console.log(`    reduction vs full snapshots:  ${red(bw.binary)}`);
-    console.log(`    without the initial snapshots (${fmt(bw.binaryInitial)} B): ${red(bw.binary - bw.binaryInitial)}`);
-    console.log(
-      `  pushed, binary + deflate:       ${fmt(bw.binaryCompressed)} B = ${pct(bw.binaryCompressed, bw.raw)} of raw`,
-    );
-    console.log(`    reduction vs full snapshots:  ${red(bw.binaryCompressed)}`);
-    console.log(
-      `    without the initial snapshots (${fmt(bw.binaryCompressedInitial)} B): ${red(bw.binaryCompressed - bw.binaryCompressedInitial)}`,
-    );
-    console.log(`  pushed, stream frames:          ${fmt(bw.stream)} B = ${pct(bw.stream, bw.raw)} of raw`);
-    console.log(`    reduction vs full snapshots:  ${red(bw.stream)}`);
-    console.log(`    without the initial snapshots (${fmt(bw.streamInitial)} B): ${red(bw.stream - bw.streamInitial)}`);
-    console.log(
-      `  pushed, stream + deflate:       ${fmt(bw.streamCompressed)} B = ${pct(bw.streamCompressed, bw.raw)} of raw`,
-    );
-    console.log(`    reduction vs full snapshots:  ${red(bw.streamCompressed)}`);
-    console.log(
-      `    without the initial snapshots (${fmt(bw.streamCompressedInitial)} B): ${red(bw.streamCompressed - bw.streamCompressedInitial)}`,
-    );
+    // One row per encoding: bytes, reduction, and reduction without each symbol's first frame.
+    const row = (label: string, total: number, initial: number) => {
+      console.log(`  pushed, ${`${label}:`.padEnd(24)}${fmt(total)} B = ${pct(total, bw.raw)} of raw`);
+      console.log(`    reduction vs full snapshots:  ${red(total)}`);
+      console.log(`    without the initial snapshots (${fmt(initial)} B): ${red(total - initial)}`);
+    };
+    row("permessage-deflate", bw.compressed, bw.compressedInitial);
+    row("binary frames", bw.binary, bw.binaryInitial);
+    row("binary + deflate", bw.binaryCompressed, bw.binaryCompressedInitial);
+    row("stream frames", bw.stream, bw.streamInitial);
+    row("stream + deflate", bw.streamCompressed, bw.streamCompressedInitial);
     const steadyFrames = bw.frames - 24;
     const t = bw.tally;
     const per = (n: number) => `${fmt(n)} B (${(n / steadyFrames).toFixed(1)} B/frame)`;
