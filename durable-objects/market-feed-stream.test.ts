@@ -2,7 +2,7 @@
 // arrive exactly as over JSON, the decoder state survives eviction in the socket's attachment, and
 // a frame that does not fit the socket's state closes the socket (4003) without touching a book;
 // the collector's next socket starts a new stream from a snapshot.
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type BookUpdate, type Exchange, MARKET_CLOSE } from "../contracts/market";
@@ -68,6 +68,11 @@ describe("MarketFeed object: the stateful ingest stream", () => {
     await evictDurableObject(stub); // memory is gone; the socket and its attachment stay
     for (const updates of batches.slice(20, 30)) await publisher.batch(updates);
     expect(publisher.resyncs()).toBe(0);
+    // The attachment stays small (the runtime refuses large ones): a few dozen numbers of state.
+    const sizes = await runInDurableObject(stub, (_instance, state) =>
+      state.getWebSockets("pub").map((ws) => JSON.stringify(ws.deserializeAttachment()).length),
+    );
+    expect(Math.max(...sizes)).toBeLessThan(1024);
     for (const [exchange, book] of reference(batches.slice(0, 30))) {
       expect(await served(symbol, exchange)).toEqual(book.view(1000));
     }
