@@ -266,4 +266,30 @@ describe("MarketFeed publishers: token lifetime and collector identity (finding 
     expect(await stats(symbol)).toMatchObject({ primary: "host-b", failovers: 1, failoverBooksDiffered: 1 });
     b.close();
   });
+
+  it("keeps its primary across an unclean restart: the standby that speaks first stays standby", async () => {
+    const symbol = "RESTART-USD";
+    const stub = env.MARKET_FEED.getByName(symbol);
+    const a = await TestPublisher.open(symbol, { collector: "host-a" });
+    await a.batch([book([["10", "1"]], [["11", "1"]])]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true); // flushed: storage knows host-a's socket
+    const b = await TestPublisher.open(symbol, { collector: "host-b" });
+    await b.batch([book([["12", "1"]], [])]);
+    await b.until(() => b.roles().length === 1);
+    await a.batch([{ exchange: "kraken", snapshot: false, bids: [["10", "2"]], asks: [] }]);
+    await evictDurableObject(stub); // after a batch storage did not get: an unclean restart
+
+    // The standby speaks first; it must not take the role from a primary whose socket is open.
+    await b.batch([book([["13", "1"]], [])]);
+    expect(await stats(symbol)).toMatchObject({ primary: "host-a", standbys: ["host-b"], failovers: 0 });
+    expect(b.roles()).toEqual(["standby"]);
+    expect((await restBook(symbol, "?exchange=kraken")).bids).not.toContainEqual(["13", "1"]);
+    // The primary's next delta finds its book suspect: it is asked for snapshots, and its applied.
+    await a.batch([{ exchange: "kraken", snapshot: false, bids: [["10", "3"]], asks: [] }]);
+    await a.until(() => a.resyncs() === 1);
+    await a.batch([book([["10", "4"]], [["11", "1"]])]);
+    expect((await restBook(symbol, "?exchange=kraken")).bids).toEqual([["10", "4"]]);
+    a.close();
+    b.close();
+  });
 });

@@ -877,12 +877,15 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.trades = stored.trades;
 
     // A publisher socket that survived hibernation can continue exactly where the stored state
-    // ends; anything else must resync.
+    // ends; after an unclean stop it resyncs, but stays the primary: otherwise whichever socket
+    // spoke first after the restart, a standby as likely as not, would take the role.
     const pub = stored.publisher;
     const live = pub !== null && this.ctx.getWebSockets("pub").some((ws) => this.attachmentOf(ws)?.conn === pub.conn);
-    if (stored.clean && live) {
+    if (live && stored.clean) {
       this.publisher = { conn: pub.conn, expected: pub.seq + 1, lastApplied: pub.seq };
       for (const [exchange, entry] of this.books) if (!entry.stale) this.synced.add(exchange);
+    } else if (live) {
+      this.publisher = { conn: pub.conn, expected: null, lastApplied: null };
     }
     // The relays keep receiving. After a clean stop they had everything up to the stored seq;
     // after an unclean one they may have frames storage never got: their next delivery says so
