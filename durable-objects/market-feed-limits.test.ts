@@ -284,7 +284,7 @@ describe("MarketFeed publishers: token lifetime and collector identity (finding 
     expect(await stats(symbol)).toMatchObject({ primary: "host-a", standbys: ["host-b"], failovers: 0 });
     expect(b.roles()).toEqual(["standby"]);
     expect((await restBook(symbol, "?exchange=kraken")).bids).not.toContainEqual(["13", "1"]);
-    // The primary's next delta finds its book suspect: it is asked for snapshots, and its applied.
+    // The primary's next delta finds its book suspect: it is asked for snapshots, which apply.
     await a.batch([{ exchange: "kraken", snapshot: false, bids: [["10", "3"]], asks: [] }]);
     await a.until(() => a.resyncs() === 1);
     await a.batch([book([["10", "4"]], [["11", "1"]])]);
