@@ -3,8 +3,8 @@
  * messages concurrently, and each of them writes to D1 on its own: the payment step alone books
  * four rows per order (the provider's authorization and capture, the ledger's two), one statement
  * at a time because each must be durable before the next call to the provider. Every D1 call is a
- * transaction, and locally a transaction is an fsync on the one thread that runs the whole
- * platform. Here, while one D1 call is in flight, the writes that arrive meanwhile wait and then
+ * transaction on one single-writer database that every isolate's consumers share (and locally an
+ * fsync). Here, while one D1 call is in flight, the writes that arrive meanwhile wait and then
  * go together as one `batch()` (one transaction, one commit), each caller getting its own result
  * once the group is durable: the order of each caller's own writes and what it has seen durable
  * before its next provider call are unchanged, only the commits are shared.
@@ -13,7 +13,8 @@
  * mixes work of two requests; reads (`raw()`, and SELECTs) go straight to D1 and wait for no
  * commit. If a group fails, D1 rolled it back whole, so each of its writes is tried again alone:
  * one bad statement fails only its own caller (every saga write is idempotent, should D1 ever
- * report a failure after committing).
+ * report a failure after committing). Locally this halves D1's commits per checkout without
+ * moving its throughput (README › Performance › Checkout): fsyncs are not what limits it there.
  */
 export function groupCommitted(db: D1Database): D1Database {
   const group = new D1GroupCommit(db);
