@@ -4,6 +4,7 @@
 import "@hono/zod-openapi";
 import type { CartEvent } from "../contracts/cart-events";
 import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
+import { derivedEnv } from "../domain/env-config";
 import { rollUpEvents } from "./analytics";
 import { groupCommitted } from "./d1-group-commit";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
@@ -89,7 +90,7 @@ export async function dispatchBatch(
   _ctx: ExecutionContext,
 ): Promise<void> {
   // The batch's D1 writes share commits (queues/d1-group-commit.ts).
-  const env: Env = { ...workerEnv, DB: groupCommitted(workerEnv.DB) };
+  const env = derivedEnv(workerEnv, { DB: groupCommitted(workerEnv.DB) });
   if (batch.queue.includes("-dlq")) return handleDeadLetterBatch(batch, env);
   const parsed: { message: Message<unknown>; event: SagaEvent }[] = [];
   await Promise.all(
