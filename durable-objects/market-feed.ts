@@ -594,15 +594,7 @@ export class MarketFeedObject extends DurableObject<Env> {
   private closeExpired(ws: WebSocket, reason: string): void {
     this.stats.publishersExpired++;
     this.log("info", "publish socket closed", { reason });
-    try {
-      ws.close(MARKET_CLOSE.tokenExpired, reason);
-    } catch {
-      // Already closing.
-    }
-    // Gone for this object now, as for a disconnect: a standby takes over at once rather than when
-    // the (possibly starved or fenced) host answers the close handshake; its webSocketClose later
-    // finds it no longer primary.
-    this.onSocketGone(ws);
+    this.closePublisher(ws, MARKET_CLOSE.tokenExpired, reason);
   }
 
   /** A stream frame that does not decode with the socket's state: nothing of it is applied; the publisher reconnects. */
@@ -612,12 +604,20 @@ export class MarketFeedObject extends DurableObject<Env> {
     this.stats.rejectReasons["ingest stream out of sync"] =
       (this.stats.rejectReasons["ingest stream out of sync"] ?? 0) + 1;
     this.log("warn", "ingest stream out of sync; closing the publish socket", { error });
+    this.closePublisher(ws, MARKET_CLOSE.streamOutOfSync, `ingest stream out of sync: ${error}`.slice(0, 120));
+  }
+
+  /**
+   * Closes a publish socket from this side. It is gone for this object at once, as for a
+   * disconnect: a standby takes over now rather than when the (possibly starved or fenced) host
+   * answers the close handshake; its webSocketClose later finds it no longer primary.
+   */
+  private closePublisher(ws: WebSocket, code: number, reason: string): void {
     try {
-      ws.close(MARKET_CLOSE.streamOutOfSync, `ingest stream out of sync: ${error}`.slice(0, 120));
+      ws.close(code, reason);
     } catch {
       // Already closing.
     }
-    // As for any other publisher that is gone: a standby takes over at once if this was the primary.
     this.onSocketGone(ws);
   }
 
