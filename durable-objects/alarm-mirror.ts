@@ -3,7 +3,8 @@
  * where it is writes nothing. Every alarm write is a durable write of its own (locally one more
  * fsync on the one workerd thread): moving it on every change was 8 of the ~48 fsyncs a checkout
  * cost in OrderObject, and one per cart call in CartObject (README, Performance › Checkout).
- * Construct it once per object instance and `load` it in `blockConcurrencyWhile`.
+ * OrderObject, CartObject and InventoryObject use it. Construct it once per object instance and
+ * `load` it in `blockConcurrencyWhile`.
  */
 export class AlarmMirror {
   private at: number | null = null;

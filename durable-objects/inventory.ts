@@ -6,6 +6,7 @@ import {
   type ReserveInput,
   type ReserveResult,
 } from "../contracts/inventory-events";
+import { AlarmMirror } from "./alarm-mirror";
 import { GroupCommit } from "./group-commit";
 import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
@@ -120,8 +121,8 @@ const MIGRATIONS: string[] = [
  */
 export class InventoryObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  /** The alarm time we last asked for (mirrors storage so the hot path needs no getAlarm()). */
-  private alarmAt: number | null = null;
+  /** The alarm as last written, so the hot path needs no getAlarm() and moves it only sooner. */
+  private readonly alarms: AlarmMirror;
   private readonly outbox: Outbox;
   /** New reservations share commits (see `reserve`). */
   private readonly reservations: GroupCommit<NewReservation, ReserveResult>;
@@ -129,6 +130,7 @@ export class InventoryObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.alarms = new AlarmMirror(ctx.storage);
     this.outbox = new Outbox(ctx.storage, {
       queue: () => this.env.SAGA_EVENTS,
       label: () => this.label,
@@ -140,7 +142,7 @@ export class InventoryObject extends DurableObject<Env> {
     this.reservations = new GroupCommit(ctx.storage, (group) => this.reserveGroup(group));
     void ctx.blockConcurrencyWhile(async () => {
       this.migrate();
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.alarms.load();
     });
   }
 
@@ -236,7 +238,7 @@ export class InventoryObject extends DurableObject<Env> {
     });
     if (results.some((r) => r.ok)) {
       const earliestExpiry = Math.min(...group.map((item) => now + item.ttlMs));
-      this.scheduleAlarm(Math.min(earliestExpiry, now + RELAY_DELAY_MS));
+      this.alarms.armBy(Math.min(earliestExpiry, now + RELAY_DELAY_MS));
     }
     return results;
   }
@@ -248,7 +250,7 @@ export class InventoryObject extends DurableObject<Env> {
     if (existing.status === "reserved" && existing.expires_at <= Date.now()) {
       // Past its TTL but the alarm has not run yet: expire it now, like commit does.
       this.ctx.storage.transactionSync(() => this.releaseLocked(existing.order_id, "expired"));
-      this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+      this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
       return { ok: false, reason: "out_of_stock", available: InventoryObject.toLevel(this.stock()).available };
     }
     if (existing.status === "released") {
@@ -260,7 +262,7 @@ export class InventoryObject extends DurableObject<Env> {
   /** Returns a live reservation's units to available. No-op when unknown, released or committed. */
   async release(orderId: string): Promise<{ released: boolean }> {
     const released = this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "released"));
-    if (released) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+    if (released) this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
     return { released };
   }
 
@@ -273,7 +275,7 @@ export class InventoryObject extends DurableObject<Env> {
     if (existing.expires_at <= Date.now()) {
       // Past its TTL but the alarm has not run yet: it is expired all the same.
       this.ctx.storage.transactionSync(() => this.releaseLocked(orderId, "expired"));
-      this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+      this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
       return { committed: false };
     }
     this.ctx.storage.transactionSync(() => {
@@ -290,7 +292,7 @@ export class InventoryObject extends DurableObject<Env> {
       );
       this.changed(row, "committed", { correlationId: orderId });
     });
-    this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+    this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
     return { committed: true };
   }
 
@@ -330,7 +332,7 @@ export class InventoryObject extends DurableObject<Env> {
       this.changed(row, outcome, { correlationId: orderId });
       return true;
     });
-    if (done) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+    if (done) this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
     return done;
   }
 
@@ -360,13 +362,13 @@ export class InventoryObject extends DurableObject<Env> {
       this.changed(row, "adjusted", { correlationId: options.correlationId });
       return { ok: true, level: InventoryObject.toLevel(this.stock()) };
     });
-    if (result.ok) this.scheduleAlarm(Date.now() + RELAY_DELAY_MS);
+    if (result.ok) this.alarms.armBy(Date.now() + RELAY_DELAY_MS);
     return result;
   }
 
   /** Releases expired reservations and relays the outbox; re-arms itself for the next due work. */
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
+    this.alarms.fired();
     const now = Date.now();
     const expired = this.sql
       .exec<{ order_id: string }>(
@@ -380,31 +382,16 @@ export class InventoryObject extends DurableObject<Env> {
       });
     }
     await this.outbox.relay();
-    this.rearm();
+    await this.rearm();
   }
 
   /** Arms the alarm for the earliest due work: an outbox retry or a reservation expiry. */
-  private rearm(): void {
+  private async rearm(): Promise<void> {
     const expiry = this.sql
       .exec<{ at: number | null }>("SELECT min(expires_at) AS at FROM reservations WHERE status = 'reserved'")
       .one().at;
     const due = [this.outbox.nextAttemptAt(), expiry].filter((t): t is number => t !== null);
-    const next = due.length > 0 ? Math.min(...due) : null;
-    if (next === null) {
-      if (this.alarmAt !== null) void this.ctx.storage.deleteAlarm();
-      this.alarmAt = null;
-      return;
-    }
-    this.alarmAt = next;
-    void this.ctx.storage.setAlarm(next);
-  }
-
-  /** Moves the alarm earlier when needed; never later (the alarm handler re-arms precisely). */
-  private scheduleAlarm(at: number): void {
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
-    this.alarmAt = at;
-    // Not awaited: the output gate holds the response until the alarm write is durable.
-    void this.ctx.storage.setAlarm(at);
+    await this.alarms.moveTo(due.length > 0 ? Math.min(...due) : null);
   }
 
   private reservation(orderId: string): ReservationRow | undefined {
