@@ -174,13 +174,16 @@ export function writeEscaped(w: Writer, d: { mantissa: number; frac: number } | 
   } else w.uint(d.frac + 1);
 }
 
+/** The fraction digits `writeEscaped` wrote after an ESCAPE code (any other code is the digits itself); null: text follows. */
+export function readFrac(r: Reader, code: number): number | null {
+  if (code !== ESCAPE) return code;
+  const tag = r.uint();
+  return tag === 0 ? null : tag - 1;
+}
+
 function readValue(r: Reader, code: number, prev: number, delta: boolean): { text: string; mantissa: number } {
-  let frac = code;
-  if (code === ESCAPE) {
-    const tag = r.uint();
-    if (tag === 0) return { text: r.str(64), mantissa: prev };
-    frac = tag - 1;
-  }
+  const frac = readFrac(r, code);
+  if (frac === null) return { text: r.str(64), mantissa: prev };
   const mantissa = delta ? prev + r.int() : r.uint();
   if (!Number.isSafeInteger(mantissa) || mantissa < 0) throw new RangeError("bad decimal");
   return { text: joinDecimal(mantissa, frac), mantissa };

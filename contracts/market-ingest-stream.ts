@@ -7,6 +7,7 @@ import {
   joinDecimal,
   MAGIC,
   Reader,
+  readFrac,
   readTrades,
   readTs,
   splitDecimal,
@@ -360,12 +361,8 @@ function readLevels(r: Reader, sides: number[], side: number, n: number): Level[
 
 /** A value after an escape byte's nibble: its fraction digits (0–14 direct, or tagged), or text. */
 function readEscaped(r: Reader, code: number, mantissa: number): { text: string; frac: number | null } {
-  let frac = code;
-  if (code === ESCAPE) {
-    const tag = r.uint();
-    if (tag === 0) return { text: r.str(64), frac: null };
-    frac = tag - 1;
-  }
+  const frac = readFrac(r, code);
+  if (frac === null) return { text: r.str(64), frac: null };
   return { text: decimal(mantissa, frac), frac };
 }
 
