@@ -62,6 +62,12 @@ export interface PlaceOrderInput {
   screening?: ScreeningContext;
 }
 
+/** What booking a parcel takes (OrderObject.pendingShipment). */
+export interface PendingShipment {
+  shipment: Shipment;
+  address: Record<string, string>;
+  weightGrams: number;
+}
 export type ReservationOutcome = { ok: true } | { ok: false; reason: "out_of_stock" };
 export type ShipmentOutcome = { ok: true; trackingNumber: string } | { ok: false; problem: string };
 /** Admin ship/deliver: the order after the change, or why not (the route maps each reason). */
@@ -293,23 +299,22 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /**
-   * What the carrier step needs in one call: the pending shipment, the address and the parcel's
-   * weight; null when there is no booking to make (already booked, flagged or cancelled).
+   * What booking the parcel needs in one call: the shipment to book, the address and the parcel's
+   * weight. There is one to make while the carrier step waits (`pending`), and already once the
+   * order is paid and ships (the stock commit books it in the same hop: commitResult's `parcel`);
+   * null otherwise (nothing ships, already booked, flagged or cancelled).
    */
-  async pendingShipment(): Promise<{
-    shipment: Shipment;
-    address: Record<string, string>;
-    weightGrams: number;
-  } | null> {
+  async pendingShipment(): Promise<PendingShipment | null> {
     const row = this.row();
-    const shipment = row?.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
-    if (!row || shipment?.status !== "pending" || row.cancel_after_refund) return null;
-    const option = row.shipping_option ? (JSON.parse(row.shipping_option) as ShippingSnapshot) : null;
-    return {
-      shipment,
-      address: JSON.parse(row.shipping) as Record<string, string>,
-      weightGrams: option?.weightGrams ?? 0,
-    };
+    if (!row?.shipping_option || row.cancel_after_refund) return null;
+    const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
+    const shipment: Shipment | null = row.shipment
+      ? (JSON.parse(row.shipment) as Shipment)
+      : row.status === "paid"
+        ? { status: "pending", carrier: option.carrier, service: option.service }
+        : null;
+    if (shipment?.status !== "pending") return null;
+    return { shipment, address: JSON.parse(row.shipping) as Record<string, string>, weightGrams: option.weightGrams };
   }
 
   /**
@@ -444,8 +449,12 @@ export class OrderObject extends DurableObject<Env> {
     return { accepted: row.status !== "cancelled", status: row.status };
   }
 
-  /** Inventory consumer: reservations turned into sales (→ `confirmed`), or lost (→ refund, cancel). */
-  async commitResult(outcome: { ok: boolean }): Promise<StepAck> {
+  /**
+   * Inventory consumer: reservations turned into sales (→ `confirmed`), or lost (→ refund, cancel).
+   * An order that ships is confirmed here too when the consumer booked its parcel beside the commit
+   * (`parcel`); without one it waits for the carrier step (`order.shipment_requested`).
+   */
+  async commitResult(outcome: { ok: boolean; parcel?: { trackingNumber: string } }): Promise<StepAck> {
     const row = this.row();
     if (!row) return { accepted: false, status: null };
     if (row.status !== "paid" || row.cancel_after_refund || row.shipment) {
@@ -453,7 +462,17 @@ export class OrderObject extends DurableObject<Env> {
       return { accepted: committed && row.status !== "cancelled" && row.status !== "refunded", status: row.status };
     }
     this.ctx.storage.transactionSync(() => {
-      if (outcome.ok && row.shipping_option) {
+      if (outcome.ok && row.shipping_option && outcome.parcel) {
+        const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
+        const shipment: Shipment = {
+          status: "label_created",
+          carrier: option.carrier,
+          service: option.service,
+          trackingNumber: outcome.parcel.trackingNumber,
+        };
+        this.update({ deadline: null, shipment: JSON.stringify(shipment) });
+        this.record("confirmed", undefined, { type: "order.confirmed" });
+      } else if (outcome.ok && row.shipping_option) {
         // Stock is sold: from here on the order waits for the carrier (or for people), not for a
         // deadline; the carrier step confirms it or flags it `needs_attention`.
         const option = JSON.parse(row.shipping_option) as ShippingSnapshot;

@@ -28,7 +28,8 @@ async function consume(event: SagaEvent, env: Env, attempts: number): Promise<vo
       await Promise.all([handleInventoryEvent(event, env), handleFraudEvent(event, env)]);
       return;
     case "order.paid":
-      return handleInventoryEvent(event, env);
+      // Sells the stock and, for an order that ships, books the parcel in the same hop.
+      return handleInventoryEvent(event, env, attempts);
     case "order.held_for_review":
       // Read model only (projected with the batch); the OrderObject's alarm ends the hold.
       return;

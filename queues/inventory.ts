@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { OrderCancelled, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
+import { bookBesideSale } from "./shipping";
 
 type Placed = z.infer<typeof OrderPlaced>;
 type Paid = z.infer<typeof OrderPaid>;
@@ -13,8 +14,13 @@ const RESERVATION_TTL_MS = 15 * 60 * 1000;
  * Inventory step of the saga. Every InventoryObject call is idempotent by order id, and the order
  * object ignores results it has already applied, so a duplicate message has one effect; a message
  * that arrives after the order moved on (cancelled meanwhile) undoes its own reservation.
+ * `attempts` is the message's delivery count (the carrier booking made beside the sale passes it on).
  */
-export async function handleInventoryEvent(event: Placed | Paid | Cancelled | Shipped, env: Env): Promise<void> {
+export async function handleInventoryEvent(
+  event: Placed | Paid | Cancelled | Shipped,
+  env: Env,
+  attempts = 1,
+): Promise<void> {
   const order = env.ORDER.getByName(event.orderId);
   const skus = [...new Set(event.order.items.map((line) => line.sku))];
   const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
@@ -40,8 +46,15 @@ export async function handleInventoryEvent(event: Placed | Paid | Cancelled | Sh
       return;
     }
     case "order.paid": {
-      const results = await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId)));
-      await order.commitResult({ ok: results.every((r) => r.committed) });
+      // The sale and the parcel in one hop: what to book is read beside the stock commit, and the
+      // parcel is booked only once every line is sold (an order that lost its stock books nothing).
+      const [results, pending] = await Promise.all([
+        Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId))),
+        order.pendingShipment(),
+      ]);
+      const ok = results.every((r) => r.committed);
+      const parcel = ok ? await bookBesideSale(env, event.orderId, pending, attempts) : undefined;
+      await order.commitResult({ ok, ...(parcel ? { parcel } : {}) });
       return;
     }
     case "order.cancelled":

@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Order, OrderList } from "../contracts/order";
@@ -16,6 +17,15 @@ import { call, expectProblem } from "./helpers";
 import { accepted, cartWith, newShopper, type Shopper, waitForOrder } from "./order-fixtures";
 
 const LISBON = { name: "Ana", line1: "Rua 1", city: "Lisboa", postalCode: "1100-001", country: "PT" };
+
+/** The saga events an order has written, in order (its outbox keeps sent rows as its event log). */
+const sagaEvents = (orderId: string) =>
+  runInDurableObject(env.ORDER.getByName(orderId), (_instance, state) =>
+    state.storage.sql
+      .exec<{ type: string }>("SELECT type FROM outbox ORDER BY seq")
+      .toArray()
+      .map((row) => row.type),
+  );
 
 const ship = async (orderId: string, json?: unknown) =>
   call(`/v1/admin/orders/${orderId}/ship`, { method: "POST", token: await adminToken(), ...(json ? { json } : {}) });
@@ -70,6 +80,8 @@ describe("fulfilment in the order saga", () => {
       trackingNumber: await simulatedTrackingNumber("DHL", `${id}:shipment`),
     });
     expect(confirmed.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
+    // The parcel was booked beside the stock commit: no separate carrier step, one hop fewer.
+    expect(await sagaEvents(id)).toEqual(["order.placed", "order.reserved", "order.paid", "order.confirmed"]);
     expect(await env.INVENTORY.getByName("FUL-SHIP").level()).toMatchObject({ onHand: 10, sold: 2, available: 8 });
 
     // Not shipped yet: nothing to deliver.
@@ -155,6 +167,14 @@ describe("fulfilment in the order saga", () => {
     expect(recovered.shipment?.trackingNumber).toBe(
       await simulatedTrackingNumber("PostNord", `${flaky.orderId}:shipment`),
     );
+    // The booking beside the stock commit failed, so the carrier step took over (and retried).
+    expect(await sagaEvents(flaky.orderId)).toEqual([
+      "order.placed",
+      "order.reserved",
+      "order.paid",
+      "order.shipment_requested",
+      "order.confirmed",
+    ]);
 
     // Fails every delivery (1 + 2 + 4 s of backoff): flagged, not silently stuck in `paid`.
     const stuck = await waitForOrder(down.orderId, (o) => o.status === "needs_attention", 45_000);
