@@ -130,6 +130,14 @@ export class MarketFeedFanOut {
   private snapshotsAt = -1;
   /** WebSocket messages sent to subscribers (frames/messages is the coalescing factor; an operator counter). */
   messagesSent = 0;
+  /**
+   * The subscriber sockets as `getWebSockets("sub")` lists them, read again only after a socket was
+   * accepted (or after a wake-up): each call builds a fresh array and a wrapper per socket, and
+   * every batch (and `count()`, once per frame in a relay) would otherwise pay that.
+   */
+  private sockets: WebSocket[] | null = null;
+  /** Sockets forgotten (closed, failed, closed as abusive): a close event may still list its own socket. */
+  private readonly closed = new WeakSet<WebSocket>();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -160,6 +168,7 @@ export class MarketFeedFanOut {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ["sub", addressTag(address)]);
+    this.sockets = null;
     const state: SubscriberAttachment = {
       role: "sub",
       conn: crypto.randomUUID(),
@@ -195,7 +204,13 @@ export class MarketFeedFanOut {
 
   /** Connected subscribers. */
   count(): number {
-    return this.ctx.getWebSockets("sub").length;
+    return this.subscribers().length;
+  }
+
+  /** The subscriber sockets (not to be modified). */
+  private subscribers(): WebSocket[] {
+    this.sockets ??= this.ctx.getWebSockets("sub").filter((ws) => !this.closed.has(ws));
+    return this.sockets;
   }
 
   /** A subscriber's state if this instance has already read it (skips deserializing on hot paths). */
@@ -210,6 +225,9 @@ export class MarketFeedFanOut {
 
   /** The socket closed or failed. */
   forget(ws: WebSocket): void {
+    this.closed.add(ws);
+    const at = this.sockets?.indexOf(ws) ?? -1;
+    if (at >= 0) this.sockets!.splice(at, 1);
     this.subs.delete(ws);
     this.budgets.delete(ws);
     this.pending.delete(ws);
@@ -267,7 +285,7 @@ export class MarketFeedFanOut {
     this.outbox = [];
     // The messages every subscriber that takes all the frames gets, built once per (encoding, first frame).
     const whole = new Map<string, (string | Uint8Array)[]>();
-    for (const ws of this.ctx.getWebSockets("sub")) {
+    for (const ws of this.subscribers()) {
       const att = this.subs.get(ws) ?? this.read(ws);
       if (att === null || att.pausedAt !== null) continue;
       // The frames this subscriber may still take: up to its window, then it pauses.
@@ -314,7 +332,7 @@ export class MarketFeedFanOut {
     // Queued frames belong to the stream being replaced: the snapshot supersedes them.
     this.outbox = [];
     this.invalidate();
-    for (const ws of this.ctx.getWebSockets("sub")) {
+    for (const ws of this.subscribers()) {
       const att = this.subs.get(ws) ?? this.read(ws);
       this.messagesSent++;
       send(ws, this.snapshotData(att?.depth ?? MAX_SNAPSHOT_DEPTH, att?.encoding ?? "json"));
@@ -350,7 +368,7 @@ export class MarketFeedFanOut {
   servePending(scan = false): number | null {
     const now = Date.now();
     let next: number | null = null;
-    const sockets = scan ? this.ctx.getWebSockets("sub") : [...this.pending];
+    const sockets = scan ? [...this.subscribers()] : [...this.pending];
     for (const ws of sockets) {
       const att = this.subs.get(ws) ?? this.read(ws);
       if (!att?.resyncPending) {

@@ -396,10 +396,9 @@ export class MarketRelayObject extends DurableObject<Env> {
   }
 
   private gone(ws: WebSocket): void {
+    // Forgotten sockets are no longer counted, though one may still be listed during its own close event.
     this.fanOut.forget(ws);
-    // The closing socket may still be listed during its own close event.
-    const left = this.ctx.getWebSockets("sub").filter((other) => other !== ws).length;
-    if (left === 0 && this.children.size === 0) this.markEmpty();
+    if (this.fanOut.count() === 0 && this.children.size === 0) this.markEmpty();
   }
 
   /**
