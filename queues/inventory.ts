@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { OrderCancelled, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
+import { parcelWeight } from "../domain/fulfilment/pricing";
 import { bookBesideSale } from "./shipping";
 
 type Placed = z.infer<typeof OrderPlaced>;
@@ -46,11 +47,12 @@ export async function handleInventoryEvent(
       return;
     }
     case "order.paid": {
-      // The sale and the parcel in one hop: what to book is read beside the stock commit, and the
-      // parcel is booked only once every line is sold (an order that lost its stock books nothing).
+      // The sale and the parcel in one hop: what to book is read beside the stock commit (only for
+      // an order with lines to ship, the same rule that made checkout ask for a shipping option),
+      // and the parcel is booked only once every line is sold (one that lost its stock books none).
       const [results, pending] = await Promise.all([
         Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId))),
-        order.pendingShipment(),
+        parcelWeight(event.order.items) === null ? null : order.pendingShipment(),
       ]);
       const ok = results.every((r) => r.committed);
       const parcel = ok ? await bookBesideSale(env, event.orderId, pending, attempts) : undefined;
