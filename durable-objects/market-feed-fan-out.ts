@@ -283,35 +283,41 @@ export class MarketFeedFanOut {
     const frames = this.outbox;
     if (frames.length === 0) return;
     this.outbox = [];
-    // The messages every subscriber that takes all the frames gets, built once per (encoding, first frame).
-    const whole = new Map<string, (string | Uint8Array)[]>();
+    const first = frames[0]!.frame.seq;
+    const last = frames[frames.length - 1]!.frame.seq;
+    // The messages a coalescing subscriber that takes all the frames gets, built once per encoding;
+    // one that takes fewer (its window ends within them) gets them built once per (encoding, count).
+    let wholeJson: (string | Uint8Array)[] | null = null;
+    let wholeBinary: (string | Uint8Array)[] | null = null;
+    let partial: Map<string, (string | Uint8Array)[]> | null = null;
     for (const ws of this.subscribers()) {
       const att = this.subs.get(ws) ?? this.read(ws);
       if (att === null || att.pausedAt !== null) continue;
       // The frames this subscriber may still take: up to its window, then it pauses.
-      let end = 0;
-      while (end < frames.length) {
-        const seq = frames[end]!.frame.seq;
-        const unacked = att.acked === null ? 0 : seq - att.acked;
-        if (unacked > att.window || (ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) {
-          att.pausedAt = seq - 1;
-          ws.serializeAttachment(att);
-          break;
-        }
-        end++;
+      let end = frames.length;
+      if ((ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) end = 0;
+      else if (att.acked !== null && last - att.acked > att.window) {
+        end = 0;
+        while (frames[end]!.frame.seq - att.acked <= att.window) end++;
       }
-      if (end === 0) continue;
+      if (end < frames.length) {
+        att.pausedAt = (end === 0 ? first : frames[end]!.frame.seq) - 1;
+        ws.serializeAttachment(att);
+        if (end === 0) continue;
+      }
       const encoding = att.encoding ?? "json";
       if (!att.coalesce) {
         for (let i = 0; i < end; i++) this.sendFrame(ws, frames[i]!, encoding);
         continue;
       }
-      const key = `${encoding}|${end}`;
-      let messages = whole.get(key);
-      if (messages === undefined) {
-        messages = coalesced(frames.slice(0, end), encoding);
-        whole.set(key, messages);
-      }
+      let messages: (string | Uint8Array)[];
+      if (end < frames.length) {
+        partial ??= new Map();
+        const key = `${encoding}|${end}`;
+        messages = partial.get(key) ?? coalesced(frames.slice(0, end), encoding);
+        partial.set(key, messages);
+      } else if (encoding === "binary") messages = wholeBinary ??= coalesced(frames, encoding);
+      else messages = wholeJson ??= coalesced(frames, encoding);
       for (const data of messages) {
         this.messagesSent++;
         send(ws, data);
