@@ -13,8 +13,8 @@
 // Targets, each scenario in turn, same client: the relays with plain subscribers (one message per
 // frame), the relays with `?coalesce=true` subscribers (frames that are ready together in one
 // message), the Node `ws` baseline, and with BENCH_BEFORE=<checkout of older code> the relays as
-// that code serves them (e.g. a `git worktree add` of the commit before a change): before → after
-// in one run.
+// that code serves them, plain and coalescing (e.g. a `git worktree add` of the commit before a
+// change): before → after in one run.
 //
 // Reported per scenario (medians over runs): delta frames received per second across all
 // subscribers during the window (vs the 50 × N offered), p50/p99 tick→subscriber latency (publisher send time carried
@@ -45,8 +45,10 @@ const BASELINE_PORT = EDGE_PORT + 1;
 const BEFORE_PORT = EDGE_PORT + 2;
 const STATE = `.local/bench-market-${EDGE_PORT}`;
 const BEFORE = process.env.BENCH_BEFORE ? path.resolve(process.env.BENCH_BEFORE) : null;
-/** Which targets run (BENCH_TARGETS=before,relays,coalescing,baseline; default all that exist). */
-const TARGETS = new Set((process.env.BENCH_TARGETS ?? "before,relays,coalescing,baseline").split(","));
+/** Which targets run (BENCH_TARGETS=before,before-coalescing,relays,coalescing,baseline; default all that exist). */
+const TARGETS = new Set(
+  (process.env.BENCH_TARGETS ?? "before,before-coalescing,relays,coalescing,baseline").split(","),
+);
 
 const now = () => performance.timeOrigin + performance.now();
 const median = (xs: number[]) => {
@@ -363,6 +365,9 @@ try {
   };
   const targets: Target[] = [
     ...(before && TARGETS.has("before") ? [await relayTarget("relays (before)", before.url, before.pid)] : []),
+    ...(before && TARGETS.has("before-coalescing")
+      ? [await relayTarget("coalescing (before)", before.url, before.pid, "?coalesce=true")]
+      : []),
     ...(TARGETS.has("relays") ? [await relayTarget("relays", edge.url, edgePid)] : []),
     ...(TARGETS.has("coalescing")
       ? [await relayTarget("relays, coalescing", edge.url, edgePid, "?coalesce=true")]
