@@ -1,10 +1,11 @@
+import { drizzle } from "drizzle-orm/d1";
 import type { Cart } from "../../contracts/cart";
 import type { OrderTotals, ShippingOption } from "../../contracts/fulfilment";
 import { DomainError, invalidInput } from "../errors";
 import { discountOf, refusalText } from "../promotions/rules";
-import { taxRuleFor } from "../tax/rates";
+import { taxRuleFor, taxRuleQuery } from "../tax/rates";
 import { computeTotals, type TaxRule } from "../tax/totals";
-import { chosenShippingOption } from "./shipping";
+import { chosenFrom, ratesQuery } from "./shipping";
 
 /** The shipping an order snapshots: the option as priced at checkout and the parcel's weight. */
 export interface ShippingSnapshot extends ShippingOption {
@@ -58,18 +59,17 @@ export async function quoteCheckout(env: Env, input: QuoteInput): Promise<Checko
   // so the option can be priced against the discounted subtotal before the code is redeemed.
   const preview = cart.discounts[0];
   const itemDiscount = preview && preview.kind !== "free_shipping" ? preview.amount.amount : 0;
-  const [tax, option] = await Promise.all([
-    taxRuleFor(env, input.country),
-    weightGrams === null
-      ? null
-      : chosenShippingOption(env, input.shippingOptionId!, {
-          country: input.country,
-          currency: cart.total.currency,
-          weightGrams,
-          discountedSubtotal: cart.total.amount - itemDiscount,
-        }),
-  ]);
-  return { tax, option, weightGrams };
+  if (weightGrams === null) return { tax: await taxRuleFor(env, input.country), option: null, weightGrams };
+  const parcel = {
+    country: input.country,
+    currency: cart.total.currency,
+    weightGrams,
+    discountedSubtotal: cart.total.amount - itemDiscount,
+  };
+  // The tax rule and the rates in one D1 round trip (each call passes the binding and the database).
+  const db = drizzle(env.DB);
+  const [taxRows, rates] = await db.batch([taxRuleQuery(db, input.country), ratesQuery(db, parcel)]);
+  return { tax: taxRows[0] ?? null, option: chosenFrom(rates, input.shippingOptionId!, parcel), weightGrams };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type {
   ShippingOption,
   ShippingRate,
@@ -46,9 +46,9 @@ function toOption(rate: RateRow, parcel: Parcel): ShippingOption {
   };
 }
 
-/** Active rates into the parcel's country in its currency. */
-async function ratesFor(env: Pick<Env, "DB">, parcel: Pick<Parcel, "country" | "currency">): Promise<RateRow[]> {
-  return drizzle(env.DB)
+/** The read of the active rates into the parcel's country in its currency (alone, or in a D1 batch). */
+export function ratesQuery(db: DrizzleD1Database, parcel: Pick<Parcel, "country" | "currency">) {
+  return db
     .select()
     .from(shippingRates)
     .where(
@@ -57,15 +57,19 @@ async function ratesFor(env: Pick<Env, "DB">, parcel: Pick<Parcel, "country" | "
         eq(shippingRates.currency, parcel.currency),
         inArray(
           shippingRates.zoneId,
-          drizzle(env.DB)
+          db
             .select({ id: shippingZoneCountries.zoneId })
             .from(shippingZoneCountries)
             .where(eq(shippingZoneCountries.country, parcel.country)),
         ),
       ),
     )
-    .orderBy(asc(shippingRates.estimatedDays), asc(shippingRates.id))
-    .all();
+    .orderBy(asc(shippingRates.estimatedDays), asc(shippingRates.id));
+}
+
+/** Active rates into the parcel's country in its currency. */
+async function ratesFor(env: Pick<Env, "DB">, parcel: Pick<Parcel, "country" | "currency">): Promise<RateRow[]> {
+  return ratesQuery(drizzle(env.DB), parcel).all();
 }
 
 /** Every way to ship this parcel, priced, cheapest first. */
@@ -80,7 +84,12 @@ export async function chosenShippingOption(
   optionId: string,
   parcel: Parcel,
 ): Promise<ShippingOption> {
-  const option = (await ratesFor(env, parcel)).find((rate) => rate.id === optionId);
+  return chosenFrom(await ratesFor(env, parcel), optionId, parcel);
+}
+
+/** `chosenShippingOption` over rates already read with `ratesQuery` for this parcel. */
+export function chosenFrom(rates: readonly RateRow[], optionId: string, parcel: Parcel): ShippingOption {
+  const option = rates.find((rate) => rate.id === optionId);
   if (!option) {
     throw invalidInput(`Shipping option ${optionId} does not ship ${parcel.currency} orders to ${parcel.country}`, [
       { path: "shippingOptionId", message: "not one of GET /v1/carts/{id}/shipping-options for this address" },

@@ -1,16 +1,20 @@
 import { asc, eq, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
+import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { TaxRate, TaxRateInput } from "../../contracts/fulfilment";
 import { taxRates } from "../../d1/schema/fulfilment";
 import type { TaxRule } from "./totals";
 
-/** The destination's tax rule, or null when the table has none for it (no tax is charged). */
-export async function taxRuleFor(env: Pick<Env, "DB">, country: string): Promise<TaxRule | null> {
-  const row = await drizzle(env.DB)
+/** The read of a destination's tax rule (run it alone, or in a D1 batch with other reads). */
+export function taxRuleQuery(db: DrizzleD1Database, country: string) {
+  return db
     .select({ rateBps: taxRates.rateBps, shippingTaxable: taxRates.shippingTaxable })
     .from(taxRates)
-    .where(eq(taxRates.country, country))
-    .get();
+    .where(eq(taxRates.country, country));
+}
+
+/** The destination's tax rule, or null when the table has none for it (no tax is charged). */
+export async function taxRuleFor(env: Pick<Env, "DB">, country: string): Promise<TaxRule | null> {
+  const row = await taxRuleQuery(drizzle(env.DB), country).get();
   return row ?? null;
 }
 
