@@ -69,6 +69,14 @@ export class Outbox {
   private heldMarks: { through: number; at: number }[] = [];
   /** How the relay in flight (or the next one) marks what it sends; `now` wins when both are asked. */
   private markMode: SentMark = "now";
+  /**
+   * True when this instance knows every row is sent: a relay saw the last one go, and nothing was
+   * added since. `nextAttemptAt` then answers without a query (the owner asks after every relay).
+   * Anything that may leave a row unsent clears it (`add`, even in a transaction that rolls back).
+   */
+  private allSent = false;
+  /** Counts `add` calls, so a relay knows whether a row was written while its batch was out. */
+  private added = 0;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -79,6 +87,8 @@ export class Outbox {
 
   /** Writes `event` to the outbox; call inside the state change's transaction. Returns when it is due. */
   add(event: OutboxEvent, now = Date.now()): number {
+    this.allSent = false;
+    this.added++;
     // Held marks ride along in this transaction (before a latestOnly delete could take a sent row).
     this.writeHeldMarks();
     if (this.options.latestOnly?.includes(event.type)) {
@@ -97,6 +107,7 @@ export class Outbox {
 
   /** When the earliest unsent row is due (a retry after backoff, or a new row), or null when all are sent. */
   nextAttemptAt(): number | null {
+    if (this.allSent) return null;
     return this.sql
       .exec<{ at: number | null }>(
         "SELECT min(next_attempt_at) AS at FROM outbox WHERE sent_at IS NULL AND seq > ?",
@@ -141,6 +152,7 @@ export class Outbox {
   private async relayLoop(): Promise<void> {
     for (;;) {
       this.relayAgain = false;
+      const addedBefore = this.added;
       // Everything unsent goes, due or not: backoff decides when the alarm runs, and a row merely
       // waiting out its backoff gains nothing by being held back from a working queue.
       const rows = this.sql
@@ -150,7 +162,10 @@ export class Outbox {
           RELAY_BATCH,
         )
         .toArray();
-      if (rows.length === 0) return;
+      if (rows.length === 0) {
+        this.allSent = true;
+        return;
+      }
       const last = rows[rows.length - 1]!.seq;
       try {
         await this.options
@@ -182,7 +197,11 @@ export class Outbox {
       // the batch was in flight is already gone.
       this.heldMarks.push({ through: last, at: Date.now() });
       if (this.markMode === "now") this.writeHeldMarks();
-      if (!this.relayAgain && rows.length < RELAY_BATCH) return;
+      if (!this.relayAgain && rows.length < RELAY_BATCH) {
+        // The batch held every unsent row; unless one was added while it was out, none is left.
+        this.allSent = this.added === addedBefore;
+        return;
+      }
     }
   }
 
