@@ -1,8 +1,11 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { InventoryChanged } from "../contracts/inventory-events";
+import type { OrderStatus } from "../contracts/saga-events";
 import { insertSku } from "../test/commerce-fixtures";
-import { deliverSagaBatch as deliver } from "../test/order-fixtures";
+import { deliverSagaBatch as deliver, orderEvent, orderLine } from "../test/order-fixtures";
+import { dispatchBatch } from "./dispatch";
 
 function changed(sku: string, revision: number, available: number): InventoryChanged {
   return {
@@ -37,4 +40,64 @@ it("inventory events project into the catalog; duplicates and older revisions ch
   expect(await available("PROJ-1")).toBe(40);
   await deliver([changed("PROJ-1", 8, 39)]);
   expect(await available("PROJ-1")).toBe(39);
+});
+
+/** A read-model-only order event (held for review: no saga step runs for it). */
+function held(orderId: string, revision: number, status: OrderStatus) {
+  return orderEvent(
+    "order.held_for_review",
+    { id: orderId, userId: "u-view", status, items: [orderLine("p-VIEW-1", "VIEW-1", 3)] },
+    { revision, hits: [], reviewDeadline: new Date().toISOString() },
+  );
+}
+
+it("a batch of order events projects in one statement, newest revision winning whatever the order", async () => {
+  const [a, b] = [`ord_view_a_${crypto.randomUUID()}`, `ord_view_b_${crypto.randomUUID()}`];
+  const duplicate = held(a, 3, "review");
+  const bodies = [duplicate, held(a, 2, "pending"), held(b, 2, "review"), duplicate, held(a, 4, "reserved")];
+  // Counts the read-model upserts the dispatcher prepares for the batch.
+  let upserts = 0;
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (query: string) => {
+          if (query.includes("INSERT INTO orders_view")) upserts++;
+          return target.prepare(query);
+        };
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const batch = createMessageBatch(
+    "saga-events",
+    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
+  );
+  const ctx = createExecutionContext();
+  await dispatchBatch(batch, { ...env, DB }, ctx);
+  expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+  expect(upserts).toBe(1);
+  const view = (id: string) =>
+    env.DB.prepare(
+      "SELECT user_id, status, reason, total_amount, currency, item_count, payment_status, refunded_amount, revision FROM orders_view WHERE id = ?",
+    )
+      .bind(id)
+      .first();
+  const row = { user_id: "u-view", reason: null, total_amount: 5997, currency: "USD", item_count: 3 };
+  expect(await view(a)).toEqual({
+    ...row,
+    status: "reserved",
+    payment_status: "pending",
+    refunded_amount: 0,
+    revision: 4,
+  });
+  expect(await view(b)).toEqual({
+    ...row,
+    status: "review",
+    payment_status: "pending",
+    refunded_amount: 0,
+    revision: 2,
+  });
+  // An older revision delivered later changes nothing.
+  await deliver([held(a, 3, "review")]);
+  expect(await view(a)).toMatchObject({ status: "reserved", revision: 4 });
 });
