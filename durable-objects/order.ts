@@ -195,6 +195,8 @@ export class OrderObject extends DurableObject<Env> {
   private readonly schema: SchemaOnDemand;
   /** Long polls of GET /v1/orders/{id} (`watch`) waiting for this order to change. */
   private readonly watchers = new Set<() => void>();
+  /** `row()`'s copy for the current synchronous run: undefined = not read, null = no order. */
+  #row: OrderRow | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -220,9 +222,29 @@ export class OrderObject extends DurableObject<Env> {
     return `${this.constructor.name}:${this.ctx.id.name ?? this.ctx.id.toString()}`;
   }
 
+  /**
+   * The order's row. A step reads it a dozen times (its checks, then `update`, `record`, `emit`,
+   * the relay's decision), so the row read once is kept until the current synchronous run ends
+   * (a microtask drops it): `update` keeps it current, a transaction that throws drops it, and the
+   * next event (another call, the alarm, a test reaching into storage) always reads SQLite again.
+   */
   private row(): OrderRow | undefined {
+    if (this.#row !== undefined) return this.#row ?? undefined;
     if (!this.schema.exists) return undefined;
-    return this.sql.exec<OrderRow>("SELECT * FROM orders LIMIT 1").toArray()[0];
+    this.#row = this.sql.exec<OrderRow>("SELECT * FROM orders LIMIT 1").toArray()[0] ?? null;
+    queueMicrotask(() => {
+      this.#row = undefined;
+    });
+    return this.#row ?? undefined;
+  }
+  /** `transactionSync`, dropping `row()`'s copy when the transaction rolls back. */
+  private transaction<T>(body: () => T): T {
+    try {
+      return this.ctx.storage.transactionSync(body);
+    } catch (error) {
+      this.#row = undefined;
+      throw error;
+    }
   }
 
   // ---- public RPC ---------------------------------------------------------------------------
@@ -232,7 +254,7 @@ export class OrderObject extends DurableObject<Env> {
     if (!this.row()) {
       const now = new Date().toISOString();
       const deadline = Date.now() + this.sagaTimeoutMs();
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         this.schema.ensure();
         this.sql.exec(
           `INSERT INTO orders (id, user_id, status, items, total_amount, currency, payment_token, payment_status,
@@ -255,6 +277,7 @@ export class OrderObject extends DurableObject<Env> {
           now,
           now,
         );
+        this.#row = undefined;
         if (input.screening) this.update({ screening: JSON.stringify(input.screening), fraud_decision: "pending" });
         this.record("pending", undefined, { type: "order.placed" });
       });
@@ -325,6 +348,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     if (!row || row.user_id !== userId) return { erased: false };
     this.sql.exec("UPDATE orders SET shipping = '{}', screening = NULL WHERE id = ?", row.id);
+    this.#row = undefined;
     this.wakeWatchers();
     return { erased: true };
   }
@@ -334,7 +358,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     if (!row) return { accepted: false, status: null };
     if (row.status === "pending") {
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         if (outcome.ok) {
           // The fraud step runs beside the reservation: charge only once it has cleared the order.
           if (row.fraud_decision === "pending") this.update({ stock_reserved: 1 });
@@ -368,7 +392,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     if (!row) return { accepted: false, status: null };
     if (row.status !== "pending" || row.fraud_decision !== "pending") return { accepted: true, status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.update({
         fraud_decision: result.decision,
         fraud_hits: JSON.stringify(result.hits),
@@ -399,7 +423,7 @@ export class OrderObject extends DurableObject<Env> {
         ? { ok: true, order: (await this.view())! }
         : { ok: false, status: row.status };
     }
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (decision === "approve") {
         this.update({ fraud_decision: "approved", deadline: Date.now() + this.sagaTimeoutMs() });
         this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
@@ -417,7 +441,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     if (!row) return { accepted: false, status: null };
     if (row.status === "reserved") {
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         if (outcome.ok) {
           this.update({
             payment_status: "captured",
@@ -435,7 +459,7 @@ export class OrderObject extends DurableObject<Env> {
     }
     if (outcome.ok && row.status === "cancelled" && row.captured_amount === 0) {
       // Cancelled (customer or timeout) while the charge was in flight: the money goes back.
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         this.update({
           payment_status: "captured",
           authorization_id: outcome.authorizationId,
@@ -461,7 +485,7 @@ export class OrderObject extends DurableObject<Env> {
       const committed = row.status === "paid" ? Boolean(row.shipment) : FINAL.has(row.status);
       return { accepted: committed && row.status !== "cancelled" && row.status !== "refunded", status: row.status };
     }
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (outcome.ok && row.shipping_option && outcome.parcel) {
         const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
         const shipment: Shipment = {
@@ -502,7 +526,7 @@ export class OrderObject extends DurableObject<Env> {
     const waiting = row.status === "paid" || row.status === "needs_attention";
     if (!waiting || shipment?.status !== "pending" || row.cancel_after_refund)
       return { accepted: row.status !== "cancelled", status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       if (outcome.ok) {
         this.update({
           shipment: JSON.stringify({ ...shipment, status: "label_created", trackingNumber: outcome.trackingNumber }),
@@ -527,7 +551,7 @@ export class OrderObject extends DurableObject<Env> {
     const row = this.row();
     const shipment = row?.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
     if (row?.status !== "needs_attention" || shipment?.status !== "failed" || row.cancel_after_refund) return false;
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.update({ shipment: JSON.stringify({ ...shipment, status: "pending" }) });
       this.emit({ type: "order.shipment_requested" });
     });
@@ -549,7 +573,7 @@ export class OrderObject extends DurableObject<Env> {
       return { ok: false, reason: "wrong_status", status: row.status };
     const trackingNumber = input.trackingNumber ?? shipment.trackingNumber;
     if (!trackingNumber) return { ok: false, reason: "tracking_required", status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       const shipped: Shipment = {
         ...shipment,
         status: "shipped",
@@ -570,7 +594,7 @@ export class OrderObject extends DurableObject<Env> {
     if (!row) return { ok: false, reason: "not_found", status: null };
     if (row.status === "delivered") return { ok: true, order: (await this.view())! };
     if (row.status !== "shipped" || !row.shipment) return { ok: false, reason: "wrong_status", status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       const shipment = JSON.parse(row.shipment!) as Shipment;
       this.update({
         shipment: JSON.stringify({ ...shipment, status: "delivered", deliveredAt: new Date().toISOString() }),
@@ -593,14 +617,14 @@ export class OrderObject extends DurableObject<Env> {
     if (CANCELLABLE_AFTER_PAYMENT.has(row.status)) {
       if (row.cancel_after_refund !== "customer") {
         if (row.cancel_after_refund) return { ok: false, status: row.status };
-        this.ctx.storage.transactionSync(() => this.compensatePaidLocked(row, "customer"));
+        this.transaction(() => this.compensatePaidLocked(row, "customer"));
         await this.relay();
       }
       return { ok: true, order: (await this.view())! };
     }
     if (row.status !== "pending" && row.status !== "reserved" && row.status !== "review")
       return { ok: false, status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.update({ payment_status: "cancelled", deadline: null });
       this.record("cancelled", "customer", { type: "order.cancelled" });
     });
@@ -642,7 +666,7 @@ export class OrderObject extends DurableObject<Env> {
         detail: `at most ${remaining} ${row.currency} minor units can still be refunded`,
       };
     }
-    this.ctx.storage.transactionSync(() => this.requestRefundLocked(input.refundId, amount));
+    this.transaction(() => this.requestRefundLocked(input.refundId, amount));
     await this.relay();
     return { ok: true, refundId: input.refundId, amount };
   }
@@ -653,7 +677,7 @@ export class OrderObject extends DurableObject<Env> {
     if (!row) return { accepted: false, status: null };
     const refund = this.sql.exec<RefundRow>("SELECT * FROM refunds WHERE refund_id = ?", input.refundId).toArray()[0];
     if (!refund || refund.status === "done") return { accepted: Boolean(refund), status: row.status };
-    this.ctx.storage.transactionSync(() => {
+    this.transaction(() => {
       this.sql.exec("UPDATE refunds SET status = 'done' WHERE refund_id = ?", input.refundId);
       const refunded = row.refunded_amount + refund.amount;
       const full = refunded >= row.captured_amount;
@@ -738,7 +762,7 @@ export class OrderObject extends DurableObject<Env> {
     await this.relay("now");
     const row = this.row();
     if (row?.deadline != null && !FINAL.has(row.status) && Date.now() >= row.deadline) {
-      this.ctx.storage.transactionSync(() => {
+      this.transaction(() => {
         this.update({ deadline: null });
         if (row.status === "paid") {
           if (!row.cancel_after_refund) this.compensatePaidLocked(row, "timeout");
@@ -764,7 +788,16 @@ export class OrderObject extends DurableObject<Env> {
   private update(patch: Partial<OrderRow>): void {
     const keys = Object.keys(patch);
     if (keys.length === 0) return;
-    this.sql.exec(`UPDATE orders SET ${keys.map((k) => `${k} = ?`).join(", ")}`, ...keys.map((k) => patch[k] ?? null));
+    const values = keys.map((k) => patch[k] ?? null);
+    this.sql.exec(`UPDATE orders SET ${keys.map((k) => `${k} = ?`).join(", ")}`, ...values);
+    if (this.#row) {
+      // A new object, not a change in place: callers holding the row they read keep what they read.
+      const updated: OrderRow = { ...this.#row };
+      keys.forEach((key, i) => {
+        updated[key] = values[i]!;
+      });
+      this.#row = updated;
+    }
     this.wakeWatchers();
   }
 
