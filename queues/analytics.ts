@@ -22,50 +22,97 @@ const COLUMN: Record<keyof RollupCounters, string> = {
   refunded: "refunded",
 };
 const COLUMNS = ROLLUP_COUNTERS.map((k) => COLUMN[k]);
-const PLACEHOLDERS = COLUMNS.map((_, i) => `?${i + 3}`).join(", ");
 const ADDS = COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ");
-/** The rollup only applies where this batch claimed the event (?11 event id, ?12 batch token). */
-const CLAIMED = "EXISTS (SELECT 1 FROM analytics_events WHERE event_id = ?11 AND claimed_by = ?12)";
-
+/**
+ * Every statement reads the batch's rows from one JSON array (?1, json_each) and applies only rows
+ * whose event this batch claimed (?2 the batch token; `$.e` a row's event id): one statement per
+ * table for a whole queue batch, the claims first, all in one D1 batch (one transaction).
+ */
+const CLAIMED =
+  "EXISTS (SELECT 1 FROM analytics_events WHERE event_id = json_extract(value, '$.e') AND claimed_by = ?2)";
+const CLAIM = `INSERT INTO analytics_events (event_id, type, claimed_by, occurred_at)
+  SELECT json_extract(value, '$.e'), json_extract(value, '$.t'), ?2, json_extract(value, '$.at')
+    FROM json_each(?1) WHERE true
+  ON CONFLICT (event_id) DO NOTHING`;
+/** Sums of the claimed events' counters (`$.c`, in ROLLUP_COUNTERS order) per bucket and currency. */
+const SUMS = COLUMNS.map((_, i) => `sum(json_extract(value, '$.c[${i}]'))`).join(", ");
 const upsertRollup = (table: "analytics_hourly" | "analytics_daily", bucket: "hour" | "day") =>
   `INSERT INTO ${table} (${bucket}, currency, ${COLUMNS.join(", ")})
-   SELECT ?1, ?2, ${PLACEHOLDERS} WHERE ${CLAIMED}
+   SELECT json_extract(value, '$.${bucket}') AS b, json_extract(value, '$.cur') AS cur, ${SUMS}
+     FROM json_each(?1) WHERE ${CLAIMED} GROUP BY b, cur
    ON CONFLICT (${bucket}, currency) DO UPDATE SET ${ADDS}`;
 const UPSERT_HOURLY = upsertRollup("analytics_hourly", "hour");
 const UPSERT_DAILY = upsertRollup("analytics_daily", "day");
+/**
+ * Product lines per day: units and revenue summed, the name of the batch's last line for the SKU
+ * (SQLite takes a bare column from the row of the one max(): the last in batch order), as the
+ * last of one upsert per line would leave it.
+ */
 const UPSERT_PRODUCT = `INSERT INTO analytics_product_daily (day, sku, currency, name, units, revenue)
-  SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM analytics_events WHERE event_id = ?7 AND claimed_by = ?8)
+  SELECT day, sku, cur, name, units, revenue FROM (
+    SELECT json_extract(value, '$.day') AS day, json_extract(value, '$.sku') AS sku,
+           json_extract(value, '$.cur') AS cur, json_extract(value, '$.name') AS name,
+           sum(json_extract(value, '$.units')) AS units, sum(json_extract(value, '$.revenue')) AS revenue,
+           max(key) AS last
+      FROM json_each(?1) WHERE ${CLAIMED} GROUP BY day, sku, cur)
+   WHERE true
   ON CONFLICT (day, sku, currency) DO UPDATE SET
     units = units + excluded.units, revenue = revenue + excluded.revenue, name = excluded.name`;
-/** The same line added to its week and its month (domain/analytics/periods.ts) in one statement. */
+/** The same lines added to their week and their month (domain/analytics/periods.ts). */
 const UPSERT_PRODUCT_PERIODS = `INSERT INTO analytics_product_periods (currency, span, start, sku, units, revenue)
-  SELECT ?1, column1, column2, ?4, ?5, ?6 FROM (VALUES ('week', ?2), ('month', ?3))
-   WHERE EXISTS (SELECT 1 FROM analytics_events WHERE event_id = ?7 AND claimed_by = ?8)
+  SELECT json_extract(value, '$.cur') AS cur, span.column1 AS s,
+         CASE span.column1 WHEN 'week' THEN json_extract(value, '$.week') ELSE json_extract(value, '$.month') END AS st,
+         json_extract(value, '$.sku') AS sku,
+         sum(json_extract(value, '$.units')), sum(json_extract(value, '$.revenue'))
+    FROM json_each(?1) JOIN (VALUES ('week'), ('month')) AS span
+   WHERE ${CLAIMED} GROUP BY cur, s, st, sku
   ON CONFLICT (currency, span, start, sku) DO UPDATE SET
     units = units + excluded.units, revenue = revenue + excluded.revenue`;
-const CLAIM = `INSERT INTO analytics_events (event_id, type, claimed_by, occurred_at) VALUES (?1, ?2, ?3, ?4)
-  ON CONFLICT (event_id) DO NOTHING`;
 
 /**
  * The D1 statements that count `contributions` exactly once, whatever was counted before. Each
- * event is claimed (its id, this batch's token) and its rollup upserts apply only under that
- * claim; run them in one D1 batch (one transaction), so a failed batch counts and claims nothing
- * and its redelivery starts clean. Contributions must have distinct event ids.
+ * event is claimed (its id, this batch's token) and the rollups add only what this batch claimed;
+ * run them in one D1 batch (one transaction), so a failed batch counts and claims nothing and its
+ * redelivery starts clean. Contributions must have distinct event ids. Five statements however
+ * many events (four without product lines).
  */
 export function rollupStatements(contributions: Contribution[], db: D1Database, token: string): D1PreparedStatement[] {
-  const statements: D1PreparedStatement[] = [];
-  for (const c of contributions) {
-    statements.push(db.prepare(CLAIM).bind(c.eventId, c.type, token, c.occurredAt));
-    const values = ROLLUP_COUNTERS.map((k) => c.counters[k] ?? 0);
-    statements.push(db.prepare(UPSERT_HOURLY).bind(c.hour, c.currency, ...values, c.eventId, token));
-    statements.push(db.prepare(UPSERT_DAILY).bind(c.day, c.currency, ...values, c.eventId, token));
+  if (contributions.length === 0) return [];
+  const events = contributions.map((c) => ({
+    e: c.eventId,
+    t: c.type,
+    at: c.occurredAt,
+    hour: c.hour,
+    day: c.day,
+    cur: c.currency,
+    c: ROLLUP_COUNTERS.map((k) => c.counters[k] ?? 0),
+  }));
+  const lines = contributions.flatMap((c) => {
     const { week, month } = periodsOf(c.day);
-    for (const p of c.products) {
-      statements.push(
-        db.prepare(UPSERT_PRODUCT).bind(c.day, p.sku, c.currency, p.name, p.units, p.revenue, c.eventId, token),
-        db.prepare(UPSERT_PRODUCT_PERIODS).bind(c.currency, week, month, p.sku, p.units, p.revenue, c.eventId, token),
-      );
-    }
+    return c.products.map((p) => ({
+      e: c.eventId,
+      day: c.day,
+      week,
+      month,
+      cur: c.currency,
+      sku: p.sku,
+      name: p.name,
+      units: p.units,
+      revenue: p.revenue,
+    }));
+  });
+  const eventsJson = JSON.stringify(events);
+  const statements = [
+    db.prepare(CLAIM).bind(eventsJson, token),
+    db.prepare(UPSERT_HOURLY).bind(eventsJson, token),
+    db.prepare(UPSERT_DAILY).bind(eventsJson, token),
+  ];
+  if (lines.length > 0) {
+    const linesJson = JSON.stringify(lines);
+    statements.push(
+      db.prepare(UPSERT_PRODUCT).bind(linesJson, token),
+      db.prepare(UPSERT_PRODUCT_PERIODS).bind(linesJson, token),
+    );
   }
   return statements;
 }

@@ -114,6 +114,59 @@ describe("analytics rollups (queue consumer → GET /v1/admin/analytics/summary)
     ]);
   });
 
+  it("rolls a whole batch up in five statements: sums per bucket, the last line's name, a redelivered event not again", async () => {
+    const day = "2021-05-06";
+    const t = (hh: string) => `${day}T${hh}:30:00.000Z`;
+    const orders = ["Old name", "Middle name", "New name"].map((name, i) =>
+      paidOrder(t(`1${i}`), [{ ...orderLine("p-batch", "AN-BATCH", i + 1, 100), name }]),
+    );
+    // The first order was counted by an earlier batch; this one redelivers it with the other two.
+    await rollUpEvents([orders[0]!.paid], env);
+    // The rollup's D1 batch is the first (the order alerts are evaluated after it).
+    const batches: number[] = [];
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch")
+          return (batch: D1PreparedStatement[]) => {
+            batches.push(batch.length);
+            return target.batch(batch);
+          };
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await rollUpEvents(
+      orders.flatMap((o) => [o.placed, o.paid]),
+      { ...env, DB },
+    );
+    expect(batches[0]).toBe(5);
+    const row = (sql: string, ...bindings: string[]) =>
+      env.DB.prepare(sql)
+        .bind(...bindings)
+        .first();
+    expect(
+      await row("SELECT name, units, revenue FROM analytics_product_daily WHERE day = ? AND sku = 'AN-BATCH'", day),
+    ).toEqual({ name: "New name", units: 6, revenue: 600 });
+    const { week, month } = periodsOf(day);
+    for (const [span, start] of [
+      ["week", week],
+      ["month", month],
+    ] as const)
+      expect(
+        await row(
+          "SELECT units, revenue FROM analytics_product_periods WHERE span = ? AND start = ? AND sku = 'AN-BATCH'",
+          span,
+          start,
+        ),
+      ).toEqual({ units: 6, revenue: 600 });
+    expect(
+      await row(
+        "SELECT sum(orders_placed) AS placed, sum(orders_paid) AS paid, sum(gross_revenue) AS revenue FROM analytics_hourly WHERE hour LIKE ?",
+        `${day}%`,
+      ),
+    ).toEqual({ placed: 3, paid: 3, revenue: 600 });
+  });
+
   it("puts a late event in its own hour, and combines whole days with the edge hours of a window", async () => {
     const [d1, d2, d3] = ["2021-05-01", "2021-05-02", "2021-05-03"];
     const early = paidOrder(`${d2}T10:30:00.000Z`, [orderLine("p-3", "AN-3", 1, 100)]);
