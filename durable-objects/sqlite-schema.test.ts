@@ -1,7 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { hasSchema, migrateSchema } from "./sqlite-schema";
+import { ORDER_FRESH_SCHEMA, ORDER_MIGRATIONS } from "./order";
+import { describeSchema, hasSchema, migrateSchema } from "./sqlite-schema";
 
 // The runner is exercised on the storage of a CircuitBreakerObject: it keeps its state with the
 // key-value API, so its SQLite database starts without any table of ours. Each test takes a fresh
@@ -114,5 +115,38 @@ describe("migrateSchema", () => {
       migrateSchema(storage, MIGRATIONS);
       expect(version(storage)).toBe(2);
     });
+  });
+
+  it("gives an empty storage the fresh schema instead of the history, then migrates it on from there", async () => {
+    const fresh = "CREATE TABLE t_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, tag TEXT)";
+    await withStorage("fresh-ddl", (storage) => {
+      migrateSchema(storage, MIGRATIONS, fresh);
+      expect(version(storage)).toBe(2);
+      // The migrations' INSERTs did not run: the history was skipped, not replayed.
+      expect(notes(storage)).toEqual([]);
+      migrateSchema(storage, [...MIGRATIONS, LATER], fresh);
+      expect(version(storage)).toBe(3);
+      expect(tables(storage)).toEqual(["schema_version", "t_more", "t_notes"]);
+    });
+    // A storage with a schema already is migrated, never given the fresh one.
+    await withStorage("fresh-ddl-existing", (storage) => {
+      migrateSchema(storage, MIGRATIONS.slice(0, 1));
+      migrateSchema(storage, MIGRATIONS, fresh);
+      expect(notes(storage)).toEqual(["m1", "m2"]);
+    });
+  });
+
+  it("OrderObject's fresh schema is exactly what its migrations build", async () => {
+    const migrated = await withStorage("order-migrated", (storage) => {
+      migrateSchema(storage, ORDER_MIGRATIONS);
+      return describeSchema(storage);
+    });
+    const fresh = await withStorage("order-fresh", (storage) => {
+      migrateSchema(storage, ORDER_MIGRATIONS, ORDER_FRESH_SCHEMA);
+      expect(version(storage)).toBe(ORDER_MIGRATIONS.length);
+      return describeSchema(storage);
+    });
+    expect(Object.keys(fresh)).toEqual(expect.arrayContaining(["table orders", "table outbox", "table history"]));
+    expect(fresh).toEqual(migrated);
   });
 });
