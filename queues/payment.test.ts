@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { OrderEvent } from "../contracts/saga-events";
+import { recordLedger } from "../domain/payments";
 import { reservedEvent } from "../test/order-fixtures";
 import { dispatchBatch } from "./dispatch";
 
@@ -51,4 +52,38 @@ describe("payment consumer retry decisions", () => {
     expect(result).toMatchObject({ retryMessages: [], explicitAcks: ["m-1"] });
     expect(await ledgerKinds(event.orderId)).toEqual(["failure"]);
   });
+});
+
+it("books a ledger row once per idempotency key, with its optional fields and the time it was booked", async () => {
+  const orderId = `ord_ledger_${crypto.randomUUID()}`;
+  const base = { orderId, provider: "simulated", amount: 1999, currency: "USD" };
+  await recordLedger(env, {
+    ...base,
+    kind: "authorization",
+    providerRef: "sim_auth_1",
+    idempotencyKey: `${orderId}:a`,
+  });
+  // A replay with the same key (even with other values) books nothing.
+  await recordLedger(env, { ...base, amount: 1, kind: "authorization", idempotencyKey: `${orderId}:a` });
+  await recordLedger(env, { ...base, kind: "failure", detail: "transient", idempotencyKey: `${orderId}:f` });
+  const rows = await env.DB.prepare(
+    "SELECT id, kind, amount, currency, provider, provider_ref, detail, created_at FROM payment_ledger WHERE order_id = ? ORDER BY kind",
+  )
+    .bind(orderId)
+    .all<Record<string, string | number | null>>();
+  expect(rows.results.map(({ id: _id, created_at: _at, ...row }) => row)).toEqual([
+    {
+      kind: "authorization",
+      amount: 1999,
+      currency: "USD",
+      provider: "simulated",
+      provider_ref: "sim_auth_1",
+      detail: null,
+    },
+    { kind: "failure", amount: 1999, currency: "USD", provider: "simulated", provider_ref: null, detail: "transient" },
+  ]);
+  for (const row of rows.results) {
+    expect(row.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(new Date(String(row.created_at)).toISOString()).toBe(row.created_at);
+  }
 });

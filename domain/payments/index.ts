@@ -1,5 +1,3 @@
-import { drizzle } from "drizzle-orm/d1";
-import { paymentLedger } from "../../d1/schema/orders";
 import { paymentConfigFor } from "./config";
 import type { PaymentProvider } from "./provider";
 import { SimulatedPaymentProvider } from "./simulated";
@@ -43,8 +41,24 @@ export async function recordLedger(
     idempotencyKey: string;
   },
 ): Promise<void> {
-  await drizzle(env.DB)
-    .insert(paymentLedger)
-    .values({ id: crypto.randomUUID(), ...row })
-    .onConflictDoNothing({ target: paymentLedger.idempotencyKey });
+  // One fixed statement (two per charge on the saga's hot path): no query builder per call.
+  await env.DB.prepare(RECORD_LEDGER)
+    .bind(
+      crypto.randomUUID(),
+      row.orderId,
+      row.provider,
+      row.kind,
+      row.amount,
+      row.currency,
+      row.providerRef ?? null,
+      row.detail ?? null,
+      row.idempotencyKey,
+    )
+    .run();
 }
+
+/** `payment_ledger` (d1/schema/orders.ts); `created_at` takes its column default. */
+const RECORD_LEDGER = `INSERT INTO payment_ledger
+    (id, order_id, provider, kind, amount, currency, provider_ref, detail, idempotency_key)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (idempotency_key) DO NOTHING`;
