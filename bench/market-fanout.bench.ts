@@ -8,7 +8,10 @@
 // Also reported: frames/s each relay sent (from the symbol's /stats), and the bytes a JSON and a
 // binary (`?encoding=binary`) subscriber received for the same frames, and the CPU each side spent
 // per delivered frame (the server process — workerd, or the baseline's Node process — and this
-// process, which is every subscriber and the publisher): less load-sensitive than latency.
+// process, which is every subscriber and the publisher): less load-sensitive than latency. Also the
+// server's CPU per frame and per WebSocket message the relays sent (their /stats counters over the
+// same window), which still holds when this process cannot read as fast as the relays send (plain
+// subscribers on a loaded machine: frames wait in socket buffers, sent but not yet delivered).
 //
 // Targets, each scenario in turn, same client: the relays with plain subscribers (one message per
 // frame), the relays with `?coalesce=true` subscribers (frames that are ready together in one
@@ -58,6 +61,8 @@ const median = (xs: number[]) => {
 };
 const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN;
+/** The median of a per-sample figure the baseline does not have (blank for it). */
+const sent = (xs: (number | null)[]) => (xs[0] === null ? "" : median(xs as number[]).toFixed(1));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The raw value of the first `"name":value` at or after `from` in a JSON text, quotes stripped. */
@@ -137,6 +142,8 @@ interface Target {
   binaryUrl?: (symbol: string) => string;
   /** Frames one relay sent on average over the scenario (edge only). */
   relayFrames?: (symbol: string) => Promise<number>;
+  /** Frames and WebSocket messages all relays sent so far (edge only). */
+  relaySent?: (symbol: string) => Promise<{ frames: number; messages: number }>;
   publishUrl: (symbol: string) => string;
   subscribeUrl: (symbol: string) => string;
   headers: Record<string, string>;
@@ -161,6 +168,13 @@ interface Sample {
   /** CPU µs per delivered frame: the server process, and this process (subscribers + publisher). */
   serverCpuUs: number;
   clientCpuUs: number;
+  /**
+   * Server CPU µs per frame and per message the relays sent (edge only): what a frame costs the
+   * server whether or not the subscribers' side kept up with reading it (frames still in socket
+   * buffers when the run ends count as sent, not delivered).
+   */
+  serverCpuPerSentFrameUs: number | null;
+  serverCpuPerMessageUs: number | null;
 }
 
 function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
@@ -188,6 +202,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   let lastLatency = 0;
   let windowStart = Number.POSITIVE_INFINITY;
   let windowEnd = Number.POSITIVE_INFINITY;
+  let frozen = false;
   const subs: WebSocket[] = [];
   // The publisher first, with the book, as a live market has it: subscribers start from a real
   // snapshot, and the symbol's object has storage, so it remembers its relays even if it is
@@ -203,11 +218,11 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   if (target.binaryUrl) {
     const j = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": "10.8.0.1" });
     j.on("message", (data: Buffer) => {
-      jsonBytes += data.length;
+      if (!frozen) jsonBytes += data.length;
     });
     const b = await open(target.binaryUrl(symbol), { "CF-Connecting-IP": "10.8.0.2" });
     b.on("message", (data: Buffer) => {
-      binaryBytes += data.length;
+      if (!frozen) binaryBytes += data.length;
     });
     subs.push(j, b);
   }
@@ -221,6 +236,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
       let last = -1;
       let snapshots = 0;
       ws.on("message", (data) => {
+        if (frozen) return;
         const received = now();
         totalMessages++;
         for (const frame of frameHeads(String(data))) {
@@ -245,6 +261,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
 
   // 50 batches/s on an absolute schedule (no drift), each one real Kraken update; the recorded
   // stream is replayed from its snapshot again when it runs out.
+  const sent0 = target.relaySent ? await target.relaySent(symbol) : null;
   const start = now();
   const serverCpu0 = cpuSeconds(target.pid);
   const clientCpu0 = process.cpuUsage();
@@ -264,6 +281,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     k++;
   }
   await sleep(2000); // let in-flight frames land (later ones are missing from the latency sample)
+  frozen = true; // what arrives from here on is not counted
   const framesMeasured = Math.max(1, totalFrames - frames0);
   const serverCpuUs = ((cpuSeconds(target.pid) - serverCpu0) * 1e6) / framesMeasured;
   const clientCpu = process.cpuUsage(clientCpu0);
@@ -276,6 +294,10 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
       : null;
     console.log(JSON.stringify({ sent: seq, totalFrames, totalMessages, lastLatency, stats }));
   }
+  // The relays' own counters, read with the subscribers still connected (a backlog keeps going to
+  // them meanwhile, and the answer waits behind it), against the server CPU up to the answer.
+  const sent1 = target.relaySent ? await target.relaySent(symbol) : null;
+  const perSent = (n: number) => ((cpuSeconds(target.pid) - serverCpu0) * 1e6) / Math.max(1, n);
   for (const ws of subs) ws.terminate();
   publisher.close();
   latencies.sort((a, b) => a - b);
@@ -294,6 +316,8 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     framesPerMessage: totalFrames / Math.max(1, totalMessages),
     serverCpuUs,
     clientCpuUs,
+    serverCpuPerSentFrameUs: sent0 && sent1 ? perSent(sent1.frames - sent0.frames) : null,
+    serverCpuPerMessageUs: sent0 && sent1 ? perSent(sent1.messages - sent0.messages) : null,
   };
 }
 
@@ -355,6 +379,11 @@ try {
       publishUrl: (s) => `${wsBase}/v1/ingest/${s}`,
       subscribeUrl: (s) => `${wsBase}/v1/market/${s}/ws`,
       binaryUrl: (s) => `${wsBase}/v1/market/${s}/ws?encoding=binary`,
+      relaySent: async (s) => {
+        const res = await fetch(`${url}/v1/market/${s}/stats`, { headers: { Authorization: `Bearer ${token}` } });
+        const stats = (await res.json()) as { relays: { framesOut: number; messagesOut: number } };
+        return { frames: stats.relays.framesOut, messages: stats.relays.messagesOut };
+      },
       relayFrames: async (s) => {
         const res = await fetch(`${url}/v1/market/${s}/stats`, { headers: { Authorization: `Bearer ${token}` } });
         const stats = (await res.json()) as { relays: { relays: number; framesOut: number } };
@@ -393,7 +422,11 @@ try {
             `${sample.framesPerSecond.toFixed(0)} frames/s of ${sample.offered} offered, ` +
             `p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, arrived ${(sample.arrived * 100).toFixed(1)} %, ` +
             `gaps ${sample.gaps}, re-snapshots ${sample.resnapshots}, frames/message ${sample.framesPerMessage.toFixed(2)}, ` +
-            `CPU µs/frame server ${sample.serverCpuUs.toFixed(1)} client ${sample.clientCpuUs.toFixed(1)}, load ${load()}` +
+            `CPU µs/frame server ${sample.serverCpuUs.toFixed(1)} client ${sample.clientCpuUs.toFixed(1)}, ` +
+            (sample.serverCpuPerSentFrameUs === null
+              ? ""
+              : `server CPU µs per frame sent ${sample.serverCpuPerSentFrameUs.toFixed(1)}, per message sent ${sample.serverCpuPerMessageUs!.toFixed(1)}, `) +
+            `load ${load()}` +
             (sample.perRelay === null
               ? ""
               : `, ${sample.perRelay.toFixed(0)} frames/s per relay, bytes JSON ${sample.jsonBytes} vs binary ${sample.binaryBytes}`),
@@ -403,9 +436,9 @@ try {
   }
   console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each (Kraken XMR/USD updates), ${RELAYS} relays:`);
   console.log(
-    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/message | server CPU µs/frame | client CPU µs/frame | frames/s per relay | binary bytes / JSON |",
+    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/message | server CPU µs/frame | client CPU µs/frame | server CPU µs / frame sent | server CPU µs / message sent | frames/s per relay | binary bytes / JSON |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const { subs: size, rate } of SCENARIOS) {
     const base = results.get(`Node ws baseline|${size}`)!;
     for (const target of targets) {
@@ -420,6 +453,7 @@ try {
           `${(median(samples.map((s) => s.arrived)) * 100).toFixed(1)} % | ${samples.reduce((a, s) => a + s.gaps, 0)} | ` +
           `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× | ${median(samples.map((s) => s.framesPerMessage)).toFixed(2)} | ` +
           `${median(samples.map((s) => s.serverCpuUs)).toFixed(1)} | ${median(samples.map((s) => s.clientCpuUs)).toFixed(1)} | ` +
+          `${sent(samples.map((s) => s.serverCpuPerSentFrameUs))} | ${sent(samples.map((s) => s.serverCpuPerMessageUs))} | ` +
           `${relay} | ${ratio} |`,
       );
     }
