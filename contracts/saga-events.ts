@@ -107,7 +107,15 @@ const OrderEventBase = z.object({
 });
 
 /** A cart became an order: reserve every line (inventory consumer). */
-export const OrderPlaced = OrderEventBase.extend({ type: z.literal("order.placed") });
+export const OrderPlaced = OrderEventBase.extend({
+  type: z.literal("order.placed"),
+  /**
+   * Whether the order waits for the fraud screening (the fraud consumer then asks the order for
+   * what to screen). False: no rule was on at checkout, nothing to ask. Absent on events written
+   * before the field existed: the consumer asks, as it always did.
+   */
+  screened: z.boolean().optional(),
+});
 /** Every line is reserved: authorize and capture the payment (payment consumer). */
 export const OrderReserved = OrderEventBase.extend({
   type: z.literal("order.reserved"),

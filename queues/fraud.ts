@@ -26,6 +26,8 @@ export async function handleFraudEvent(event: Placed | Cancelled, env: Env): Pro
     }
     return;
   }
+  // Placed with no rule on: the order waits for no screening, so there is nothing to ask it.
+  if (event.screened === false) return;
   const order = env.ORDER.getByName(event.orderId);
   const input = await order.screeningInput();
   if (!input) return;
