@@ -329,7 +329,8 @@ export class OrderObject extends DurableObject<Env> {
         );
         this.#row = undefined;
         if (input.screening) this.update({ screening: JSON.stringify(input.screening), fraud_decision: "pending" });
-        this.record("pending", undefined, { type: "order.placed" });
+        // Says whether the fraud step has anything to screen, so it need not ask when it has not.
+        this.record("pending", undefined, { type: "order.placed", screened: input.screening !== undefined });
       });
       await this.relay();
     }
