@@ -9,9 +9,9 @@
 // binary (`?encoding=binary`) subscriber received for the same frames, and the CPU each side spent
 // per delivered frame (the server process — workerd, or the baseline's Node process — and this
 // process, which is every subscriber and the publisher): less load-sensitive than latency. Also the
-// server's CPU per frame and per WebSocket message the relays sent (their /stats counters over the
-// same window), which still holds when this process cannot read as fast as the relays send (plain
-// subscribers on a loaded machine: frames wait in socket buffers, sent but not yet delivered).
+// server's CPU per frame and per WebSocket message the relays sent (their /stats counters and the
+// server's CPU from the start until it has sent its backlog and gone idle), which still holds when
+// this process cannot read as fast as the relays send (plain subscribers on a loaded machine).
 //
 // Targets, each scenario in turn, same client: the relays with plain subscribers (one message per
 // frame), the relays with `?coalesce=true` subscribers (frames that are ready together in one
@@ -169,9 +169,9 @@ interface Sample {
   serverCpuUs: number;
   clientCpuUs: number;
   /**
-   * Server CPU µs per frame and per message the relays sent (edge only): what a frame costs the
-   * server whether or not the subscribers' side kept up with reading it (frames still in socket
-   * buffers when the run ends count as sent, not delivered).
+   * Server CPU µs per frame and per message the relays sent, backlog included, up to when the
+   * server went idle (edge only): what a frame costs the server whether or not the subscribers'
+   * side kept up with reading it in the window.
    */
   serverCpuPerSentFrameUs: number | null;
   serverCpuPerMessageUs: number | null;
@@ -294,10 +294,17 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
       : null;
     console.log(JSON.stringify({ sent: seq, totalFrames, totalMessages, lastLatency, stats }));
   }
-  // The relays' own counters, read with the subscribers still connected (a backlog keeps going to
-  // them meanwhile, and the answer waits behind it), against the server CPU up to the answer.
-  const sent1 = target.relaySent ? await target.relaySent(symbol) : null;
-  const perSent = (n: number) => ((cpuSeconds(target.pid) - serverCpu0) * 1e6) / Math.max(1, n);
+  // The relays' own counters against the server CPU, both once the server has sent its backlog (the
+  // subscribers still connected) and gone idle: on a busy server a /stats answer waits behind the
+  // backlog, so counters and CPU read while it is busy would not match.
+  let perSent = (_: number) => 0;
+  let sent1: { frames: number; messages: number } | null = null;
+  if (target.relaySent) {
+    await settle(target.pid);
+    sent1 = await target.relaySent(symbol);
+    const cpu = cpuSeconds(target.pid) - serverCpu0;
+    perSent = (n) => (cpu * 1e6) / Math.max(1, n);
+  }
   for (const ws of subs) ws.terminate();
   publisher.close();
   latencies.sort((a, b) => a - b);
