@@ -55,7 +55,7 @@ interface LineRow extends Record<string, SqlStorageValue> {
   weight_grams: number | null;
 }
 
-const MIGRATIONS: string[] = [
+export const CART_MIGRATIONS: readonly string[] = [
   `CREATE TABLE cart (
      singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
      id TEXT NOT NULL,
@@ -88,6 +88,42 @@ const MIGRATIONS: string[] = [
      sent_at INTEGER
    );`,
 ];
+
+/**
+ * What CART_MIGRATIONS leave, in one go, for a new cart's empty database (every cart is one: a
+ * cart per shopper and checkout), instead of replaying the history with its ALTER TABLEs. The
+ * schema test (durable-objects/cart-schema.test.ts) keeps the two equal.
+ */
+export const CART_FRESH_SCHEMA = `
+  CREATE TABLE cart (
+     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+     id TEXT NOT NULL,
+     owner_id TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('open', 'checked_out')),
+     order_id TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     promotion TEXT
+   );
+  CREATE TABLE lines (
+     sku TEXT PRIMARY KEY,
+     product_id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     quantity INTEGER NOT NULL CHECK (quantity > 0),
+     unit_amount INTEGER NOT NULL,
+     currency TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     weight_grams INTEGER
+   );
+  CREATE TABLE outbox (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     event_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     body TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL DEFAULT 0,
+     sent_at INTEGER
+   );`;
 
 /**
  * One object per cart (`env.CART.getByName(cartId)`), owned by the user who created it. Lines keep
@@ -123,7 +159,7 @@ export class CartObject extends DurableObject<Env> {
   }
 
   private migrate(): void {
-    migrateSchema(this.ctx.storage, MIGRATIONS);
+    migrateSchema(this.ctx.storage, CART_MIGRATIONS, CART_FRESH_SCHEMA);
   }
 
   /** Creates the cart for `ownerId`; a repeat by the same owner returns it, anyone else gets null. */
