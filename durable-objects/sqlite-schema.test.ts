@@ -10,7 +10,8 @@ import { describeSchema, hasSchema, migrateSchema } from "./sqlite-schema";
 
 /** Runs `fn` against the storage of a fresh object. */
 function withStorage<T>(name: string, fn: (storage: DurableObjectStorage) => T): Promise<T> {
-  const stub = env.CIRCUIT_BREAKER.get(env.CIRCUIT_BREAKER.idFromName(`sqlite-schema-${name}`));
+  // Unique per call: a rerun against storage left by an earlier run would compare old with old.
+  const stub = env.CIRCUIT_BREAKER.get(env.CIRCUIT_BREAKER.idFromName(`sqlite-schema-${name}-${crypto.randomUUID()}`));
   return runInDurableObject(stub, (_instance, state) => fn(state.storage));
 }
 

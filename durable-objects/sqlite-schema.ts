@@ -39,21 +39,23 @@ export function migrateSchema(storage: DurableObjectStorage, migrations: readonl
 }
 
 /**
- * Every table and index of the storage with its columns (`PRAGMA table_info`) and definition:
- * what a fresh schema must match of the migrated one.
+ * Every table and index of the storage: its columns (`PRAGMA table_info` / `index_info`) and its
+ * definition as SQLite keeps it, whitespace aside (so CHECKs and defaults count too). What a fresh
+ * schema must match of the migrated one.
  */
 export function describeSchema(storage: DurableObjectStorage): Record<string, unknown> {
   const objects = storage.sql
-    .exec<{ type: string; name: string; tbl_name: string }>(
-      "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE '\\_cf%' ESCAPE '\\' AND name <> 'schema_version' ORDER BY name",
+    .exec<{ type: string; name: string; sql: string | null }>(
+      "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE '\\_cf%' ESCAPE '\\' AND name <> 'schema_version' ORDER BY name",
     )
     .toArray();
   return Object.fromEntries(
     objects.map((o) => [
       `${o.type} ${o.name}`,
-      o.type === "table"
-        ? storage.sql.exec(`PRAGMA table_info("${o.name}")`).toArray()
-        : storage.sql.exec(`PRAGMA index_info("${o.name}")`).toArray(),
+      {
+        definition: (o.sql ?? "").replaceAll(/\s+/g, ""),
+        columns: storage.sql.exec(`PRAGMA ${o.type === "table" ? "table_info" : "index_info"}("${o.name}")`).toArray(),
+      },
     ]),
   );
 }
