@@ -24,50 +24,26 @@ interface FlagRow {
 }
 
 let cache: { version: number; flags: Map<string, FlagRow>; checkedAt: number } | null = null;
-/**
- * The version check in flight, shared: when the copy is due for a check, every request arriving
- * before the check returns waits for it instead of sending its own (every concurrent request of
- * the isolate read the version when the second was up).
- */
-let checking: { flags: Promise<Map<string, FlagRow>>; startedAt: number } | null = null;
-/** Bumped by `invalidateFlagCache`: a check that started before it does not keep what it read. */
-let generation = 0;
 
 /** Forgets this isolate's copy (after a change here, and in tests). */
 export function invalidateFlagCache(): void {
   cache = null;
-  checking = null;
-  generation++;
 }
 
 async function storedFlags(env: Pick<Env, "DB">): Promise<Map<string, FlagRow>> {
   const now = Date.now();
   if (cache && now - cache.checkedAt < VERSION_CHECK_EVERY_MS) return cache.flags;
-  if (checking && now - checking.startedAt < VERSION_CHECK_EVERY_MS) return checking.flags;
-  const current = { flags: checkedFlags(env, now), startedAt: now };
-  checking = current;
-  try {
-    return await current.flags;
-  } finally {
-    if (checking === current) checking = null;
-  }
-}
-
-/** Checks the version (and reads the flags when it moved); the last known flags if D1 fails. */
-async function checkedFlags(env: Pick<Env, "DB">, now: number): Promise<Map<string, FlagRow>> {
-  const started = generation;
   try {
     const { version } = (await env.DB.prepare("SELECT coalesce(max(version), 0) AS version FROM feature_flags").first<{
       version: number;
     }>()) ?? { version: 0 };
     if (cache && cache.version === version) {
-      if (generation === started) cache.checkedAt = now;
+      cache.checkedAt = now;
       return cache.flags;
     }
     const rows = await env.DB.prepare("SELECT * FROM feature_flags").all<FlagRow>();
-    const flags = new Map(rows.results.map((r) => [r.name, r]));
-    if (generation === started) cache = { version, flags, checkedAt: now };
-    return flags;
+    cache = { version, flags: new Map(rows.results.map((r) => [r.name, r])), checkedAt: now };
+    return cache.flags;
   } catch (error) {
     // Flags switch features off; an unreadable flag table must not switch everything off with
     // them. Keep the last copy (or the defaults) and try again on the next request.

@@ -27,33 +27,11 @@ const RULES_OFF: FraudRules = {
 /** Checkouts read the rules this often at most per isolate (an admin's change applies within a second). */
 const RULES_TTL_MS = 1000;
 let cached: { rules: FraudRules; readAt: number } | null = null;
-/**
- * The read in flight, shared: when the cached rules expire, every checkout arriving before the read
- * returns waits for that one read instead of sending its own (at 50 concurrent checkouts, up to 50
- * identical D1 reads a second, each through the D1 binding and the database).
- */
-let reading: { promise: Promise<FraudRules>; startedAt: number } | null = null;
-/** Saves by this isolate: a read that started before one does not replace what it saved. */
-let saves = 0;
 
 /** The rules in force: what an admin stored, else the environment's default. */
 export async function fraudRulesFor(env: Pick<Env, "DB" | "FRAUD_RULES_DEFAULT">): Promise<FraudRules> {
   const now = Date.now();
   if (cached && now - cached.readAt < RULES_TTL_MS) return cached.rules;
-  // A read started within the TTL is as fresh as a new one would be allowed to be.
-  if (reading && now - reading.startedAt < RULES_TTL_MS) return reading.promise;
-  const read = readRules(env, now);
-  const current = { promise: read, startedAt: now };
-  reading = current;
-  try {
-    return await read;
-  } finally {
-    if (reading === current) reading = null;
-  }
-}
-
-async function readRules(env: Pick<Env, "DB" | "FRAUD_RULES_DEFAULT">, now: number): Promise<FraudRules> {
-  const savesBefore = saves;
   const row = await drizzle(env.DB).select().from(fraudRules).where(eq(fraudRules.id, 1)).get();
   // A stored row was validated when it was written; parse again so a hand-edited row fails loudly.
   const rules = row
@@ -61,8 +39,7 @@ async function readRules(env: Pick<Env, "DB" | "FRAUD_RULES_DEFAULT">, now: numb
     : env.FRAUD_RULES_DEFAULT === "off"
       ? RULES_OFF
       : DEFAULT_FRAUD_RULES;
-  // A save in this isolate while the read was out wins (it is newer than what the read saw).
-  if (saves === savesBefore) cached = { rules, readAt: now };
+  cached = { rules, readAt: now };
   return rules;
 }
 
@@ -74,9 +51,6 @@ export async function setFraudRules(env: Pick<Env, "DB">, rules: FraudRules, upd
     .values({ id: 1, config: rules, updatedAt: at, updatedBy })
     .onConflictDoUpdate({ target: fraudRules.id, set: { config: rules, updatedAt: at, updatedBy } });
   cached = { rules, readAt: Date.now() };
-  saves++;
-  // A read that started before this save must not be handed out as the rules in force.
-  reading = null;
 }
 
 /** True when at least one rule would look at an order (otherwise checkout skips the step entirely). */
