@@ -29,7 +29,7 @@ export function migrateSchema(storage: DurableObjectStorage, migrations: readonl
     } else if (fresh !== undefined) {
       // An empty database gets the final schema at once, not every ALTER TABLE of its history
       // (each rewrites sqlite_master and makes SQLite re-read the schema: an object created per
-      // order paid for ten of them). `sameSchema` in the tests keeps the two equal.
+      // order paid for ten of them). `describeSchema` in the tests keeps the two equal.
       sql.exec(fresh);
       sql.exec("INSERT INTO schema_version (version) VALUES (?)", migrations.length);
       return;
