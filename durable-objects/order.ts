@@ -227,6 +227,14 @@ export const ORDER_FRESH_SCHEMA = `
   );
   CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status TEXT NOT NULL);`;
 
+/** The order's shipment by its snapshotted option: booked (label created) with `parcel`, else pending. */
+function shipmentOf(shippingOption: string, parcel?: { trackingNumber: string }): Shipment {
+  const { carrier, service } = JSON.parse(shippingOption) as ShippingSnapshot;
+  return parcel
+    ? { status: "label_created", carrier, service, trackingNumber: parcel.trackingNumber }
+    : { status: "pending", carrier, service };
+}
+
 /**
  * The saga orchestrator of one order (addressed `env.ORDER.getByName(orderId)`). Every state
  * change and the event announcing it are written in one SQLite transaction (state + history +
@@ -381,14 +389,14 @@ export class OrderObject extends DurableObject<Env> {
   async pendingShipment(): Promise<PendingShipment | null> {
     const row = this.row();
     if (!row?.shipping_option || row.cancel_after_refund) return null;
-    const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
     const shipment: Shipment | null = row.shipment
       ? (JSON.parse(row.shipment) as Shipment)
       : row.status === "paid"
-        ? { status: "pending", carrier: option.carrier, service: option.service }
+        ? shipmentOf(row.shipping_option)
         : null;
     if (shipment?.status !== "pending") return null;
-    return { shipment, address: JSON.parse(row.shipping) as Record<string, string>, weightGrams: option.weightGrams };
+    const { weightGrams } = JSON.parse(row.shipping_option) as ShippingSnapshot;
+    return { shipment, address: JSON.parse(row.shipping) as Record<string, string>, weightGrams };
   }
 
   /**
@@ -537,23 +545,14 @@ export class OrderObject extends DurableObject<Env> {
       return { accepted: committed && row.status !== "cancelled" && row.status !== "refunded", status: row.status };
     }
     this.transaction(() => {
-      if (outcome.ok && row.shipping_option && outcome.parcel) {
-        const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
-        const shipment: Shipment = {
-          status: "label_created",
-          carrier: option.carrier,
-          service: option.service,
-          trackingNumber: outcome.parcel.trackingNumber,
-        };
-        this.update({ deadline: null, shipment: JSON.stringify(shipment) });
-        this.record("confirmed", undefined, { type: "order.confirmed" });
-      } else if (outcome.ok && row.shipping_option) {
+      if (outcome.ok && row.shipping_option) {
         // Stock is sold: from here on the order waits for the carrier (or for people), not for a
-        // deadline; the carrier step confirms it or flags it `needs_attention`.
-        const option = JSON.parse(row.shipping_option) as ShippingSnapshot;
-        const shipment: Shipment = { status: "pending", carrier: option.carrier, service: option.service };
+        // deadline. Booked beside the commit, it is confirmed now; otherwise the carrier step
+        // confirms it or flags it `needs_attention`.
+        const shipment = shipmentOf(row.shipping_option, outcome.parcel);
         this.update({ deadline: null, shipment: JSON.stringify(shipment) });
-        this.emit({ type: "order.shipment_requested" });
+        if (outcome.parcel) this.record("confirmed", undefined, { type: "order.confirmed" });
+        else this.emit({ type: "order.shipment_requested" });
       } else if (outcome.ok) {
         this.update({ deadline: null });
         this.record("confirmed", undefined, { type: "order.confirmed" });
