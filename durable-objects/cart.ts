@@ -91,8 +91,8 @@ export const CART_MIGRATIONS: readonly string[] = [
 
 /**
  * What CART_MIGRATIONS leave, in one go, for a new cart's empty database (every cart is one: a
- * cart per shopper and checkout), instead of replaying the history with its ALTER TABLEs. The
- * schema test (durable-objects/cart-schema.test.ts) keeps the two equal.
+ * cart per shopper and checkout), instead of replaying the history with its ALTER TABLEs.
+ * durable-objects/sqlite-schema.test.ts keeps the two equal.
  */
 export const CART_FRESH_SCHEMA = `
   CREATE TABLE cart (

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { CART_FRESH_SCHEMA, CART_MIGRATIONS } from "./cart";
 import { ORDER_FRESH_SCHEMA, ORDER_MIGRATIONS } from "./order";
 import { describeSchema, hasSchema, migrateSchema } from "./sqlite-schema";
 
@@ -137,17 +138,23 @@ describe("migrateSchema", () => {
     });
   });
 
-  it("OrderObject's fresh schema is exactly what its migrations build", async () => {
-    const migrated = await withStorage("order-migrated", (storage) => {
-      migrateSchema(storage, ORDER_MIGRATIONS);
-      return describeSchema(storage);
-    });
-    const fresh = await withStorage("order-fresh", (storage) => {
-      migrateSchema(storage, ORDER_MIGRATIONS, ORDER_FRESH_SCHEMA);
-      expect(version(storage)).toBe(ORDER_MIGRATIONS.length);
-      return describeSchema(storage);
-    });
-    expect(Object.keys(fresh)).toEqual(expect.arrayContaining(["table orders", "table outbox", "table history"]));
-    expect(fresh).toEqual(migrated);
-  });
+  it.each([
+    ["OrderObject", ORDER_MIGRATIONS, ORDER_FRESH_SCHEMA, ["table orders", "table outbox", "table history"]],
+    ["CartObject", CART_MIGRATIONS, CART_FRESH_SCHEMA, ["table cart", "table lines", "table outbox"]],
+  ] as const)(
+    "%s's fresh schema is exactly what its migrations build",
+    async (_name, migrations, freshSchema, tables) => {
+      const migrated = await withStorage("migrated", (storage) => {
+        migrateSchema(storage, migrations);
+        return describeSchema(storage);
+      });
+      const fresh = await withStorage("fresh", (storage) => {
+        migrateSchema(storage, migrations, freshSchema);
+        expect(version(storage)).toBe(migrations.length);
+        return describeSchema(storage);
+      });
+      expect(Object.keys(fresh)).toEqual(expect.arrayContaining([...tables]));
+      expect(fresh).toEqual(migrated);
+    },
+  );
 });
