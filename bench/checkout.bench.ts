@@ -14,8 +14,8 @@
 // A shopper = a fresh user with its own access token and a cart holding one unit of one SKU
 // (prepared before the clock starts). The timed part starts when POST /v1/orders is sent and ends
 // at the `confirmed` entry of the order's history (server clock = this machine's clock); the
-// shopper follows GET /v1/orders/:id with its long poll (If-None-Match + Prefer: wait, one request
-// per change; a server without it is polled every POLL_MS) only to learn that it has happened, so
+// shopper waits with GET /v1/orders/:id's long poll (?until=<final statuses> + Prefer: wait, one
+// request; a server without it is polled every POLL_MS) only to learn that it has happened, so
 // the client's timing does not quantize the figure. Baseline, measured in the same run at the same
 // concurrency: GET /health through the same gateway.
 //
@@ -43,6 +43,8 @@ const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const POLL_MS = 500;
 /** How long one long poll of GET /v1/orders/{id} may wait (Prefer: wait=N). */
 const LONG_POLL_S = 20;
+/** What a shopper waits for: the statuses that end a checkout (GET /v1/orders/{id}?until=). */
+const OUTCOMES = "confirmed,cancelled,refunded";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-CO-${String(n).padStart(3, "0")}`);
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
@@ -101,13 +103,19 @@ async function checkout(p: Prepared): Promise<{ ms: number; status: string; plac
     }),
   );
   const placeMs = performance.now() - start;
-  // The shopper follows its order with the long poll (ETag + Prefer: wait): one request per change.
-  // A server without it (bench:compare serving older code) answers at once with no
-  // Preference-Applied; the shopper then polls every POLL_MS as before.
+  // The shopper waits for the outcome with the long poll (`?until=` the final statuses + Prefer:
+  // wait): one request per checkout. A server without `until` (bench:compare serving older code)
+  // ignores it and answers each change (the ETag in If-None-Match), one request per step; one
+  // without the long poll answers at once with no Preference-Applied, and the shopper then polls
+  // every POLL_MS.
   let etag: string | undefined;
   for (;;) {
     const { data: order, response } = await p.api.GET("/v1/orders/{id}", {
-      params: { path: { id: placed.id }, header: { "if-none-match": etag, prefer: `wait=${LONG_POLL_S}` } },
+      params: {
+        path: { id: placed.id },
+        query: { until: OUTCOMES },
+        header: { "if-none-match": etag, prefer: `wait=${LONG_POLL_S}` },
+      },
     });
     if (response.status !== 304) {
       if (!response.ok || !order) throw new Error(`get order: HTTP ${response.status}`);

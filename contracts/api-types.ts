@@ -68,8 +68,8 @@ export interface paths {
       cookie?: never;
     };
     /**
-     * One order with its full history (ETag; long poll with If-None-Match + Prefer: wait=N)
-     * @description Answers with an `ETag`. Sent back in `If-None-Match`, it makes the request conditional: 304 while the order is unchanged. With `Prefer: wait=N` (RFC 7240, N seconds, at most 20) as well, the answer waits until the order changes or N seconds pass, so a client following a checkout makes one request per step instead of polling.
+     * One order with its full history (ETag; long poll with If-None-Match or ?until= + Prefer: wait=N)
+     * @description Answers with an `ETag`. Sent back in `If-None-Match`, it makes the request conditional: 304 while the order is unchanged. With `Prefer: wait=N` (RFC 7240, N seconds, at most 20) as well, the answer waits until the order changes or N seconds pass, so a client following a checkout makes one request per step instead of polling. With `?until=<status>,…` instead, it waits until the order reaches one of those statuses (at once if it is there already), so a checkout page waiting for the outcome makes one request; after N seconds it answers with the order as it is (304 if the ETag sent still matches).
      */
     get: operations["getOrder"];
     put?: never;
@@ -2988,7 +2988,10 @@ export interface operations {
   };
   getOrder: {
     parameters: {
-      query?: never;
+      query?: {
+        /** @description With `Prefer: wait=N`: wait until the order's status is one of these (comma-separated), not for any change */
+        until?: string;
+      };
       header?: {
         "if-none-match"?: string;
         prefer?: string;
@@ -3020,7 +3023,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Not an order id */
+      /** @description Not an order id, or an unknown status in until */
       400: {
         headers: {
           [name: string]: unknown;

@@ -356,23 +356,29 @@ export class OrderObject extends DurableObject<Env> {
    * the caller already has `knownRevision`, waits (up to `waitMs`) for the order to change first.
    * A shopper waiting for `confirmed` then costs one request per change instead of one per poll
    * interval (50 shoppers polling every 500 ms were 100 requests/s, most of the checkout bench's
-   * server CPU). Someone else's order (not the owner, not an admin) answers null at once.
+   * server CPU). With `until`, it waits instead for the order to reach one of those statuses
+   * (answering at once if it is there already), so a checkout page waiting for the outcome costs
+   * one request, not one per saga step. Someone else's order (not the owner, not an admin) answers
+   * null at once.
    */
   async watch(
     viewer: { userId: string; admin: boolean },
     knownRevision: number | null,
     waitMs: number,
+    until: readonly OrderStatus[] | null = null,
   ): Promise<{ order: OwnedOrder; revision: number } | null> {
     const row = this.row();
     if (!row || (row.user_id !== viewer.userId && !viewer.admin)) return null;
-    if (row.revision === knownRevision && waitMs > 0) {
+    const done = (current: OrderRow) => (until ? until.includes(current.status) : current.revision !== knownRevision);
+    const deadline = Date.now() + waitMs;
+    while (!done(this.row()!) && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
           this.watchers.delete(wake);
           resolve();
         };
-        const timer = setTimeout(wake, waitMs);
+        const timer = setTimeout(wake, deadline - Date.now());
         this.watchers.add(wake);
       });
     }

@@ -311,6 +311,52 @@ describe("GET /v1/orders/{id}: ETag and long poll", () => {
     expect((await get({ "If-None-Match": '"not-ours"', Prefer: "wait=20" })).status).toBe(200);
     expect((await get({ Prefer: "x".repeat(300) })).status).toBe(400);
   });
+
+  it("?until= waits through other changes for one of the statuses asked for; an unknown status is a 400", async () => {
+    await insertSku("WATCH-2");
+    await stock("WATCH-2", 1);
+    const shopper = await newShopper();
+    const { id } = await accepted(
+      await placeOrder(shopper, await cartWith(shopper, [{ sku: "WATCH-2", quantity: 1 }])),
+    );
+    // A checkout page waiting for the outcome: one request, answered once the saga has ended.
+    const outcome = await call(`/v1/orders/${id}?until=confirmed,cancelled,needs_attention`, {
+      token: shopper.token,
+      headers: { Prefer: "wait=20" },
+    });
+    expect(outcome.status).toBe(200);
+    expect(((await outcome.json()) as { status: string }).status).toBe("confirmed");
+    const etag = outcome.headers.get("ETag")!;
+    const get = (query: string, headers: Record<string, string>) =>
+      call(`/v1/orders/${id}${query}`, { token: shopper.token, headers });
+
+    // Already there: at once, and 304 when the client's ETag still matches (no 20 s wait).
+    const started = Date.now();
+    expect((await get("?until=confirmed", { Prefer: "wait=20" })).status).toBe(200);
+    expect((await get("?until=confirmed", { Prefer: "wait=20", "If-None-Match": etag })).status).toBe(304);
+    expect(Date.now() - started).toBeLessThan(15_000);
+
+    // Shipping is a change but not the one asked for: the poll answers only at delivery.
+    const waiting = get("?until=delivered", { Prefer: "wait=20", "If-None-Match": etag });
+    let answered = false;
+    void waiting.then(() => {
+      answered = true;
+    });
+    const admin = await tokenFor(`admin-${crypto.randomUUID()}`, ["admin"]);
+    expect((await call(`/v1/admin/orders/${id}/ship`, { method: "POST", token: admin })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBe(false);
+    expect((await call(`/v1/admin/orders/${id}/deliver`, { method: "POST", token: admin })).status).toBe(200);
+    const delivered = await waiting;
+    expect(delivered.status).toBe(200);
+    expect(((await delivered.json()) as { status: string }).status).toBe("delivered");
+
+    for (const bad of ["?until=nope", "?until=confirmed,,cancelled", `?until=${"a".repeat(300)}`]) {
+      const response = await get(bad, { Prefer: "wait=20" });
+      expect(response.status).toBe(400);
+      expect(response.headers.get("Content-Type")).toContain("application/problem+json");
+    }
+  });
 });
 
 describe("OpenAPI", () => {

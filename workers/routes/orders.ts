@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Cart } from "../../contracts/cart";
 import { ShipRequest } from "../../contracts/fulfilment";
 import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
+import { OrderStatus } from "../../contracts/saga-events";
 import { etagOf, randomHex, sha256Hex } from "../../domain/encoding";
 import {
   type CheckoutPricing,
@@ -79,6 +80,31 @@ const WatchHeaders = z.object({
   "if-none-match": z.string().max(1024).optional(),
   prefer: z.string().max(256).optional(),
 });
+
+/** `?until=confirmed,cancelled`: the statuses a long poll waits for (GET /v1/orders/{id}). */
+const WatchQuery = z.object({
+  until: z
+    .string()
+    .max(256)
+    .regex(/^[a-z_]+(,[a-z_]+)*$/, "a comma-separated list of order statuses")
+    .optional()
+    .openapi({
+      description:
+        "With `Prefer: wait=N`: wait until the order's status is one of these (comma-separated), not for any change",
+      example: "confirmed,cancelled,needs_attention",
+    }),
+});
+
+/** The statuses of `?until=`, or null without it; 400 for a status that does not exist. */
+function untilStatuses(until: string | undefined): OrderStatus[] | null {
+  if (until === undefined) return null;
+  return until.split(",").map((name) => {
+    const status = OrderStatus.safeParse(name);
+    if (!status.success)
+      throw badRequest(`Unknown order status "${name}"`, [{ path: "until", message: "unknown status" }]);
+    return status.data;
+  });
+}
 
 /** `Prefer: wait=N` in milliseconds, capped; 0 when absent (other preferences are ignored, RFC 7240). */
 function longPollMs(prefer: string | undefined): number {
@@ -312,14 +338,16 @@ orders
       path: "/{id}",
       operationId: "getOrder",
       tags: ["Orders"],
-      summary: "One order with its full history (ETag; long poll with If-None-Match + Prefer: wait=N)",
+      summary: "One order with its full history (ETag; long poll with If-None-Match or ?until= + Prefer: wait=N)",
       description:
         "Answers with an `ETag`. Sent back in `If-None-Match`, it makes the request conditional: 304 while the " +
         "order is unchanged. With `Prefer: wait=N` (RFC 7240, N seconds, at most 20) as well, the answer waits " +
         "until the order changes or N seconds pass, so a client following a checkout makes one request per " +
-        "step instead of polling.",
+        "step instead of polling. With `?until=<status>,…` instead, it waits until the order reaches one of " +
+        "those statuses (at once if it is there already), so a checkout page waiting for the outcome makes one " +
+        "request; after N seconds it answers with the order as it is (304 if the ETag sent still matches).",
       security,
-      request: { params: z.object({ id: OrderId }), headers: WatchHeaders },
+      request: { params: z.object({ id: OrderId }), query: WatchQuery, headers: WatchHeaders },
       responses: {
         200: {
           description: "The order",
@@ -331,7 +359,7 @@ orders
         },
         304: { description: "Unchanged since the ETag sent (after waiting, with Prefer: wait)" },
         ...problemResponses(
-          [400, "Not an order id"],
+          [400, "Not an order id, or an unknown status in until"],
           401,
           [403, "Not a customer"],
           [404, "No such order (or not yours)"],
@@ -343,6 +371,7 @@ orders
     async (c) => {
       const { id } = c.req.valid("param");
       const { "if-none-match": ifNoneMatch, prefer } = c.req.valid("header");
+      const until = untilStatuses(c.req.valid("query").until);
       const viewer = viewerOf(authOf(c));
       const waitMs = longPollMs(prefer);
       const deadline = Date.now() + waitMs;
@@ -351,7 +380,7 @@ orders
       // change the client cannot see (same body, same ETag) waits again for the time left.
       let known = waitMs > 0 ? revisionOf(ifNoneMatch) : null;
       for (;;) {
-        const found = await stub.watch(viewer, known, Math.max(0, deadline - Date.now()));
+        const found = await stub.watch(viewer, known, Math.max(0, deadline - Date.now()), until);
         if (!found) throw notFound("No such order");
         const body = JSON.stringify(present(found.order));
         const etag = `"${found.revision}-${(await etagOf(body)).slice(1)}`;
@@ -360,7 +389,10 @@ orders
         if (!matchesIfNoneMatch(ifNoneMatch, etag)) {
           return untyped(c.body(body, 200, { ...headers, "Content-Type": "application/json" }));
         }
-        if (known === null || Date.now() >= deadline) return untyped(new Response(null, { status: 304, headers }));
+        // With `until` the object has already waited for what the client asked.
+        if (known === null || until !== null || Date.now() >= deadline) {
+          return untyped(new Response(null, { status: 304, headers }));
+        }
         known = found.revision;
       }
     },
