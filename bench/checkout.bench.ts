@@ -15,7 +15,7 @@
 // (prepared before the clock starts). The timed part starts when POST /v1/orders is sent and ends
 // at the `confirmed` entry of the order's history (server clock = this machine's clock); the
 // shopper waits with GET /v1/orders/:id's long poll (?until=<final statuses> + Prefer: wait, one
-// request; a server without it is polled every POLL_MS) only to learn that it has happened, so
+// request; bench/private-platform.ts followOrder) only to learn that it has happened, so
 // the client's timing does not quantize the figure. Baseline, measured in the same run at the same
 // concurrency: GET /health through the same gateway.
 //
@@ -34,17 +34,17 @@ import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { ROOT, waitUntilReady } from "../scripts/local.ts";
 import { type CpuProfile, startCpuProfile, summarise, writeProfiles } from "./cpu-profile.ts";
-import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform, stockAndShipTo } from "./private-platform.ts";
+import {
+  followOrder,
+  insertBenchSkus,
+  signLocalAccessToken,
+  startPrivatePlatform,
+  stockAndShipTo,
+} from "./private-platform.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8820);
 const BASE = `http://127.0.0.1:${PORT}`;
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-/** Polling interval against a server without the order long poll (older code in bench:compare). */
-const POLL_MS = 500;
-/** How long one long poll of GET /v1/orders/{id} may wait (Prefer: wait=N). */
-const LONG_POLL_S = 20;
-/** What a shopper waits for: the statuses that end a checkout (GET /v1/orders/{id}?until=). */
-const OUTCOMES = "confirmed,cancelled,refunded";
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SKUS = Array.from({ length: 100 }, (_, n) => `BENCH-CO-${String(n).padStart(3, "0")}`);
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
@@ -103,30 +103,10 @@ async function checkout(p: Prepared): Promise<{ ms: number; status: string; plac
     }),
   );
   const placeMs = performance.now() - start;
-  // The shopper waits for the outcome with the long poll (`?until=` the final statuses + Prefer:
-  // wait): one request per checkout. A server without `until` (bench:compare serving older code)
-  // ignores it and answers each change (the ETag in If-None-Match), one request per step; one
-  // without the long poll answers at once with no Preference-Applied, and the shopper then polls
-  // every POLL_MS.
-  let etag: string | undefined;
-  for (;;) {
-    const { data: order, response } = await p.api.GET("/v1/orders/{id}", {
-      params: {
-        path: { id: placed.id },
-        query: { until: OUTCOMES },
-        header: { "if-none-match": etag, prefer: `wait=${LONG_POLL_S}` },
-      },
-    });
-    if (response.status !== 304) {
-      if (!response.ok || !order) throw new Error(`get order: HTTP ${response.status}`);
-      if (order.status === "confirmed" || order.status === "cancelled" || order.status === "refunded") {
-        const endedAt = Date.parse(order.history[order.history.length - 1]!.at);
-        return { ms: endedAt - startWall, status: order.status, placeMs };
-      }
-      etag = response.headers.get("ETag") ?? undefined;
-    }
-    if (!response.headers.has("Preference-Applied")) await new Promise((r) => setTimeout(r, POLL_MS));
-  }
+  // One long poll for the outcome (followOrder); the figure is the server's own `confirmed` time.
+  const order = await followOrder(p.api, placed.id, ["confirmed", "cancelled", "refunded"]);
+  const endedAt = Date.parse(order.history[order.history.length - 1]!.at);
+  return { ms: endedAt - startWall, status: order.status, placeMs };
 }
 
 /** Runs `total` prepared checkouts with `concurrency` shoppers at a time. */
@@ -220,7 +200,7 @@ try {
 
   const loadBefore = loadavg()[0]!;
   console.log(
-    `\nserving ${SERVER_ROOT}; queue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; orders followed by long poll (or polled every ${POLL_MS} ms without it); state in ${platform.dir}; ${new Date().toISOString()}; load average ${loadBefore.toFixed(2)}\n`,
+    `\nserving ${SERVER_ROOT}; queue saga-events: max_batch_size ${queueSettings?.[1]}, max_batch_timeout ${queueSettings?.[2]} s; orders followed by one long poll for the outcome (followOrder); state in ${platform.dir}; ${new Date().toISOString()}; load average ${loadBefore.toFixed(2)}\n`,
   );
   const latency: { c: number; p50: number; p99: number; place50: number; base50: number; base99: number; n: number }[] =
     [];

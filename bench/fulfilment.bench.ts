@@ -26,7 +26,7 @@ import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import { serve } from "../scripts/serve.ts";
-import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+import { followOrder, insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8850);
@@ -34,7 +34,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CHECKOUTS = Number(process.env.BENCH_CHECKOUTS ?? 200);
 const REDEMPTIONS = Number(process.env.BENCH_REDEMPTIONS ?? 5000);
 const CONCURRENCY = 50;
-const POLL_MS = 500;
 const PHYSICAL = "BENCH-FUL-BOX";
 const DIGITAL = "BENCH-FUL-EBOOK";
 const US = { name: "Bench", line1: "1 Load St", city: "Testville", postalCode: "10001", country: "US" };
@@ -95,16 +94,10 @@ async function checkoutPart(): Promise<Record<string, unknown>> {
         },
       }),
     );
-    for (;;) {
-      await new Promise((r) => setTimeout(r, POLL_MS));
-      const order = await expectOk("order", s.api.GET("/v1/orders/{id}", { params: { path: { id: placed.id } } }));
-      if (order.status === "confirmed") {
-        if (order.payment.captured !== order.total.amount) throw new Error(`order ${order.id} captured ≠ total`);
-        return { ms: Date.parse(order.history.at(-1)!.at) - startWall, total: order.total.amount };
-      }
-      if (order.status !== "pending" && order.status !== "reserved" && order.status !== "paid")
-        throw new Error(`order ${order.id} ended ${order.status}`);
-    }
+    const order = await followOrder(s.api, placed.id, ["confirmed", "cancelled", "refunded", "needs_attention"]);
+    if (order.status !== "confirmed") throw new Error(`order ${order.id} ended ${order.status}`);
+    if (order.payment.captured !== order.total.amount) throw new Error(`order ${order.id} captured ≠ total`);
+    return { ms: Date.parse(order.history.at(-1)!.at) - startWall, total: order.total.amount };
   }
 
   async function scenario(withEverything: boolean) {

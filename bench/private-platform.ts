@@ -7,7 +7,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importJWK, type JWK, SignJWT } from "jose";
-import { type ApiClient, createApiClient, expectOk } from "../scripts/api-client.ts";
+import { type ApiClient, type ApiSchema, createApiClient, expectOk } from "../scripts/api-client.ts";
 import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
 
 export interface PrivatePlatform {
@@ -140,4 +140,39 @@ export async function stockAndShipTo(admin: ApiClient, skus: string[], country: 
     }),
   );
   return rate.id;
+}
+
+/** How long one long poll of GET /v1/orders/{id} may wait (Prefer: wait=N, the server's maximum). */
+const LONG_POLL_S = 20;
+/** Polling interval against a server without the order long poll (older code in bench:compare). */
+const POLL_MS = 500;
+
+/**
+ * Follows an order until its status is one of `outcomes` and returns it, as a shopper's page
+ * waiting for the result would: the long poll `?until=<outcomes>` with `Prefer: wait`, one
+ * request. A server without `until` (bench:compare serving older code) ignores it and answers
+ * each change (the ETag goes back in If-None-Match), one request per saga step; one without the
+ * long poll answers at once with no Preference-Applied, and then it is polled every POLL_MS.
+ */
+export async function followOrder(
+  api: ApiClient,
+  id: string,
+  outcomes: readonly ApiSchema<"Order">["status"][],
+): Promise<ApiSchema<"Order">> {
+  let etag: string | undefined;
+  for (;;) {
+    const { data: order, response } = await api.GET("/v1/orders/{id}", {
+      params: {
+        path: { id },
+        query: { until: outcomes.join(",") },
+        header: { "if-none-match": etag, prefer: `wait=${LONG_POLL_S}` },
+      },
+    });
+    if (response.status !== 304) {
+      if (!response.ok || !order) throw new Error(`get order ${id}: HTTP ${response.status}`);
+      if (outcomes.includes(order.status)) return order;
+      etag = response.headers.get("ETag") ?? undefined;
+    }
+    if (!response.headers.has("Preference-Applied")) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
 }

@@ -22,7 +22,13 @@ import { loadavg } from "node:os";
 import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
-import { insertBenchSkus, signLocalAccessToken, startPrivatePlatform, stockAndShipTo } from "./private-platform.ts";
+import {
+  followOrder,
+  insertBenchSkus,
+  signLocalAccessToken,
+  startPrivatePlatform,
+  stockAndShipTo,
+} from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8870);
@@ -34,7 +40,6 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 10);
 const OWNERS = 40;
 /** Fraud rounds, alternating off/on (more, shorter rounds average out the shared VM's load swings). */
 const FRAUD_ROUNDS = Number(process.env.BENCH_FRAUD_ROUNDS ?? 8);
-const POLL_MS = 300;
 const SKUS = Array.from({ length: 10 }, (_, n) => `BENCH-TR-${n}`);
 const SHIPPING = { name: "Bench Shopper", line1: "1 Load St", city: "Testville", postalCode: "00000", country: "US" };
 
@@ -126,13 +131,10 @@ async function checkoutMs(p: { api: ApiClient; cartId: string }): Promise<number
       },
     }),
   );
-  for (;;) {
-    await new Promise((r) => setTimeout(r, POLL_MS));
-    const order = await expectOk("get order", p.api.GET("/v1/orders/{id}", { params: { path: { id: placed.id } } }));
-    if (order.status === "confirmed") return Date.parse(order.history.at(-1)!.at) - startWall;
-    if (order.status === "cancelled" || order.status === "review" || order.status === "refunded")
-      throw new Error(`bench order ended ${order.status}: the fraud thresholds must let every order through`);
-  }
+  const order = await followOrder(p.api, placed.id, ["confirmed", "cancelled", "review", "refunded"]);
+  if (order.status !== "confirmed")
+    throw new Error(`bench order ended ${order.status}: the fraud thresholds must let every order through`);
+  return Date.parse(order.history.at(-1)!.at) - startWall;
 }
 
 try {
