@@ -10,7 +10,7 @@ import { groupCommitted } from "./d1-group-commit";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleFraudEvent } from "./fraud";
 import { handleInventoryEvent } from "./inventory";
-import { handleNotificationEvent } from "./notification";
+import { batchRecipients, handleNotificationEvent, type RecipientLookup } from "./notification";
 import { handlePaymentEvent } from "./payment";
 import { handlePromotionEvent } from "./promotion";
 import { projectInventoryEvent, projectOrderEvents } from "./read-model";
@@ -21,7 +21,7 @@ import { handleShippingEvent } from "./shipping";
  * The saga steps an event triggers (each consumer is idempotent, so a retry may re-run all of
  * them). The orders read model is not here: the dispatcher projects a whole batch in one D1 call.
  */
-async function consume(event: SagaEvent, env: Env, attempts: number): Promise<void> {
+async function consume(event: SagaEvent, env: Env, attempts: number, recipientOf: RecipientLookup): Promise<void> {
   switch (event.type) {
     case "order.placed":
       // The fraud screening runs beside the reservation; the order waits for both.
@@ -41,19 +41,19 @@ async function consume(event: SagaEvent, env: Env, attempts: number): Promise<vo
         handleInventoryEvent(event, env),
         handlePaymentEvent(event, env, attempts),
         handlePromotionEvent(event, env),
-        handleNotificationEvent(event, env),
+        handleNotificationEvent(event, env, recipientOf),
         handleFraudEvent(event, env),
       ]);
       return;
     case "order.shipment_requested":
       return handleShippingEvent(event, env, attempts);
     case "order.shipped":
-      await Promise.all([handleInventoryEvent(event, env), handleNotificationEvent(event, env)]);
+      await Promise.all([handleInventoryEvent(event, env), handleNotificationEvent(event, env, recipientOf)]);
       return;
     case "order.confirmed":
     case "order.refunded":
     case "order.delivered":
-      return handleNotificationEvent(event, env);
+      return handleNotificationEvent(event, env, recipientOf);
     case "order.needs_attention":
       // The order itself shows it (status, needsAttention); operators find it in the read model.
       console.warn(
@@ -71,6 +71,14 @@ async function consume(event: SagaEvent, env: Env, attempts: number): Promise<vo
 }
 
 const isOrderEvent = (event: SagaEvent): event is OrderEvent => event.type.startsWith("order.");
+/** The events `consume` sends an email for (handleNotificationEvent). */
+const NOTIFIED: ReadonlySet<SagaEvent["type"]> = new Set([
+  "order.confirmed",
+  "order.cancelled",
+  "order.refunded",
+  "order.shipped",
+  "order.delivered",
+]);
 /** What the analytics rollups count: order and cart events (not inventory levels). */
 const isCountedEvent = (event: SagaEvent): event is OrderEvent | CartEvent =>
   event.type.startsWith("order.") || event.type.startsWith("cart.");
@@ -106,6 +114,11 @@ export async function dispatchBatch(
     }),
   );
   const orderEvents = parsed.filter((p) => isOrderEvent(p.event));
+  // Every customer the batch may notify, read once when the first notification needs one.
+  const recipientOf = batchRecipients(
+    env,
+    orderEvents.flatMap((p) => (NOTIFIED.has(p.event.type) ? [(p.event as OrderEvent).order.userId] : [])),
+  );
   const [projection, rollup, ...outcomes] = await Promise.allSettled([
     projectOrderEvents(
       orderEvents.map((p) => p.event as OrderEvent),
@@ -115,7 +128,7 @@ export async function dispatchBatch(
       parsed.flatMap((p) => (isCountedEvent(p.event) ? [p.event] : [])),
       env,
     ),
-    ...parsed.map((p) => consume(p.event, env, p.message.attempts)),
+    ...parsed.map((p) => consume(p.event, env, p.message.attempts, recipientOf)),
   ]);
   parsed.forEach(({ message, event }, i) => {
     const outcome = outcomes[i]!;
