@@ -33,6 +33,12 @@ export function invalidateFlagCache(): void {
 async function storedFlags(env: Pick<Env, "DB">): Promise<Map<string, FlagRow>> {
   const now = Date.now();
   if (cache && now - cache.checkedAt < VERSION_CHECK_EVERY_MS) return cache.flags;
+  // The first request to find the copy due checks the version; the isolate's other requests
+  // meanwhile keep using the copy, instead of every concurrent request reading D1 at once each
+  // second. Nobody waits on another request's read (a promise of one request's I/O must not be
+  // awaited by others: it never settles if that request ends first); if this read fails, the
+  // copy is checked again a second later.
+  if (cache) cache.checkedAt = now;
   try {
     const { version } = (await env.DB.prepare("SELECT coalesce(max(version), 0) AS version FROM feature_flags").first<{
       version: number;

@@ -32,6 +32,9 @@ let cached: { rules: FraudRules; readAt: number } | null = null;
 export async function fraudRulesFor(env: Pick<Env, "DB" | "FRAUD_RULES_DEFAULT">): Promise<FraudRules> {
   const now = Date.now();
   if (cached && now - cached.readAt < RULES_TTL_MS) return cached.rules;
+  // Only the first request to find the copy due reads D1; the isolate's others keep the copy
+  // meanwhile (none waits on another request's read; see storedFlags in domain/flags.ts).
+  if (cached) cached.readAt = now;
   const row = await drizzle(env.DB).select().from(fraudRules).where(eq(fraudRules.id, 1)).get();
   // A stored row was validated when it was written; parse again so a hand-edited row fails loudly.
   const rules = row
