@@ -1,8 +1,7 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { orderEvent } from "../test/order-fixtures";
-import { dispatchBatch } from "./dispatch";
+import { countingDb } from "../test/helpers";
+import { deliverSagaBatch, orderEvent } from "../test/order-fixtures";
 
 async function insertUser(id: string, email: string | null): Promise<void> {
   await env.DB.prepare("INSERT INTO users (id, email, name, roles) VALUES (?, ?, ?, '[\"customer\"]')")
@@ -24,27 +23,9 @@ it("a batch's emails read their customers in one D1 query; an erased customer ge
     orderEvent("order.confirmed", order(gone, 4)),
     orderEvent("order.cancelled", { ...order(bob, 5), status: "cancelled" }),
   ];
-  // Counts the customer reads the dispatcher prepares for the batch.
-  let userReads = 0;
-  const DB = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare")
-        return (query: string) => {
-          if (/from "users"/i.test(query)) userReads++;
-          return target.prepare(query);
-        };
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const batch = createMessageBatch(
-    "saga-events",
-    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  const ctx = createExecutionContext();
-  await dispatchBatch(batch, { ...env, DB }, ctx);
-  expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
-  expect(userReads).toBe(1);
+  const userReads = countingDb(/from "users"/i);
+  expect((await deliverSagaBatch(bodies, { DB: userReads.DB })).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+  expect(userReads.count()).toBe(1);
 
   const sent = await env.DB.prepare(
     "SELECT order_id, recipient, kind FROM notifications WHERE order_id LIKE ? ORDER BY order_id",

@@ -1,11 +1,10 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import type { InventoryChanged } from "../contracts/inventory-events";
 import type { OrderStatus } from "../contracts/saga-events";
 import { insertSku } from "../test/commerce-fixtures";
+import { countingDb } from "../test/helpers";
 import { deliverSagaBatch as deliver, orderEvent, orderLine } from "../test/order-fixtures";
-import { dispatchBatch } from "./dispatch";
 
 function changed(sku: string, revision: number, available: number): InventoryChanged {
   return {
@@ -56,26 +55,9 @@ it("a batch of order events projects in one statement, newest revision winning w
   const duplicate = held(a, 3, "review");
   const bodies = [duplicate, held(a, 2, "pending"), held(b, 2, "review"), duplicate, held(a, 4, "reserved")];
   // Counts the read-model upserts the dispatcher prepares for the batch.
-  let upserts = 0;
-  const DB = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare")
-        return (query: string) => {
-          if (query.includes("INSERT INTO orders_view")) upserts++;
-          return target.prepare(query);
-        };
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const batch = createMessageBatch(
-    "saga-events",
-    bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
-  );
-  const ctx = createExecutionContext();
-  await dispatchBatch(batch, { ...env, DB }, ctx);
-  expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
-  expect(upserts).toBe(1);
+  const upserts = countingDb(/INSERT INTO orders_view/);
+  expect((await deliver(bodies, { DB: upserts.DB })).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+  expect(upserts.count()).toBe(1);
   const view = (id: string) =>
     env.DB.prepare(
       "SELECT user_id, status, reason, total_amount, currency, item_count, payment_status, refunded_amount, revision FROM orders_view WHERE id = ?",

@@ -2,27 +2,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
 import { isFeatureEnabled } from "../domain/flags";
 import { fraudRulesFor } from "../domain/fraud/rules";
+import { countingDb } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** env.DB counting the statements prepared whose SQL matches `pattern`. */
-function countingDb(pattern: RegExp): { DB: D1Database; reads: () => number } {
-  let reads = 0;
-  const DB = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare")
-        return (query: string) => {
-          if (pattern.test(query)) reads++;
-          return target.prepare(query);
-        };
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  return { DB, reads: () => reads };
-}
 
 /** Moves this isolate's clock `ms` ahead (every cached copy older than that is due). */
 function later(ms: number): void {
@@ -33,7 +17,7 @@ function later(ms: number): void {
 it("when the flags' copy is due, one of 20 concurrent requests checks the version; the others use the copy", async () => {
   expect(await isFeatureEnabled(env, "search", null)).toBe(true); // a copy exists
   later(60_000);
-  const { DB, reads } = countingDb(/FROM feature_flags/i);
+  const { DB, count: reads } = countingDb(/FROM feature_flags/i);
   const answers = await Promise.all(Array.from({ length: 20 }, () => isFeatureEnabled({ ...env, DB }, "search", null)));
   expect(answers.every(Boolean)).toBe(true);
   expect(reads()).toBe(1);
@@ -45,7 +29,7 @@ it("when the flags' copy is due, one of 20 concurrent requests checks the versio
 it("when the fraud rules' copy is due, one of 20 concurrent checkouts reads them; the others use the copy", async () => {
   const before = await fraudRulesFor(env); // a copy exists
   later(60_000);
-  const { DB, reads } = countingDb(/from "fraud_rules"/i);
+  const { DB, count: reads } = countingDb(/from "fraud_rules"/i);
   const rules = await Promise.all(Array.from({ length: 20 }, () => fraudRulesFor({ ...env, DB })));
   expect(rules.every((r) => JSON.stringify(r) === JSON.stringify(before))).toBe(true);
   expect(reads()).toBe(1);

@@ -96,3 +96,20 @@ export async function signIn() {
   expect(res.status).toBe(200);
   return { email, password, id: user.id, tokens: TokenPair.parse(await res.json()) };
 }
+
+/** env.DB, counting the statements prepared whose SQL matches `pattern` (tests that bound D1 round trips). */
+export function countingDb(pattern: RegExp): { DB: D1Database; count: () => number } {
+  let count = 0;
+  const DB = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (query: string) => {
+          if (pattern.test(query)) count++;
+          return target.prepare(query);
+        };
+      const value = Reflect.get(target, prop, target) as unknown;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { DB, count: () => count };
+}

@@ -202,13 +202,16 @@ export function orderLine(productId: string, sku: string, quantity = 1, amount =
   };
 }
 
-/** Hands `bodies` to the Worker's queue handler as one `saga-events` batch; returns the acks and retries. */
-export async function deliverSagaBatch(bodies: unknown[]) {
+/**
+ * Hands `bodies` to the Worker's queue handler as one `saga-events` batch, with `env` as is or
+ * with some bindings replaced (e.g. a counting D1); returns the acks and retries.
+ */
+export async function deliverSagaBatch(bodies: unknown[], bindings: Partial<Env> = {}) {
   const batch = createMessageBatch(
     "saga-events",
     bodies.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })),
   );
   const ctx = createExecutionContext();
-  await dispatchBatch(batch, env, ctx);
+  await dispatchBatch(batch, { ...env, ...bindings }, ctx);
   return getQueueResult(batch, ctx);
 }
