@@ -371,7 +371,8 @@ export class OrderObject extends DurableObject<Env> {
     if (!row || (row.user_id !== viewer.userId && !viewer.admin)) return null;
     const done = (current: OrderRow) => (until ? until.includes(current.status) : current.revision !== knownRevision);
     const deadline = Date.now() + waitMs;
-    while (!done(this.row()!) && Date.now() < deadline) {
+    let current = row;
+    while (!done(current) && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
@@ -381,8 +382,10 @@ export class OrderObject extends DurableObject<Env> {
         const timer = setTimeout(wake, deadline - Date.now());
         this.watchers.add(wake);
       });
+      const next = this.row();
+      if (!next) return null;
+      current = next;
     }
-    const current = this.row()!;
     return { order: this.viewOf(current), revision: current.revision };
   }
 
