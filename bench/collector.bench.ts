@@ -283,6 +283,7 @@ async function bandwidth(intervalMs: number) {
     streamInitial,
     tally,
     floor: informationFloor(sentBySymbol.values()),
+    model: adaptiveModelEstimate(sentBySymbol.values()),
     streamCompressed: str.total,
     streamCompressedInitial: str.initial,
   };
@@ -325,6 +326,127 @@ function informationFloor(sockets: Iterable<(string | Uint8Array)[]>): number {
     }
   }
   return total / 8;
+}
+
+/** An adaptive frequency model of one field (Krichevsky–Trofimov counts over `alphabet` symbols). */
+class AdaptiveModel {
+  private readonly counts = new Map<string | number, number>();
+  private total = 0;
+  private readonly alphabet: number;
+  constructor(alphabet: number) {
+    this.alphabet = alphabet;
+  }
+  /** Bits an arithmetic coder spends on `symbol` under this model, which then learns it. */
+  code(symbol: string | number): number {
+    const seen = this.counts.get(symbol) ?? 0;
+    const bits = -Math.log2((seen + 0.5) / (this.total + 0.5 * this.alphabet));
+    this.counts.set(symbol, seen + 1);
+    this.total++;
+    return bits;
+  }
+}
+
+/** A decimal as significant digits × 10^exponent, trailing zeros dropped ("0.1200" → 12 × 10^-2). */
+function significant(value: string): { digits: number; exponent: number } {
+  const d = splitDecimal(value);
+  let digits = d?.mantissa ?? 0;
+  let exponent = -(d?.frac ?? 0);
+  while (digits > 0 && digits % 10 === 0) {
+    digits /= 10;
+    exponent++;
+  }
+  return { digits, exponent };
+}
+
+/** Bits of a non-negative integer below its leading one (the leading one is in its length class). */
+const tailBits = (n: number) => (n <= 1 ? 0 : Math.floor(Math.log2(n)));
+
+/**
+ * What an arithmetic coder could reach on the steady state, estimated (no coder is built): each
+ * socket's models start empty and learn as they go, as a coder's would, and every field is
+ * counted — the timestamp difference, book and level counts, each price as its difference in the
+ * side's ticks, and each size as a class (removal / a size another level of that side of the book
+ * has now / a new one), then the book size's index or the new size's digit count, scale and
+ * digits. Book-derived predictions need no state beyond the book both ends hold. Trades are
+ * counted at the stream encoding's bytes. Returns bits per part, WebSocket headers excluded.
+ */
+function adaptiveModelEstimate(sockets: Iterable<(string | Uint8Array)[]>) {
+  const bitsOf = { envelope: 0, prices: 0, sizes: 0 };
+  let frames = 0;
+  for (const list of sockets) {
+    const models = {
+      tsLength: new AdaptiveModel(48),
+      books: new AdaptiveModel(8),
+      count: new AdaptiveModel(16),
+      priceLength: new AdaptiveModel(64),
+      sizeClass: new AdaptiveModel(3),
+      sizeShape: new AdaptiveModel(400),
+    };
+    const books = new Map<string, Map<string, string>>();
+    const last = new Map<string, number>();
+    const tick = new Map<string, number>();
+    let ts: number | null = null;
+    for (const [i, text] of list.entries()) {
+      const frame = JSON.parse(String(text)) as IngestFrame;
+      if (frame.type !== "batch") continue;
+      const steady = i > 0;
+      if (steady) {
+        frames++;
+        const dt = Math.abs(frame.ts - (ts ?? frame.ts));
+        bitsOf.envelope += models.tsLength.code(Math.floor(Math.log2(dt + 1))) + tailBits(dt + 1);
+        bitsOf.envelope += models.books.code(frame.books.length);
+      }
+      ts = frame.ts;
+      for (const book of frame.books) {
+        for (const [side, levels] of [
+          ["b", book.bids],
+          ["a", book.asks],
+        ] as const) {
+          const key = book.exchange + side;
+          if (book.snapshot) books.set(key, new Map());
+          const sizes = books.get(key) ?? new Map<string, string>();
+          books.set(key, sizes);
+          if (steady) {
+            const n = levels.length;
+            bitsOf.envelope += models.count.code(Math.floor(Math.log2(n + 1))) + tailBits(n + 1);
+          }
+          for (const [price, size] of levels) {
+            // The price in units of the side's tick: the finest power of ten its prices have used.
+            const { digits: priceDigits, exponent } = significant(price);
+            const unit = Math.min(tick.get(key) ?? exponent, exponent);
+            tick.set(key, unit);
+            const units = priceDigits * 10 ** (exponent - unit);
+            if (steady && last.has(key)) {
+              const delta = Math.round(units - last.get(key)!);
+              const zigzag = delta >= 0 ? 2 * delta : -2 * delta - 1;
+              bitsOf.prices += models.priceLength.code(Math.floor(Math.log2(zigzag + 1))) + tailBits(zigzag + 1);
+            }
+            last.set(key, units);
+            const removal = Number(size) === 0;
+            if (steady) {
+              if (removal) bitsOf.sizes += models.sizeClass.code("removal");
+              else {
+                const present = [...new Set(sizes.values())];
+                if (present.includes(size)) {
+                  bitsOf.sizes += models.sizeClass.code("in book") + Math.log2(present.length);
+                } else {
+                  const { digits, exponent: sizeExponent } = significant(size);
+                  const length = String(digits).length;
+                  bitsOf.sizes +=
+                    models.sizeClass.code("new") +
+                    models.sizeShape.code(`${length}:${sizeExponent}`) +
+                    Math.log2(9 * 10 ** (length - 1));
+                }
+              }
+            }
+            if (removal) sizes.delete(price);
+            else sizes.set(price, size);
+          }
+        }
+      }
+    }
+  }
+  return { frames, envelopeBytes: bitsOf.envelope / 8, priceBytes: bitsOf.prices / 8, sizeBytes: bitsOf.sizes / 8 };
 }
 
 /**
@@ -439,6 +561,14 @@ async function bandwidthSection(): Promise<void> {
     );
     console.log(
       `  information floor of the steady state (headers + price-difference and size-digit bits, nothing else): ${fmt(bw.floor)} B = ${red(bw.floor)}`,
+    );
+    const m = bw.model;
+    const modelled = m.envelopeBytes + m.priceBytes + m.sizeBytes + t.trades;
+    console.log(
+      `  adaptive-model estimate of an arithmetic coder (book-derived sizes; no coder built): envelope ${fmt(m.envelopeBytes)} B, prices ${fmt(m.priceBytes)} B, sizes ${fmt(m.sizeBytes)} B, trades ${fmt(t.trades)} B (as streamed)`,
+    );
+    console.log(
+      `    with server→client headers (2 B): ${fmt(modelled + 2 * m.frames)} B = ${red(modelled + 2 * m.frames)}; with client→server headers (6 B): ${fmt(modelled + 6 * m.frames)} B = ${red(modelled + 6 * m.frames)}`,
     );
     console.log(`  the 99.975 % target allows ${fmt(bw.snapshotBytes * 0.00025)} B`);
   }
