@@ -10,7 +10,7 @@ import { groupCommitted } from "./d1-group-commit";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleFraudEvent } from "./fraud";
 import { handleInventoryEvent } from "./inventory";
-import { batchRecipients, handleNotificationEvent, type RecipientLookup } from "./notification";
+import { batchRecipients, handleNotificationEvent, NOTIFIED_EVENTS, type RecipientLookup } from "./notification";
 import { handlePaymentEvent } from "./payment";
 import { handlePromotionEvent } from "./promotion";
 import { projectInventoryEvent, projectOrderEvents } from "./read-model";
@@ -71,14 +71,6 @@ async function consume(event: SagaEvent, env: Env, attempts: number, recipientOf
 }
 
 const isOrderEvent = (event: SagaEvent): event is OrderEvent => event.type.startsWith("order.");
-/** The events `consume` sends an email for (handleNotificationEvent). */
-const NOTIFIED: ReadonlySet<SagaEvent["type"]> = new Set([
-  "order.confirmed",
-  "order.cancelled",
-  "order.refunded",
-  "order.shipped",
-  "order.delivered",
-]);
 /** What the analytics rollups count: order and cart events (not inventory levels). */
 const isCountedEvent = (event: SagaEvent): event is OrderEvent | CartEvent =>
   event.type.startsWith("order.") || event.type.startsWith("cart.");
@@ -117,7 +109,7 @@ export async function dispatchBatch(
   // Every customer the batch may notify, read once when the first notification needs one.
   const recipientOf = batchRecipients(
     env,
-    orderEvents.flatMap((p) => (NOTIFIED.has(p.event.type) ? [(p.event as OrderEvent).order.userId] : [])),
+    orderEvents.flatMap((p) => (NOTIFIED_EVENTS.has(p.event.type) ? [(p.event as OrderEvent).order.userId] : [])),
   );
   const [projection, rollup, ...outcomes] = await Promise.allSettled([
     projectOrderEvents(

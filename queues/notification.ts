@@ -17,6 +17,14 @@ type Notifiable =
   | z.infer<typeof OrderRefunded>
   | z.infer<typeof OrderShipped>
   | z.infer<typeof OrderDelivered>;
+/** The events that send an email (the dispatcher reads their customers once per batch). */
+export const NOTIFIED_EVENTS: ReadonlySet<string> = new Set<Notifiable["type"]>([
+  "order.confirmed",
+  "order.cancelled",
+  "order.refunded",
+  "order.shipped",
+  "order.delivered",
+]);
 
 const money = (amount: number, currency: string) => `${(amount / 100).toFixed(2)} ${currency}`;
 

@@ -11,7 +11,7 @@ import { app } from "../workers/app";
 import { executeGraphql } from "../workers/routes/graphql";
 import { adminClient } from "./catalog-fixtures";
 import { insertSku } from "./commerce-fixtures";
-import { call, expectProblem, signIn, tokenFor } from "./helpers";
+import { call, countingDb, expectProblem, signIn, tokenFor } from "./helpers";
 import { TestPublisher } from "./market-sockets";
 import { deliverSagaBatch, newShopper, orderEvent, orderLine } from "./order-fixtures";
 
@@ -88,25 +88,6 @@ async function seededCategory(n: number, reviewsEach = 2) {
   });
   await env.DB.batch(statements);
   return { category, ids };
-}
-
-/** The env with D1 statements counted, for the N+1 bound. */
-function countingEnv() {
-  let statements = 0;
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare") {
-        return (sql: string) => {
-          statements++;
-          return target.prepare(sql);
-        };
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-  const counted = new Proxy(env, { get: (target, prop) => (prop === "DB" ? db : Reflect.get(target, prop)) });
-  return { env: counted as Env, statements: () => statements };
 }
 
 const LIST_QUERY = /* GraphQL */ `
@@ -225,10 +206,11 @@ describe("data", () => {
     const run = async (first: number) => {
       // Both runs read the kill switches afresh (two statements), whatever the isolate's cache held.
       invalidateFlagCache();
-      const counted = countingEnv();
+      // Every D1 statement prepared, for the N+1 bound.
+      const statements = countingDb(/(?:)/);
       const res = await executeGraphql(
         { query: LIST_QUERY, variables: { category: shop.category, first } },
-        counted.env,
+        { ...env, DB: statements.DB },
       );
       const body = (await res.json()) as GraphqlResult<{
         products: { items: { rating: { count: number }; media: unknown[] }[] };
@@ -239,7 +221,7 @@ describe("data", () => {
         expect(item.rating.count).toBe(2);
         expect(item.media).toHaveLength(1);
       }
-      return counted.statements();
+      return statements.count();
     };
     const five = await run(5);
     const fifty = await run(50);
