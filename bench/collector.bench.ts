@@ -26,6 +26,7 @@ import {
   type IngestStreamState,
   type IngestStreamTally,
 } from "../contracts/market-ingest-stream.ts";
+import { entropyStream } from "./feed-stream.ts";
 import { median } from "./stats.ts";
 import { tickRingSections } from "./tick-ring.ts";
 
@@ -284,6 +285,7 @@ async function bandwidth(intervalMs: number) {
     tally,
     floor: informationFloor(sentBySymbol.values()),
     model: adaptiveModelEstimate(sentBySymbol.values()),
+    entropy: entropyStream(sentBySymbol as Map<string, string[]>),
     streamCompressed: str.total,
     streamCompressedInitial: str.initial,
   };
@@ -569,6 +571,10 @@ async function bandwidthSection(): Promise<void> {
     );
     console.log(
       `    with server→client headers (2 B): ${fmt(modelled + 2 * m.frames)} B = ${red(modelled + 2 * m.frames)}; with client→server headers (6 B): ${fmt(modelled + 6 * m.frames)} B = ${red(modelled + 6 * m.frames)}`,
+    );
+    const e = bw.entropy;
+    console.log(
+      `  subscriber stream, entropy encoding (every message decoded and compared): ${fmt(e.initial + e.steady)} B = ${red(e.initial + e.steady)}; steady state ${fmt(e.steady)} B in ${e.steadyMessages} messages (${(e.steady / e.steadyMessages).toFixed(1)} B each, 2-byte headers included) = ${red(e.steady)}`,
     );
     console.log(`  the 99.975 % target allows ${fmt(bw.snapshotBytes * 0.00025)} B`);
   }

@@ -220,3 +220,37 @@ function mergeSide(lists: BookLevel[][], side: BookSide, depth: number): BookLev
     .slice(0, depth)
     .map(([, level]) => level);
 }
+
+/**
+ * The consolidated best bid and offer across books: the highest bid and the lowest ask, compared
+ * exactly; at equal prices the book listed first wins. The MarketFeed object's `bbo` and the
+ * entropy feed encoding (which recomputes it on both ends instead of sending it) share this rule.
+ */
+export function bestQuotes<E>(books: Iterable<readonly [E, OrderBook]>): {
+  bid: { price: string; size: string; exchange: E } | null;
+  ask: { price: string; size: string; exchange: E } | null;
+} {
+  let bid: { price: string; size: string; exchange: E } | null = null;
+  let ask: { price: string; size: string; exchange: E } | null = null;
+  let bidKey = "";
+  let askKey = "";
+  for (const [exchange, book] of books) {
+    const b = book.bids.best();
+    if (b) {
+      const key = canonicalDecimal(b[0]);
+      if (!bid || compareCanonical(key, bidKey) > 0) {
+        bid = { price: b[0], size: b[1], exchange };
+        bidKey = key;
+      }
+    }
+    const a = book.asks.best();
+    if (a) {
+      const key = canonicalDecimal(a[0]);
+      if (!ask || compareCanonical(key, askKey) < 0) {
+        ask = { price: a[0], size: a[1], exchange };
+        askKey = key;
+      }
+    }
+  }
+  return { bid, ask };
+}

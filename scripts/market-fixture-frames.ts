@@ -7,7 +7,18 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fixturesDir } from "../collector-host/src/replay/fixtures.ts";
-import type { BookUpdate, Exchange, Level, Trade } from "../contracts/market.ts";
+import type {
+  BookUpdate,
+  Exchange,
+  FeedBookChange,
+  FeedDelta,
+  FeedSnapshot,
+  FeedTrades,
+  IngestFrame,
+  Level,
+  Trade,
+} from "../contracts/market.ts";
+import { bestQuotes, OrderBook } from "../contracts/order-book.ts";
 
 /** One exchange's recorded market as ingest updates: `updates[0]` is the snapshot. */
 export interface FixtureFeed {
@@ -160,4 +171,67 @@ export function loadFixtureFeeds(maxUpdates = 300): FixtureFeed[] | null {
     coinbaseFeed(dir, "SKL-USD", maxUpdates),
     binanceFeed(dir, "COMPUSDT", maxUpdates),
   ];
+}
+
+/**
+ * The frames the MarketFeed object makes of one ingest batch (durable-objects/market-feed.ts:
+ * a delta with the changed books — a snapshot update as the whole book — and the consolidated
+ * quote, then the batch's trades), without the object's persistence, limits and resync rules.
+ */
+export class FeedEmulator {
+  private seq = 0;
+  private ts = 0;
+  private readonly books = new Map<Exchange, OrderBook>();
+  private readonly symbol: string;
+  constructor(symbol: string) {
+    this.symbol = symbol;
+  }
+
+  apply(batch: IngestFrame): (FeedDelta | FeedTrades)[] {
+    if (batch.type !== "batch") return [];
+    const changes: FeedBookChange[] = [];
+    for (const update of batch.books) {
+      let book = this.books.get(update.exchange);
+      if (!book) {
+        book = new OrderBook();
+        this.books.set(update.exchange, book);
+      }
+      if (update.snapshot) {
+        book.replace(update.bids, update.asks);
+        const full = book.view();
+        changes.push({ exchange: update.exchange, snapshot: true, bids: full.bids, asks: full.asks });
+      } else {
+        book.applyLevels(update.bids, update.asks);
+        changes.push({ exchange: update.exchange, bids: update.bids, asks: update.asks });
+      }
+    }
+    this.ts = batch.ts;
+    const frames: (FeedDelta | FeedTrades)[] = [];
+    if (changes.length > 0)
+      frames.push({
+        type: "delta",
+        symbol: this.symbol,
+        seq: ++this.seq,
+        ts: batch.ts,
+        books: changes,
+        bbo: bestQuotes(this.books),
+      });
+    if (batch.trades.length > 0)
+      frames.push({ type: "trade", symbol: this.symbol, seq: ++this.seq, ts: batch.ts, trades: batch.trades });
+    return frames;
+  }
+
+  /** What a subscriber joining now starts from (full depth, without the recent trades). */
+  snapshot(): FeedSnapshot {
+    const books = [...this.books].map(([exchange, book]) => ({ exchange, ...book.view() }));
+    return {
+      type: "snapshot",
+      symbol: this.symbol,
+      seq: this.seq,
+      ts: this.ts,
+      books,
+      bbo: bestQuotes(this.books),
+      trades: [],
+    };
+  }
 }
