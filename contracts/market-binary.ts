@@ -31,7 +31,8 @@ import {
  *   digits (price in the low nibble, size in the high; 15 = escape) + price delta + size.
  */
 
-export type FeedEncoding = "json" | "binary";
+/** A subscriber's frame encoding: JSON text, this self-contained binary form, or the entropy-coded stream (contracts/market-entropy.ts). */
+export type FeedEncoding = "json" | "binary" | "entropy";
 
 export const MAGIC = 0xe0;
 const KIND = { batch: 1, invalid: 2, snapshot: 3, delta: 4, trade: 5, ack: 6, resync: 7, frames: 8 } as const;

@@ -13,6 +13,7 @@ import {
   type FeedEncoding,
   joinFeedFramesJson,
 } from "../contracts/market-binary";
+import { ENTROPY_SUBPROTOCOL, EntropyFeedEncoder } from "../contracts/market-entropy";
 import { addressGroup } from "../domain/identity/throttling";
 
 /** Default and bounds of a subscriber's unacknowledged-frame window. */
@@ -75,8 +76,13 @@ export type SubscriberAttachment = {
   /** When this socket was last sent a snapshot (ms), and whether a coalesced `resync` waits for the interval. */
   lastSnapshotAt: number;
   resyncPending: boolean;
-  /** Frames as JSON text (the default) or the compact binary encoding (contracts/market-binary.ts). */
+  /**
+   * Frames as JSON text (the default), the compact binary encoding (contracts/market-binary.ts), or
+   * the entropy-coded stream (contracts/market-entropy.ts).
+   */
   encoding?: FeedEncoding;
+  /** Entropy subscribers: the encoder stream their last snapshot message started; another stream's frames would not decode. */
+  epoch?: string;
   /**
    * `?coalesce=true`: frames that are ready together (one batch's delta and trades, or a backlog)
    * travel as one message (a JSON array, or the binary frame list) instead of one message each.
@@ -88,6 +94,8 @@ export type SubscriberAttachment = {
 export interface FeedSource {
   seq(): number;
   snapshot(depth: number): FeedSnapshot;
+  /** False while the source has no state to snapshot yet (a relay forwarding a catch-up); absent: always ready. */
+  ready?(): boolean;
   /** Run `servePending` at or soon after `at` (ms) even if nothing else happens (the object's alarm). */
   wakeAt(at: number): void;
 }
@@ -128,6 +136,13 @@ export class MarketFeedFanOut {
   /** Snapshots already encoded at the current state, by encoding and depth (a reconnect storm encodes each once). */
   private snapshots = new Map<string, string | Uint8Array>();
   private snapshotsAt = -1;
+  /**
+   * The entropy stream every `entropy` subscriber decodes: one encoder, so each message is coded
+   * once for all of them. It must see every frame in seq order; when it cannot (a hibernation, a
+   * dropped outbox, an adopted snapshot) a new one starts and each entropy subscriber is sent a
+   * snapshot message of the new stream instead of frames. Null while nobody subscribes so.
+   */
+  private entropy: EntropyFeedEncoder | null = null;
   /** WebSocket messages sent to subscribers (frames/messages is the coalescing factor; an operator counter). */
   messagesSent = 0;
   /**
@@ -182,14 +197,13 @@ export class MarketFeedFanOut {
       encoding,
       ...(coalesce ? { coalesce } : {}),
     };
-    server.serializeAttachment(state);
     this.subs.set(server, state);
-    this.messagesSent++;
-    send(server, this.snapshotData(depth, encoding));
+    this.sendSnapshot(server, state);
     // A subprotocol the client offered is echoed, as RFC 6455 requires of a server that accepts
     // one; a client that asked by query parameter offered none and must not get one back.
-    const offered = request.headers.get("X-Market-Subprotocol") === BINARY_SUBPROTOCOL;
-    const headers = encoding === "binary" && offered ? { "Sec-WebSocket-Protocol": BINARY_SUBPROTOCOL } : undefined;
+    const subprotocol = encoding === "json" ? null : SUBPROTOCOLS[encoding];
+    const offered = subprotocol !== null && request.headers.get("X-Market-Subprotocol") === subprotocol;
+    const headers = offered ? { "Sec-WebSocket-Protocol": subprotocol } : undefined;
     return new Response(null, { status: 101, webSocket: client, ...(headers ? { headers } : {}) });
   }
 
@@ -290,9 +304,18 @@ export class MarketFeedFanOut {
     let wholeJson: (string | Uint8Array)[] | null = null;
     let wholeBinary: (string | Uint8Array)[] | null = null;
     let partial: Map<string, (string | Uint8Array)[]> | null = null;
+    // The entropy stream codes these frames once, whoever takes them (it must see every frame).
+    let entropy: Uint8Array[] | null = null;
+    let entropySubscribers = false;
+    const entropyMessages = () => {
+      entropy ??= this.encodeEntropy(frames);
+      return entropy;
+    };
     for (const ws of this.subscribers()) {
       const att = this.subs.get(ws) ?? this.read(ws);
-      if (att === null || att.pausedAt !== null) continue;
+      if (att === null) continue;
+      if (att.encoding === "entropy") entropySubscribers = true;
+      if (att.pausedAt !== null) continue;
       // The frames this subscriber may still take: up to its window, then it pauses.
       let end = frames.length;
       if ((ws.bufferedAmount ?? 0) > MAX_BUFFERED_BYTES) end = 0;
@@ -300,12 +323,27 @@ export class MarketFeedFanOut {
         end = 0;
         while (frames[end]!.frame.seq - att.acked <= att.window) end++;
       }
+      // An entropy message carries all of these frames or none (the stream codes them as one).
+      if (att.encoding === "entropy" && end < frames.length) end = 0;
       if (end < frames.length) {
         att.pausedAt = (end === 0 ? first : frames[end]!.frame.seq) - 1;
         ws.serializeAttachment(att);
         if (end === 0) continue;
       }
       const encoding = att.encoding ?? "json";
+      if (encoding === "entropy") {
+        const messages = entropyMessages();
+        // A subscriber of an earlier stream starts the current one from a snapshot (once there is
+        // one: a source without state yet gets its subscribers' snapshots at the next frames).
+        if (att.epoch !== this.entropy?.epoch) {
+          if (this.entropy) this.sendSnapshot(ws, att);
+        } else
+          for (const data of messages) {
+            this.messagesSent++;
+            send(ws, data);
+          }
+        continue;
+      }
       if (!att.coalesce) {
         for (let i = 0; i < end; i++) this.sendFrame(ws, frames[i]!, encoding);
         continue;
@@ -323,6 +361,47 @@ export class MarketFeedFanOut {
         send(ws, data);
       }
     }
+    if (!entropySubscribers) this.entropy = null;
+    else entropyMessages();
+  }
+
+  /**
+   * The frames as entropy messages (at most MAX_FRAMES_PER_MESSAGE frames each), advancing the
+   * stream; if the stream does not end right before them, a new stream starts after them (the
+   * feed is already there) and the frames are not coded: its subscribers get snapshots instead.
+   */
+  private encodeEntropy(frames: Outgoing[]): Uint8Array[] {
+    const encoder = this.entropy;
+    if (!encoder || encoder.seq + 1 !== frames[0]!.frame.seq) {
+      this.entropy = this.feed.ready?.() === false ? null : this.startEntropy();
+      return [];
+    }
+    const messages: Uint8Array[] = [];
+    for (let at = 0; at < frames.length; at += MAX_FRAMES_PER_MESSAGE) {
+      messages.push(encoder.encode(frames.slice(at, at + MAX_FRAMES_PER_MESSAGE).map((out) => out.frame)));
+    }
+    return messages;
+  }
+
+  private startEntropy(): EntropyFeedEncoder {
+    return new EntropyFeedEncoder(this.feed.snapshot(MAX_SNAPSHOT_DEPTH));
+  }
+
+  /**
+   * Sends a subscriber the snapshot its stream starts from. An entropy subscriber gets the current
+   * stream's snapshot message (a stream that lags the feed, or whose books are not the feed's, is
+   * replaced first: every other entropy subscriber then gets a snapshot at its next frames).
+   */
+  private sendSnapshot(ws: WebSocket, att: SubscriberAttachment): void {
+    const encoding = att.encoding ?? "json";
+    if (encoding === "entropy") {
+      let encoder = this.entropy;
+      if (!encoder || encoder.seq !== this.feed.seq()) encoder = this.entropy = this.startEntropy();
+      att.epoch = encoder.epoch;
+    }
+    ws.serializeAttachment(att);
+    this.messagesSent++;
+    send(ws, this.snapshotData(att.depth, encoding));
   }
 
   private sendFrame(ws: WebSocket, out: Outgoing, encoding: FeedEncoding): void {
@@ -340,14 +419,17 @@ export class MarketFeedFanOut {
     this.invalidate();
     for (const ws of this.subscribers()) {
       const att = this.subs.get(ws) ?? this.read(ws);
-      this.messagesSent++;
-      send(ws, this.snapshotData(att?.depth ?? MAX_SNAPSHOT_DEPTH, att?.encoding ?? "json"));
+      if (att) this.sendSnapshot(ws, att);
     }
   }
 
-  /** The feed's state changed without a new seq (a relay adopted a snapshot): encoded snapshots are stale. */
+  /**
+   * The feed's state changed without a new seq (a relay adopted a snapshot): encoded snapshots are
+   * stale, and so is the entropy stream's copy of the books.
+   */
   invalidate(): void {
     this.snapshots.clear();
+    this.entropy = null;
   }
 
   /** A snapshot of the current state, encoded once per (encoding, depth) and seq. */
@@ -357,13 +439,26 @@ export class MarketFeedFanOut {
       this.snapshots.clear();
       this.snapshotsAt = seq;
     }
-    const key = `${encoding}|${depth}`;
+    // Entropy snapshots are always full depth (the stream codes against the whole book).
+    const key = encoding === "entropy" ? `entropy|${this.entropy?.epoch}` : `${encoding}|${depth}`;
     let data = this.snapshots.get(key);
     if (data === undefined) {
-      data = encode(this.feed.snapshot(depth), encoding);
+      data = encoding === "entropy" ? this.entropySnapshot() : encode(this.feed.snapshot(depth), encoding);
       this.snapshots.set(key, data);
     }
     return data;
+  }
+
+  /** The current entropy stream's snapshot message (`sendSnapshot` made sure there is a current one). */
+  private entropySnapshot(): Uint8Array {
+    const snapshot = this.feed.snapshot(MAX_SNAPSHOT_DEPTH);
+    const message = this.entropy?.snapshotMessage(snapshot);
+    if (message) return message;
+    // The stream's books are not the feed's: start again from the feed's (every other entropy
+    // subscriber is on the old stream and gets a snapshot with its next frames).
+    const encoder = new EntropyFeedEncoder(snapshot);
+    this.entropy = encoder;
+    return encoder.snapshotMessage(snapshot)!;
   }
 
   /**
@@ -411,11 +506,9 @@ export class MarketFeedFanOut {
     att.acked = att.acked === null ? null : this.feed.seq();
     att.lastSnapshotAt = now;
     att.resyncPending = false;
-    ws.serializeAttachment(att);
     this.subs.set(ws, att);
     this.pending.delete(ws);
-    this.messagesSent++;
-    send(ws, this.snapshotData(att.depth, att.encoding ?? "json"));
+    this.sendSnapshot(ws, att);
   }
 
   /** Takes one message from the socket's bucket (refilled by elapsed time); negative means flooding. */
@@ -473,6 +566,8 @@ function clamp(raw: string | null, fallback: number, min: number, max: number): 
 
 /** The subprotocol a client offers (`Sec-WebSocket-Protocol`) to receive binary frames. */
 export const BINARY_SUBPROTOCOL = "edgepulse.market.v1.binary";
+/** The subprotocol that asks for each non-JSON encoding. */
+export const SUBPROTOCOLS = { binary: BINARY_SUBPROTOCOL, entropy: ENTROPY_SUBPROTOCOL } as const;
 
 function encode(frame: FeedFrame, encoding: FeedEncoding): string | Uint8Array {
   return encoding === "binary" ? encodeFeedFrame(frame) : JSON.stringify(frame);

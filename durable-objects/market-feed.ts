@@ -1,7 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import {
   type Bbo,
-  type BestQuote,
   type Book,
   type Exchange,
   type FeedBook,
@@ -21,7 +20,7 @@ import {
 } from "../contracts/market";
 import { decodeIngestFrame } from "../contracts/market-binary";
 import { decodeIngestStream, type IngestStreamState } from "../contracts/market-ingest-stream";
-import { type BookLevel, canonicalDecimal, compareCanonical, mergeBooks, OrderBook } from "../contracts/order-book";
+import { type BookLevel, bestQuotes, mergeBooks, OrderBook } from "../contracts/order-book";
 import { verifyAccessToken } from "../domain/identity/access-tokens";
 import type { AuthContext } from "../domain/identity/auth-context";
 import { isolateRevocations } from "../domain/identity/revocation";
@@ -840,29 +839,11 @@ export class MarketFeedObject extends DurableObject<Env> {
 
   /** Consolidated best bid/offer: highest bid and lowest ask across exchanges (exact decimal compare). */
   private bbo(): Bbo {
-    let bid: BestQuote | null = null;
-    let ask: BestQuote | null = null;
-    let bidKey = "";
-    let askKey = "";
-    for (const [exchange, entry] of this.books) {
-      const b = entry.book.bids.best();
-      if (b) {
-        const key = canonicalDecimal(b[0]);
-        if (!bid || compareCanonical(key, bidKey) > 0) {
-          bid = { price: b[0], size: b[1], exchange };
-          bidKey = key;
-        }
-      }
-      const a = entry.book.asks.best();
-      if (a) {
-        const key = canonicalDecimal(a[0]);
-        if (!ask || compareCanonical(key, askKey) < 0) {
-          ask = { price: a[0], size: a[1], exchange };
-          askKey = key;
-        }
-      }
-    }
-    return { bid, ask };
+    return bestQuotes(this.bookEntries());
+  }
+
+  private *bookEntries(): Generator<[Exchange, OrderBook]> {
+    for (const [exchange, entry] of this.books) yield [exchange, entry.book];
   }
 
   // ------------------------------------------------------------------ lifecycle

@@ -8,6 +8,7 @@ import { OrderBook } from "../contracts/order-book";
 import { call, collectorToken } from "../test/helpers";
 import { relayOf, restBook, TestPublisher, TestSubscriber } from "../test/market-sockets";
 import { FAILOVER_SILENCE_MS } from "./market-feed";
+import { RESYNC_INTERVAL_MS } from "./market-feed-fan-out";
 import { relaysPerSymbol } from "./market-relay-links";
 
 // Issue 11: the fan-out tree (MarketFeed → relays → subscribers) and redundant collectors, end to
@@ -192,6 +193,77 @@ describe("coalescing subscribers (?coalesce=true)", () => {
     }
     publisher.close();
     for (const sub of [plain, json, binary]) sub.close();
+  });
+});
+
+describe("entropy subscribers (?encoding=entropy)", () => {
+  const trade = (i: number) => ({
+    exchange: "kraken" as const,
+    id: `t${i}`,
+    price: "161.24000",
+    size: "0.5",
+    side: "buy" as const,
+    ts: 1_700_000_000_000 + i,
+  });
+
+  it("decode the same frames as JSON subscribers in a fraction of the bytes, across a relay restart (one snapshot) and a resync", async () => {
+    const symbol = "ENTROPY-USD";
+    const updates = kraken().updates.slice(0, 61);
+    // The clock moves by hand, so the resync below is past the interval and answered at once.
+    const start = Date.now();
+    vi.useFakeTimers({ toFake: ["Date"], now: start });
+    const publisher = await TestPublisher.open(symbol);
+    await publisher.batch([updates[0]!]);
+    // Both on the relay the test restarts.
+    const json = await TestSubscriber.open(symbol);
+    const entropy = await TestSubscriber.open(symbol, { entropy: true });
+    for (const [i, update] of updates.slice(1, 21).entries()) await publisher.batch([update], i % 3 ? [] : [trade(i)]);
+    await entropy.untilSeq((await stats(symbol)).feedSeq);
+
+    // The relay loses its memory (the entropy stream with it): its entropy subscriber gets one
+    // snapshot message of the new stream, then frames again; the JSON one notices nothing.
+    await evictDurableObject(relayOf(symbol));
+    for (const [i, update] of updates.slice(21, 41).entries()) await publisher.batch([update], i % 3 ? [] : [trade(i)]);
+    await entropy.untilSeq((await stats(symbol)).feedSeq);
+    const snapshotsBefore = entropy.snapshots;
+    vi.setSystemTime(start + 2 * RESYNC_INTERVAL_MS);
+    entropy.sendRaw(JSON.stringify({ type: "resync" }));
+    await entropy.until(() => entropy.snapshots === snapshotsBefore + 1);
+    for (const update of updates.slice(41)) await publisher.batch([update]);
+    const end = (await stats(symbol)).feedSeq;
+    await json.untilSeq(end);
+    await entropy.untilSeq(end);
+
+    expect(entropy.undecodable).toBe(0);
+    expect(entropy.gaps).toBe(0);
+    expect(json.snapshots).toBe(1);
+    expect(entropy.snapshots).toBe(3); // joining, the relay's restart, the resync
+    // Each delta and trade frame the entropy subscriber decoded is the JSON subscriber's of that seq
+    // (those the restart's snapshot covered it never got: its snapshot holds their effect).
+    const bySeq = new Map(json.frames.map((f) => [f.seq, f]));
+    const decoded = entropy.frames.filter((f) => f.type !== "snapshot");
+    expect(decoded.length).toBeGreaterThan(json.frames.length - 25);
+    for (const frame of decoded) expect(frame).toEqual(bySeq.get(frame.seq));
+    expect(entropy.view("kraken")).toEqual(reference(updates).view());
+    expect(json.view("kraken")).toEqual(reference(updates).view());
+    // The steady state in a small fraction of JSON's bytes (snapshot messages aside).
+    expect(entropy.deltaBytes).toBeLessThan(json.deltaBytes / 8);
+    publisher.close();
+    json.close();
+    entropy.close();
+  });
+
+  it("is refused with a 400 problem for an unknown encoding, and echoes the entropy subprotocol it was offered", async () => {
+    const bad = await call("/v1/market/ENTROPY-USD/ws?encoding=zstd", { headers: { Upgrade: "websocket" } });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("Content-Type")).toContain("application/problem+json");
+    const res = await call("/v1/market/ENTROPY-USD/ws", {
+      headers: { Upgrade: "websocket", "Sec-WebSocket-Protocol": "chat, edgepulse.market.v1.entropy" },
+    });
+    expect(res.status).toBe(101);
+    expect(res.headers.get("Sec-WebSocket-Protocol")).toBe("edgepulse.market.v1.entropy");
+    res.webSocket!.accept();
+    res.webSocket!.close(1000, "done");
   });
 });
 

@@ -95,6 +95,8 @@ export class MarketRelayObject extends DurableObject<Env> {
     this.fanOut = new MarketFeedFanOut(ctx, {
       seq: () => Math.max(0, this.mirror?.lastSeq ?? 0),
       snapshot: (depth) => this.snapshotFrame(depth),
+      // A fresh instance forwards a catch-up's frames before it adopts the state they lead to.
+      ready: () => this.mirror !== null,
       wakeAt: (at) => this.ctx.waitUntil(wakeBy(this.ctx.storage, at)),
     });
     this.children = new RelayLinks(
@@ -127,7 +129,8 @@ export class MarketRelayObject extends DurableObject<Env> {
       return Response.json({ error: "the market feed is unavailable" }, { status: 503 });
     }
     this.clearEmpty();
-    const encoding: FeedEncoding = request.headers.get("X-Market-Encoding") === "binary" ? "binary" : "json";
+    const asked = request.headers.get("X-Market-Encoding");
+    const encoding: FeedEncoding = asked === "binary" || asked === "entropy" ? asked : "json";
     const coalesce = request.headers.get("X-Market-Coalesce") === "true";
     return this.fanOut.accept(request, request.headers.get("X-Market-Client-IP") ?? "", encoding, coalesce);
   }

@@ -14,6 +14,7 @@ import {
   type Trade,
 } from "../contracts/market";
 import { decodeFeedMessage, encodeClientMessage } from "../contracts/market-binary";
+import { EntropyFeedDecoder } from "../contracts/market-entropy";
 import { encodeIngestStream, type IngestStreamState } from "../contracts/market-ingest-stream";
 import type { OrderBook } from "../contracts/order-book";
 import { addressGroup } from "../domain/identity/throttling";
@@ -153,23 +154,33 @@ export class TestSubscriber {
   /** Bytes received (payloads), for encoding comparisons, and WebSocket messages (fewer than frames when coalescing). */
   bytes = 0;
   messages = 0;
+  /** Bytes of the messages that carried no snapshot (the steady state an encoding is judged by). */
+  deltaBytes = 0;
+  /** Entropy messages this subscriber could not decode (each one a bug: the server never sends them). */
+  undecodable = 0;
+  private readonly entropy: EntropyFeedDecoder | null;
 
   private constructor(
     readonly ws: WebSocket,
     private readonly autoAck: boolean,
     private readonly binary: boolean,
     coalesce: boolean,
+    entropy: boolean,
   ) {
+    this.entropy = entropy ? new EntropyFeedDecoder() : null;
     ws.addEventListener("message", (event) => {
       const data = event.data as string | ArrayBuffer;
-      if (typeof data === "string") this.bytes += new TextEncoder().encode(data).length;
-      else this.bytes += data.byteLength;
+      const size = typeof data === "string" ? new TextEncoder().encode(data).length : data.byteLength;
+      this.bytes += size;
       this.messages++;
       // Binary frames must decode to exactly what the frame schema accepts, like JSON ones.
-      const decoded = decodeFeedMessage(typeof data === "string" ? data : new Uint8Array(data));
+      const decoded = this.decode(data);
       if (decoded === null) throw new Error("undecodable market message");
-      // Only a coalescing subscriber may get several frames in one message.
-      if (decoded.length !== 1 && !coalesce) throw new Error("a frame list sent to a subscriber that did not ask");
+      // Only a coalescing (or entropy) subscriber may get several frames in one message.
+      if (decoded.length !== 1 && !coalesce && !entropy) {
+        throw new Error("a frame list sent to a subscriber that did not ask");
+      }
+      if (!decoded.some((f) => (f as { type?: string }).type === "snapshot")) this.deltaBytes += size;
       for (const item of decoded) {
         const frame = FeedFrame.parse(item);
         this.frames.push(frame);
@@ -184,10 +195,24 @@ export class TestSubscriber {
     });
   }
 
+  /** One message's frames in any encoding, or null; an entropy message that fails asks for a resync, as a client should. */
+  private decode(data: string | ArrayBuffer): unknown[] | null {
+    if (!this.entropy || typeof data === "string")
+      return decodeFeedMessage(typeof data === "string" ? data : new Uint8Array(data));
+    try {
+      return this.entropy.decode(new Uint8Array(data));
+    } catch {
+      this.undecodable++;
+      this.send({ type: "resync" });
+      return [];
+    }
+  }
+
   /**
    * `ip` is the address the edge sees (CF-Connecting-IP); `depth` bounds the snapshots' levels per
    * side; `key` is the WebSocket key (loopback sockets are sharded over relays by it); `binary`
-   * asks for the compact encoding (and acks in it); `coalesce` for several frames per message.
+   * asks for the compact encoding (and acks in it), `entropy` for the entropy-coded stream;
+   * `coalesce` for several frames per message.
    */
   static async open(
     symbol: string,
@@ -198,6 +223,7 @@ export class TestSubscriber {
       depth?: number;
       key?: string;
       binary?: boolean;
+      entropy?: boolean;
       coalesce?: boolean;
     } = {},
   ): Promise<TestSubscriber> {
@@ -205,6 +231,7 @@ export class TestSubscriber {
     if (options.window) params.set("window", String(options.window));
     if (options.depth) params.set("depth", String(options.depth));
     if (options.binary) params.set("encoding", "binary");
+    if (options.entropy) params.set("encoding", "entropy");
     if (options.coalesce) params.set("coalesce", "true");
     const query = params.size > 0 ? `?${params}` : "";
     return new TestSubscriber(
@@ -212,6 +239,7 @@ export class TestSubscriber {
       options.autoAck ?? false,
       options.binary ?? false,
       options.coalesce ?? false,
+      options.entropy ?? false,
     );
   }
 

@@ -13,6 +13,8 @@ import {
   MarketSymbol,
   RecentTrades,
 } from "../../contracts/market";
+import type { FeedEncoding } from "../../contracts/market-binary";
+import { ENTROPY_SUBPROTOCOL } from "../../contracts/market-entropy";
 import { DomainError } from "../../domain/errors";
 import { addressGroup } from "../../domain/identity/throttling";
 import { armAlertMonitor } from "../../durable-objects/alert-monitor";
@@ -276,7 +278,12 @@ market.openAPIRegistry.registerPath({
     "every change, so the book is exact down to the snapshot's last level. With `?coalesce=true` frames that are " +
     "ready together (a batch's delta and trades, or a backlog after a busy moment) arrive as one message: a JSON " +
     "array of frames in seq order (binary: the frame list of contracts/market-binary.ts, `decodeFeedMessage`); " +
-    "a message with one frame is that frame, and `seq` still rises by exactly 1 from frame to frame. Limits, as close codes after the 101: " +
+    "a message with one frame is that frame, and `seq` still rises by exactly 1 from frame to frame. With " +
+    `\`?encoding=entropy\` (or the subprotocol \`${ENTROPY_SUBPROTOCOL}\`) the frames are entropy-coded against ` +
+    "what both ends hold (contracts/market-entropy.ts, `EntropyFeedDecoder`; the smallest form, for metered " +
+    "clients): the first message is a snapshot message (the full-depth snapshot plus the coder's state), every " +
+    "further one carries all the frames that were ready together; a client that cannot decode a message sends " +
+    "`resync` and starts again from the snapshot message it gets. Limits, as close codes after the 101: " +
     `${MARKET_CLOSE.tryAgainLater} (try again later) when the client's relay already serves ${SUBSCRIBER_LIMITS.perObject} ` +
     `subscribers; ${MARKET_CLOSE.tooManySockets} when this client address (IPv6 by /64) already holds ` +
     `${SUBSCRIBER_LIMITS.perAddress} sockets on it; ${MARKET_CLOSE.policyViolation} (policy violation) for a ` +
@@ -286,7 +293,10 @@ market.openAPIRegistry.registerPath({
     query: z.object({
       window: z.coerce.number().int().min(4).max(4096).optional(),
       depth: z.coerce.number().int().min(1).max(MAX_SNAPSHOT_DEPTH).optional(),
-      encoding: z.enum(["json", "binary"]).optional().openapi({ description: "frame encoding (default json)" }),
+      encoding: z
+        .enum(["json", "binary", "entropy"])
+        .optional()
+        .openapi({ description: "frame encoding (default json)" }),
       coalesce: z
         .enum(["true", "false"])
         .optional()
@@ -324,7 +334,8 @@ market.get("/:symbol/ws", async (c) => {
   const request = forwarded(c, url, symbol, "subscriber");
   request.headers.set("X-Market-Encoding", encoding);
   if (coalesce === "true") request.headers.set("X-Market-Coalesce", "true");
-  if (offersBinarySubprotocol(c)) request.headers.set("X-Market-Subprotocol", BINARY_SUBPROTOCOL);
+  const subprotocol = offeredSubprotocol(c);
+  if (subprotocol) request.headers.set("X-Market-Subprotocol", subprotocol);
   // Sharded by the client's address group, so one address's sockets share a relay and its cap
   // stays exact; loopback (local runs only) by the connection's own key, to spread test load.
   const ip = clientIp(c);
@@ -340,19 +351,25 @@ market.get("/:symbol/ws", async (c) => {
   return res;
 });
 
-/** `?encoding=binary`, or the binary subprotocol among those offered; JSON otherwise. */
-function subscriberEncoding(c: Context<AppEnv>): "json" | "binary" {
+/** `?encoding=…`, or the first of our subprotocols among those offered; JSON otherwise. */
+function subscriberEncoding(c: Context<AppEnv>): FeedEncoding {
   const query = c.req.query("encoding");
-  if (query !== undefined && query !== "json" && query !== "binary") {
-    throw badRequest("encoding must be json or binary", [{ path: "encoding", message: "json or binary" }]);
+  if (query !== undefined && !SUBSCRIBER_ENCODINGS.includes(query as FeedEncoding)) {
+    throw badRequest("encoding must be json, binary or entropy", [
+      { path: "encoding", message: "json, binary or entropy" },
+    ]);
   }
-  if (query) return query;
-  return offersBinarySubprotocol(c) ? "binary" : "json";
+  if (query) return query as FeedEncoding;
+  const offered = offeredSubprotocol(c);
+  return offered === ENTROPY_SUBPROTOCOL ? "entropy" : offered === BINARY_SUBPROTOCOL ? "binary" : "json";
 }
 
-function offersBinarySubprotocol(c: Context<AppEnv>): boolean {
+const SUBSCRIBER_ENCODINGS: readonly FeedEncoding[] = ["json", "binary", "entropy"];
+
+/** The first of the feed's subprotocols the client offers (`Sec-WebSocket-Protocol`), if any. */
+function offeredSubprotocol(c: Context<AppEnv>): string | undefined {
   const offered = (c.req.header("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim());
-  return offered.includes(BINARY_SUBPROTOCOL);
+  return offered.find((p) => p === BINARY_SUBPROTOCOL || p === ENTROPY_SUBPROTOCOL);
 }
 
 function isLoopbackAddress(ip: string): boolean {
