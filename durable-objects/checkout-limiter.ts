@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
-import { sha256 } from "@noble/hashes/sha2.js";
-import { utf8ToBytes } from "@noble/hashes/utils.js";
+import { orderShardOf } from "./order-shard";
+import { shardName } from "./shards";
 import { SchemaOnDemand } from "./sqlite-schema";
 
 /** Orders one customer may have in `pending`/`reserved` (waiting on stock or payment) at once. */
 export const CHECKOUT_IN_FLIGHT_LIMIT = 3;
-/** An admitted order id its OrderObject does not know yet is still being placed for this long. */
+/** An admitted order id its order shard does not know yet is still being placed for this long. */
 const PLACING_GRACE_MS = 10_000;
 /** Past its saga deadline an order is final (its alarm cancels it), so its row can go unasked. */
 const DEADLINE_MARGIN_MS = 60_000;
@@ -40,7 +40,7 @@ export interface CheckoutAdmission {
  * Durable Object and not the orders read model in D1: the read model is projected from the saga
  * queue, so a burst of checkouts placed within the projection lag would all see "0 in flight" and
  * pass; this object decides admissions one at a time. It holds only the ids it admitted; whether
- * one is still in flight is asked of its OrderObject (the saga's own truth) when the customer is
+ * one is still in flight is asked of its order shard (the saga's own truth) when the customer is
  * at the limit, so nothing has to remember to release a finished order and a lost release cannot
  * lock a customer out. Rows past the saga deadline go without asking; an alarm then empties the
  * object's storage.
@@ -69,7 +69,7 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
       // A retried checkout of an order that already exists (an Idempotency-Key replay after its
       // row was dropped) is no new checkout. Random ids are new by construction: asking would
       // only create storage for an order that never was.
-      const exists = keyed && (await this.env.ORDER.getByName(orderId).view()) !== null;
+      const exists = keyed && (await orderShardOf(this.env, orderId).view(orderId)) !== null;
       // The alarm may have emptied storage while the RPCs were out.
       this.schema.ensure();
       if (exists) return this.verdict(userId, true);
@@ -115,7 +115,7 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
     const now = Date.now();
     await Promise.all(
       rows.map(async (row) => {
-        const order = await this.env.ORDER.getByName(row.order_id).view();
+        const order = await orderShardOf(this.env, row.order_id).view(row.order_id);
         const inFlight = order
           ? order.status === "pending" || order.status === "reserved"
           : now - row.admitted_at < PLACING_GRACE_MS;
@@ -152,8 +152,7 @@ export class CheckoutLimiterObject extends DurableObject<Env> {
 
 /** The shard that counts `userId`'s checkouts (a stable hash of the id: the same object every time). */
 export function checkoutLimiterShard(userId: string): string {
-  const [a = 0, b = 0, c = 0, d = 0] = sha256(utf8ToBytes(userId));
-  return `shard-${(((a << 24) | (b << 16) | (c << 8) | d) >>> 0) % CHECKOUT_LIMITER_SHARDS}`;
+  return shardName(userId, CHECKOUT_LIMITER_SHARDS);
 }
 
 /** The customer's checkout admissions: `admit` before an order is placed, `release` if none was. */

@@ -15,7 +15,7 @@ import {
 } from "../contracts/saga-events";
 import type { ShippingSnapshot } from "../domain/fulfilment/pricing";
 import { AlarmMirror } from "./alarm-mirror";
-import { Outbox, type SentMark } from "./outbox";
+import { Outbox } from "./outbox";
 import { SchemaOnDemand } from "./sqlite-schema";
 
 /** If the relay right after a change does not get through, the alarm sends the event after this. */
@@ -29,6 +29,8 @@ const FINAL: ReadonlySet<OrderStatus> = new Set([
   "cancelled",
   "refunded",
 ]);
+/** FINAL as an SQL list, for the queries over many orders. */
+const FINAL_SQL = [...FINAL].map((status) => `'${status}'`).join(", ");
 /** Statuses with a captured payment an admin may refund (partly or fully). */
 const REFUNDABLE: ReadonlySet<OrderStatus> = new Set([
   "confirmed",
@@ -60,6 +62,11 @@ export interface PlaceOrderInput {
   traceparent?: string;
   /** What the fraud step screens (issue 12); absent when no fraud rule is on: the order is clear. */
   screening?: ScreeningContext;
+  /**
+   * The id was derived from an Idempotency-Key, so a retry reaches it again: it may name an order
+   * placed before the shards, in its own object (random ids are new by construction).
+   */
+  keyed?: boolean;
 }
 
 /** What booking a parcel takes (OrderObject.pendingShipment). */
@@ -175,12 +182,28 @@ export const ORDER_MIGRATIONS: readonly string[] = [
    ALTER TABLE orders ADD COLUMN fraud_hits TEXT;
    ALTER TABLE orders ADD COLUMN review_hold_ms INTEGER;
    ALTER TABLE orders ADD COLUMN stock_reserved INTEGER NOT NULL DEFAULT 0;`,
+  // Many orders per object (OrderShardObject): every row names its order, filled in from the one
+  // order an object of before holds. A final order keeps no deadline: the alarm asks for the
+  // earliest deadline of the orders still under way.
+  `ALTER TABLE history ADD COLUMN order_id TEXT NOT NULL DEFAULT '';
+   ALTER TABLE outbox ADD COLUMN order_id TEXT NOT NULL DEFAULT '';
+   ALTER TABLE refunds ADD COLUMN order_id TEXT NOT NULL DEFAULT '';
+   UPDATE history SET order_id = (SELECT id FROM orders);
+   UPDATE outbox SET order_id = (SELECT id FROM orders);
+   UPDATE refunds SET order_id = (SELECT id FROM orders);
+   UPDATE orders SET deadline = NULL
+     WHERE status IN ('confirmed', 'needs_attention', 'shipped', 'delivered', 'cancelled', 'refunded');
+   CREATE INDEX history_order ON history (order_id, seq);
+   CREATE INDEX outbox_order ON outbox (order_id, seq);
+   CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+   CREATE INDEX refunds_order ON refunds (order_id);
+   CREATE INDEX orders_deadline ON orders (deadline) WHERE deadline IS NOT NULL;`,
 ];
 
 /**
- * What ORDER_MIGRATIONS leave, in one go, for a new order's empty database (every order is one:
- * the ten ALTER TABLEs were ~10 % of the saga's CPU). Columns in the order the migrations add them;
- * durable-objects/sqlite-schema.test.ts checks the two stay the same.
+ * What ORDER_MIGRATIONS leave, in one go, for a new shard's empty database (when every order was
+ * an object of its own, the ten ALTER TABLEs were ~10 % of the saga's CPU). Columns in the order
+ * the migrations add them; durable-objects/sqlite-schema.test.ts checks the two stay the same.
  */
 export const ORDER_FRESH_SCHEMA = `
   CREATE TABLE orders (
@@ -215,7 +238,10 @@ export const ORDER_FRESH_SCHEMA = `
     review_hold_ms INTEGER,
     stock_reserved INTEGER NOT NULL DEFAULT 0
   );
-  CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, at TEXT NOT NULL, reason TEXT);
+  CREATE TABLE history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, at TEXT NOT NULL, reason TEXT,
+    order_id TEXT NOT NULL DEFAULT ''
+  );
   CREATE TABLE outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL,
@@ -223,9 +249,17 @@ export const ORDER_FRESH_SCHEMA = `
     body TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     sent_at INTEGER,
-    next_attempt_at INTEGER NOT NULL DEFAULT 0
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    order_id TEXT NOT NULL DEFAULT ''
   );
-  CREATE TABLE refunds (refund_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status TEXT NOT NULL);`;
+  CREATE TABLE refunds (
+    refund_id TEXT PRIMARY KEY, amount INTEGER NOT NULL, status TEXT NOT NULL, order_id TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX history_order ON history (order_id, seq);
+  CREATE INDEX outbox_order ON outbox (order_id, seq);
+  CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+  CREATE INDEX refunds_order ON refunds (order_id);
+  CREATE INDEX orders_deadline ON orders (deadline) WHERE deadline IS NOT NULL;`;
 
 /** The order's shipment by its snapshotted option: booked (label created) with `parcel`, else pending. */
 function shipmentOf(shippingOption: string, parcel?: { trackingNumber: string }): Shipment {
@@ -236,25 +270,30 @@ function shipmentOf(shippingOption: string, parcel?: { trackingNumber: string })
 }
 
 /**
- * The saga orchestrator of one order (addressed `env.ORDER.getByName(orderId)`). Every state
- * change and the event announcing it are written in one SQLite transaction (state + history +
- * outbox row); the outbox is then relayed to the `saga-events` queue, and the alarm retries the
- * relay until it gets through and times out a saga that stalls. Nothing lives only in memory, so
- * an eviction between any two steps loses nothing: the next call or the alarm carries on.
+ * The saga orchestrator of orders. New orders live in shards (OrderShardObject,
+ * `orderShardOf(env, orderId)`): one object holds the orders whose ids hash to it, each call names
+ * its order. An OrderObject of its own, named by its id, holds an order placed before the shards
+ * (`env.ORDER`; its database is migrated to the same layout when it wakes).
+ *
+ * Every state change and the event announcing it are written in one SQLite transaction (state +
+ * history + outbox row); the outbox is then relayed to the `saga-events` queue, and the alarm
+ * retries the relay until it gets through and times out a saga that stalls. Nothing lives only in
+ * memory, so an eviction between any two steps loses nothing: the next call or the alarm carries on.
  *
  * Steps are performed by the queue consumers, which report back through the `*Result` methods.
  * Each method applies only in the state it belongs to, so a duplicate or late report is a no-op.
  */
 export class OrderObject extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** One outbox for every order held here: a relay sends whatever of theirs is unsent, in order. */
   private readonly outbox: Outbox;
-  /** Written only when it moves (a step that leaves it where it was writes nothing). */
+  /** Written only to come sooner (AlarmMirror.armBy); the alarm itself moves it to the next due time. */
   private readonly alarms: AlarmMirror;
   private readonly schema: SchemaOnDemand;
-  /** Long polls of GET /v1/orders/{id} (`watch`) waiting for this order to change. */
-  private readonly watchers = new Set<() => void>();
-  /** `row()`'s copy for the current synchronous run: undefined = not read, null = no order. */
-  #row: OrderRow | null | undefined;
+  /** Long polls of GET /v1/orders/{id} (`watch`) waiting for an order to change, by order id. */
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** `row()`'s copies for the current synchronous run, by order id: null = no such order here. */
+  private readonly rows = new Map<string, OrderRow | null>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -264,15 +303,20 @@ export class OrderObject extends DurableObject<Env> {
       queue: () => this.env.SAGA_EVENTS,
       label: () => this.label,
       relayDelayMs: RELAY_SAFETY_NET_MS,
-      // Sent rows stay: an order's outbox is its event log (a dozen rows at most).
+      // Sent rows stay: the outbox is each order's event log (a dozen rows an order at most).
       sent: "keep",
     });
-    // No storage until the order is placed: anyone may address an order id (GET /v1/orders/{id}),
+    // No storage until an order is placed: anyone may address an order id (GET /v1/orders/{id}),
     // and a read of one that does not exist must not create a database. Placing creates the schema
-    // in the same transaction as the order, one commit instead of two on the checkout's path.
+    // in the same transaction as the order, one commit instead of two.
     this.schema = new SchemaOnDemand(ctx, ORDER_MIGRATIONS, ORDER_FRESH_SCHEMA);
     void ctx.blockConcurrencyWhile(async () => {
       await this.alarms.load();
+      // Rows the instance before this one left unsent (it went away between a commit and its send,
+      // or held their sent marks) go within RELAY_SAFETY_NET_MS, not at the next saga deadline: a
+      // step retried after that commit finds its change applied and has nothing more to send.
+      const unsentDue = this.schema.exists ? this.outbox.nextAttemptAt() : null;
+      if (unsentDue !== null) this.alarms.armBy(unsentDue);
     });
   }
 
@@ -281,35 +325,49 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /**
+   * Where an order this object does not hold may live instead: null here. A shard answers with
+   * the order's own object of before the shards (OrderShardObject), and each call falls back to it.
+   */
+  protected elsewhere(_orderId: string): DurableObjectStub<OrderObject> | null {
+    return null;
+  }
+
+  /**
    * The order's row. A step reads it a dozen times (its checks, then `update`, `record`, `emit`,
    * the relay's decision), so the row read once is kept until the current synchronous run ends
    * (a microtask drops it): `update` keeps it current, a transaction that throws drops it, and the
    * next event (another call, the alarm, a test reaching into storage) always reads SQLite again.
    */
-  private row(): OrderRow | undefined {
-    if (this.#row !== undefined) return this.#row ?? undefined;
+  private row(orderId: string): OrderRow | undefined {
+    const kept = this.rows.get(orderId);
+    if (kept !== undefined) return kept ?? undefined;
     if (!this.schema.exists) return undefined;
-    this.#row = this.sql.exec<OrderRow>("SELECT * FROM orders LIMIT 1").toArray()[0] ?? null;
-    queueMicrotask(() => {
-      this.#row = undefined;
-    });
-    return this.#row ?? undefined;
+    const row = this.sql.exec<OrderRow>("SELECT * FROM orders WHERE id = ?", orderId).toArray()[0] ?? null;
+    this.rows.set(orderId, row);
+    queueMicrotask(() => this.rows.delete(orderId));
+    return row ?? undefined;
   }
-  /** `transactionSync`, dropping `row()`'s copy when the transaction rolls back. */
+  /** `transactionSync`, dropping `row()`'s copies when the transaction rolls back. */
   private transaction<T>(body: () => T): T {
     try {
       return this.ctx.storage.transactionSync(body);
     } catch (error) {
-      this.#row = undefined;
+      this.rows.clear();
       throw error;
     }
   }
 
-  // ---- public RPC ---------------------------------------------------------------------------
+  // ---- public RPC: every call names its order --------------------------------------------------
 
   /** Creates the order (`pending`) and emits `order.placed`; a repeat with the same id returns it unchanged. */
   async place(input: PlaceOrderInput): Promise<OwnedOrder> {
-    if (!this.row()) {
+    const id = input.orderId;
+    if (!this.row(id) && input.keyed) {
+      const earlier = await this.elsewhere(id)?.view(id);
+      if (earlier) return earlier;
+    }
+    // Checked again: a repeat of this call may have placed it while the one above was out.
+    if (!this.row(id)) {
       const now = new Date().toISOString();
       const deadline = Date.now() + this.sagaTimeoutMs();
       this.transaction(() => {
@@ -319,7 +377,7 @@ export class OrderObject extends DurableObject<Env> {
              shipping, correlation_id, traceparent, revision, deadline, totals, promotion_code, shipping_option,
              created_at, updated_at)
            VALUES (?, ?, 'pending', ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)`,
-          input.orderId,
+          id,
           input.userId,
           JSON.stringify(input.items),
           input.total.amount,
@@ -335,20 +393,21 @@ export class OrderObject extends DurableObject<Env> {
           now,
           now,
         );
-        this.#row = undefined;
-        if (input.screening) this.update({ screening: JSON.stringify(input.screening), fraud_decision: "pending" });
+        this.rows.delete(id);
+        if (input.screening) this.update(id, { screening: JSON.stringify(input.screening), fraud_decision: "pending" });
         // Says whether the fraud step has anything to screen, so it need not ask when it has not.
-        this.record("pending", undefined, { type: "order.placed", screened: input.screening !== undefined });
+        this.record(id, "pending", undefined, { type: "order.placed", screened: input.screening !== undefined });
       });
-      await this.relay();
+      await this.relay(id);
     }
-    return this.view() as Promise<OwnedOrder>;
+    return (await this.view(id))!;
   }
 
-  /** The order with its full history, or null when this object holds no order. */
-  async view(): Promise<OwnedOrder | null> {
-    const row = this.row();
-    return row ? this.viewOf(row) : null;
+  /** The order with its full history, or null when there is no such order. */
+  async view(orderId: string): Promise<OwnedOrder | null> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.view(orderId)) ?? null;
+    return this.viewOf(row);
   }
 
   /**
@@ -358,31 +417,36 @@ export class OrderObject extends DurableObject<Env> {
    * interval (50 shoppers polling every 500 ms were 100 requests/s, most of the checkout bench's
    * server CPU). With `until`, it waits instead for the order to reach one of those statuses
    * (answering at once if it is there already), so a checkout page waiting for the outcome costs
-   * one request, not one per saga step. Someone else's order (not the owner, not an admin) answers
-   * null at once.
+   * one request, not one per saga step. Only a change of this order wakes it, not one of the others
+   * held here. Someone else's order (not the owner, not an admin) answers null at once.
    */
   async watch(
+    orderId: string,
     viewer: { userId: string; admin: boolean },
     knownRevision: number | null,
     waitMs: number,
     until: readonly OrderStatus[] | null = null,
   ): Promise<{ order: OwnedOrder; revision: number } | null> {
-    const row = this.row();
-    if (!row || (row.user_id !== viewer.userId && !viewer.admin)) return null;
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.watch(orderId, viewer, knownRevision, waitMs, until)) ?? null;
+    if (row.user_id !== viewer.userId && !viewer.admin) return null;
     const done = (current: OrderRow) => (until ? until.includes(current.status) : current.revision !== knownRevision);
     const deadline = Date.now() + waitMs;
     let current = row;
     while (!done(current) && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
+        const waiting = this.watchers.get(orderId) ?? new Set();
         const wake = () => {
           clearTimeout(timer);
-          this.watchers.delete(wake);
+          waiting.delete(wake);
+          if (waiting.size === 0 && this.watchers.get(orderId) === waiting) this.watchers.delete(orderId);
           resolve();
         };
         const timer = setTimeout(wake, deadline - Date.now());
-        this.watchers.add(wake);
+        waiting.add(wake);
+        this.watchers.set(orderId, waiting);
       });
-      const next = this.row();
+      const next = this.row(orderId);
       if (!next) return null;
       current = next;
     }
@@ -395,9 +459,10 @@ export class OrderObject extends DurableObject<Env> {
    * order is paid and ships (the stock commit books it in the same hop: commitResult's `parcel`);
    * null otherwise (nothing ships, already booked, flagged or cancelled).
    */
-  async pendingShipment(): Promise<PendingShipment | null> {
-    const row = this.row();
-    if (!row?.shipping_option || row.cancel_after_refund) return null;
+  async pendingShipment(orderId: string): Promise<PendingShipment | null> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.pendingShipment(orderId)) ?? null;
+    if (!row.shipping_option || row.cancel_after_refund) return null;
     const shipment: Shipment | null = row.shipment
       ? (JSON.parse(row.shipment) as Shipment)
       : row.status === "paid"
@@ -412,33 +477,34 @@ export class OrderObject extends DurableObject<Env> {
    * GDPR erasure of the customer's account: the shipping address goes; the order itself, its
    * amounts and history stay, because accounting and the ledger must keep resolving it.
    */
-  async erasePersonalData(userId: string): Promise<{ erased: boolean }> {
-    const row = this.row();
-    if (!row || row.user_id !== userId) return { erased: false };
-    this.sql.exec("UPDATE orders SET shipping = '{}', screening = NULL WHERE id = ?", row.id);
-    this.#row = undefined;
-    this.wakeWatchers();
+  async erasePersonalData(orderId: string, userId: string): Promise<{ erased: boolean }> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.erasePersonalData(orderId, userId)) ?? { erased: false };
+    if (row.user_id !== userId) return { erased: false };
+    this.sql.exec("UPDATE orders SET shipping = '{}', screening = NULL WHERE id = ?", orderId);
+    this.rows.delete(orderId);
+    this.wakeWatchers(orderId);
     return { erased: true };
   }
 
   /** Inventory consumer: every line reserved (→ `reserved`, charge next) or one was out of stock. */
-  async reservationResult(outcome: ReservationOutcome): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
+  async reservationResult(orderId: string, outcome: ReservationOutcome): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.reservationResult(orderId, outcome)) ?? NO_ORDER;
     if (row.status === "pending") {
       this.transaction(() => {
         if (outcome.ok) {
           // The fraud step runs beside the reservation: charge only once it has cleared the order.
-          if (row.fraud_decision === "pending") this.update({ stock_reserved: 1 });
-          else if (row.fraud_decision === "review") this.holdForReviewLocked();
-          else this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+          if (row.fraud_decision === "pending") this.update(orderId, { stock_reserved: 1 });
+          else if (row.fraud_decision === "review") this.holdForReviewLocked(orderId);
+          else this.record(orderId, "reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
         } else {
-          this.update({ payment_status: "cancelled" });
-          this.record("cancelled", outcome.reason, { type: "order.cancelled" });
+          this.update(orderId, { payment_status: "cancelled" });
+          this.record(orderId, "cancelled", outcome.reason, { type: "order.cancelled" });
         }
       });
-      await this.relay();
-      return { accepted: true, status: this.row()!.status };
+      await this.relay(orderId);
+      return { accepted: true, status: this.row(orderId)!.status };
     }
     // A repeat of a result already applied is fine; anything else means the order moved on
     // (cancelled meanwhile), and the consumer must release what it reserved.
@@ -446,9 +512,12 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /** Fraud consumer: what to screen, or null once decided (or when nothing is to be screened). */
-  async screeningInput(): Promise<{ userId: string; amount: number; screening: ScreeningContext } | null> {
-    const row = this.row();
-    if (!row?.screening || row.fraud_decision !== "pending" || row.status !== "pending") return null;
+  async screeningInput(
+    orderId: string,
+  ): Promise<{ userId: string; amount: number; screening: ScreeningContext } | null> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.screeningInput(orderId)) ?? null;
+    if (!row.screening || row.fraud_decision !== "pending" || row.status !== "pending") return null;
     return { userId: row.user_id, amount: row.total_amount, screening: JSON.parse(row.screening) as ScreeningContext };
   }
 
@@ -456,23 +525,23 @@ export class OrderObject extends DurableObject<Env> {
    * Fraud consumer: clear (→ `reserved` once the stock is, payment next) or review (→ `review`, the
    * stock held until an admin decides or `holdMs` passes). Applies once; repeats are no-ops.
    */
-  async screeningResult(result: FraudDecision & { holdMs: number }): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
+  async screeningResult(orderId: string, result: FraudDecision & { holdMs: number }): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.screeningResult(orderId, result)) ?? NO_ORDER;
     if (row.status !== "pending" || row.fraud_decision !== "pending") return { accepted: true, status: row.status };
     this.transaction(() => {
-      this.update({
+      this.update(orderId, {
         fraud_decision: result.decision,
         fraud_hits: JSON.stringify(result.hits),
         review_hold_ms: result.holdMs,
       });
       if (row.stock_reserved) {
-        if (result.decision === "review") this.holdForReviewLocked();
-        else this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+        if (result.decision === "review") this.holdForReviewLocked(orderId);
+        else this.record(orderId, "reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
       }
     });
-    await this.relay();
-    return { accepted: true, status: this.row()!.status };
+    await this.relay(orderId);
+    return { accepted: true, status: this.row(orderId)!.status };
   }
 
   /**
@@ -481,61 +550,60 @@ export class OrderObject extends DurableObject<Env> {
    * again answers ok; anything else on an order not in review is refused.
    */
   async review(
+    orderId: string,
     decision: "approve" | "reject",
   ): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
-    const row = this.row();
-    if (!row) return { ok: false, status: null };
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.review(orderId, decision)) ?? { ok: false, status: null };
     if (row.status !== "review") {
       const same = decision === "approve" ? "approved" : "rejected";
-      return row.fraud_decision === same
-        ? { ok: true, order: (await this.view())! }
-        : { ok: false, status: row.status };
+      return row.fraud_decision === same ? { ok: true, order: this.viewOf(row) } : { ok: false, status: row.status };
     }
     this.transaction(() => {
       if (decision === "approve") {
-        this.update({ fraud_decision: "approved", deadline: Date.now() + this.sagaTimeoutMs() });
-        this.record("reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+        this.update(orderId, { fraud_decision: "approved", deadline: Date.now() + this.sagaTimeoutMs() });
+        this.record(orderId, "reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
       } else {
-        this.update({ fraud_decision: "rejected", payment_status: "cancelled", deadline: null });
-        this.record("cancelled", "fraud_rejected", { type: "order.cancelled" });
+        this.update(orderId, { fraud_decision: "rejected", payment_status: "cancelled" });
+        this.record(orderId, "cancelled", "fraud_rejected", { type: "order.cancelled" });
       }
     });
-    await this.relay();
-    return { ok: true, order: (await this.view())! };
+    await this.relay(orderId);
+    return { ok: true, order: this.viewOf(this.row(orderId)!) };
   }
 
   /** Payment consumer: captured (→ `paid`, commit stock next) or declined/failed (→ `cancelled`). */
-  async paymentResult(outcome: PaymentOutcome): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
+  async paymentResult(orderId: string, outcome: PaymentOutcome): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.paymentResult(orderId, outcome)) ?? NO_ORDER;
     if (row.status === "reserved") {
       this.transaction(() => {
         if (outcome.ok) {
-          this.update({
+          this.update(orderId, {
             payment_status: "captured",
             authorization_id: outcome.authorizationId,
             captured_amount: outcome.amount,
           });
-          this.record("paid", undefined, { type: "order.paid" });
+          this.record(orderId, "paid", undefined, { type: "order.paid" });
         } else {
-          this.update({ payment_status: "failed" });
-          this.record("cancelled", outcome.reason, { type: "order.cancelled" });
+          this.update(orderId, { payment_status: "failed" });
+          this.record(orderId, "cancelled", outcome.reason, { type: "order.cancelled" });
         }
       });
-      await this.relay();
-      return { accepted: true, status: this.row()!.status };
+      await this.relay(orderId);
+      return { accepted: true, status: this.row(orderId)!.status };
     }
     if (outcome.ok && row.status === "cancelled" && row.captured_amount === 0) {
       // Cancelled (customer or timeout) while the charge was in flight: the money goes back.
       this.transaction(() => {
-        this.update({
+        this.update(orderId, {
           payment_status: "captured",
           authorization_id: outcome.authorizationId,
           captured_amount: outcome.amount,
         });
-        this.requestRefundLocked(`${row.id}:cancel-refund`, outcome.amount);
+        this.requestRefundLocked(orderId, `${orderId}:cancel-refund`, outcome.amount);
       });
-      await this.relay();
+      await this.relay(orderId);
       return { accepted: false, status: row.status };
     }
     return { accepted: row.status !== "cancelled", status: row.status };
@@ -546,9 +614,9 @@ export class OrderObject extends DurableObject<Env> {
    * An order that ships is confirmed here too when the consumer booked its parcel beside the commit
    * (`parcel`); without one it waits for the carrier step (`order.shipment_requested`).
    */
-  async commitResult(outcome: { ok: boolean; parcel?: { trackingNumber: string } }): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
+  async commitResult(orderId: string, outcome: { ok: boolean; parcel?: { trackingNumber: string } }): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.commitResult(orderId, outcome)) ?? NO_ORDER;
     if (row.status !== "paid" || row.cancel_after_refund || row.shipment) {
       const committed = row.status === "paid" ? Boolean(row.shipment) : FINAL.has(row.status);
       return { accepted: committed && row.status !== "cancelled" && row.status !== "refunded", status: row.status };
@@ -559,46 +627,45 @@ export class OrderObject extends DurableObject<Env> {
         // deadline. Booked beside the commit, it is confirmed now; otherwise the carrier step
         // confirms it or flags it `needs_attention`.
         const shipment = shipmentOf(row.shipping_option, outcome.parcel);
-        this.update({ deadline: null, shipment: JSON.stringify(shipment) });
-        if (outcome.parcel) this.record("confirmed", undefined, { type: "order.confirmed" });
-        else this.emit({ type: "order.shipment_requested" });
+        this.update(orderId, { deadline: null, shipment: JSON.stringify(shipment) });
+        if (outcome.parcel) this.record(orderId, "confirmed", undefined, { type: "order.confirmed" });
+        else this.emit(orderId, { type: "order.shipment_requested" });
       } else if (outcome.ok) {
-        this.update({ deadline: null });
-        this.record("confirmed", undefined, { type: "order.confirmed" });
+        this.record(orderId, "confirmed", undefined, { type: "order.confirmed" });
       } else {
         // The reservation expired before the commit: the stock may be gone, so refund and cancel.
         this.compensatePaidLocked(row, "out_of_stock");
       }
     });
-    await this.relay();
-    return { accepted: outcome.ok, status: this.row()!.status };
+    await this.relay(orderId);
+    return { accepted: outcome.ok, status: this.row(orderId)!.status };
   }
 
   /**
    * Shipping consumer: the carrier booked the parcel (→ `confirmed`, with its tracking number) or
    * kept failing (→ `needs_attention`: visible in the order and its list, waiting for an admin).
    */
-  async shipmentResult(outcome: ShipmentOutcome): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
+  async shipmentResult(orderId: string, outcome: ShipmentOutcome): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.shipmentResult(orderId, outcome)) ?? NO_ORDER;
     const shipment = row.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
     const waiting = row.status === "paid" || row.status === "needs_attention";
     if (!waiting || shipment?.status !== "pending" || row.cancel_after_refund)
       return { accepted: row.status !== "cancelled", status: row.status };
     this.transaction(() => {
       if (outcome.ok) {
-        this.update({
+        this.update(orderId, {
           shipment: JSON.stringify({ ...shipment, status: "label_created", trackingNumber: outcome.trackingNumber }),
         });
-        this.record("confirmed", undefined, { type: "order.confirmed" });
+        this.record(orderId, "confirmed", undefined, { type: "order.confirmed" });
       } else {
         const problem = outcome.problem.slice(0, 500);
-        this.update({ shipment: JSON.stringify({ ...shipment, status: "failed" }), needs_attention: problem });
-        this.record("needs_attention", undefined, { type: "order.needs_attention", problem });
+        this.update(orderId, { shipment: JSON.stringify({ ...shipment, status: "failed" }), needs_attention: problem });
+        this.record(orderId, "needs_attention", undefined, { type: "order.needs_attention", problem });
       }
     });
-    await this.relay();
-    return { accepted: true, status: this.row()!.status };
+    await this.relay(orderId);
+    return { accepted: true, status: this.row(orderId)!.status };
   }
 
   /**
@@ -606,15 +673,16 @@ export class OrderObject extends DurableObject<Env> {
    * `needs_attention` until the carrier books the parcel, then it is `confirmed`). False when the
    * order is not waiting on a failed carrier booking.
    */
-  async retryShipment(): Promise<boolean> {
-    const row = this.row();
-    const shipment = row?.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
-    if (row?.status !== "needs_attention" || shipment?.status !== "failed" || row.cancel_after_refund) return false;
+  async retryShipment(orderId: string): Promise<boolean> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.retryShipment(orderId)) ?? false;
+    const shipment = row.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
+    if (row.status !== "needs_attention" || shipment?.status !== "failed" || row.cancel_after_refund) return false;
     this.transaction(() => {
-      this.update({ shipment: JSON.stringify({ ...shipment, status: "pending" }) });
-      this.emit({ type: "order.shipment_requested" });
+      this.update(orderId, { shipment: JSON.stringify({ ...shipment, status: "pending" }) });
+      this.emit(orderId, { type: "order.shipment_requested" });
     });
-    await this.relay();
+    await this.relay(orderId);
     return true;
   }
 
@@ -623,10 +691,11 @@ export class OrderObject extends DurableObject<Env> {
    * of `onHand` and `sold`). An order the carrier step could not book ships with the admin's own
    * tracking number. Shipping a shipped (or delivered) order again changes nothing.
    */
-  async ship(input: ShipRequest): Promise<FulfilmentResult> {
-    const row = this.row();
-    if (!row) return { ok: false, reason: "not_found", status: null };
-    if (row.status === "shipped" || row.status === "delivered") return { ok: true, order: (await this.view())! };
+  async ship(orderId: string, input: ShipRequest): Promise<FulfilmentResult> {
+    const row = this.row(orderId);
+    if (!row)
+      return (await this.elsewhere(orderId)?.ship(orderId, input)) ?? { ok: false, reason: "not_found", status: null };
+    if (row.status === "shipped" || row.status === "delivered") return { ok: true, order: this.viewOf(row) };
     const shipment = row.shipment ? (JSON.parse(row.shipment) as Shipment) : null;
     if (!CANCELLABLE_AFTER_PAYMENT.has(row.status) || row.cancel_after_refund || !shipment)
       return { ok: false, reason: "wrong_status", status: row.status };
@@ -640,28 +709,29 @@ export class OrderObject extends DurableObject<Env> {
         trackingNumber,
         shippedAt: new Date().toISOString(),
       };
-      this.update({ shipment: JSON.stringify(shipped), needs_attention: null });
-      this.record("shipped", undefined, { type: "order.shipped" });
+      this.update(orderId, { shipment: JSON.stringify(shipped), needs_attention: null });
+      this.record(orderId, "shipped", undefined, { type: "order.shipped" });
     });
-    await this.relay();
-    return { ok: true, order: (await this.view())! };
+    await this.relay(orderId);
+    return { ok: true, order: this.viewOf(this.row(orderId)!) };
   }
 
   /** Admin: the parcel arrived (→ `delivered`). Idempotent. */
-  async deliver(): Promise<FulfilmentResult> {
-    const row = this.row();
-    if (!row) return { ok: false, reason: "not_found", status: null };
-    if (row.status === "delivered") return { ok: true, order: (await this.view())! };
+  async deliver(orderId: string): Promise<FulfilmentResult> {
+    const row = this.row(orderId);
+    if (!row)
+      return (await this.elsewhere(orderId)?.deliver(orderId)) ?? { ok: false, reason: "not_found", status: null };
+    if (row.status === "delivered") return { ok: true, order: this.viewOf(row) };
     if (row.status !== "shipped" || !row.shipment) return { ok: false, reason: "wrong_status", status: row.status };
     this.transaction(() => {
       const shipment = JSON.parse(row.shipment!) as Shipment;
-      this.update({
+      this.update(orderId, {
         shipment: JSON.stringify({ ...shipment, status: "delivered", deliveredAt: new Date().toISOString() }),
       });
-      this.record("delivered", undefined, { type: "order.delivered" });
+      this.record(orderId, "delivered", undefined, { type: "order.delivered" });
     });
-    await this.relay();
-    return { ok: true, order: (await this.view())! };
+    await this.relay(orderId);
+    return { ok: true, order: this.viewOf(this.row(orderId)!) };
   }
 
   /**
@@ -669,42 +739,49 @@ export class OrderObject extends DurableObject<Env> {
    * (`confirmed`, `needs_attention`) it refunds what is left of the payment in full, then ends
    * `cancelled` (stock and any promotion redemption go back). Shipped orders are a 409.
    */
-  async cancel(): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
-    const row = this.row();
-    if (!row) return { ok: false, status: null };
-    if (row.status === "cancelled" && row.reason === "customer") return { ok: true, order: (await this.view())! };
+  async cancel(orderId: string): Promise<{ ok: true; order: OwnedOrder } | { ok: false; status: OrderStatus | null }> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.cancel(orderId)) ?? { ok: false, status: null };
+    if (row.status === "cancelled" && row.reason === "customer") return { ok: true, order: this.viewOf(row) };
     if (CANCELLABLE_AFTER_PAYMENT.has(row.status)) {
       if (row.cancel_after_refund !== "customer") {
         if (row.cancel_after_refund) return { ok: false, status: row.status };
         this.transaction(() => this.compensatePaidLocked(row, "customer"));
-        await this.relay();
+        await this.relay(orderId);
       }
-      return { ok: true, order: (await this.view())! };
+      return { ok: true, order: this.viewOf(this.row(orderId)!) };
     }
     if (row.status !== "pending" && row.status !== "reserved" && row.status !== "review")
       return { ok: false, status: row.status };
     this.transaction(() => {
-      this.update({ payment_status: "cancelled", deadline: null });
-      this.record("cancelled", "customer", { type: "order.cancelled" });
+      this.update(orderId, { payment_status: "cancelled" });
+      this.record(orderId, "cancelled", "customer", { type: "order.cancelled" });
     });
-    await this.relay();
-    return { ok: true, order: (await this.view())! };
+    await this.relay(orderId);
+    return { ok: true, order: this.viewOf(this.row(orderId)!) };
   }
 
   /**
    * Admin refund, full (no amount) or partial, idempotent by refundId. Only captured money can
    * be refunded, and never more than what is left after earlier (or in-flight) refunds.
    */
-  async requestRefund(input: {
-    refundId: string;
-    amount?: number;
-  }): Promise<
+  async requestRefund(
+    orderId: string,
+    input: { refundId: string; amount?: number },
+  ): Promise<
     | { ok: true; refundId: string; amount: number }
     | { ok: false; reason: "not_found" | "not_refundable" | "exceeds"; detail: string }
   > {
-    const row = this.row();
-    if (!row) return { ok: false, reason: "not_found", detail: "no such order" };
-    const existing = this.sql.exec<RefundRow>("SELECT * FROM refunds WHERE refund_id = ?", input.refundId).toArray()[0];
+    const row = this.row(orderId);
+    if (!row)
+      return (
+        (await this.elsewhere(orderId)?.requestRefund(orderId, input)) ?? {
+          ok: false,
+          reason: "not_found",
+          detail: "no such order",
+        }
+      );
+    const existing = this.refund(orderId, input.refundId);
     if (existing) return { ok: true, refundId: existing.refund_id, amount: existing.amount };
     if (row.captured_amount === 0 || !REFUNDABLE.has(row.status)) {
       return {
@@ -713,10 +790,7 @@ export class OrderObject extends DurableObject<Env> {
         detail: `an order in status ${row.status} has no captured payment to refund`,
       };
     }
-    const committed = this.sql
-      .exec<{ total: number }>("SELECT COALESCE(SUM(amount), 0) AS total FROM refunds")
-      .one().total;
-    const remaining = row.captured_amount - committed;
+    const remaining = row.captured_amount - this.refundsRequested(orderId);
     const amount = input.amount ?? remaining;
     if (amount <= 0 || amount > remaining) {
       return {
@@ -725,54 +799,60 @@ export class OrderObject extends DurableObject<Env> {
         detail: `at most ${remaining} ${row.currency} minor units can still be refunded`,
       };
     }
-    this.transaction(() => this.requestRefundLocked(input.refundId, amount));
-    await this.relay();
+    this.transaction(() => this.requestRefundLocked(orderId, input.refundId, amount));
+    await this.relay(orderId);
     return { ok: true, refundId: input.refundId, amount };
   }
 
   /** Payment consumer: a refund went through at the provider. */
-  async refundResult(input: { refundId: string }): Promise<StepAck> {
-    const row = this.row();
-    if (!row) return { accepted: false, status: null };
-    const refund = this.sql.exec<RefundRow>("SELECT * FROM refunds WHERE refund_id = ?", input.refundId).toArray()[0];
+  async refundResult(orderId: string, input: { refundId: string }): Promise<StepAck> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.refundResult(orderId, input)) ?? NO_ORDER;
+    const refund = this.refund(orderId, input.refundId);
     if (!refund || refund.status === "done") return { accepted: Boolean(refund), status: row.status };
     this.transaction(() => {
-      this.sql.exec("UPDATE refunds SET status = 'done' WHERE refund_id = ?", input.refundId);
+      this.sql.exec("UPDATE refunds SET status = 'done' WHERE refund_id = ? AND order_id = ?", input.refundId, orderId);
       const refunded = row.refunded_amount + refund.amount;
       const full = refunded >= row.captured_amount;
-      this.update({ refunded_amount: refunded, payment_status: full ? "refunded" : "partially_refunded" });
+      this.update(orderId, { refunded_amount: refunded, payment_status: full ? "refunded" : "partially_refunded" });
       const draft = { type: "order.refunded", refundId: refund.refund_id, amount: refund.amount } as const;
       if (full && row.status !== "refunded" && row.status !== "cancelled") {
-        this.record("refunded", undefined, draft);
+        this.record(orderId, "refunded", undefined, draft);
       } else {
-        this.emit(draft);
+        this.emit(orderId, draft);
       }
       if (full && row.cancel_after_refund) {
         // A paid order that is cancelled passes through `refunded` (API.md); stock is released now.
-        this.update({ cancel_after_refund: null });
-        this.record("cancelled", row.cancel_after_refund as CancelReason, { type: "order.cancelled" });
+        this.update(orderId, { cancel_after_refund: null });
+        this.record(orderId, "cancelled", row.cancel_after_refund as CancelReason, { type: "order.cancelled" });
       }
     });
-    await this.relay();
-    return { accepted: true, status: this.row()!.status };
+    await this.relay(orderId);
+    return { accepted: true, status: this.row(orderId)!.status };
   }
 
   /** Dead-letter consumer: a message about this order exhausted its retries. */
-  async markNeedsAttention(problem: string): Promise<void> {
-    if (!this.row()) return;
-    this.update({ needs_attention: problem.slice(0, 500) });
-    console.warn(JSON.stringify({ level: "warn", msg: "saga needs attention", object: this.label, problem }));
+  async markNeedsAttention(orderId: string, problem: string): Promise<void> {
+    if (!this.row(orderId)) {
+      await this.elsewhere(orderId)?.markNeedsAttention(orderId, problem);
+      return;
+    }
+    this.update(orderId, { needs_attention: problem.slice(0, 500) });
+    console.warn(JSON.stringify({ level: "warn", msg: "saga needs attention", object: this.label, orderId, problem }));
   }
 
   /**
    * The saga's message log for operators (GET /v1/admin/sagas/:orderId): every event this order
    * emitted, oldest first, with when it left for the queue (null while unsent).
    */
-  async eventLog(): Promise<{ eventId: string; type: string; occurredAt: string; sentAt: string | null }[]> {
-    if (!this.row()) return [];
+  async eventLog(
+    orderId: string,
+  ): Promise<{ eventId: string; type: string; occurredAt: string; sentAt: string | null }[]> {
+    if (!this.row(orderId)) return (await this.elsewhere(orderId)?.eventLog(orderId)) ?? [];
     return this.sql
       .exec<{ seq: number; event_id: string; type: string; body: string; sent_at: number | null }>(
-        "SELECT seq, event_id, type, body, sent_at FROM outbox ORDER BY seq",
+        "SELECT seq, event_id, type, body, sent_at FROM outbox WHERE order_id = ? ORDER BY seq",
+        orderId,
       )
       .toArray()
       .map((r) => {
@@ -791,50 +871,66 @@ export class OrderObject extends DurableObject<Env> {
    * with `resendLatest`, sends the newest event again if the saga has not finished, so the step
    * it drives runs once more (every consumer is idempotent, so a step that did run is a no-op).
    */
-  async operatorRetry(resendLatest: boolean): Promise<{ eventId: string; type: string } | null> {
-    const row = this.row();
-    if (!row) return null;
-    if (row.needs_attention) this.update({ needs_attention: null });
+  async operatorRetry(orderId: string, resendLatest: boolean): Promise<{ eventId: string; type: string } | null> {
+    const row = this.row(orderId);
+    if (!row) return (await this.elsewhere(orderId)?.operatorRetry(orderId, resendLatest)) ?? null;
+    if (row.needs_attention) this.update(orderId, { needs_attention: null });
     if (!resendLatest) return null;
     // The carrier step gave up: book the shipment again (a fresh order.shipment_requested).
     if (row.status === "needs_attention") {
-      if (!(await this.retryShipment())) return null;
-      const asked = this.sql.exec<{ event_id: string }>("SELECT event_id FROM outbox ORDER BY seq DESC LIMIT 1").one();
+      if (!(await this.retryShipment(orderId))) return null;
+      const asked = this.latestEvent(orderId)!;
       return { eventId: asked.event_id, type: "order.shipment_requested" };
     }
     if (FINAL.has(row.status)) return null;
-    const latest = this.sql
-      .exec<{ event_id: string; type: string; body: string }>(
-        "SELECT event_id, type, body FROM outbox ORDER BY seq DESC LIMIT 1",
-      )
-      .toArray()[0];
+    const latest = this.latestEvent(orderId);
     if (!latest) return null;
     await this.env.SAGA_EVENTS.send(JSON.parse(latest.body), { contentType: "json" });
     return { eventId: latest.event_id, type: latest.type };
   }
 
-  /** Relays what is still in the outbox, then times the saga out if its deadline passed. */
+  /**
+   * One alarm for every order held here: relays what is still in the outbox, times out the sagas
+   * whose deadline passed (only those), then moves the alarm to the next thing due. It is written
+   * only to come sooner, so it often fires for an order that has finished since: finding nothing
+   * due, it re-arms for the next deadline (or none), one write.
+   */
   override async alarm(): Promise<void> {
-    // This alarm is spent; whatever the handler decides is written by rearm().
+    // This alarm is spent; whatever the handler decides is written at the end.
     this.alarms.fired();
-    if (!this.row()) return;
-    await this.relay("now");
-    const row = this.row();
-    if (row?.deadline != null && !FINAL.has(row.status) && Date.now() >= row.deadline) {
-      this.transaction(() => {
-        this.update({ deadline: null });
-        if (row.status === "paid") {
-          if (!row.cancel_after_refund) this.compensatePaidLocked(row, "timeout");
-        } else {
-          this.update({ payment_status: "cancelled" });
-          // A held order nobody decided on ends with its own reason: it was waiting for people.
-          this.record("cancelled", row.status === "review" ? "review_expired" : "timeout", { type: "order.cancelled" });
-        }
-      });
-      console.warn(JSON.stringify({ level: "warn", msg: "saga timed out", object: this.label, status: row.status }));
-      await this.relay();
+    if (!this.schema.exists) return;
+    await this.outbox.relay("now");
+    const due = this.sql
+      .exec<{ id: string }>(
+        `SELECT id FROM orders WHERE deadline IS NOT NULL AND deadline <= ? AND status NOT IN (${FINAL_SQL})`,
+        Date.now(),
+      )
+      .toArray();
+    for (const { id } of due) {
+      // Each order on its own: one that cannot be timed out (logged; the alarm is retried) must
+      // not hold back the others. Written in the same run, they still share one commit.
+      try {
+        this.transaction(() => this.timeOutLocked(id));
+      } catch (error) {
+        console.error(
+          JSON.stringify({
+            level: "error",
+            msg: "saga timeout failed",
+            object: this.label,
+            orderId: id,
+            error: String(error),
+          }),
+        );
+      }
     }
-    await this.rearm();
+    if (due.length > 0) await this.outbox.relay("now");
+    const deadline = this.sql
+      .exec<{ at: number | null }>(
+        `SELECT min(deadline) AS at FROM orders WHERE deadline IS NOT NULL AND status NOT IN (${FINAL_SQL})`,
+      )
+      .one().at;
+    const next = [this.outbox.nextAttemptAt(), deadline].filter((t): t is number => t !== null);
+    await this.alarms.moveTo(next.length > 0 ? Math.min(...next) : null);
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -844,44 +940,75 @@ export class OrderObject extends DurableObject<Env> {
     return Number.isFinite(value) && value > 0 ? value : 120_000;
   }
 
-  private update(patch: Partial<OrderRow>): void {
+  /** The saga deadline passed: cancel (`timeout`, or `review_expired` for a hold nobody decided on), refunding a paid order first. */
+  private timeOutLocked(orderId: string): void {
+    const row = this.row(orderId)!;
+    this.update(orderId, { deadline: null });
+    if (row.status === "paid") {
+      if (!row.cancel_after_refund) this.compensatePaidLocked(row, "timeout");
+    } else {
+      this.update(orderId, { payment_status: "cancelled" });
+      // A held order nobody decided on ends with its own reason: it was waiting for people.
+      this.record(orderId, "cancelled", row.status === "review" ? "review_expired" : "timeout", {
+        type: "order.cancelled",
+      });
+    }
+    console.warn(
+      JSON.stringify({ level: "warn", msg: "saga timed out", object: this.label, orderId, status: row.status }),
+    );
+  }
+
+  private update(orderId: string, patch: Partial<OrderRow>): void {
     const keys = Object.keys(patch);
     if (keys.length === 0) return;
     const values = keys.map((k) => patch[k] ?? null);
-    this.sql.exec(`UPDATE orders SET ${keys.map((k) => `${k} = ?`).join(", ")}`, ...values);
-    if (this.#row) {
+    this.sql.exec(`UPDATE orders SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE id = ?`, ...values, orderId);
+    const kept = this.rows.get(orderId);
+    if (kept) {
       // A new object, not a change in place: callers holding the row they read keep what they read.
-      const updated: OrderRow = { ...this.#row };
+      const updated: OrderRow = { ...kept };
       keys.forEach((key, i) => {
         updated[key] = values[i]!;
       });
-      this.#row = updated;
+      this.rows.set(orderId, updated);
     }
-    this.wakeWatchers();
+    this.wakeWatchers(orderId);
   }
 
   /**
-   * Every change wakes the long polls; they read the order once the current (synchronous)
-   * transaction has returned, so they never see half of a change. A change the view does not show
-   * wakes them for nothing: the route sees the same ETag and waits again.
+   * Every change of an order wakes its long polls (only its own); they read the order once the
+   * current (synchronous) transaction has returned, so they never see half of a change. A change
+   * the view does not show wakes them for nothing: the route sees the same ETag and waits again.
    */
-  private wakeWatchers(): void {
-    for (const wake of [...this.watchers]) wake();
+  private wakeWatchers(orderId: string): void {
+    const waiting = this.watchers.get(orderId);
+    if (waiting) for (const wake of [...waiting]) wake();
   }
 
-  /** A status change: history row + event, in the caller's transaction. */
-  private record(status: OrderStatus, reason: string | undefined, draft: OrderEventDraft): void {
+  /** A status change: history row + event, in the caller's transaction. A final status ends the deadline. */
+  private record(orderId: string, status: OrderStatus, reason: string | undefined, draft: OrderEventDraft): void {
     const now = new Date().toISOString();
-    this.update({ status, reason: reason ?? (status === "cancelled" ? null : this.row()!.reason), updated_at: now });
-    this.sql.exec("INSERT INTO history (status, at, reason) VALUES (?, ?, ?)", status, now, reason ?? null);
-    this.emit(draft);
+    this.update(orderId, {
+      status,
+      reason: reason ?? (status === "cancelled" ? null : this.row(orderId)!.reason),
+      updated_at: now,
+      ...(FINAL.has(status) ? { deadline: null } : {}),
+    });
+    this.sql.exec(
+      "INSERT INTO history (order_id, status, at, reason) VALUES (?, ?, ?, ?)",
+      orderId,
+      status,
+      now,
+      reason ?? null,
+    );
+    this.emit(orderId, draft);
   }
 
   /** Writes one event to the outbox (same transaction as the change it announces). */
-  private emit(draft: OrderEventDraft): void {
-    const row = this.row()!;
+  private emit(orderId: string, draft: OrderEventDraft): void {
+    const row = this.row(orderId)!;
     const revision = row.revision + 1;
-    this.update({ revision });
+    this.update(orderId, { revision });
     const event = {
       ...draft,
       id: crypto.randomUUID(),
@@ -894,54 +1021,76 @@ export class OrderObject extends DurableObject<Env> {
       order: OrderObject.snapshot({ ...row, revision }),
     } as OrderEvent;
     // No alarm write here: the relay right after this transaction sends the row, and a failed
-    // send re-arms the alarm for its retry (rearm). Only a crash between this commit and that send
-    // leaves the row to the alarm already armed for the saga deadline, which relays it first (an
-    // order past its saga, e.g. shipped, relays it with its next change or operator retry).
-    this.outbox.add(event);
+    // send arms the alarm for its retry. Only a crash between this commit and that send leaves the
+    // row to the alarm already armed by a saga deadline, which relays every unsent row first (an
+    // order past its saga, e.g. shipped, relays it with the next change held here or an operator retry).
+    this.outbox.add(event, Date.now(), { order_id: row.id });
   }
 
   /** Fraud hold: `review` until an admin decides or the hold (stored by the screening) runs out. */
-  private holdForReviewLocked(): void {
-    const row = this.row()!;
+  private holdForReviewLocked(orderId: string): void {
+    const row = this.row(orderId)!;
     const reviewDeadline = Date.now() + (row.review_hold_ms ?? this.sagaTimeoutMs());
     const hits = row.fraud_hits ? (JSON.parse(row.fraud_hits) as FraudDecision["hits"]) : [];
-    this.update({ deadline: reviewDeadline, stock_reserved: 0 });
-    this.record("review", undefined, {
+    this.update(orderId, { deadline: reviewDeadline, stock_reserved: 0 });
+    this.record(orderId, "review", undefined, {
       type: "order.held_for_review",
       hits,
       reviewDeadline: new Date(reviewDeadline).toISOString(),
     });
   }
 
-  private requestRefundLocked(refundId: string, amount: number): void {
+  /** The refund `refundId` of this order, if requested. */
+  private refund(orderId: string, refundId: string): RefundRow | undefined {
+    return this.sql
+      .exec<RefundRow>("SELECT * FROM refunds WHERE refund_id = ? AND order_id = ?", refundId, orderId)
+      .toArray()[0];
+  }
+
+  /** What this order's refunds (done or in flight) add up to. */
+  private refundsRequested(orderId: string): number {
+    return this.sql
+      .exec<{ total: number }>("SELECT COALESCE(SUM(amount), 0) AS total FROM refunds WHERE order_id = ?", orderId)
+      .one().total;
+  }
+
+  private requestRefundLocked(orderId: string, refundId: string, amount: number): void {
     this.sql.exec(
-      "INSERT OR IGNORE INTO refunds (refund_id, amount, status) VALUES (?, ?, 'requested')",
+      "INSERT OR IGNORE INTO refunds (refund_id, order_id, amount, status) VALUES (?, ?, ?, 'requested')",
       refundId,
+      orderId,
       amount,
     );
-    this.emit({ type: "order.refund_requested", refundId, amount });
+    this.emit(orderId, { type: "order.refund_requested", refundId, amount });
   }
 
   /** Paid but not going ahead: refund all that is left, then end `cancelled` with `reason`. */
   private compensatePaidLocked(row: OrderRow, reason: CancelReason): void {
-    const requested = this.sql
-      .exec<{ total: number }>("SELECT COALESCE(SUM(amount), 0) AS total FROM refunds")
-      .one().total;
-    const remaining = row.captured_amount - requested;
+    const remaining = row.captured_amount - this.refundsRequested(row.id);
     if (remaining <= 0) {
-      this.update({ deadline: null });
-      this.record("cancelled", reason, { type: "order.cancelled" });
+      this.record(row.id, "cancelled", reason, { type: "order.cancelled" });
       return;
     }
-    this.update({ cancel_after_refund: reason, deadline: null });
-    this.requestRefundLocked(`${row.id}:compensation`, remaining);
+    this.update(row.id, { cancel_after_refund: reason, deadline: null });
+    this.requestRefundLocked(row.id, `${row.id}:compensation`, remaining);
+  }
+
+  /** The newest event this order emitted. */
+  private latestEvent(orderId: string): { event_id: string; type: string; body: string } | undefined {
+    return this.sql
+      .exec<{ event_id: string; type: string; body: string }>(
+        "SELECT event_id, type, body FROM outbox WHERE order_id = ? ORDER BY seq DESC LIMIT 1",
+        orderId,
+      )
+      .toArray()[0];
   }
 
   /** The order as its owner sees it: the snapshot, payment, address and full history. */
   private viewOf(row: OrderRow): OwnedOrder {
     const history = this.sql
       .exec<{ status: OrderStatus; at: string; reason: string | null }>(
-        "SELECT status, at, reason FROM history ORDER BY seq",
+        "SELECT status, at, reason FROM history WHERE order_id = ? ORDER BY seq",
+        row.id,
       )
       .toArray()
       .map((h) => (h.reason ? { status: h.status, at: h.at, reason: h.reason } : { status: h.status, at: h.at }));
@@ -972,30 +1121,23 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /**
-   * Sends the unsent outbox rows (joining a relay in flight), then re-arms the alarm. While the
-   * saga is under way its next step is a change of this order, whose transaction writes the sent
-   * mark too (one commit fewer per event: 4-5 of an order's ~20 commits); an order that has
-   * nothing more coming, and the alarm's retries, mark at once.
+   * Sends the unsent outbox rows (joining a relay in flight), then makes sure the alarm comes by
+   * the earliest of a failed send's retry and this order's deadline. While the saga is under way
+   * its next step is a change, whose transaction writes the sent marks too (one commit fewer per
+   * event); an order that has nothing more coming marks at once.
    */
-  private async relay(mark: SentMark = this.nextChangeExpected() ? "with-next-change" : "now"): Promise<void> {
-    await this.outbox.relay(mark);
-    // Anything written after the relay's last look is still covered: rearm sees unsent rows and
-    // schedules the alarm for them.
-    await this.rearm();
-  }
-
-  /** The saga is under way: a step will change this order again (and carry the held sent marks). */
-  private nextChangeExpected(): boolean {
-    const row = this.row();
-    return row !== undefined && !FINAL.has(row.status) && row.status !== "review";
-  }
-
-  /** Next alarm: an outbox retry if anything is unsent, else the saga deadline, else none; written only when it moves. */
-  private async rearm(): Promise<void> {
-    const row = this.row();
-    const deadline = row && !FINAL.has(row.status) ? row.deadline : null;
-    const retryAt = this.outbox.nextAttemptAt();
-    const due = [retryAt, deadline].filter((t): t is number => t != null);
-    await this.alarms.moveTo(due.length > 0 ? Math.min(...due) : null);
+  private async relay(orderId: string): Promise<void> {
+    const row = this.row(orderId);
+    const underWay = row !== undefined && !FINAL.has(row.status) && row.status !== "review";
+    await this.outbox.relay(underWay ? "with-next-change" : "now");
+    // Read after the relay: anything written meanwhile is covered (unsent rows have a retry time).
+    const current = this.row(orderId);
+    const deadline = current && !FINAL.has(current.status) ? current.deadline : null;
+    const due = [this.outbox.nextAttemptAt(), deadline].filter((t): t is number => t !== null);
+    // Only ever earlier: an alarm already due sooner stays, and finding nothing then, re-arms itself.
+    if (due.length > 0) this.alarms.armBy(Math.min(...due));
   }
 }
+
+/** What a step consumer hears about an order nobody holds. */
+const NO_ORDER: StepAck = { accepted: false, status: null };

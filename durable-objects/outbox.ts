@@ -9,7 +9,7 @@
  * The owner's migrations create the table:
  * `outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, type TEXT NOT NULL,
  *  body TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
- *  sent_at INTEGER)`.
+ *  sent_at INTEGER)`, plus any columns of its own it fills in `add` (an order shard's `order_id`).
  */
 
 /** Outbox rows relayed per `sendBatch` (the Queues limit is 100 messages per batch). */
@@ -85,8 +85,11 @@ export class Outbox {
     this.sql = storage.sql;
   }
 
-  /** Writes `event` to the outbox; call inside the state change's transaction. Returns when it is due. */
-  add(event: OutboxEvent, now = Date.now()): number {
+  /**
+   * Writes `event` to the outbox; call inside the state change's transaction. Returns when it is due.
+   * `columns`: the owner's own columns of the row (an object holding many orders names the order).
+   */
+  add(event: OutboxEvent, now = Date.now(), columns: Record<string, SqlStorageValue> = {}): number {
     this.allSent = false;
     this.added++;
     // Held marks ride along in this transaction (before a latestOnly delete could take a sent row).
@@ -95,12 +98,15 @@ export class Outbox {
       this.sql.exec("DELETE FROM outbox WHERE type = ? AND sent_at IS NULL", event.type);
     }
     const due = now + this.options.relayDelayMs;
+    const names = Object.keys(columns);
     this.sql.exec(
-      "INSERT INTO outbox (event_id, type, body, next_attempt_at) VALUES (?, ?, ?, ?)",
+      `INSERT INTO outbox (event_id, type, body, next_attempt_at${names.map((n) => `, ${n}`).join("")})
+       VALUES (?, ?, ?, ?${", ?".repeat(names.length)})`,
       event.id,
       event.type,
       JSON.stringify(event),
       due,
+      ...Object.values(columns),
     );
     return due;
   }

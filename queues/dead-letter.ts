@@ -1,5 +1,6 @@
 import { drizzle } from "drizzle-orm/d1";
 import { deadLetters } from "../d1/schema/orders";
+import { orderShardOf } from "../durable-objects/order-shard";
 
 /**
  * Records a message that could not be processed (retries exhausted, or unparseable) and flags its
@@ -25,7 +26,8 @@ export async function recordDeadLetter(
       problem,
     })
     .onConflictDoNothing();
-  if (orderId) await env.ORDER.getByName(orderId).markNeedsAttention(`${str(body?.type) ?? "message"}: ${problem}`);
+  if (orderId)
+    await orderShardOf(env, orderId).markNeedsAttention(orderId, `${str(body?.type) ?? "message"}: ${problem}`);
 }
 
 /** The `saga-events-dlq` consumer: everything that lands here is recorded, then acknowledged. */

@@ -2,13 +2,14 @@ import type { z } from "zod";
 import type { OrderCancelled, OrderPlaced } from "../contracts/saga-events";
 import { audit, userRef } from "../domain/audit/log";
 import { fraudRulesFor, screenOrder } from "../domain/fraud/rules";
+import { orderShardOf } from "../durable-objects/order-shard";
 
 type Placed = z.infer<typeof OrderPlaced>;
 type Cancelled = z.infer<typeof OrderCancelled>;
 
 /**
  * Fraud step of the saga, before payment: runs on `order.placed` beside the inventory step, so it
- * adds no queue hop. The OrderObject moves on to payment only when both have reported (and the
+ * adds no queue hop. The order moves on to payment only when both have reported (and the
  * screening cleared it), or holds the order in `review`. Every decision is audited before it is
  * reported (dedupe key per order), so a redelivery neither double-counts velocity (recorded by
  * order id) nor leaves a decision unaudited. Also audits the end of a hold nobody decided on.
@@ -28,8 +29,8 @@ export async function handleFraudEvent(event: Placed | Cancelled, env: Env): Pro
   }
   // Placed with no rule on: the order waits for no screening, so there is nothing to ask it.
   if (event.screened === false) return;
-  const order = env.ORDER.getByName(event.orderId);
-  const input = await order.screeningInput();
+  const order = orderShardOf(env, event.orderId);
+  const input = await order.screeningInput(event.orderId);
   if (!input) return;
   const rules = await fraudRulesFor(env);
   const decision = await screenOrder(
@@ -46,5 +47,5 @@ export async function handleFraudEvent(event: Placed | Cancelled, env: Env): Pro
     details: { orderId: event.orderId, amount: input.amount, hits: decision.hits },
     dedupeKey: `fraud-screen:${event.orderId}`,
   });
-  await order.screeningResult({ ...decision, holdMs: rules.reviewHoldMinutes * 60_000 });
+  await order.screeningResult(event.orderId, { ...decision, holdMs: rules.reviewHoldMinutes * 60_000 });
 }

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { OrderCancelled, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
 import { parcelWeight } from "../domain/fulfilment/pricing";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { bookBesideSale } from "./shipping";
 
 type Placed = z.infer<typeof OrderPlaced>;
@@ -22,7 +23,7 @@ export async function handleInventoryEvent(
   env: Env,
   attempts = 1,
 ): Promise<void> {
-  const order = env.ORDER.getByName(event.orderId);
+  const order = orderShardOf(env, event.orderId);
   const skus = [...new Set(event.order.items.map((line) => line.sku))];
   const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
 
@@ -42,7 +43,10 @@ export async function handleInventoryEvent(
       );
       const ok = results.every((r) => r.ok);
       if (!ok) await releaseAll();
-      const ack = await order.reservationResult(ok ? { ok: true } : { ok: false, reason: "out_of_stock" });
+      const ack = await order.reservationResult(
+        event.orderId,
+        ok ? { ok: true } : { ok: false, reason: "out_of_stock" },
+      );
       if (ok && !ack.accepted) await releaseAll();
       return;
     }
@@ -52,11 +56,11 @@ export async function handleInventoryEvent(
       // and the parcel is booked only once every line is sold (one that lost its stock books none).
       const [results, pending] = await Promise.all([
         Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId))),
-        parcelWeight(event.order.items) === null ? null : order.pendingShipment(),
+        parcelWeight(event.order.items) === null ? null : order.pendingShipment(event.orderId),
       ]);
       const ok = results.every((r) => r.committed);
       const parcel = ok ? await bookBesideSale(env, event.orderId, pending, attempts) : undefined;
-      await order.commitResult({ ok, ...(parcel ? { parcel } : {}) });
+      await order.commitResult(event.orderId, { ok, ...(parcel ? { parcel } : {}) });
       return;
     }
     case "order.cancelled":

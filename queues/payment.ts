@@ -12,6 +12,7 @@ import {
   TransientPaymentError,
 } from "../domain/payments/provider";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
 type Reserved = z.infer<typeof OrderReserved>;
@@ -60,7 +61,7 @@ export async function handlePaymentEvent(
 }
 
 async function charge(event: Reserved, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
-  const order = env.ORDER.getByName(event.orderId);
+  const order = orderShardOf(env, event.orderId);
   const { amount, currency } = event.order.total;
   const base = { orderId: event.orderId, provider: provider.name, amount, currency };
   const authKey = `${event.orderId}:authorize`;
@@ -80,7 +81,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
         detail: authorization.code,
         idempotencyKey: `${authKey}:declined`,
       });
-      await order.paymentResult({ ok: false, reason: "payment_declined", detail: authorization.code });
+      await order.paymentResult(event.orderId, { ok: false, reason: "payment_declined", detail: authorization.code });
       return;
     }
     await recordLedger(env, {
@@ -95,7 +96,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
     );
     await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
     // If the order was cancelled meanwhile it refunds this capture itself (order.refund_requested).
-    await order.paymentResult({
+    await order.paymentResult(event.orderId, {
       ok: true,
       authorizationId: authorization.authorizationId,
       captureId: capture.captureId,
@@ -111,7 +112,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
         idempotencyKey: `${authKey}:failure:${attempts}`,
       });
       if (!lastChance) throw new RetryLater(backoffSeconds(attempts), error.message);
-      await order.paymentResult({
+      await order.paymentResult(event.orderId, {
         ok: false,
         reason: "payment_error",
         detail: `gave up after ${attempts} attempts: ${error.message}`,
@@ -122,7 +123,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
     if (error instanceof PaymentTimeoutError || error instanceof PermanentPaymentError) {
       const detail = error instanceof PaymentTimeoutError ? "timeout" : "rejected";
       await recordLedger(env, { ...base, kind: "failure", detail, idempotencyKey: `${authKey}:${detail}` });
-      await order.paymentResult({ ok: false, reason: "payment_error", detail: error.message });
+      await order.paymentResult(event.orderId, { ok: false, reason: "payment_error", detail: error.message });
       // Outcome unknown after a timeout: if an authorization did get booked, release it.
       await voidIfAuthorized(event.orderId, customer, env, provider, currency);
       return;
@@ -150,7 +151,7 @@ async function refund(event: RefundRequested, env: Env, provider: PaymentProvide
       providerRef: result.refundId,
       idempotencyKey: event.refundId,
     });
-    await env.ORDER.getByName(event.orderId).refundResult({ refundId: event.refundId });
+    await orderShardOf(env, event.orderId).refundResult(event.orderId, { refundId: event.refundId });
   } catch (error) {
     // Money owed to a customer is never given up on: retry, and the DLQ flags it for a human.
     if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError) {

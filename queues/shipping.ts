@@ -2,6 +2,7 @@ import type { z } from "zod";
 import type { OrderShipmentRequested } from "../contracts/saga-events";
 import { carrierFor, TransientCarrierError } from "../domain/fulfilment/carrier";
 import type { PendingShipment } from "../durable-objects/order";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
 type ShipmentRequested = z.infer<typeof OrderShipmentRequested>;
@@ -76,17 +77,17 @@ export async function bookBesideSale(
  * in `paid` unnoticed (an admin then ships it by hand, retries, or cancels it with a full refund).
  */
 export async function handleShippingEvent(event: ShipmentRequested, env: Env, attempts: number): Promise<void> {
-  const order = env.ORDER.getByName(event.orderId);
-  const pending = await order.pendingShipment();
+  const order = orderShardOf(env, event.orderId);
+  const pending = await order.pendingShipment(event.orderId);
   // Already booked, flagged or cancelled meanwhile: nothing left for this message to do.
   if (!pending) return;
   try {
     const trackingNumber = await bookParcel(env, event.orderId, pending, attempts, CARRIER_TIMEOUT_MS);
-    await order.shipmentResult({ ok: true, trackingNumber });
+    await order.shipmentResult(event.orderId, { ok: true, trackingNumber });
   } catch (error) {
     if (!(error instanceof TransientCarrierError)) throw error;
     if (attempts < MAX_DELIVERIES) throw new RetryLater(backoffSeconds(attempts), error.message);
-    await order.shipmentResult({
+    await order.shipmentResult(event.orderId, {
       ok: false,
       problem: `carrier ${pending.shipment.carrier} failed ${attempts} times: ${error.message}`,
     });

@@ -10,6 +10,7 @@ import {
   TransientCarrierError,
 } from "../domain/fulfilment/carrier";
 import type { OrderObject } from "../durable-objects/order";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { dispatchBatch } from "../queues/dispatch";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
@@ -143,8 +144,8 @@ describe("saga operations (GET /v1/admin/sagas, POST /v1/admin/sagas/:orderId/re
     await insertSku("SAGA-LOST", { amount: 1500 });
     await stock("SAGA-LOST", 5);
     const orderId = `ord_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
-    const stub = env.ORDER.getByName(orderId);
-    // The order's queue is swapped on the live object for one that loses every message it is given.
+    const stub = orderShardOf(env, orderId);
+    // The queue is swapped on the order's live shard for one that loses every message it is given.
     const lost: { type: string }[] = [];
     const blackHole = {
       async send(body: { type: string }) {

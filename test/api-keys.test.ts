@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiKeyList, CreatedApiKey } from "../contracts/api-keys";
 import { OrderList } from "../contracts/order";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { call, expectProblem, signIn, tokenFor } from "./helpers";
 
 type Scope = "catalog:read" | "orders:read" | "market:read";
@@ -16,10 +17,10 @@ async function createKey(token: string, scopes: Scope[], name = "integration") {
 const withKey = (key: string, path: string, init: RequestInit = {}) =>
   call(path, { ...init, headers: { ...(init.headers as Record<string, string>), "X-API-Key": key } });
 
-/** An order owned by `userId`, placed straight on its object (the key tests only read orders). */
+/** An order owned by `userId`, placed straight on its shard (the key tests only read orders). */
 async function orderOf(userId: string): Promise<string> {
   const orderId = `ord_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
-  await env.ORDER.getByName(orderId).place({
+  await orderShardOf(env, orderId).place({
     orderId,
     userId,
     items: [],

@@ -1,4 +1,3 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { AuditPage } from "../contracts/audit";
@@ -6,7 +5,16 @@ import type { FraudRules } from "../contracts/fraud";
 import type { OwnedOrder } from "../contracts/order";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
-import { accepted, cartWith, isFinal, newShopper, placeOrder, type Shopper, waitForOrder } from "./order-fixtures";
+import {
+  accepted,
+  cartWith,
+  isFinal,
+  newShopper,
+  passSagaDeadline,
+  placeOrder,
+  type Shopper,
+  waitForOrder,
+} from "./order-fixtures";
 
 const OFF = { enabled: false, maxOrders: 1000, windowMinutes: 60 };
 const NO_RULES: FraudRules = {
@@ -237,12 +245,8 @@ describe("fraud rules before payment", () => {
     const sku = await stockedSku(900, 4);
     const held = await checkout(await shopperNamed("expiry"), sku, { headers: { "X-Simulated-Country": "DE" } });
     expect(held.status).toBe("review");
-    const stub = env.ORDER.getByName(held.id);
     // The deadline passes (moved, not waited for), then the alarm fires.
-    await runInDurableObject(stub, (_instance, state) => {
-      state.storage.sql.exec("UPDATE orders SET deadline = ?", Date.now() - 1);
-    });
-    await runDurableObjectAlarm(stub);
+    await passSagaDeadline(held.id);
     const expired = await waitForOrder(held.id, isFinal);
     expect(expired).toMatchObject({ status: "cancelled", reason: "review_expired" });
     const deadline = Date.now() + 10_000;

@@ -6,18 +6,18 @@ import { orderEvent } from "./order-fixtures";
 
 type Placed = Extract<OrderEvent, { type: "order.placed" }>;
 
-/** env.ORDER standing in for the order objects: records whom the fraud consumer asks. */
+/** env.ORDER_SHARDS standing in for the order shards: records whom the fraud consumer asks. */
 function askedOrders() {
   const asked: string[] = [];
-  const ORDER = {
-    getByName: (orderId: string) => ({
-      screeningInput: async () => {
+  const ORDER_SHARDS = {
+    getByName: () => ({
+      screeningInput: async (orderId: string) => {
         asked.push(orderId);
         return null;
       },
     }),
-  } as unknown as Env["ORDER"];
-  return { env: { ...env, ORDER }, asked };
+  } as unknown as Env["ORDER_SHARDS"];
+  return { env: { ...env, ORDER_SHARDS }, asked };
 }
 
 const placed = (orderId: string, screened?: boolean): Placed =>

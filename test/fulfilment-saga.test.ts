@@ -1,4 +1,3 @@
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Order, OrderList } from "../contracts/order";
@@ -14,18 +13,12 @@ import {
   shippingSetup,
 } from "./fulfilment-fixtures";
 import { call, expectProblem } from "./helpers";
-import { accepted, cartWith, newShopper, type Shopper, waitForOrder } from "./order-fixtures";
+import { accepted, cartWith, emittedEvents, newShopper, type Shopper, waitForOrder } from "./order-fixtures";
 
 const LISBON = { name: "Ana", line1: "Rua 1", city: "Lisboa", postalCode: "1100-001", country: "PT" };
 
-/** The saga events an order has written, in order (its outbox keeps sent rows as its event log). */
-const sagaEvents = (orderId: string) =>
-  runInDurableObject(env.ORDER.getByName(orderId), (_instance, state) =>
-    state.storage.sql
-      .exec<{ type: string }>("SELECT type FROM outbox ORDER BY seq")
-      .toArray()
-      .map((row) => row.type),
-  );
+/** The types of the saga events an order has written, oldest first. */
+const sagaEvents = async (orderId: string) => (await emittedEvents(orderId)).map((event) => event.type);
 
 const ship = async (orderId: string, json?: unknown) =>
   call(`/v1/admin/orders/${orderId}/ship`, { method: "POST", token: await adminToken(), ...(json ? { json } : {}) });

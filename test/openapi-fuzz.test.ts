@@ -303,7 +303,8 @@ async function settle(path?: string): Promise<void> {
   let ran = false;
   for (const id of await listDurableObjectIds(env.INVENTORY))
     ran = (await runDurableObjectAlarm(env.INVENTORY.get(id))) || ran;
-  for (const id of await listDurableObjectIds(env.ORDER)) ran = (await runDurableObjectAlarm(env.ORDER.get(id))) || ran;
+  for (const id of await listDurableObjectIds(env.ORDER_SHARDS))
+    ran = (await runDurableObjectAlarm(env.ORDER_SHARDS.get(id))) || ran;
   // An accepted write schedules its relay for later (RELAY_DELAY_MS); run here, it cannot have
   // fired on its own yet, so with no alarm pending nothing is in flight. Carts relay their events
   // (cart.created, cart.checked_out: analytics) at once, with no alarm to wait for.

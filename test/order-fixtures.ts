@@ -1,9 +1,18 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
 import { Cart } from "../contracts/cart";
 import { OrderAccepted, OwnedOrder } from "../contracts/order";
 import type { OrderEvent, OrderLine, OrderStatus } from "../contracts/saga-events";
+import { randomHex } from "../domain/encoding";
+import type { OrderObject } from "../durable-objects/order";
+import { orderShard, orderShardOf } from "../durable-objects/order-shard";
 import { dispatchBatch } from "../queues/dispatch";
 import { newCartId } from "../workers/routes/carts";
 import { call, tokenFor } from "./helpers";
@@ -111,10 +120,97 @@ export async function accepted(res: Response): Promise<OrderAccepted> {
   return OrderAccepted.parse(await res.json());
 }
 
-/** The order as its Durable Object holds it, parsed with the contract; null when there is none. */
+/** The order as its shard holds it, parsed with the contract; null when there is none. */
 export async function viewOrder(orderId: string): Promise<OwnedOrder | null> {
-  const view = await env.ORDER.getByName(orderId).view();
+  const view = await orderShardOf(env, orderId).view(orderId);
   return view && OwnedOrder.parse(view);
+}
+
+/** Every event the order emitted so far, oldest first (its shard's outbox keeps sent rows: each order's event log). */
+export function emittedEvents(orderId: string): Promise<OrderEvent[]> {
+  return runInDurableObject(orderShardOf(env, orderId), (_instance, state) =>
+    state.storage.sql
+      .exec<{ body: string }>("SELECT body FROM outbox WHERE order_id = ? ORDER BY seq", orderId)
+      .toArray()
+      .map((r) => JSON.parse(r.body) as OrderEvent),
+  );
+}
+
+/** Shards orderIdsInNewShard has given ids of, in this test file. */
+const shardsGiven = new Set<string>();
+
+/**
+ * `n` new random order ids that all live in one shard, one no earlier call (in this test file)
+ * gave ids of: a test of orders sharing a shard (its alarm, its queue swapped) has it to itself.
+ */
+export function orderIdsInNewShard(n: number): string[] {
+  let first = `ord_${randomHex(12)}`;
+  while (shardsGiven.has(orderShard(first))) first = `ord_${randomHex(12)}`;
+  shardsGiven.add(orderShard(first));
+  const ids = [first];
+  while (ids.length < n) {
+    const id = `ord_${randomHex(12)}`;
+    if (orderShard(id) === orderShard(first)) ids.push(id);
+  }
+  return ids;
+}
+
+/** A saga queue to swap onto a live order shard: records the event types sent, or fails while `down`. */
+export function recordingQueue() {
+  const sent: string[] = [];
+  const state = { down: false };
+  const record = (types: string[]) => {
+    if (state.down) throw new Error("queue unavailable");
+    sent.push(...types);
+  };
+  const queue = {
+    async send(body: { type: string }) {
+      record([body.type]);
+    },
+    async sendBatch(messages: { body: { type: string } }[]) {
+      record(messages.map((m) => m.body.type));
+    },
+  } as unknown as Queue;
+  return { sent, state, queue };
+}
+
+/** Places a one-line test order on a live shard instance, its events (and the shard's) going to `queue`. */
+export function placeWith(instance: OrderObject, queue: Queue, orderId: string, sku: string, userId?: string) {
+  (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: queue };
+  return instance.place({
+    orderId,
+    userId: userId ?? `u-${crypto.randomUUID()}`,
+    items: [orderLine(`p-${sku}`, sku)],
+    total: { amount: 1999, currency: "USD" },
+    paymentToken: "tok_sim_success_4242",
+    shippingAddress: SHIPPING,
+    correlationId: orderId,
+  });
+}
+
+/** Counts the alarm writes (setAlarm, deleteAlarm) an object's storage makes from now on. */
+export function countAlarmWrites(storage: DurableObjectStorage): () => number {
+  let writes = 0;
+  for (const method of ["setAlarm", "deleteAlarm"] as const) {
+    const original = storage[method].bind(storage) as (...args: unknown[]) => Promise<void>;
+    Object.defineProperty(storage, method, {
+      configurable: true,
+      value: (...args: unknown[]) => {
+        writes++;
+        return original(...args);
+      },
+    });
+  }
+  return () => writes;
+}
+
+/** Moves the order's saga deadline into the past (not waited for), then runs its shard's alarm. */
+export async function passSagaDeadline(orderId: string): Promise<boolean> {
+  const shard = orderShardOf(env, orderId);
+  await runInDurableObject(shard, (_instance, state) => {
+    state.storage.sql.exec("UPDATE orders SET deadline = ? WHERE id = ?", Date.now() - 1, orderId);
+  });
+  return runDurableObjectAlarm(shard);
 }
 
 /** Reads the order from its Durable Object directly (no HTTP) until `done` holds, within a deadline. */

@@ -1,9 +1,18 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import { insertSku, stock } from "./commerce-fixtures";
-import { accepted, CARDS, cartWith, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
+import {
+  accepted,
+  CARDS,
+  cartWith,
+  isFinal,
+  newShopper,
+  passSagaDeadline,
+  placeOrder,
+  waitForOrder,
+} from "./order-fixtures";
 
 // This file opens the "simulated" provider's breaker; every test file has its own storage, so
 // the other saga tests never see it open.
@@ -69,11 +78,7 @@ describe("payment circuit breaker (shared Durable Object per provider)", () => {
     expect((await env.INVENTORY.getByName("BRK-1").level()).reserved).toBe(2);
 
     // The saga deadline passes (SAGA_TIMEOUT_MS): the alarm cancels with reason `timeout`.
-    const stub = env.ORDER.getByName(id);
-    await runInDurableObject(stub, (_i, state) => {
-      state.storage.sql.exec("UPDATE orders SET deadline = ?", Date.now() - 1);
-    });
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await passSagaDeadline(id)).toBe(true);
     const order = await waitForOrder(id, isFinal);
     expect(order).toMatchObject({ status: "cancelled", reason: "timeout" });
     expect(order.history.map((h) => h.status)).toEqual(["pending", "reserved", "cancelled"]);

@@ -8,21 +8,20 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { OrderEvent } from "../contracts/saga-events";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { dispatchBatch } from "../queues/dispatch";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call } from "./helpers";
-import { accepted, cartWith, isFinal, newShopper, placeOrder, viewOrder, waitForOrder } from "./order-fixtures";
-
-/** Every event the order emitted so far, in order (read from its outbox). */
-async function emittedEvents(orderId: string): Promise<OrderEvent[]> {
-  return runInDurableObject(env.ORDER.getByName(orderId), (_instance, state) =>
-    state.storage.sql
-      .exec<{ body: string }>("SELECT body FROM outbox ORDER BY seq")
-      .toArray()
-      .map((r) => JSON.parse(r.body) as OrderEvent),
-  );
-}
+import {
+  accepted,
+  cartWith,
+  emittedEvents,
+  isFinal,
+  newShopper,
+  placeOrder,
+  viewOrder,
+  waitForOrder,
+} from "./order-fixtures";
 
 /** Runs the Worker's queue handler on `bodies` exactly as the queue would deliver them. */
 async function deliver(bodies: unknown[], queue = "saga-events", attempts = 1) {
@@ -108,17 +107,17 @@ describe("saga reliability", () => {
     }
   });
 
-  it("an Order object evicted between steps resumes from storage and finishes", async () => {
+  it("an order shard evicted between steps resumes from storage and finishes", async () => {
     await insertSku("REL-EVICT");
     await stock("REL-EVICT", 2);
     const shopper = await newShopper();
     const res = await placeOrder(shopper, await cartWith(shopper, [{ sku: "REL-EVICT", quantity: 1 }]));
     const { id } = await accepted(res);
-    const stub = env.ORDER.getByName(id);
-    // Tear the object down repeatedly while the consumers drive it; each step must find its state.
+    const stub = orderShardOf(env, id);
+    // Tear the shard down repeatedly while the consumers drive the order; each step must find its state.
     let evictions = 0;
     for (let i = 0; i < 200; i++) {
-      const order = await stub.view();
+      const order = await stub.view(id);
       if (order && isFinal(order)) break;
       await evictDurableObject(stub).then(
         () => evictions++,
@@ -142,17 +141,20 @@ describe("saga reliability", () => {
     );
     await waitForOrder(id, isFinal);
     await expect.poll(() => count("SELECT COUNT(*) AS n FROM notifications WHERE order_id = ?", id)).toBe(1);
-    const stub = env.ORDER.getByName(id);
+    const stub = orderShardOf(env, id);
     // Pretend the last relay failed after the state change committed (the dual-write gap).
     await runInDurableObject(stub, (_i, state) => {
-      state.storage.sql.exec("UPDATE outbox SET sent_at = NULL, attempts = 1 WHERE type = 'order.confirmed'");
+      state.storage.sql.exec(
+        "UPDATE outbox SET sent_at = NULL, attempts = 1 WHERE type = 'order.confirmed' AND order_id = ?",
+        id,
+      );
       // What the failed relay does: schedule the retry.
       return state.storage.setAlarm(Date.now() + 1000);
     });
     await env.DB.prepare("DELETE FROM notifications WHERE order_id = ?").bind(id).run();
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const unsent = await runInDurableObject(stub, (_i, state) =>
-      state.storage.sql.exec("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL").one(),
+      state.storage.sql.exec("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL AND order_id = ?", id).one(),
     );
     expect(unsent.n).toBe(0);
     // The relayed event really reached the queue: the confirmation email is written again.

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { randomHex } from "../domain/encoding";
 import type { OrderObject } from "../durable-objects/order";
+import { orderShardOf } from "../durable-objects/order-shard";
 import { orderLine, SHIPPING } from "./order-fixtures";
 
 /**
@@ -12,7 +13,7 @@ import { orderLine, SHIPPING } from "./order-fixtures";
  */
 it("asks SQLite when the next row is due only while a row may be unsent", async () => {
   const orderId = `ord_${randomHex(12)}`;
-  const stub = env.ORDER.getByName(orderId);
+  const stub = orderShardOf(env, orderId);
   const sent: string[] = [];
   const queueState = { down: false };
   const queue = {
@@ -43,17 +44,23 @@ it("asks SQLite when the next row is due only while a row may be unsent", async 
       shippingAddress: SHIPPING,
       correlationId: orderId,
     });
-    await instance.reservationResult({ ok: true });
+    await instance.reservationResult(orderId, { ok: true });
     const whileAllSent = dueQueries;
     queueState.down = true;
-    await instance.paymentResult({ ok: true, authorizationId: "sim_auth_1", captureId: "sim_cap_1", amount: 1999 });
+    await instance.paymentResult(orderId, {
+      ok: true,
+      authorizationId: "sim_auth_1",
+      captureId: "sim_cap_1",
+      amount: 1999,
+    });
     queueState.down = false;
     return {
       whileAllSent,
       afterFailedSend: dueQueries - whileAllSent,
       alarm: await state.storage.getAlarm(),
       failedAt: Date.now(),
-      deadline: state.storage.sql.exec<{ deadline: number }>("SELECT deadline FROM orders").one().deadline,
+      deadline: state.storage.sql.exec<{ deadline: number }>("SELECT deadline FROM orders WHERE id = ?", orderId).one()
+        .deadline,
     };
   });
   expect(sent).toEqual(["order.placed", "order.reserved"]);
@@ -64,6 +71,6 @@ it("asks SQLite when the next row is due only while a row may be unsent", async 
   expect(seen.alarm).toBeLessThan(seen.deadline);
   expect(await runDurableObjectAlarm(stub)).toBe(true);
   expect(sent).toEqual(["order.placed", "order.reserved", "order.paid"]);
-  // Everything sent again: the alarm goes back to the saga deadline.
+  // Everything sent again: the alarm goes back to the saga deadline (the shard's only order here).
   expect(await runInDurableObject(stub, (_instance, state) => state.storage.getAlarm())).toBe(seen.deadline);
 });

@@ -14,6 +14,7 @@ export { MarketFeedObject } from "../durable-objects/market-feed";
 export { MarketRegistryObject } from "../durable-objects/market-registry";
 export { MarketRelayObject } from "../durable-objects/market-relay";
 export { OrderObject } from "../durable-objects/order";
+export { OrderShardObject } from "../durable-objects/order-shard";
 export { PromotionObject } from "../durable-objects/promotion";
 
 export default {

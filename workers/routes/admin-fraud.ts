@@ -3,6 +3,7 @@ import { FraudRules, ReviewDecision } from "../../contracts/fraud";
 import { Order } from "../../contracts/order";
 import { userRef } from "../../domain/audit/log";
 import { fraudRulesFor, setFraudRules } from "../../domain/fraud/rules";
+import { orderShardOf } from "../../durable-objects/order-shard";
 import { auditRequest } from "../audit";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
@@ -48,7 +49,7 @@ adminOrderReview.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const { decision } = c.req.valid("json");
-    const result = await c.env.ORDER.getByName(id).review(decision);
+    const result = await orderShardOf(c.env, id).review(id, decision);
     if (!result.ok) {
       if (result.status === null) throw notFound("No such order");
       throw conflict(`An order in status ${result.status} is not waiting for a review`, "order-not-in-review");

@@ -10,6 +10,7 @@ import {
 import { listAlerts } from "../../domain/analytics/alerts";
 import { analyticsSummary } from "../../domain/analytics/summary";
 import { listSagas, retrySaga } from "../../domain/orders/saga-operations";
+import { orderShardOf } from "../../durable-objects/order-shard";
 import { auditRequest } from "../audit";
 import { authOf, requireAuth, requireRole } from "../middleware/auth";
 import { userWriteRateLimit } from "../middleware/rate-limit";
@@ -138,17 +139,17 @@ adminSagas.openapi(
   }),
   async (c) => {
     const { orderId } = c.req.valid("param");
-    // The read model first: a guessed id must not create an Order object.
+    // The read model first: a guessed id must not wake an order object.
     const known = await c.env.DB.prepare(
       "SELECT 1 FROM orders_view WHERE id = ?1 UNION ALL SELECT 1 FROM dead_letters WHERE order_id = ?1 LIMIT 1",
     )
       .bind(orderId)
       .first();
     if (!known) throw notFound("No such order");
-    const stub = c.env.ORDER.getByName(orderId);
+    const stub = orderShardOf(c.env, orderId);
     const [order, events, letters] = await Promise.all([
-      stub.view(),
-      stub.eventLog(),
+      stub.view(orderId),
+      stub.eventLog(orderId),
       c.env.DB.batch<{ at: string; type: string | null; event_id: string | null; detail: string | null }>([
         c.env.DB.prepare(
           "SELECT received_at AS at, type, event_id, problem AS detail FROM dead_letters WHERE order_id = ?",
@@ -220,14 +221,14 @@ adminSagas.openapi(
   async (c) => {
     const { orderId } = c.req.valid("param");
     const { userId } = authOf(c);
-    const stub = c.env.ORDER.getByName(orderId);
+    const stub = orderShardOf(c.env, orderId);
     const result = await retrySaga(
       c.env,
       {
         send: async (body) => {
           await c.env.SAGA_EVENTS.send(body, { contentType: "json" });
         },
-        operatorRetry: (resendLatest) => stub.operatorRetry(resendLatest),
+        operatorRetry: (resendLatest) => stub.operatorRetry(orderId, resendLatest),
       },
       { orderId, actor: `user:${userId}` },
     );

@@ -16,6 +16,7 @@ import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../do
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
 import { checkoutLimiterFor } from "../../durable-objects/checkout-limiter";
 import type { FulfilmentResult } from "../../durable-objects/order";
+import { orderShardOf } from "../../durable-objects/order-shard";
 import { auditRequest } from "../audit";
 import { matchesIfNoneMatch } from "../edge-cache";
 import { fraudScreeningFor } from "../fraud-screening";
@@ -66,7 +67,7 @@ const PlaceOrder = z
   .strict()
   .openapi("PlaceOrder");
 
-// One schema per shape, from contracts/: the OrderObject returns it and the tests parse with it.
+// One schema per shape, from contracts/: the order shard returns it and the tests parse with it.
 const OrderSchema = Order.openapi("Order");
 const OrderSummarySchema = OrderSummary.openapi("OrderSummary");
 const OrderListSchema = OrderList.extend({ items: OrderSummarySchema.array() }).openapi("OrderList");
@@ -129,14 +130,14 @@ function present(order: OwnedOrder): Order {
   return rest;
 }
 
-/** Who is asking, as the OrderObject decides visibility: the owner, or an admin. */
+/** Who is asking, as the order shard decides visibility: the owner, or an admin. */
 function viewerOf(auth: { userId: string; roles: string[] }): { userId: string; admin: boolean } {
   return { userId: auth.userId, admin: auth.roles.includes("admin") };
 }
 
-/** The order, if the caller may see it (the OrderObject's rule, as for GET); 404 otherwise. */
+/** The order, if the caller may see it (the order shard's rule, as for GET); 404 otherwise. */
 async function visibleOrder(env: Env, id: string, auth: { userId: string; roles: string[] }): Promise<OwnedOrder> {
-  const found = await env.ORDER.getByName(id).watch(viewerOf(auth), null, 0);
+  const found = await orderShardOf(env, id).watch(id, viewerOf(auth), null, 0);
   if (!found) throw notFound("No such order");
   return found.order;
 }
@@ -265,8 +266,9 @@ orders
           pricing = await priceCheckout(c.env, quote, { cart: checkout.cart, userId: auth.userId, orderId });
           const trace = c.get("trace");
           placing = true;
-          const order = await c.env.ORDER.getByName(orderId).place({
+          const order = await orderShardOf(c.env, orderId).place({
             orderId,
+            keyed: key !== undefined,
             userId: auth.userId,
             items: checkout.cart.items,
             total: pricing.totals.total,
@@ -287,7 +289,7 @@ orders
         } catch (error) {
           // Nothing was placed (a placed order is found again by a retry with the same key): the
           // redemption, the cart and the checkout slot go back.
-          if (!placing || !(await c.env.ORDER.getByName(orderId).view())) {
+          if (!placing || !(await orderShardOf(c.env, orderId).view(orderId))) {
             await Promise.all([
               releaseRedemption(c.env, pricing, orderId),
               cart.reopen(auth.userId, orderId),
@@ -375,12 +377,12 @@ orders
       const viewer = viewerOf(authOf(c));
       const waitMs = longPollMs(prefer);
       const deadline = Date.now() + waitMs;
-      const stub = c.env.ORDER.getByName(id);
+      const stub = orderShardOf(c.env, id);
       // The revision in the client's ETag tells the order what "unchanged" is; a wake-up for a
       // change the client cannot see (same body, same ETag) waits again for the time left.
       let known = waitMs > 0 ? revisionOf(ifNoneMatch) : null;
       for (;;) {
-        const found = await stub.watch(viewer, known, Math.max(0, deadline - Date.now()), until);
+        const found = await stub.watch(id, viewer, known, Math.max(0, deadline - Date.now()), until);
         if (!found) throw notFound("No such order");
         const body = JSON.stringify(present(found.order));
         const etag = `"${found.revision}-${(await etagOf(body)).slice(1)}`;
@@ -427,7 +429,7 @@ orders
     async (c) => {
       const auth = authOf(c);
       const order = await visibleOrder(c.env, c.req.valid("param").id, auth);
-      const result = await c.env.ORDER.getByName(order.id).cancel();
+      const result = await orderShardOf(c.env, order.id).cancel(order.id);
       if (!result.ok)
         throw conflict(`An order in status ${result.status} can no longer be cancelled`, "order-not-cancellable");
       return c.json({ id: order.id, status: result.order.status }, 202);
@@ -484,7 +486,7 @@ adminOrders.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const body = (c.req.header("content-type") ? c.req.valid("json") : {}) ?? {};
-    const order = fulfilled(await c.env.ORDER.getByName(id).ship(body));
+    const order = fulfilled(await orderShardOf(c.env, id).ship(id, body));
     await auditRequest(c, { action: "order.shipped", target: `order:${id}`, details: { ...order.shipment } });
     return c.json(order, 200);
   },
@@ -516,7 +518,7 @@ adminOrders.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const order = fulfilled(await c.env.ORDER.getByName(id).deliver());
+    const order = fulfilled(await orderShardOf(c.env, id).deliver(id));
     await auditRequest(c, { action: "order.delivered", target: `order:${id}` });
     return c.json(order, 200);
   },
@@ -564,7 +566,7 @@ adminOrders.openapi(
       const refundId = key
         ? `rf_${(await sha256Hex(`${id}\n${key}`)).slice(0, 24)}`
         : `rf_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`;
-      const result = await c.env.ORDER.getByName(id).requestRefund({
+      const result = await orderShardOf(c.env, id).requestRefund(id, {
         refundId,
         ...(body.amount ? { amount: body.amount } : {}),
       });

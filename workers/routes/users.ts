@@ -32,6 +32,7 @@ import { accountGuardName } from "../../domain/identity/throttling";
 import { findUserById, nowIso, toPublicUser } from "../../domain/identity/users";
 import { eraseCustomerCommerceData } from "../../domain/orders/account-erasure";
 import type { AccountGuardVerdict } from "../../durable-objects/account-guard";
+import { orderShardOf } from "../../durable-objects/order-shard";
 import { auditRequest } from "../audit";
 import { authOf, requireAuth } from "../middleware/auth";
 import { tooManyRequests, userWriteRateLimit } from "../middleware/rate-limit";
@@ -148,7 +149,9 @@ usersRouter
       });
       // Commerce data first: if it fails the account still exists and the client can retry;
       // erasing the account first would leave its orders' addresses unreachable.
-      await eraseCustomerCommerceData(c.env, caller.userId);
+      await eraseCustomerCommerceData(c.env, caller.userId, (orderId) =>
+        orderShardOf(c.env, orderId).erasePersonalData(orderId, caller.userId),
+      );
       // The row stays as a tombstone (ids in orders and ledgers must still resolve) but holds no
       // personal data: email NULL frees the address, hashes and secrets are gone.
       await drizzle(c.env.DB)
