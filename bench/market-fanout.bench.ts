@@ -31,6 +31,7 @@ import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
 import type { BookUpdate } from "../contracts/market.ts";
+import { EntropyFeedDecoder } from "../contracts/market-entropy.ts";
 import { createApiClient, expectOk } from "../scripts/api-client.ts";
 import { devVar, ensureDevVars, ROOT, wrangler } from "../scripts/local.ts";
 import { loadFixtureFeeds } from "../scripts/market-fixture-frames.ts";
@@ -152,9 +153,10 @@ interface Target {
 interface Sample {
   /** Frames/s each relay sent (edge only). */
   perRelay: number | null;
-  /** Bytes a JSON and a binary subscriber received over the run (edge only). */
+  /** Bytes a JSON, a binary and an entropy subscriber received over the run (edge only). */
   jsonBytes: number;
   binaryBytes: number;
+  entropyBytes: number;
   framesPerSecond: number;
   offered: number;
   p50: number;
@@ -177,9 +179,15 @@ interface Sample {
   serverCpuPerMessageUs: number | null;
 }
 
-function open(url: string, headers: Record<string, string>): Promise<WebSocket> {
+/**
+ * Opens a socket. `onMessage`, if given, listens from the start: a message that arrives in the
+ * same packet as the 101 (the snapshot, often) is emitted before a listener added after `open`
+ * resolves could see it.
+ */
+function open(url: string, headers: Record<string, string>, onMessage?: (data: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    if (onMessage) ws.on("message", onMessage);
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
     ws.once("unexpected-response", (_req, res) => {
@@ -212,16 +220,28 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
   const send = (books: BookUpdate[]) =>
     publisher.send(JSON.stringify({ type: "batch", seq: seq++, ts: now(), books, trades: [] }));
   send([kraken.updates[0]!]);
-  // The bandwidth pair: one more JSON and one binary subscriber (edge only), counting payload bytes.
+  // The bandwidth trio: one more JSON, one binary and one entropy subscriber (edge only), counting
+  // payload bytes; the entropy one decodes every message, so a broken stream fails the run.
   let jsonBytes = 0;
   let binaryBytes = 0;
+  let entropyBytes = 0;
   if (target.binaryUrl) {
-    const j = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": "10.8.0.1" });
-    j.on("message", (data: Buffer) => {
+    // Older servers (BENCH_BEFORE) refuse the encoding: their column stays empty.
+    const decoder = new EntropyFeedDecoder();
+    const e = await open(
+      target.binaryUrl(symbol).replace("encoding=binary", "encoding=entropy"),
+      { "CF-Connecting-IP": "10.8.0.3" },
+      (data) => {
+        decoder.decode(new Uint8Array(data));
+        if (!frozen) entropyBytes += data.length;
+      },
+    ).catch(() => null);
+    if (e) subs.push(e);
+    else entropyBytes = Number.NaN;
+    const j = await open(target.subscribeUrl(symbol), { "CF-Connecting-IP": "10.8.0.1" }, (data) => {
       if (!frozen) jsonBytes += data.length;
     });
-    const b = await open(target.binaryUrl(symbol), { "CF-Connecting-IP": "10.8.0.2" });
-    b.on("message", (data: Buffer) => {
+    const b = await open(target.binaryUrl(symbol), { "CF-Connecting-IP": "10.8.0.2" }, (data) => {
       if (!frozen) binaryBytes += data.length;
     });
     subs.push(j, b);
@@ -313,6 +333,7 @@ async function scenario(target: Target, symbol: string, subscribers: number, RAT
     perRelay,
     jsonBytes,
     binaryBytes,
+    entropyBytes,
     framesPerSecond: delivered / SECONDS,
     offered: subscribers * RATE,
     p50: percentile(latencies, 0.5),
@@ -436,24 +457,24 @@ try {
             `load ${load()}` +
             (sample.perRelay === null
               ? ""
-              : `, ${sample.perRelay.toFixed(0)} frames/s per relay, bytes JSON ${sample.jsonBytes} vs binary ${sample.binaryBytes}`),
+              : `, ${sample.perRelay.toFixed(0)} frames/s per relay, bytes JSON ${sample.jsonBytes} vs binary ${sample.binaryBytes} vs entropy ${sample.entropyBytes}`),
         );
       }
     }
   }
   console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each (Kraken XMR/USD updates), ${RELAYS} relays:`);
   console.log(
-    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/message | server CPU µs/frame | client CPU µs/frame | server CPU µs / frame sent | server CPU µs / message sent | frames/s per relay | binary bytes / JSON |",
+    "| subscribers × deltas/s | server | frames/s received (offered) | p50 ms | p99 ms | arrived | gaps | p99 vs baseline | frames/message | server CPU µs/frame | client CPU µs/frame | server CPU µs / frame sent | server CPU µs / message sent | frames/s per relay | binary bytes / JSON | entropy bytes / JSON |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const { subs: size, rate } of SCENARIOS) {
     const base = results.get(`Node ws baseline|${size}`)!;
     for (const target of targets) {
       const samples = results.get(`${target.name}|${size}`)!;
       const p99 = median(samples.map((s) => s.p99));
       const relay = samples[0]!.perRelay === null ? "" : median(samples.map((s) => s.perRelay!)).toFixed(0);
-      const ratio =
-        samples[0]!.perRelay === null ? "" : median(samples.map((s) => s.binaryBytes / s.jsonBytes)).toFixed(3);
+      const ratio = (bytes: (s: Sample) => number) =>
+        samples[0]!.perRelay === null ? "" : median(samples.map((s) => bytes(s) / s.jsonBytes)).toFixed(3);
       console.log(
         `| ${size} × ${rate} | ${target.name} | ${median(samples.map((s) => s.framesPerSecond)).toFixed(0)} (${samples[0]!.offered}) | ` +
           `${median(samples.map((s) => s.p50)).toFixed(2)} | ${p99.toFixed(2)} | ` +
@@ -461,7 +482,7 @@ try {
           `${(p99 / median(base.map((s) => s.p99))).toFixed(2)}× | ${median(samples.map((s) => s.framesPerMessage)).toFixed(2)} | ` +
           `${median(samples.map((s) => s.serverCpuUs)).toFixed(1)} | ${median(samples.map((s) => s.clientCpuUs)).toFixed(1)} | ` +
           `${sent(samples.map((s) => s.serverCpuPerSentFrameUs))} | ${sent(samples.map((s) => s.serverCpuPerMessageUs))} | ` +
-          `${relay} | ${ratio} |`,
+          `${relay} | ${ratio((s) => s.binaryBytes)} | ${ratio((s) => s.entropyBytes)} |`,
       );
     }
   }

@@ -1,13 +1,18 @@
-// `npm run watch -- BTC-USD [--depth 5] [--url http://127.0.0.1:8787]`: a live terminal view of one
+// `npm run watch -- BTC-USD [--depth 5] [--encoding json|binary|entropy] [--url http://127.0.0.1:8787]`:
+// a live terminal view of one
 // symbol from the edge — per-exchange top of book, the consolidated best bid/offer, recent trades —
 // rebuilt from the MarketFeed object's snapshot + deltas and redrawn in place.
 //
 // It is an ordinary subscriber: it checks that `seq` has no gaps (asks for a fresh snapshot if it
 // ever sees one), and acknowledges frames so the edge can flow-control it (window 512): if the
-// terminal falls behind, the edge sends one fresh snapshot instead of a backlog.
+// terminal falls behind, the edge sends one fresh snapshot instead of a backlog. `--encoding`
+// picks the frame encoding (the header shows the bytes it received); an entropy stream it cannot
+// decode makes it ask for a resync, as any client of that encoding must.
 import WebSocket from "ws";
 import { FeedMirror } from "../contracts/feed-mirror.ts";
 import { FeedFrame } from "../contracts/market.ts";
+import { decodeFeedMessage, type FeedEncoding } from "../contracts/market-binary.ts";
+import { EntropyFeedDecoder } from "../contracts/market-entropy.ts";
 import type { BookLevel } from "../contracts/order-book.ts";
 import { BASE_URL } from "./local.ts";
 
@@ -18,12 +23,15 @@ const flag = (name: string) => {
 };
 const depth = Math.max(1, Math.min(50, Number(flag("depth") ?? 5)));
 const base = flag("url") ?? process.env.EDGEPULSE_URL ?? BASE_URL;
+const encoding = (flag("encoding") ?? "json") as FeedEncoding;
+if (!["json", "binary", "entropy"].includes(encoding)) throw new Error("--encoding: json, binary or entropy");
 const symbol = args[0] ?? "BTC-USD";
 const WINDOW = 512;
 const REDRAW_MS = 100;
 
 const mirror = new FeedMirror({ maxTrades: 50 });
 let latencyMs = 0;
+let bytesReceived = 0;
 let status = "connecting";
 let dirty = true;
 
@@ -49,7 +57,8 @@ function render(): string {
   const lines: string[] = [];
   lines.push(
     `${bold(`edgepulse watch ${symbol}`)}  ${dim(base)}  ${status === "live" ? green(status) : red(status)}  ` +
-      `seq ${lastSeq}  frames ${frames}  snapshots ${snapshots}  gaps ${gaps ? red(String(gaps)) : "0"}  latency ${latencyMs} ms`,
+      `seq ${lastSeq}  frames ${frames}  snapshots ${snapshots}  gaps ${gaps ? red(String(gaps)) : "0"}  latency ${latencyMs} ms  ` +
+      `${encoding} ${(bytesReceived / 1024).toFixed(1)} KiB`,
   );
   lines.push("");
   const bid = bbo.bid ? `${green(bbo.bid.price)} x ${bbo.bid.size} (${bbo.bid.exchange})` : dim("none");
@@ -83,8 +92,9 @@ function render(): string {
 }
 
 function connect(attempt = 0): void {
-  const url = `${base.replace(/^http/, "ws")}/v1/market/${encodeURIComponent(symbol)}/ws?window=${WINDOW}`;
+  const url = `${base.replace(/^http/, "ws")}/v1/market/${encodeURIComponent(symbol)}/ws?window=${WINDOW}&encoding=${encoding}`;
   const ws = new WebSocket(url, { perMessageDeflate: false });
+  const entropy = new EntropyFeedDecoder();
   status = attempt ? `reconnecting (${attempt})` : "connecting";
   dirty = true;
   ws.on("open", () => {
@@ -92,9 +102,24 @@ function connect(attempt = 0): void {
     attempt = 0;
     mirror.restart();
   });
-  ws.on("message", (data) => {
-    const parsed = FeedFrame.safeParse(JSON.parse(String(data)));
-    if (parsed.success) apply(parsed.data, ws);
+  ws.on("message", (data: Buffer, isBinary) => {
+    bytesReceived += data.length;
+    let frames: unknown[] | null;
+    if (!isBinary) frames = decodeFeedMessage(String(data));
+    else if (encoding !== "entropy") frames = decodeFeedMessage(new Uint8Array(data));
+    else {
+      try {
+        frames = entropy.decode(new Uint8Array(data));
+      } catch {
+        // Lost step with the stream: start again from the snapshot message the resync brings.
+        frames = [];
+        ws.send(JSON.stringify({ type: "resync" }));
+      }
+    }
+    for (const item of frames ?? []) {
+      const parsed = FeedFrame.safeParse(item);
+      if (parsed.success) apply(parsed.data, ws);
+    }
   });
   // Acknowledge on the redraw cadence: the edge counts unacknowledged frames against the window.
   const acker = setInterval(() => {
