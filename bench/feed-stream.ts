@@ -27,15 +27,8 @@ export function entropyStream(bySymbol: Map<string, readonly string[]>): {
   let snapshotMessages = 0;
   for (const [symbol, texts] of bySymbol) {
     const feed = new FeedEmulator(symbol);
-    const empty = {
-      type: "snapshot" as const,
-      symbol,
-      seq: 0,
-      ts: 0,
-      books: [],
-      bbo: { bid: null, ask: null },
-      trades: [],
-    };
+    // Joined before the first batch: the emulator's snapshot is still the empty one.
+    const empty = feed.snapshot();
     const encoder = new EntropyFeedEncoder(empty);
     const decoder = new EntropyFeedDecoder();
     const join = encoder.snapshotMessage(empty);

@@ -17,15 +17,8 @@ import { EntropyFeedDecoder, EntropyFeedEncoder } from "../../contracts/market-e
 import { deriveSecondExchange } from "../../scripts/market-derived.ts";
 import { FeedEmulator, loadFixtureFeeds } from "../../scripts/market-fixture-frames.ts";
 
-const emptySnapshot = (symbol: string): FeedSnapshot => ({
-  type: "snapshot",
-  symbol,
-  seq: 0,
-  ts: 0,
-  books: [],
-  bbo: { bid: null, ask: null },
-  trades: [],
-});
+/** What a subscriber joining before the first batch starts from. */
+const emptySnapshot = (symbol: string): FeedSnapshot => new FeedEmulator(symbol).snapshot();
 
 /** Ingest batches of recorded updates: `perBatch` updates each, and a trade every so often. */
 function batches(updates: readonly BookUpdate[], perBatch: number, trades: IngestBatch["trades"] = []): IngestBatch[] {
