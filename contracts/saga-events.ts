@@ -116,11 +116,21 @@ export const OrderPlaced = OrderEventBase.extend({
    */
   screened: z.boolean().optional(),
 });
+/**
+ * Set on a step's event when the consumer that reported the step goes on with the next one itself,
+ * in the same delivery (`order.placed` carries an order through reserve → charge → sell: one queue
+ * hop instead of three). Consumers then only project and count the event; the step it names is
+ * already running. Absent: the event drives its step as always (an order approved after a fraud
+ * review, an operator's retry, events written before the field existed).
+ */
+const continuedInline = z.literal(true).optional();
+
 /** Every line is reserved: authorize and capture the payment (payment consumer). */
 export const OrderReserved = OrderEventBase.extend({
   type: z.literal("order.reserved"),
   /** Provider payment-method token (never a card number). */
   paymentToken: z.string().min(1).max(255),
+  inline: continuedInline,
 });
 /** The fraud rules held the order: stock stays reserved while an admin reviews it (read model, audit). */
 export const OrderHeldForReview = OrderEventBase.extend({
@@ -130,7 +140,7 @@ export const OrderHeldForReview = OrderEventBase.extend({
   reviewDeadline: z.iso.datetime(),
 });
 /** Payment captured: turn the reservations into sales (inventory consumer). */
-export const OrderPaid = OrderEventBase.extend({ type: z.literal("order.paid") });
+export const OrderPaid = OrderEventBase.extend({ type: z.literal("order.paid"), inline: continuedInline });
 /** Stock is sold: the carrier creates the shipment (shipping consumer); the order stays `paid`. */
 export const OrderShipmentRequested = OrderEventBase.extend({ type: z.literal("order.shipment_requested") });
 /** Paid and ready to ship, with a shipment the carrier created (notification, read model). */

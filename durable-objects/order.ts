@@ -88,6 +88,22 @@ export type PaymentOutcome =
 export interface StepAck {
   accepted: boolean;
   status: OrderStatus | null;
+  /** Asked for with `{ inline: true }`: the step the reporting consumer runs next, itself. */
+  next?: InlineStep;
+}
+/**
+ * The step a consumer that reported the one before carries on with in the same delivery: charge a
+ * reserved order (with its payment token), sell a paid one. See `inline` on the saga events.
+ */
+export type InlineStep = { step: "charge"; paymentToken: string } | { step: "sell" };
+/**
+ * `inline`: the reporting consumer will run the step this result leads to itself, so the event
+ * announcing it is marked `inline` (consumers only project and count it) and is relayed with the
+ * next change instead of at once; the ack names the step (`next`). Asked again after a failed
+ * delivery, the order names the step again as long as it still waits on that inline continuation.
+ */
+export interface StepOptions {
+  inline?: boolean;
 }
 
 interface OrderRow extends Record<string, SqlStorageValue> {
@@ -488,27 +504,26 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /** Inventory consumer: every line reserved (→ `reserved`, charge next) or one was out of stock. */
-  async reservationResult(orderId: string, outcome: ReservationOutcome): Promise<StepAck> {
+  async reservationResult(orderId: string, outcome: ReservationOutcome, options: StepOptions = {}): Promise<StepAck> {
     const row = this.row(orderId);
-    if (!row) return (await this.elsewhere(orderId)?.reservationResult(orderId, outcome)) ?? NO_ORDER;
+    if (!row) return (await this.elsewhere(orderId)?.reservationResult(orderId, outcome, options)) ?? NO_ORDER;
     if (row.status === "pending") {
       this.transaction(() => {
         if (outcome.ok) {
           // The fraud step runs beside the reservation: charge only once it has cleared the order.
           if (row.fraud_decision === "pending") this.update(orderId, { stock_reserved: 1 });
           else if (row.fraud_decision === "review") this.holdForReviewLocked(orderId);
-          else this.record(orderId, "reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+          else this.record(orderId, "reserved", undefined, this.reservedDraft(row, options));
         } else {
           this.update(orderId, { payment_status: "cancelled" });
           this.record(orderId, "cancelled", outcome.reason, { type: "order.cancelled" });
         }
       });
-      await this.relay(orderId);
-      return { accepted: true, status: this.row(orderId)!.status };
+      return this.stepTaken(orderId, "pending", options);
     }
     // A repeat of a result already applied is fine; anything else means the order moved on
     // (cancelled meanwhile), and the consumer must release what it reserved.
-    return { accepted: row.status !== "cancelled" || !outcome.ok, status: row.status };
+    return { accepted: row.status !== "cancelled" || !outcome.ok, status: row.status, ...this.resumed(row, options) };
   }
 
   /** Fraud consumer: what to screen, or null once decided (or when nothing is to be screened). */
@@ -525,10 +540,15 @@ export class OrderObject extends DurableObject<Env> {
    * Fraud consumer: clear (→ `reserved` once the stock is, payment next) or review (→ `review`, the
    * stock held until an admin decides or `holdMs` passes). Applies once; repeats are no-ops.
    */
-  async screeningResult(orderId: string, result: FraudDecision & { holdMs: number }): Promise<StepAck> {
+  async screeningResult(
+    orderId: string,
+    result: FraudDecision & { holdMs: number },
+    options: StepOptions = {},
+  ): Promise<StepAck> {
     const row = this.row(orderId);
-    if (!row) return (await this.elsewhere(orderId)?.screeningResult(orderId, result)) ?? NO_ORDER;
-    if (row.status !== "pending" || row.fraud_decision !== "pending") return { accepted: true, status: row.status };
+    if (!row) return (await this.elsewhere(orderId)?.screeningResult(orderId, result, options)) ?? NO_ORDER;
+    if (row.status !== "pending" || row.fraud_decision !== "pending")
+      return { accepted: true, status: row.status, ...this.resumed(row, options) };
     this.transaction(() => {
       this.update(orderId, {
         fraud_decision: result.decision,
@@ -537,11 +557,10 @@ export class OrderObject extends DurableObject<Env> {
       });
       if (row.stock_reserved) {
         if (result.decision === "review") this.holdForReviewLocked(orderId);
-        else this.record(orderId, "reserved", undefined, { type: "order.reserved", paymentToken: row.payment_token });
+        else this.record(orderId, "reserved", undefined, this.reservedDraft(row, options));
       }
     });
-    await this.relay(orderId);
-    return { accepted: true, status: this.row(orderId)!.status };
+    return this.stepTaken(orderId, "pending", options);
   }
 
   /**
@@ -573,9 +592,9 @@ export class OrderObject extends DurableObject<Env> {
   }
 
   /** Payment consumer: captured (→ `paid`, commit stock next) or declined/failed (→ `cancelled`). */
-  async paymentResult(orderId: string, outcome: PaymentOutcome): Promise<StepAck> {
+  async paymentResult(orderId: string, outcome: PaymentOutcome, options: StepOptions = {}): Promise<StepAck> {
     const row = this.row(orderId);
-    if (!row) return (await this.elsewhere(orderId)?.paymentResult(orderId, outcome)) ?? NO_ORDER;
+    if (!row) return (await this.elsewhere(orderId)?.paymentResult(orderId, outcome, options)) ?? NO_ORDER;
     if (row.status === "reserved") {
       this.transaction(() => {
         if (outcome.ok) {
@@ -584,14 +603,13 @@ export class OrderObject extends DurableObject<Env> {
             authorization_id: outcome.authorizationId,
             captured_amount: outcome.amount,
           });
-          this.record(orderId, "paid", undefined, { type: "order.paid" });
+          this.record(orderId, "paid", undefined, { type: "order.paid", ...(options.inline ? { inline: true } : {}) });
         } else {
           this.update(orderId, { payment_status: "failed" });
           this.record(orderId, "cancelled", outcome.reason, { type: "order.cancelled" });
         }
       });
-      await this.relay(orderId);
-      return { accepted: true, status: this.row(orderId)!.status };
+      return this.stepTaken(orderId, "reserved", options);
     }
     if (outcome.ok && row.status === "cancelled" && row.captured_amount === 0) {
       // Cancelled (customer or timeout) while the charge was in flight: the money goes back.
@@ -606,7 +624,7 @@ export class OrderObject extends DurableObject<Env> {
       await this.relay(orderId);
       return { accepted: false, status: row.status };
     }
-    return { accepted: row.status !== "cancelled", status: row.status };
+    return { accepted: row.status !== "cancelled", status: row.status, ...this.resumed(row, options) };
   }
 
   /**
@@ -885,7 +903,9 @@ export class OrderObject extends DurableObject<Env> {
     if (FINAL.has(row.status)) return null;
     const latest = this.latestEvent(orderId);
     if (!latest) return null;
-    await this.env.SAGA_EVENTS.send(JSON.parse(latest.body), { contentType: "json" });
+    // Sent without `inline`: the delivery that was to carry the step on did not, so its event drives it.
+    const { inline: _continuedBy, ...event } = JSON.parse(latest.body) as OrderEvent & { inline?: true };
+    await this.env.SAGA_EVENTS.send(event, { contentType: "json" });
     return { eventId: latest.event_id, type: latest.type };
   }
 
@@ -1118,6 +1138,43 @@ export class OrderObject extends DurableObject<Env> {
       createdAt: row.created_at,
       updatedAt: row.updated_at,
     };
+  }
+
+  /** `order.reserved`, marked `inline` when the reporting consumer charges the order itself. */
+  private reservedDraft(row: OrderRow, options: StepOptions): OrderEventDraft {
+    return { type: "order.reserved", paymentToken: row.payment_token, ...(options.inline ? { inline: true } : {}) };
+  }
+
+  /**
+   * After a step result's transaction (applied in status `from`): the ack, and the relay of what it
+   * wrote — unless the order moved into a step the reporting consumer carries on with itself
+   * (`options.inline`), whose event then waits for that consumer's next report (or any relay of
+   * this shard, or the saga deadline's alarm if the consumer dies) to go out with it.
+   */
+  private async stepTaken(orderId: string, from: OrderStatus, options: StepOptions): Promise<StepAck> {
+    const { status, payment_token } = this.row(orderId)!;
+    const next: InlineStep | undefined = !options.inline
+      ? undefined
+      : from === "pending" && status === "reserved"
+        ? { step: "charge", paymentToken: payment_token }
+        : from === "reserved" && status === "paid"
+          ? { step: "sell" }
+          : undefined;
+    if (!next) await this.relay(orderId);
+    return { accepted: true, status, ...(next ? { next } : {}) };
+  }
+
+  /**
+   * A repeated result with `options.inline` (the delivery that carried the order on failed and came
+   * again): the step it was on, if the order still waits on it — its newest event is the inline one
+   * announcing the step. An order that got there otherwise (an approved review) has a consumer of
+   * its own event on the way.
+   */
+  private resumed(row: OrderRow, options: StepOptions): { next?: InlineStep } {
+    if (!options.inline || (row.status !== "reserved" && row.status !== "paid")) return {};
+    const latest = this.latestEvent(row.id);
+    if (!latest || !(JSON.parse(latest.body) as { inline?: true }).inline) return {};
+    return { next: row.status === "reserved" ? { step: "charge", paymentToken: row.payment_token } : { step: "sell" } };
   }
 
   /**

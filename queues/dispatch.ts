@@ -15,6 +15,7 @@ import { handlePaymentEvent } from "./payment";
 import { handlePromotionEvent } from "./promotion";
 import { projectInventoryEvent, projectOrderEvents } from "./read-model";
 import { backoffSeconds, RetryLater } from "./retry";
+import { continueInline } from "./saga-continuation";
 import { handleShippingEvent } from "./shipping";
 
 /**
@@ -23,17 +24,25 @@ import { handleShippingEvent } from "./shipping";
  */
 async function consume(event: SagaEvent, env: Env, attempts: number, recipientOf: RecipientLookup): Promise<void> {
   switch (event.type) {
-    case "order.placed":
-      // The fraud screening runs beside the reservation; the order waits for both.
-      await Promise.all([handleInventoryEvent(event, env), handleFraudEvent(event, env)]);
-      return;
+    case "order.placed": {
+      // The fraud screening runs beside the reservation; the order waits for both. The one that
+      // moves it on carries it on in this delivery: charge, then sell (queues/saga-continuation.ts).
+      const acks = await Promise.all([handleInventoryEvent(event, env, attempts), handleFraudEvent(event, env)]);
+      return continueInline(event, env, attempts, acks.find((ack) => ack?.next)?.next);
+    }
     case "order.paid":
-      // Sells the stock and, for an order that ships, books the parcel in the same hop.
-      return handleInventoryEvent(event, env, attempts);
+      // Sells the stock and, for an order that ships, books the parcel in the same hop — unless the
+      // delivery that charged it is doing that already (`inline`).
+      if (event.inline) return;
+      await handleInventoryEvent(event, env, attempts);
+      return;
     case "order.held_for_review":
       // Read model only (projected with the batch); the OrderObject's alarm ends the hold.
       return;
     case "order.reserved":
+      // Charged by the delivery that reserved it when `inline`; otherwise (an approved review) here.
+      if (event.inline) return;
+      return handlePaymentEvent(event, env, attempts);
     case "order.refund_requested":
       return handlePaymentEvent(event, env, attempts);
     case "order.cancelled":

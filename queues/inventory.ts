@@ -1,6 +1,7 @@
 import type { z } from "zod";
-import type { OrderCancelled, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
+import type { OrderCancelled, OrderLine, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
 import { parcelWeight } from "../domain/fulfilment/pricing";
+import type { StepAck } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { bookBesideSale } from "./shipping";
 
@@ -17,12 +18,14 @@ const RESERVATION_TTL_MS = 15 * 60 * 1000;
  * object ignores results it has already applied, so a duplicate message has one effect; a message
  * that arrives after the order moved on (cancelled meanwhile) undoes its own reservation.
  * `attempts` is the message's delivery count (the carrier booking made beside the sale passes it on).
+ * On `order.placed` it answers the order's ack: with `next`, this delivery charges the order itself
+ * (queues/saga-continuation.ts).
  */
 export async function handleInventoryEvent(
   event: Placed | Paid | Cancelled | Shipped,
   env: Env,
   attempts = 1,
-): Promise<void> {
+): Promise<StepAck | undefined> {
   const order = orderShardOf(env, event.orderId);
   const skus = [...new Set(event.order.items.map((line) => line.sku))];
   const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
@@ -46,23 +49,14 @@ export async function handleInventoryEvent(
       const ack = await order.reservationResult(
         event.orderId,
         ok ? { ok: true } : { ok: false, reason: "out_of_stock" },
+        { inline: true },
       );
       if (ok && !ack.accepted) await releaseAll();
-      return;
+      return ack;
     }
-    case "order.paid": {
-      // The sale and the parcel in one hop: what to book is read beside the stock commit (only for
-      // an order with lines to ship, the same rule that made checkout ask for a shipping option),
-      // and the parcel is booked only once every line is sold (one that lost its stock books none).
-      const [results, pending] = await Promise.all([
-        Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(event.orderId))),
-        parcelWeight(event.order.items) === null ? null : order.pendingShipment(event.orderId),
-      ]);
-      const ok = results.every((r) => r.committed);
-      const parcel = ok ? await bookBesideSale(env, event.orderId, pending, attempts) : undefined;
-      await order.commitResult(event.orderId, { ok, ...(parcel ? { parcel } : {}) });
+    case "order.paid":
+      await sell(event.orderId, event.order.items, env, attempts);
       return;
-    }
     case "order.cancelled":
       // Release is a no-op for lines never reserved or already released; restock puts sold but
       // unshipped units back (an order cancelled after payment), and is a no-op otherwise.
@@ -79,4 +73,23 @@ export async function handleInventoryEvent(
       await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).ship(event.orderId)));
       return;
   }
+}
+
+/**
+ * Sells a paid order's reservations and, for an order that ships, books the parcel in the same hop:
+ * what to book is read beside the stock commit (only for an order with lines to ship, the same rule
+ * that made checkout ask for a shipping option), and the parcel is booked only once every line is
+ * sold (one that lost its stock books none). Run on `order.paid`, or by the delivery that charged
+ * the order (queues/saga-continuation.ts).
+ */
+export async function sell(orderId: string, items: OrderLine[], env: Env, attempts: number): Promise<void> {
+  const order = orderShardOf(env, orderId);
+  const skus = [...new Set(items.map((line) => line.sku))];
+  const [results, pending] = await Promise.all([
+    Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(orderId))),
+    parcelWeight(items) === null ? null : order.pendingShipment(orderId),
+  ]);
+  const ok = results.every((r) => r.committed);
+  const parcel = ok ? await bookBesideSale(env, orderId, pending, attempts) : undefined;
+  await order.commitResult(orderId, { ok, ...(parcel ? { parcel } : {}) });
 }

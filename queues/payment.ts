@@ -12,6 +12,7 @@ import {
   TransientPaymentError,
 } from "../domain/payments/provider";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import type { StepAck, StepOptions } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
@@ -33,26 +34,11 @@ export async function handlePaymentEvent(
   env: Env,
   attempts: number,
 ): Promise<void> {
-  let provider: PaymentProvider;
-  try {
-    provider = paymentProviderFor(env);
-  } catch (error) {
-    if (!(error instanceof DomainError)) throw error;
-    console.error(
-      JSON.stringify({
-        level: "error",
-        msg: "payment step refused: payments misconfigured",
-        orderId: event.orderId,
-        type: event.type,
-        attempts,
-        error: error.message,
-      }),
-    );
-    throw new RetryLater(Math.max(backoffSeconds(attempts), 60), error.message);
-  }
+  const provider = configuredProvider(env, event.orderId, event.type, attempts);
   switch (event.type) {
     case "order.reserved":
-      return charge(event, env, provider, attempts);
+      await charge(event, env, provider, attempts);
+      return;
     case "order.refund_requested":
       return refund(event, env, provider, attempts);
     case "order.cancelled":
@@ -60,7 +46,51 @@ export async function handlePaymentEvent(
   }
 }
 
-async function charge(event: Reserved, env: Env, provider: PaymentProvider, attempts: number): Promise<void> {
+/** What a charge needs of a reserved order (an `order.reserved` event is one). */
+export interface ChargeInput {
+  orderId: string;
+  order: { userId: string; total: { amount: number; currency: string } };
+  paymentToken: string;
+}
+
+/**
+ * The charge of an order the calling delivery reserved itself (queues/saga-continuation.ts): the
+ * same step as on `order.reserved`, reported `inline`, so the ack names the sale as this delivery's
+ * next step when the payment went through.
+ */
+export function chargeInline(input: ChargeInput, env: Env, attempts: number): Promise<StepAck | undefined> {
+  const provider = configuredProvider(env, input.orderId, "order.reserved", attempts);
+  return charge(input, env, provider, attempts, { inline: true });
+}
+
+/** The provider the Worker is configured for; a misconfiguration is retried (and logged), never guessed around. */
+function configuredProvider(env: Env, orderId: string, type: string, attempts: number): PaymentProvider {
+  try {
+    return paymentProviderFor(env);
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "payment step refused: payments misconfigured",
+        orderId,
+        type,
+        attempts,
+        error: error.message,
+      }),
+    );
+    throw new RetryLater(Math.max(backoffSeconds(attempts), 60), error.message);
+  }
+}
+
+/** Authorize + capture, reported to the order; answers the order's ack when it took the result as paid. */
+async function charge(
+  event: ChargeInput,
+  env: Env,
+  provider: PaymentProvider,
+  attempts: number,
+  options: StepOptions = {},
+): Promise<StepAck | undefined> {
   const order = orderShardOf(env, event.orderId);
   const { amount, currency } = event.order.total;
   const base = { orderId: event.orderId, provider: provider.name, amount, currency };
@@ -82,7 +112,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
         idempotencyKey: `${authKey}:declined`,
       });
       await order.paymentResult(event.orderId, { ok: false, reason: "payment_declined", detail: authorization.code });
-      return;
+      return undefined;
     }
     await recordLedger(env, {
       ...base,
@@ -96,12 +126,11 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
     );
     await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
     // If the order was cancelled meanwhile it refunds this capture itself (order.refund_requested).
-    await order.paymentResult(event.orderId, {
-      ok: true,
-      authorizationId: authorization.authorizationId,
-      captureId: capture.captureId,
-      amount,
-    });
+    return await order.paymentResult(
+      event.orderId,
+      { ok: true, authorizationId: authorization.authorizationId, captureId: capture.captureId, amount },
+      options,
+    );
   } catch (error) {
     if (error instanceof RetryLater && !lastChance) throw error;
     if (error instanceof RetryLater || error instanceof TransientPaymentError) {
@@ -118,7 +147,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
         detail: `gave up after ${attempts} attempts: ${error.message}`,
       });
       await voidIfAuthorized(event.orderId, customer, env, provider, currency);
-      return;
+      return undefined;
     }
     if (error instanceof PaymentTimeoutError || error instanceof PermanentPaymentError) {
       const detail = error instanceof PaymentTimeoutError ? "timeout" : "rejected";
@@ -126,7 +155,7 @@ async function charge(event: Reserved, env: Env, provider: PaymentProvider, atte
       await order.paymentResult(event.orderId, { ok: false, reason: "payment_error", detail: error.message });
       // Outcome unknown after a timeout: if an authorization did get booked, release it.
       await voidIfAuthorized(event.orderId, customer, env, provider, currency);
-      return;
+      return undefined;
     }
     throw error;
   }

@@ -1,0 +1,152 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { OrderEvent } from "../contracts/saga-events";
+import type { OrderObject } from "../durable-objects/order";
+import { orderShardOf } from "../durable-objects/order-shard";
+import { insertSku, stock } from "./commerce-fixtures";
+import { deliverSagaBatch, emittedEvents, orderIdsInNewShard, placeWith, viewOrder } from "./order-fixtures";
+
+/** A saga queue that keeps what each send carried: one entry per `send`/`sendBatch` call. */
+function sendRecordingQueue() {
+  const sends: string[][] = [];
+  const queue = {
+    async send(body: { type: string }) {
+      sends.push([body.type]);
+    },
+    async sendBatch(messages: { body: { type: string } }[]) {
+      sends.push(messages.map((m) => m.body.type));
+    },
+  } as unknown as Queue;
+  return { sends, queue };
+}
+
+/** Places a one-line order of `sku` on its live shard, whose events go to a recording queue. */
+async function placeRecorded(sku: string) {
+  const [orderId] = orderIdsInNewShard(1) as [string];
+  const { sends, queue } = sendRecordingQueue();
+  await runInDurableObject(orderShardOf(env, orderId), (instance: OrderObject) =>
+    placeWith(instance, queue, orderId, sku),
+  );
+  const [placed] = (await emittedEvents(orderId)) as [OrderEvent];
+  return { orderId, placed, sends };
+}
+
+const ledgerRows = async (orderId: string, kind: string) =>
+  (
+    await env.DB.prepare("SELECT COUNT(*) AS n FROM payment_ledger WHERE order_id = ? AND kind = ?")
+      .bind(orderId, kind)
+      .first<{ n: number }>()
+  )?.n;
+
+const providerCaptures = async (orderId: string) =>
+  (
+    await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM simulated_payments WHERE idempotency_key LIKE ? AND operation = 'capture'",
+    )
+      .bind(`${orderId}:%`)
+      .first<{ n: number }>()
+  )?.n;
+
+/** Inventory objects whose `commit` fails (an object that cannot be reached); reservations work. */
+const commitsFailing = {
+  getByName(sku: string) {
+    const inventory = env.INVENTORY.getByName(sku);
+    return {
+      reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
+      release: (orderId: string) => inventory.release(orderId),
+      commit: async () => {
+        throw new Error("inventory object unreachable");
+      },
+    };
+  },
+} as unknown as Env["INVENTORY"];
+
+describe("the saga carried on in the delivery of order.placed (queues/saga-continuation.ts)", () => {
+  it("one delivery reserves, charges and sells; the later events go out together, marked inline, and drive nothing", async () => {
+    await insertSku("INLINE-ONE", { amount: 1999 });
+    await stock("INLINE-ONE", 5);
+    const { orderId, placed, sends } = await placeRecorded("INLINE-ONE");
+
+    const delivery = await deliverSagaBatch([placed]);
+    expect(delivery.retryMessages).toEqual([]);
+    const order = await viewOrder(orderId);
+    expect(order?.status).toBe("confirmed");
+    expect(order?.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
+
+    const events = await emittedEvents(orderId);
+    expect(events.map((e) => [e.type, "inline" in e ? e.inline : undefined])).toEqual([
+      ["order.placed", undefined],
+      ["order.reserved", true],
+      ["order.paid", true],
+      ["order.confirmed", undefined],
+    ]);
+    // order.placed went at once; the steps run inline waited for the last one and went with it.
+    expect(sends).toEqual([["order.placed"], ["order.reserved", "order.paid", "order.confirmed"]]);
+
+    // Delivered as the queue would deliver them, the inline events charge and sell nothing more.
+    const again = await deliverSagaBatch(events.slice(1, 3));
+    expect(again.retryMessages).toEqual([]);
+    expect(await ledgerRows(orderId, "authorization")).toBe(1);
+    expect(await ledgerRows(orderId, "capture")).toBe(1);
+    expect(await providerCaptures(orderId)).toBe(1);
+    expect(await env.INVENTORY.getByName("INLINE-ONE").level()).toMatchObject({ onHand: 5, sold: 1, reserved: 0 });
+  });
+
+  it("a delivery that fails partway is retried whole and resumes where the order stands: charged once, sold once", async () => {
+    await insertSku("INLINE-RESUME", { amount: 1999 });
+    await stock("INLINE-RESUME", 5);
+    const { orderId, placed, sends } = await placeRecorded("INLINE-RESUME");
+
+    // Payments misconfigured for the first delivery: reserved, then the delivery asks to be retried.
+    const first = await deliverSagaBatch([placed], { PAYMENT_PROVIDER: "bogus" });
+    expect(first.retryMessages).toHaveLength(1);
+    expect((await viewOrder(orderId))?.status).toBe("reserved");
+    expect(await ledgerRows(orderId, "authorization")).toBe(0);
+
+    // The second charges it, then cannot reach the stock to sell it.
+    const second = await deliverSagaBatch([placed], { INVENTORY: commitsFailing });
+    expect(second.retryMessages).toHaveLength(1);
+    expect((await viewOrder(orderId))?.status).toBe("paid");
+    expect(await ledgerRows(orderId, "capture")).toBe(1);
+
+    // The third finds the order paid and only sells it.
+    const third = await deliverSagaBatch([placed]);
+    expect(third.retryMessages).toEqual([]);
+    const order = await viewOrder(orderId);
+    expect(order?.status).toBe("confirmed");
+    expect(order?.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
+    expect(await ledgerRows(orderId, "authorization")).toBe(1);
+    expect(await ledgerRows(orderId, "capture")).toBe(1);
+    expect(await providerCaptures(orderId)).toBe(1);
+    expect(await env.INVENTORY.getByName("INLINE-RESUME").level()).toMatchObject({
+      onHand: 5,
+      sold: 1,
+      reserved: 0,
+    });
+    // Nothing was relayed while the delivery was under way; the sale sent every step's event.
+    expect(sends).toEqual([["order.placed"], ["order.reserved", "order.paid", "order.confirmed"]]);
+
+    // A late copy of the first delivery changes nothing.
+    expect((await deliverSagaBatch([placed])).retryMessages).toEqual([]);
+    expect(await providerCaptures(orderId)).toBe(1);
+    expect(await env.INVENTORY.getByName("INLINE-RESUME").level()).toMatchObject({ sold: 1, reserved: 0 });
+  });
+
+  it("an order that reached its step some other way is not carried on by a late order.placed", async () => {
+    await insertSku("INLINE-OTHER", { amount: 1999 });
+    await stock("INLINE-OTHER", 5);
+    const { orderId, placed } = await placeRecorded("INLINE-OTHER");
+    // Reserved by a report that did not carry on (as an approved review's reserved event drives its own charge).
+    await orderShardOf(env, orderId).reservationResult(orderId, { ok: true });
+    const events = await emittedEvents(orderId);
+    expect(events.map((e) => [e.type, "inline" in e ? e.inline : undefined])).toEqual([
+      ["order.placed", undefined],
+      ["order.reserved", undefined],
+    ]);
+    // A redelivered order.placed sees the order reserved and leaves the charge to that event.
+    expect((await deliverSagaBatch([placed])).retryMessages).toEqual([]);
+    expect((await viewOrder(orderId))?.status).toBe("reserved");
+    expect(await ledgerRows(orderId, "authorization")).toBe(0);
+  });
+});
