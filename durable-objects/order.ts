@@ -95,7 +95,10 @@ export interface StepAck {
  * The step a consumer that reported the one before carries on with in the same delivery: charge a
  * reserved order (with its payment token), sell a paid one. See `inline` on the saga events.
  */
-export type InlineStep = { step: "charge"; paymentToken: string } | { step: "sell" };
+export type InlineStep =
+  | { step: "charge"; paymentToken: string }
+  /** `toBook`: what booking the parcel takes (pendingShipment), read in the same call, so the sale needs no read of its own. */
+  | { step: "sell"; toBook: PendingShipment | null };
 /**
  * `inline`: the reporting consumer will run the step this result leads to itself, so the event
  * announcing it is marked `inline` (consumers only project and count it) and is relayed with the
@@ -478,6 +481,10 @@ export class OrderObject extends DurableObject<Env> {
   async pendingShipment(orderId: string): Promise<PendingShipment | null> {
     const row = this.row(orderId);
     if (!row) return (await this.elsewhere(orderId)?.pendingShipment(orderId)) ?? null;
+    return this.parcelOf(row);
+  }
+
+  private parcelOf(row: OrderRow): PendingShipment | null {
     if (!row.shipping_option || row.cancel_after_refund) return null;
     const shipment: Shipment | null = row.shipment
       ? (JSON.parse(row.shipment) as Shipment)
@@ -1152,14 +1159,15 @@ export class OrderObject extends DurableObject<Env> {
    * this shard, or the saga deadline's alarm if the consumer dies) to go out with it.
    */
   private async stepTaken(orderId: string, from: OrderStatus, options: StepOptions): Promise<StepAck> {
-    const { status, payment_token } = this.row(orderId)!;
+    const row = this.row(orderId)!;
     const next: InlineStep | undefined = !options.inline
       ? undefined
-      : from === "pending" && status === "reserved"
-        ? { step: "charge", paymentToken: payment_token }
-        : from === "reserved" && status === "paid"
-          ? { step: "sell" }
+      : from === "pending" && row.status === "reserved"
+        ? { step: "charge", paymentToken: row.payment_token }
+        : from === "reserved" && row.status === "paid"
+          ? { step: "sell", toBook: this.parcelOf(row) }
           : undefined;
+    const { status } = row;
     if (!next) await this.relay(orderId);
     return { accepted: true, status, ...(next ? { next } : {}) };
   }
@@ -1174,7 +1182,12 @@ export class OrderObject extends DurableObject<Env> {
     if (!options.inline || (row.status !== "reserved" && row.status !== "paid")) return {};
     const latest = this.latestEvent(row.id);
     if (!latest || !(JSON.parse(latest.body) as { inline?: true }).inline) return {};
-    return { next: row.status === "reserved" ? { step: "charge", paymentToken: row.payment_token } : { step: "sell" } };
+    return {
+      next:
+        row.status === "reserved"
+          ? { step: "charge", paymentToken: row.payment_token }
+          : { step: "sell", toBook: this.parcelOf(row) },
+    };
   }
 
   /**

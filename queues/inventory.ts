@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { OrderCancelled, OrderLine, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
 import { parcelWeight } from "../domain/fulfilment/pricing";
-import type { StepAck } from "../durable-objects/order";
+import type { PendingShipment, StepAck } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { bookBesideSale } from "./shipping";
 
@@ -80,14 +80,21 @@ export async function handleInventoryEvent(
  * what to book is read beside the stock commit (only for an order with lines to ship, the same rule
  * that made checkout ask for a shipping option), and the parcel is booked only once every line is
  * sold (one that lost its stock books none). Run on `order.paid`, or by the delivery that charged
- * the order (queues/saga-continuation.ts).
+ * the order (queues/saga-continuation.ts), which passes what to book (`toBook`) the order named with the sale
+ * step (its ack read it in the same call, so no read of its own here).
  */
-export async function sell(orderId: string, items: OrderLine[], env: Env, attempts: number): Promise<void> {
+export async function sell(
+  orderId: string,
+  items: OrderLine[],
+  env: Env,
+  attempts: number,
+  toBook?: PendingShipment | null,
+): Promise<void> {
   const order = orderShardOf(env, orderId);
   const skus = [...new Set(items.map((line) => line.sku))];
   const [results, pending] = await Promise.all([
     Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(orderId))),
-    parcelWeight(items) === null ? null : order.pendingShipment(orderId),
+    toBook !== undefined ? toBook : parcelWeight(items) === null ? null : order.pendingShipment(orderId),
   ]);
   const ok = results.every((r) => r.committed);
   const parcel = ok ? await bookBesideSale(env, orderId, pending, attempts) : undefined;

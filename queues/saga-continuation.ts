@@ -31,5 +31,5 @@ export async function continueInline(event: Placed, env: Env, attempts: number, 
     );
     step = charged?.next;
   }
-  if (step?.step === "sell") await sell(event.orderId, event.order.items, env, attempts);
+  if (step?.step === "sell") await sell(event.orderId, event.order.items, env, attempts, step.toBook);
 }
