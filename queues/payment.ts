@@ -11,7 +11,7 @@ import {
   PermanentPaymentError,
   TransientPaymentError,
 } from "../domain/payments/provider";
-import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import { type BreakerPermit, circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import type { StepAck, StepOptions } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
@@ -98,11 +98,20 @@ async function charge(
   const customer = event.order.userId;
   const lastChance = attempts >= MAX_DELIVERIES;
   try {
-    const authorization = await guarded(env, provider.name, customer, attempts, (signal) =>
-      provider.authorize(
-        { orderId: event.orderId, amount, currency, token: event.paymentToken, idempotencyKey: authKey },
-        signal,
-      ),
+    // One permit for the charge, both of its provider calls: a charge the breaker let start is
+    // finished (capturing what was authorized), and the breaker is asked once per order, not twice.
+    const permit = await breakerPermit(env, provider.name, attempts);
+    const authorization = await guarded(
+      env,
+      provider.name,
+      customer,
+      attempts,
+      (signal) =>
+        provider.authorize(
+          { orderId: event.orderId, amount, currency, token: event.paymentToken, idempotencyKey: authKey },
+          signal,
+        ),
+      permit,
     );
     if (authorization.status === "declined") {
       await recordLedger(env, {
@@ -121,8 +130,17 @@ async function charge(
       idempotencyKey: authKey,
     });
     const captureKey = `${event.orderId}:capture`;
-    const capture = await guarded(env, provider.name, customer, attempts, (signal) =>
-      provider.capture({ authorizationId: authorization.authorizationId, amount, idempotencyKey: captureKey }, signal),
+    const capture = await guarded(
+      env,
+      provider.name,
+      customer,
+      attempts,
+      (signal) =>
+        provider.capture(
+          { authorizationId: authorization.authorizationId, amount, idempotencyKey: captureKey },
+          signal,
+        ),
+      permit,
     );
     await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
     // If the order was cancelled meanwhile it refunds this capture itself (order.refund_requested).
@@ -236,8 +254,21 @@ function ledgerRow(env: Env, orderId: string, kind: "authorization" | "capture")
     .get();
 }
 
+/** The breaker's permit to call the provider; an open breaker → RetryLater, without calling it. */
+async function breakerPermit(env: Env, providerName: string, attempts: number): Promise<BreakerPermit> {
+  const permit = await circuitBreakerFor(env, providerName).acquire(providerName);
+  if (!permit.allowed) {
+    throw new RetryLater(
+      Math.max(backoffSeconds(attempts), Math.ceil(permit.retryAfterMs / 1000)),
+      "circuit breaker open",
+    );
+  }
+  return permit;
+}
+
 /**
- * One provider call behind the breaker and the timeout. Open breaker → RetryLater without calling
+ * One provider call behind the breaker and the timeout (`given`: a permit the caller already holds
+ * for the operation this call is part of). Open breaker → RetryLater without calling
  * the provider. Transient failures and timeouts count against the breaker, on behalf of the
  * customer whose payment it was (one customer alone cannot open it); answers (including declines)
  * count for it.
@@ -248,15 +279,10 @@ async function guarded<T>(
   customer: string,
   attempts: number,
   call: (signal: AbortSignal) => Promise<T>,
+  given?: BreakerPermit,
 ): Promise<T> {
   const breaker = circuitBreakerFor(env, providerName);
-  const permit = await breaker.acquire(providerName);
-  if (!permit.allowed) {
-    throw new RetryLater(
-      Math.max(backoffSeconds(attempts), Math.ceil(permit.retryAfterMs / 1000)),
-      "circuit breaker open",
-    );
-  }
+  const permit = given ?? (await breakerPermit(env, providerName, attempts));
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new PaymentTimeoutError("payment provider timeout")),

@@ -5,7 +5,15 @@ import type { OrderEvent } from "../contracts/saga-events";
 import type { OrderObject } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { insertSku, stock } from "./commerce-fixtures";
-import { deliverSagaBatch, emittedEvents, orderIdsInNewShard, placeWith, viewOrder } from "./order-fixtures";
+import {
+  deliverSagaBatch,
+  emittedEvents,
+  orderIdsInNewShard,
+  orderLine,
+  placeWith,
+  SHIPPING,
+  viewOrder,
+} from "./order-fixtures";
 
 /** A saga queue that keeps what each send carried: one entry per `send`/`sendBatch` call. */
 function sendRecordingQueue() {
@@ -148,5 +156,78 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     expect((await deliverSagaBatch([placed])).retryMessages).toEqual([]);
     expect((await viewOrder(orderId))?.status).toBe("reserved");
     expect(await ledgerRows(orderId, "authorization")).toBe(0);
+  });
+
+  it("the sale step named by the payment's ack carries the parcel to book, as the order would answer it", async () => {
+    const [orderId] = orderIdsInNewShard(1) as [string];
+    const shard = orderShardOf(env, orderId);
+    const { queue } = sendRecordingQueue();
+    const shipping = {
+      id: "ship_inline_parcel",
+      carrier: "TestPost",
+      service: "Standard",
+      amount: { amount: 0, currency: "USD" },
+      estimatedDays: 3,
+      weightGrams: 1200,
+    };
+    await runInDurableObject(shard, async (instance: OrderObject) => {
+      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: queue };
+      await instance.place({
+        orderId,
+        userId: `u-${crypto.randomUUID()}`,
+        items: [orderLine("p-INLINE-PARCEL", "INLINE-PARCEL")],
+        total: { amount: 1999, currency: "USD" },
+        shipping,
+        paymentToken: "tok_sim_success_4242",
+        shippingAddress: SHIPPING,
+        correlationId: orderId,
+      });
+    });
+    const reserved = await shard.reservationResult(orderId, { ok: true }, { inline: true });
+    expect(reserved.next).toEqual({ step: "charge", paymentToken: "tok_sim_success_4242" });
+    const paid = await shard.paymentResult(
+      orderId,
+      { ok: true, authorizationId: "auth_1", captureId: "cap_1", amount: 1999 },
+      { inline: true },
+    );
+    const toBook = await shard.pendingShipment(orderId);
+    expect(toBook).toMatchObject({ weightGrams: 1200, address: SHIPPING, shipment: { status: "pending" } });
+    expect(paid.next).toEqual({ step: "sell", toBook });
+    // A digital order (nothing ships) names nothing to book.
+    const { orderId: digital } = await placeRecorded("INLINE-DIGITAL");
+    await orderShardOf(env, digital).reservationResult(digital, { ok: true }, { inline: true });
+    const digitalPaid = await orderShardOf(env, digital).paymentResult(
+      digital,
+      { ok: true, authorizationId: "auth_2", captureId: "cap_2", amount: 1999 },
+      { inline: true },
+    );
+    expect(digitalPaid.next).toEqual({ step: "sell", toBook: null });
+  });
+
+  it("a charge asks the circuit breaker once for both of its provider calls", async () => {
+    await insertSku("INLINE-PERMIT", { amount: 1999 });
+    await stock("INLINE-PERMIT", 5);
+    const { orderId, placed } = await placeRecorded("INLINE-PERMIT");
+    // The breaker binding as itty-durable's stub reaches it (idFromName, get().fetch), counting calls by method.
+    const asked: string[] = [];
+    const countingBreakers = {
+      idFromName: (name: string) => env.CIRCUIT_BREAKER.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const stub = env.CIRCUIT_BREAKER.get(id);
+        return {
+          fetch: (request: Request) => {
+            asked.push(new URL(request.url).pathname.split("/").pop()!);
+            return stub.fetch(request);
+          },
+        };
+      },
+    } as unknown as Env["CIRCUIT_BREAKER"];
+
+    expect((await deliverSagaBatch([placed], { CIRCUIT_BREAKER: countingBreakers })).retryMessages).toEqual([]);
+    expect((await viewOrder(orderId))?.status).toBe("confirmed");
+    expect(await ledgerRows(orderId, "authorization")).toBe(1);
+    expect(await ledgerRows(orderId, "capture")).toBe(1);
+    // Authorize and capture went through on one permit; a closed breaker with no failures needs no report.
+    expect(asked).toEqual(["acquire"]);
   });
 });
