@@ -97,7 +97,7 @@ export interface StepAck {
  */
 export type InlineStep =
   | { step: "charge"; paymentToken: string }
-  /** `toBook`: what booking the parcel takes (pendingShipment), read in the same call, so the sale needs no read of its own. */
+  /** `toBook`: what booking the parcel takes (pendingShipment), read in the same call, so the sale reads nothing. */
   | { step: "sell"; toBook: PendingShipment | null };
 /**
  * `inline`: the reporting consumer will run the step this result leads to itself, so the event

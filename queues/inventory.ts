@@ -80,8 +80,8 @@ export async function handleInventoryEvent(
  * what to book is read beside the stock commit (only for an order with lines to ship, the same rule
  * that made checkout ask for a shipping option), and the parcel is booked only once every line is
  * sold (one that lost its stock books none). Run on `order.paid`, or by the delivery that charged
- * the order (queues/saga-continuation.ts), which passes what to book (`toBook`) the order named with the sale
- * step (its ack read it in the same call, so no read of its own here).
+ * the order (queues/saga-continuation.ts), which passes what to book (`toBook`): the order named it
+ * with the sale step, read in the same call, so there is no read of it here.
  */
 export async function sell(
   orderId: string,
