@@ -1167,9 +1167,8 @@ export class OrderObject extends DurableObject<Env> {
         : from === "reserved" && row.status === "paid"
           ? { step: "sell", toBook: this.parcelOf(row) }
           : undefined;
-    const { status } = row;
     if (!next) await this.relay(orderId);
-    return { accepted: true, status, ...(next ? { next } : {}) };
+    return { accepted: true, status: row.status, ...(next ? { next } : {}) };
   }
 
   /**

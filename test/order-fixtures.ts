@@ -175,7 +175,14 @@ export function recordingQueue() {
 }
 
 /** Places a one-line test order on a live shard instance, its events (and the shard's) going to `queue`. */
-export function placeWith(instance: OrderObject, queue: Queue, orderId: string, sku: string, userId?: string) {
+export function placeWith(
+  instance: OrderObject,
+  queue: Queue,
+  orderId: string,
+  sku: string,
+  userId?: string,
+  more: Partial<Parameters<OrderObject["place"]>[0]> = {},
+) {
   (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: queue };
   return instance.place({
     orderId,
@@ -185,6 +192,7 @@ export function placeWith(instance: OrderObject, queue: Queue, orderId: string, 
     paymentToken: "tok_sim_success_4242",
     shippingAddress: SHIPPING,
     correlationId: orderId,
+    ...more,
   });
 }
 

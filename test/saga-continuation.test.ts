@@ -5,15 +5,7 @@ import type { OrderEvent } from "../contracts/saga-events";
 import type { OrderObject } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { insertSku, stock } from "./commerce-fixtures";
-import {
-  deliverSagaBatch,
-  emittedEvents,
-  orderIdsInNewShard,
-  orderLine,
-  placeWith,
-  SHIPPING,
-  viewOrder,
-} from "./order-fixtures";
+import { deliverSagaBatch, emittedEvents, orderIdsInNewShard, placeWith, SHIPPING, viewOrder } from "./order-fixtures";
 
 /** A saga queue that keeps what each send carried: one entry per `send`/`sendBatch` call. */
 function sendRecordingQueue() {
@@ -170,19 +162,9 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
       estimatedDays: 3,
       weightGrams: 1200,
     };
-    await runInDurableObject(shard, async (instance: OrderObject) => {
-      (instance as unknown as { env: Env }).env = { ...env, SAGA_EVENTS: queue };
-      await instance.place({
-        orderId,
-        userId: `u-${crypto.randomUUID()}`,
-        items: [orderLine("p-INLINE-PARCEL", "INLINE-PARCEL")],
-        total: { amount: 1999, currency: "USD" },
-        shipping,
-        paymentToken: "tok_sim_success_4242",
-        shippingAddress: SHIPPING,
-        correlationId: orderId,
-      });
-    });
+    await runInDurableObject(shard, (instance: OrderObject) =>
+      placeWith(instance, queue, orderId, "INLINE-PARCEL", undefined, { shipping }),
+    );
     const reserved = await shard.reservationResult(orderId, { ok: true }, { inline: true });
     expect(reserved.next).toEqual({ step: "charge", paymentToken: "tok_sim_success_4242" });
     const paid = await shard.paymentResult(
