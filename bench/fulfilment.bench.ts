@@ -26,7 +26,7 @@ import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import { serve } from "../scripts/serve.ts";
-import { followOrder, insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
+import { checkOut, insertBenchSkus, signLocalAccessToken, startPrivatePlatform } from "./private-platform.ts";
 import { median, quantile } from "./stats.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8850);
@@ -82,19 +82,16 @@ async function checkoutPart(): Promise<Record<string, unknown>> {
   }
 
   async function checkout(s: Shopper): Promise<{ ms: number; total: number }> {
-    const startWall = Date.now();
-    const placed = await expectOk(
-      "place order",
-      s.api.POST("/v1/orders", {
-        body: {
-          cartId: s.cartId,
-          payment: { method: "card", cardNumber: "4242424242424242" },
-          shippingAddress: s.withEverything ? PT : US,
-          ...(s.withEverything ? { shippingOptionId: expressId } : {}),
-        },
-      }),
+    const { order, sentAt: startWall } = await checkOut(
+      s.api,
+      {
+        cartId: s.cartId,
+        payment: { method: "card", cardNumber: "4242424242424242" },
+        shippingAddress: s.withEverything ? PT : US,
+        ...(s.withEverything ? { shippingOptionId: expressId } : {}),
+      },
+      ["confirmed", "cancelled", "refunded", "needs_attention"],
     );
-    const order = await followOrder(s.api, placed.id, ["confirmed", "cancelled", "refunded", "needs_attention"]);
     if (order.status !== "confirmed") throw new Error(`order ${order.id} ended ${order.status}`);
     if (order.payment.captured !== order.total.amount) throw new Error(`order ${order.id} captured ≠ total`);
     return { ms: Date.parse(order.history.at(-1)!.at) - startWall, total: order.total.amount };

@@ -23,7 +23,7 @@ import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
 import { waitUntilReady, wrangler } from "../scripts/local.ts";
 import {
-  followOrder,
+  checkOut,
   insertBenchSkus,
   signLocalAccessToken,
   startPrivatePlatform,
@@ -119,19 +119,16 @@ async function prepareCheckout(): Promise<{ api: ApiClient; cartId: string }> {
 
 /** POST → `confirmed` (the server's history time), as bench/checkout.bench.ts measures it. */
 async function checkoutMs(p: { api: ApiClient; cartId: string }): Promise<number> {
-  const startWall = Date.now();
-  const placed = await expectOk(
-    "place order",
-    p.api.POST("/v1/orders", {
-      body: {
-        cartId: p.cartId,
-        payment: { method: "card", cardNumber: "4242424242424242" },
-        shippingAddress: SHIPPING,
-        shippingOptionId,
-      },
-    }),
+  const { order, sentAt: startWall } = await checkOut(
+    p.api,
+    {
+      cartId: p.cartId,
+      payment: { method: "card", cardNumber: "4242424242424242" },
+      shippingAddress: SHIPPING,
+      shippingOptionId,
+    },
+    ["confirmed", "cancelled", "review", "refunded"],
   );
-  const order = await followOrder(p.api, placed.id, ["confirmed", "cancelled", "review", "refunded"]);
   if (order.status !== "confirmed")
     throw new Error(`bench order ended ${order.status}: the fraud thresholds must let every order through`);
   return Date.parse(order.history.at(-1)!.at) - startWall;

@@ -1476,6 +1476,94 @@ export interface components {
         [key: string]: string;
       };
     };
+    Order: {
+      id: string;
+      /** @enum {string} */
+      status:
+        | "pending"
+        | "review"
+        | "reserved"
+        | "paid"
+        | "needs_attention"
+        | "confirmed"
+        | "shipped"
+        | "delivered"
+        | "cancelled"
+        | "refunded";
+      /** @enum {string} */
+      reason?:
+        | "out_of_stock"
+        | "payment_declined"
+        | "payment_error"
+        | "timeout"
+        | "customer"
+        | "fraud_rejected"
+        | "review_expired";
+      items: {
+        sku: string;
+        productId: string;
+        name: string;
+        quantity: number;
+        unitPrice: components["schemas"]["Money"];
+        lineTotal: components["schemas"]["Money"];
+        weightGrams?: number;
+      }[];
+      total: components["schemas"]["Money"];
+      totals?: {
+        subtotal: components["schemas"]["Money"];
+        discount: components["schemas"]["Money"];
+        shipping: components["schemas"]["Money"];
+        tax: components["schemas"]["Money"];
+        total: components["schemas"]["Money"];
+      };
+      promotionCode?: string;
+      shipment?: {
+        /** @enum {string} */
+        status: "pending" | "label_created" | "failed" | "shipped" | "delivered";
+        carrier: string;
+        service: string;
+        trackingNumber?: string;
+        /** Format: date-time */
+        shippedAt?: string;
+        /** Format: date-time */
+        deliveredAt?: string;
+      };
+      payment: {
+        /** @enum {string} */
+        status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
+        captured: number;
+        refunded: number;
+      };
+      /** Format: date-time */
+      createdAt: string;
+      /** Format: date-time */
+      updatedAt: string;
+      shippingAddress: {
+        [key: string]: string;
+      };
+      history: {
+        /** @enum {string} */
+        status:
+          | "pending"
+          | "review"
+          | "reserved"
+          | "paid"
+          | "needs_attention"
+          | "confirmed"
+          | "shipped"
+          | "delivered"
+          | "cancelled"
+          | "refunded";
+        /** Format: date-time */
+        at: string;
+        reason?: string;
+      }[];
+      needsAttention?: string;
+    };
+    Money: {
+      amount: number;
+      currency: string;
+    };
     OrderAccepted: {
       id: string;
       /** @enum {string} */
@@ -1577,94 +1665,6 @@ export interface components {
       /** Format: date-time */
       updatedAt: string;
       itemCount: number;
-    };
-    Money: {
-      amount: number;
-      currency: string;
-    };
-    Order: {
-      id: string;
-      /** @enum {string} */
-      status:
-        | "pending"
-        | "review"
-        | "reserved"
-        | "paid"
-        | "needs_attention"
-        | "confirmed"
-        | "shipped"
-        | "delivered"
-        | "cancelled"
-        | "refunded";
-      /** @enum {string} */
-      reason?:
-        | "out_of_stock"
-        | "payment_declined"
-        | "payment_error"
-        | "timeout"
-        | "customer"
-        | "fraud_rejected"
-        | "review_expired";
-      items: {
-        sku: string;
-        productId: string;
-        name: string;
-        quantity: number;
-        unitPrice: components["schemas"]["Money"];
-        lineTotal: components["schemas"]["Money"];
-        weightGrams?: number;
-      }[];
-      total: components["schemas"]["Money"];
-      totals?: {
-        subtotal: components["schemas"]["Money"];
-        discount: components["schemas"]["Money"];
-        shipping: components["schemas"]["Money"];
-        tax: components["schemas"]["Money"];
-        total: components["schemas"]["Money"];
-      };
-      promotionCode?: string;
-      shipment?: {
-        /** @enum {string} */
-        status: "pending" | "label_created" | "failed" | "shipped" | "delivered";
-        carrier: string;
-        service: string;
-        trackingNumber?: string;
-        /** Format: date-time */
-        shippedAt?: string;
-        /** Format: date-time */
-        deliveredAt?: string;
-      };
-      payment: {
-        /** @enum {string} */
-        status: "pending" | "cancelled" | "captured" | "failed" | "voided" | "partially_refunded" | "refunded";
-        captured: number;
-        refunded: number;
-      };
-      /** Format: date-time */
-      createdAt: string;
-      /** Format: date-time */
-      updatedAt: string;
-      shippingAddress: {
-        [key: string]: string;
-      };
-      history: {
-        /** @enum {string} */
-        status:
-          | "pending"
-          | "review"
-          | "reserved"
-          | "paid"
-          | "needs_attention"
-          | "confirmed"
-          | "shipped"
-          | "delivered"
-          | "cancelled"
-          | "refunded";
-        /** Format: date-time */
-        at: string;
-        reason?: string;
-      }[];
-      needsAttention?: string;
     };
     ShipRequest: {
       carrier?: string;
@@ -2865,6 +2865,7 @@ export interface operations {
       query?: never;
       header?: {
         "idempotency-key"?: string;
+        prefer?: string;
       };
       path?: never;
       cookie?: never;
@@ -2875,7 +2876,20 @@ export interface operations {
       };
     };
     responses: {
-      /** @description Order accepted */
+      /** @description With `Prefer: wait=N` (RFC 7240, N seconds, at most 20): the checkout ended within N seconds, and this is the order as it ended (`confirmed`, `cancelled`, `review`, `needs_attention`, …), as GET /v1/orders/{id} gives it. A checkout page learns the outcome in this one request instead of following the order. */
+      200: {
+        headers: {
+          /** @description As GET /v1/orders/{id} gives it */
+          ETag?: string;
+          /** @description `wait=N` */
+          "Preference-Applied"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Order"];
+        };
+      };
+      /** @description Order accepted (without `Prefer: wait`, or when the checkout had not ended within N seconds: follow it with GET /v1/orders/{id}) */
       202: {
         headers: {
           [name: string]: unknown;

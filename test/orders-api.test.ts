@@ -369,6 +369,74 @@ describe("GET /v1/orders/{id}: ETag and long poll", () => {
   });
 });
 
+describe("POST /v1/orders with Prefer: wait", () => {
+  it("answers 200 with the order once the checkout has ended; a replay waits the same way", async () => {
+    await insertSku("WAITPOST-1");
+    await stock("WAITPOST-1", 5);
+    const shopper = await newShopper();
+    const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
+    const cartId = await cartWith(shopper, [{ sku: "WAITPOST-1", quantity: 1 }]);
+    const response = await placeOrder(shopper, cartId, CARDS.ok, { Prefer: "wait=20", ...key });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Preference-Applied")).toBe("wait=20");
+    const order = (await response.json()) as { id: string; status: string; totals: { total: number } };
+    expect(order.status).toBe("confirmed");
+    expect(response.headers.get("Location")).toBe(`/v1/orders/${order.id}`);
+    // The same representation as GET /v1/orders/{id}: its ETag makes that request conditional.
+    const again = await call(`/v1/orders/${order.id}`, {
+      token: shopper.token,
+      headers: { "If-None-Match": response.headers.get("ETag")! },
+    });
+    expect(again.status).toBe(304);
+    expect(await env.INVENTORY.getByName("WAITPOST-1").level()).toMatchObject({ sold: 1, reserved: 0 });
+
+    const replay = await placeOrder(shopper, cartId, CARDS.ok, { Prefer: "wait=20", ...key });
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(((await replay.json()) as { id: string }).id).toBe(order.id);
+    expect(await env.INVENTORY.getByName("WAITPOST-1").level()).toMatchObject({ sold: 1, reserved: 0 });
+  });
+
+  it("a declined card is an outcome too; a checkout still under way after N seconds answers 202", async () => {
+    await insertSku("WAITPOST-2");
+    await stock("WAITPOST-2", 5);
+    const shopper = await newShopper();
+    const declined = await placeOrder(
+      shopper,
+      await cartWith(shopper, [{ sku: "WAITPOST-2", quantity: 1 }]),
+      CARDS.declined,
+      { Prefer: "wait=20" },
+    );
+    expect(declined.status).toBe(200);
+    expect(((await declined.json()) as { status: string }).status).toBe("cancelled");
+
+    // The provider fails twice (503) before it charges: the redeliveries wait 1 s and then 2 s, so the
+    // order is still being charged when the second is up.
+    const started = Date.now();
+    const hanging = await placeOrder(
+      shopper,
+      await cartWith(shopper, [{ sku: "WAITPOST-2", quantity: 1 }]),
+      CARDS.transient,
+      {
+        Prefer: "wait=1",
+      },
+    );
+    expect(hanging.status).toBe(202);
+    expect(hanging.headers.get("Preference-Applied")).toBe("wait=1");
+    const body = await accepted(hanging);
+    expect(["pending", "reserved"]).toContain(body.status);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(hanging.headers.get("Location")).toBe(`/v1/orders/${body.id}`);
+    expect((await waitForOrder(body.id, isFinal)).status).toBe("confirmed");
+
+    const tooLong = await placeOrder(shopper, await cartWith(shopper, [{ sku: "WAITPOST-2", quantity: 1 }]), CARDS.ok, {
+      Prefer: "x".repeat(300),
+    });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.headers.get("Content-Type")).toContain("application/problem+json");
+  });
+});
+
 describe("OpenAPI", () => {
   it("documents the order routes", async () => {
     const doc = (await (await call("/v1/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };

@@ -75,6 +75,14 @@ const Accepted = OrderAccepted.openapi("OrderAccepted");
 const RefundAcceptedSchema = RefundAccepted.openapi("RefundAccepted");
 const RefundBody = z.object({ amount: z.number().int().positive().optional() }).strict().openapi("RefundRequest");
 const IdempotencyHeader = z.object({ "idempotency-key": z.string().min(1).max(255).optional() });
+/** POST /v1/orders: the key, and `Prefer: wait=N` to answer with the checkout's outcome. */
+const PlaceHeaders = IdempotencyHeader.extend({ prefer: z.string().max(256).optional() });
+/**
+ * The statuses a checkout ends in: anything but the saga's in-flight steps. `POST /v1/orders` with
+ * `Prefer: wait=N` waits for one of them (a held order's `review` is an outcome too: it waits for
+ * people, not for the saga).
+ */
+const CHECKOUT_OUTCOMES = OrderStatus.options.filter((status) => !["pending", "reserved", "paid"].includes(status));
 /** The longest a GET /v1/orders/{id} long poll waits (Prefer: wait=N is capped to it, as RFC 7240 allows). */
 const MAX_LONG_POLL_SECONDS = 20;
 const WatchHeaders = z.object({
@@ -130,6 +138,15 @@ function present(order: OwnedOrder): Order {
   return rest;
 }
 
+/** An order as GET /v1/orders/{id} answers it: the JSON body, and its ETag `"<revision>-<digest>"`. */
+async function representationOf(found: {
+  order: OwnedOrder;
+  revision: number;
+}): Promise<{ body: string; etag: string }> {
+  const body = JSON.stringify(present(found.order));
+  return { body, etag: `"${found.revision}-${(await etagOf(body)).slice(1)}` };
+}
+
 /** Who is asking, as the order shard decides visibility: the owner, or an admin. */
 function viewerOf(auth: { userId: string; roles: string[] }): { userId: string; admin: boolean } {
   return { userId: auth.userId, admin: auth.roles.includes("admin") };
@@ -180,11 +197,26 @@ orders
       middleware: [requireFeature("order-intake")] as const,
       security,
       request: {
-        headers: IdempotencyHeader,
+        headers: PlaceHeaders,
         body: { required: true, content: { "application/json": { schema: PlaceOrder } } },
       },
       responses: {
-        202: { description: "Order accepted", content: { "application/json": { schema: Accepted } } },
+        200: {
+          description:
+            "With `Prefer: wait=N` (RFC 7240, N seconds, at most 20): the checkout ended within N seconds, and this " +
+            "is the order as it ended (`confirmed`, `cancelled`, `review`, `needs_attention`, …), as GET /v1/orders/{id} " +
+            "gives it. A checkout page learns the outcome in this one request instead of following the order.",
+          headers: {
+            ETag: { description: "As GET /v1/orders/{id} gives it", schema: { type: "string" } },
+            "Preference-Applied": { description: "`wait=N`", schema: { type: "string" } },
+          },
+          content: { "application/json": { schema: OrderSchema } },
+        },
+        202: {
+          description:
+            "Order accepted (without `Prefer: wait`, or when the checkout had not ended within N seconds: follow it with GET /v1/orders/{id})",
+          content: { "application/json": { schema: Accepted } },
+        },
         ...problemResponses(
           [400, "Invalid input, card or payment token; no or unknown shipping option for the address"],
           401,
@@ -299,7 +331,24 @@ orders
           throw error;
         }
       });
-      return c.json(out.body, 202, out.headers);
+      const waitMs = longPollMs(c.req.valid("header").prefer);
+      if (waitMs === 0) return c.json(out.body, 202, out.headers);
+      // The checkout's outcome in this request: the order's shard answers once the saga has ended
+      // (a replay with the same key waits the same way), saving the client — and the edge — the
+      // request that would follow the order.
+      const applied = { ...out.headers, "Preference-Applied": `wait=${waitMs / 1000}` };
+      const found = await orderShardOf(c.env, out.body.id).watch(
+        out.body.id,
+        viewerOf(auth),
+        null,
+        waitMs,
+        CHECKOUT_OUTCOMES,
+      );
+      if (!found || !CHECKOUT_OUTCOMES.includes(found.order.status)) {
+        return c.json({ id: out.body.id, status: found?.order.status ?? out.body.status }, 202, applied);
+      }
+      const { body: order, etag } = await representationOf(found);
+      return untyped(c.body(order, 200, { ...applied, ETag: etag, "Content-Type": "application/json" }));
     },
   )
   .openapi(
@@ -384,8 +433,7 @@ orders
       for (;;) {
         const found = await stub.watch(id, viewer, known, Math.max(0, deadline - Date.now()), until);
         if (!found) throw notFound("No such order");
-        const body = JSON.stringify(present(found.order));
-        const etag = `"${found.revision}-${(await etagOf(body)).slice(1)}`;
+        const { body, etag } = await representationOf(found);
         const headers: Record<string, string> = { ETag: etag };
         if (waitMs > 0) headers["Preference-Applied"] = `wait=${waitMs / 1000}`;
         if (!matchesIfNoneMatch(ifNoneMatch, etag)) {
