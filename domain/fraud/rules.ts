@@ -3,6 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import { type FraudDecision, FraudRules, type ScreeningContext } from "../../contracts/fraud";
 import { users } from "../../d1/schema/identity";
 import { fraudRules } from "../../d1/schema/trust";
+import { IsolateCopies } from "../isolate-copy";
 
 /** The built-in thresholds (`FRAUD_RULES_DEFAULT = "on"`, staging and production). */
 export const DEFAULT_FRAUD_RULES: FraudRules = {
@@ -24,26 +25,17 @@ const RULES_OFF: FraudRules = {
   countryMismatch: { enabled: false },
 };
 
-/** Checkouts read the rules this often at most per isolate (an admin's change applies within a second). */
-const RULES_TTL_MS = 1000;
-let cached: { rules: FraudRules; readAt: number } | null = null;
+/** Checkouts read the rules at most once a second per isolate (an admin's change applies within a second). */
+const rulesCopy = new IsolateCopies<FraudRules>(1000);
 
 /** The rules in force: what an admin stored, else the environment's default. */
 export async function fraudRulesFor(env: Pick<Env, "DB" | "FRAUD_RULES_DEFAULT">): Promise<FraudRules> {
-  const now = Date.now();
-  if (cached && now - cached.readAt < RULES_TTL_MS) return cached.rules;
-  // Only the first request to find the copy due reads D1; the isolate's others keep the copy
-  // meanwhile (none waits on another request's read; see storedFlags in domain/flags.ts).
-  if (cached) cached.readAt = now;
-  const row = await drizzle(env.DB).select().from(fraudRules).where(eq(fraudRules.id, 1)).get();
-  // A stored row was validated when it was written; parse again so a hand-edited row fails loudly.
-  const rules = row
-    ? FraudRules.parse(row.config)
-    : env.FRAUD_RULES_DEFAULT === "off"
-      ? RULES_OFF
-      : DEFAULT_FRAUD_RULES;
-  cached = { rules, readAt: now };
-  return rules;
+  return rulesCopy.get("rules", async () => {
+    const row = await drizzle(env.DB).select().from(fraudRules).where(eq(fraudRules.id, 1)).get();
+    // A stored row was validated when it was written; parse again so a hand-edited row fails loudly.
+    if (row) return FraudRules.parse(row.config);
+    return env.FRAUD_RULES_DEFAULT === "off" ? RULES_OFF : DEFAULT_FRAUD_RULES;
+  });
 }
 
 /** Stores the rules (admin); this isolate uses them at once, the others within a second. */
@@ -53,7 +45,7 @@ export async function setFraudRules(env: Pick<Env, "DB">, rules: FraudRules, upd
     .insert(fraudRules)
     .values({ id: 1, config: rules, updatedAt: at, updatedBy })
     .onConflictDoUpdate({ target: fraudRules.id, set: { config: rules, updatedAt: at, updatedBy } });
-  cached = { rules, readAt: Date.now() };
+  rulesCopy.put("rules", rules);
 }
 
 /** True when at least one rule would look at an order (otherwise checkout skips the step entirely). */

@@ -2,10 +2,11 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Cart } from "../../contracts/cart";
 import type { OrderTotals, ShippingOption } from "../../contracts/fulfilment";
 import { DomainError, invalidInput } from "../errors";
+import { IsolateCopies } from "../isolate-copy";
 import { discountOf, refusalText } from "../promotions/rules";
-import { taxRuleFor, taxRuleQuery } from "../tax/rates";
+import { taxRuleQuery } from "../tax/rates";
 import { computeTotals, type TaxRule } from "../tax/totals";
-import { chosenFrom, ratesQuery } from "./shipping";
+import { chosenFrom, type RateRow, ratesQuery } from "./shipping";
 
 /** The shipping an order snapshots: the option as priced at checkout and the parcel's weight. */
 export interface ShippingSnapshot extends ShippingOption {
@@ -42,6 +43,33 @@ export function parcelWeight(items: Cart["items"]): number | null {
   return physical.reduce((sum, line) => sum + line.weightGrams! * line.quantity, 0);
 }
 
+/** What a quote reads: the destination's tax rule, and the active rates into it in the cart's currency. */
+interface QuoteTables {
+  tax: TaxRule | null;
+  rates: RateRow[];
+}
+
+/**
+ * Every checkout quotes from these tables, which only admins change: an isolate keeps a copy per
+ * destination and currency for a second (one D1 batch fewer per checkout). An admin's change to a
+ * zone, rate or tax rule therefore applies to checkouts within a second, and at once in the
+ * isolate that made it (`forgetQuoteTables`). An option the copy does not know is looked up again
+ * at once, so a rate created a moment ago in another isolate is never refused.
+ */
+const quoteTables = new IsolateCopies<QuoteTables>(1000);
+
+/** After an admin's change to shipping zones, rates or tax rules: this isolate's next quote reads them. */
+export function forgetQuoteTables(): void {
+  quoteTables.forget();
+}
+
+/** The tax rule and the rates in one D1 round trip (each call passes the binding and the database). */
+async function readQuoteTables(env: Env, country: string, currency: string): Promise<QuoteTables> {
+  const db = drizzle(env.DB);
+  const [taxRows, rates] = await db.batch([taxRuleQuery(db, country), ratesQuery(db, { country, currency })]);
+  return { tax: taxRows[0] ?? null, rates };
+}
+
 /**
  * Validates and prices what a checkout can refuse without side effects: a cart with something to
  * ship needs a shipping option that ships its currency to the address's country (400 otherwise).
@@ -55,21 +83,23 @@ export async function quoteCheckout(env: Env, input: QuoteInput): Promise<Checko
       { path: "shippingOptionId", message: "required (GET /v1/carts/{id}/shipping-options)" },
     ]);
   }
+  const currency = cart.total.currency;
+  const key = `${input.country}|${currency}`;
+  const read = () => readQuoteTables(env, input.country, currency);
+  let tables = await quoteTables.get(key, read);
+  if (weightGrams === null) return { tax: tables.tax, option: null, weightGrams };
   // The cart shows the discount of its code's terms (kind and value never change after creation),
   // so the option can be priced against the discounted subtotal before the code is redeemed.
   const preview = cart.discounts[0];
   const itemDiscount = preview && preview.kind !== "free_shipping" ? preview.amount.amount : 0;
-  if (weightGrams === null) return { tax: await taxRuleFor(env, input.country), option: null, weightGrams };
   const parcel = {
     country: input.country,
-    currency: cart.total.currency,
+    currency,
     weightGrams,
     discountedSubtotal: cart.total.amount - itemDiscount,
   };
-  // The tax rule and the rates in one D1 round trip (each call passes the binding and the database).
-  const db = drizzle(env.DB);
-  const [taxRows, rates] = await db.batch([taxRuleQuery(db, input.country), ratesQuery(db, parcel)]);
-  return { tax: taxRows[0] ?? null, option: chosenFrom(rates, input.shippingOptionId!, parcel), weightGrams };
+  if (!tables.rates.some((rate) => rate.id === input.shippingOptionId)) tables = await quoteTables.refresh(key, read);
+  return { tax: tables.tax, option: chosenFrom(tables.rates, input.shippingOptionId!, parcel), weightGrams };
 }
 
 /**

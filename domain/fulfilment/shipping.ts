@@ -21,7 +21,7 @@ export interface Parcel {
   discountedSubtotal: number;
 }
 
-type RateRow = typeof shippingRates.$inferSelect;
+export type RateRow = typeof shippingRates.$inferSelect;
 
 /**
  * A rate's price for a parcel: `flat` is its amount; `weight` adds `perKg` for every started

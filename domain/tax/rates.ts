@@ -12,12 +12,6 @@ export function taxRuleQuery(db: DrizzleD1Database, country: string) {
     .where(eq(taxRates.country, country));
 }
 
-/** The destination's tax rule, or null when the table has none for it (no tax is charged). */
-export async function taxRuleFor(env: Pick<Env, "DB">, country: string): Promise<TaxRule | null> {
-  const row = await taxRuleQuery(drizzle(env.DB), country).get();
-  return row ?? null;
-}
-
 /** Admin: sets a country's rule (insert or replace). */
 export async function putTaxRate(env: Pick<Env, "DB">, country: string, input: TaxRateInput): Promise<TaxRate> {
   const row = await drizzle(env.DB)

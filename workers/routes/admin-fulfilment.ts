@@ -13,6 +13,7 @@ import {
   TaxRateList,
 } from "../../contracts/fulfilment";
 import { Promotion, PromotionCode, PromotionInput, PromotionPatch } from "../../contracts/promotion";
+import { forgetQuoteTables } from "../../domain/fulfilment/pricing";
 import { createRate, createZone, listRates, listZones, updateRate } from "../../domain/fulfilment/shipping";
 import { listTaxRates, putTaxRate } from "../../domain/tax/rates";
 import { auditRequest } from "../audit";
@@ -42,7 +43,8 @@ const CodeParam = z.object({ code: PromotionCode });
 
 /**
  * Shipping zones and rates, the tax table and promotion codes (admin role only). Mounted at
- * /v1/admin. Orders snapshot what they were charged, so changes here affect only later checkouts.
+ * /v1/admin. Orders snapshot what they were charged, so changes here affect only later checkouts:
+ * at once in this isolate (its checkout quote tables are forgotten), within a second in the others.
  */
 export const adminFulfilment = createRouter()
   .openapi(
@@ -62,6 +64,7 @@ export const adminFulfilment = createRouter()
     }),
     async (c) => {
       const zone = await createZone(c.env, c.req.valid("json"));
+      forgetQuoteTables();
       await auditRequest(c, { action: "shipping.zone_created", target: `shipping-zone:${zone.id}`, details: zone });
       return c.json(zone, 201);
     },
@@ -99,6 +102,7 @@ export const adminFulfilment = createRouter()
     }),
     async (c) => {
       const rate = await createRate(c.env, c.req.valid("json"));
+      forgetQuoteTables();
       await auditRequest(c, { action: "shipping.rate_created", target: `shipping-rate:${rate.id}`, details: rate });
       return c.json(rate, 201);
     },
@@ -137,6 +141,7 @@ export const adminFulfilment = createRouter()
     async (c) => {
       const patch = c.req.valid("json");
       const rate = await updateRate(c.env, c.req.valid("param").id, patch);
+      forgetQuoteTables();
       await auditRequest(c, { action: "shipping.rate_updated", target: `shipping-rate:${rate.id}`, details: patch });
       return c.json(rate, 200);
     },
@@ -177,6 +182,7 @@ export const adminFulfilment = createRouter()
     }),
     async (c) => {
       const rule = await putTaxRate(c.env, c.req.valid("param").country, c.req.valid("json"));
+      forgetQuoteTables();
       await auditRequest(c, { action: "tax.rate_set", target: `tax-rate:${rule.country}`, details: rule });
       return c.json(rule, 200);
     },
