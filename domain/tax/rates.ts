@@ -2,7 +2,6 @@ import { asc, eq, sql } from "drizzle-orm";
 import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { TaxRate, TaxRateInput } from "../../contracts/fulfilment";
 import { taxRates } from "../../d1/schema/fulfilment";
-import type { TaxRule } from "./totals";
 
 /** The read of a destination's tax rule (run it alone, or in a D1 batch with other reads). */
 export function taxRuleQuery(db: DrizzleD1Database, country: string) {
