@@ -9,6 +9,8 @@ import {
 } from "../contracts/cart";
 import { CART_EVENT_VERSION, type CartEvent, type CartEventDraft } from "../contracts/cart-events";
 import { findSku } from "../domain/catalog/sku-lookup";
+import { DomainError, type DomainErrorCode, type FieldError } from "../domain/errors";
+import { type CheckoutQuote, quoteCheckout, sameContents } from "../domain/fulfilment/pricing";
 import { discountOf, type PromotionRule } from "../domain/promotions/rules";
 import { AlarmMirror } from "./alarm-mirror";
 import { Outbox } from "./outbox";
@@ -124,6 +126,22 @@ export const CART_FRESH_SCHEMA = `
      next_attempt_at INTEGER NOT NULL DEFAULT 0,
      sent_at INTEGER
    );`;
+
+/** Where a checkout's order ships: what `checkoutQuoted` quotes the cart for. */
+export interface CheckoutDestination {
+  country: string;
+  shippingOptionId?: string;
+}
+
+/** `checkoutQuoted`'s answer: `checkout`'s, with the quote, or the quote's refusal as data. */
+export type QuotedCheckout =
+  | { ok: true; cart: Cart; quote: CheckoutQuote | null }
+  | Exclude<CheckoutResult, { ok: true }>
+  | {
+      ok: false;
+      reason: "unquotable";
+      refusal: { code: DomainErrorCode; message: string; kind?: string; fields?: FieldError[] };
+    };
 
 /**
  * One object per cart (`env.CART.getByName(cartId)`), owned by the user who created it. Lines keep
@@ -269,6 +287,32 @@ export class CartObject extends DurableObject<Env> {
     await this.outbox.relay();
     this.armExpiry(now, "checked_out");
     return { ok: true, cart: this.snapshot(this.row()!) };
+  }
+
+  /**
+   * `checkout`, with the cart quoted first for where the order ships (its shipping option and tax:
+   * quoteCheckout) in the same call, so checking out reads the cart once. A cart the quote refuses
+   * (no shipping option, or one that does not ship there) stays open and unchanged. The quote may
+   * read D1, and another call may change the cart meanwhile: the quote comes back only when the
+   * cart frozen is the one quoted (null otherwise, and the caller quotes the frozen cart).
+   */
+  async checkoutQuoted(ownerId: string, orderId: string, destination: CheckoutDestination): Promise<QuotedCheckout> {
+    const row = this.owned(ownerId);
+    const current = row ? this.snapshot(row) : null;
+    let quoted: { cart: Cart; quote: CheckoutQuote } | null = null;
+    if (current?.items.length) {
+      try {
+        quoted = { cart: current, quote: await quoteCheckout(this.env, { cart: current, ...destination }) };
+      } catch (error) {
+        // Over RPC a thrown DomainError would arrive as a plain Error, without its code and fields.
+        if (!(error instanceof DomainError)) throw error;
+        const { code, message, kind, fields } = error;
+        return { ok: false, reason: "unquotable", refusal: { code, message, kind, fields } };
+      }
+    }
+    const result = await this.checkout(ownerId, orderId);
+    if (!result.ok) return result;
+    return { ...result, quote: quoted && sameContents(quoted.cart, result.cart) ? quoted.quote : null };
   }
 
   private setPromotion(ownerId: string, promotion: string | null): CartMutation {

@@ -2,9 +2,11 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Cart } from "../contracts/cart";
+import { quoteCheckout } from "../domain/fulfilment/pricing";
 import { CART_IDLE_TTL_MS } from "../durable-objects/cart";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
+import { ensureTestShipping } from "./order-fixtures";
 
 let alice: string;
 let bob: string;
@@ -204,6 +206,35 @@ describe("carts", () => {
     expect(body.type).toMatch(/cart-checked-out$/);
     await expectProblem(await call(`/v1/carts/${id}/items/MUG-01`, { method: "DELETE", token: alice }), 409);
     expect((await stub.view("user-alice"))?.items[0]?.quantity).toBe(2);
+  });
+
+  it("checkoutQuoted quotes the cart for its destination and freezes it in one call; a refused quote freezes nothing", async () => {
+    const shippingOptionId = await ensureTestShipping();
+    const { id } = await newCart();
+    await add(id, { sku: "MUG-01", quantity: 2 });
+    const stub = env.CART.getByName(id);
+    const open = await stub.view("user-alice");
+    // A country no shipping zone covers: the refusal comes back as data, with the field at fault.
+    const refused = await stub.checkoutQuoted("user-alice", "order-q1", { country: "AQ", shippingOptionId });
+    expect(refused).toMatchObject({ ok: false, reason: "unquotable", refusal: { code: "invalid" } });
+    if (refused.ok || refused.reason !== "unquotable") return;
+    expect(refused.refusal.fields?.[0]?.path).toBe("shippingOptionId");
+    expect(await stub.view("user-alice")).toEqual(open);
+
+    const destination = { country: "US", shippingOptionId };
+    const quoted = await stub.checkoutQuoted("user-alice", "order-q1", destination);
+    expect(quoted.ok).toBe(true);
+    if (!quoted.ok) return;
+    expect(quoted.cart).toMatchObject({ status: "checked_out", orderId: "order-q1" });
+    expect(quoted.quote).toEqual(await quoteCheckout(env, { cart: quoted.cart, ...destination }));
+    // Idempotent like checkout: the same order id again answers the same; another is refused.
+    expect(await stub.checkoutQuoted("user-alice", "order-q1", destination)).toEqual(quoted);
+    expect(await stub.checkoutQuoted("user-alice", "order-q2", destination)).toEqual({
+      ok: false,
+      reason: "checked_out",
+      orderId: "order-q1",
+    });
+    expect(await stub.checkoutQuoted("user-bob", "order-q1", destination)).toEqual({ ok: false, reason: "not_found" });
   });
 
   it("writes its alarm once, not on every change (each alarm write is a durable write of its own)", async () => {

@@ -1,16 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { Cart } from "../../contracts/cart";
 import { ShipRequest } from "../../contracts/fulfilment";
 import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
 import { OrderStatus } from "../../contracts/saga-events";
 import { etagOf, randomHex, sha256Hex } from "../../domain/encoding";
-import {
-  type CheckoutPricing,
-  priceCheckout,
-  quoteCheckout,
-  releaseRedemption,
-  sameContents,
-} from "../../domain/fulfilment/pricing";
+import { DomainError } from "../../domain/errors";
+import { type CheckoutPricing, priceCheckout, quoteCheckout, releaseRedemption } from "../../domain/fulfilment/pricing";
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
@@ -259,19 +253,15 @@ orders
       }
       const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
         const cart = c.env.CART.getByName(body.cartId);
-        const quoteFor = (frozen: Cart) =>
-          quoteCheckout(c.env, {
-            cart: frozen,
-            country: body.shippingAddress.country,
-            ...(body.shippingOptionId ? { shippingOptionId: body.shippingOptionId } : {}),
-          });
+        const destination = {
+          country: body.shippingAddress.country,
+          ...(body.shippingOptionId ? { shippingOptionId: body.shippingOptionId } : {}),
+        };
         const checkout = await (async () => {
           try {
-            // Shipping and tax are quoted on the cart as it is, before it is frozen, so a missing or
-            // unknown shipping option is a 400 that changes nothing.
-            const current = await cart.view(auth.userId);
-            const quote = current?.items.length ? { cart: current, quote: await quoteFor(current) } : null;
-            return { token, quote, ...(await cart.checkout(auth.userId, orderId)) };
+            // Shipping and tax are quoted on the cart as it is, before it is frozen (in the same
+            // call), so a missing or unknown shipping option is a 400 that changes nothing.
+            return await cart.checkoutQuoted(auth.userId, orderId, destination);
           } catch (error) {
             await limiter.release(orderId);
             throw error;
@@ -280,6 +270,10 @@ orders
         if (!checkout.ok) {
           // No order for this id: its slot goes back (a cart frozen for another order counts that one).
           await limiter.release(orderId);
+          if (checkout.reason === "unquotable") {
+            const { code, message, ...options } = checkout.refusal;
+            throw new DomainError(code, message, options);
+          }
           if (checkout.reason === "not_found") throw notFound("No such cart");
           if (checkout.reason === "empty") throw conflict("The cart is empty", "cart-empty");
           throw conflict(
@@ -292,9 +286,8 @@ orders
         let pricing: CheckoutPricing | null = null;
         let placing = false;
         try {
-          const quoted = checkout.quote;
-          const quote =
-            quoted && sameContents(quoted.cart, checkout.cart) ? quoted.quote : await quoteFor(checkout.cart);
+          // Null when the cart changed while it was quoted: the frozen one is quoted now.
+          const quote = checkout.quote ?? (await quoteCheckout(c.env, { cart: checkout.cart, ...destination }));
           pricing = await priceCheckout(c.env, quote, { cart: checkout.cart, userId: auth.userId, orderId });
           const trace = c.get("trace");
           placing = true;
@@ -307,7 +300,7 @@ orders
             totals: pricing.totals,
             ...(pricing.promotionCode ? { promotionCode: pricing.promotionCode } : {}),
             ...(pricing.shipping ? { shipping: pricing.shipping } : {}),
-            paymentToken: checkout.token,
+            paymentToken: token,
             ...(await fraudScreeningFor(c, body.payment, body.shippingAddress.country)),
             shippingAddress: body.shippingAddress as Record<string, string>,
             correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
