@@ -11,6 +11,10 @@
 /** Seconds a client should wait before retrying a busy store. */
 export const STORE_RETRY_AFTER_SECONDS = 1;
 
+/** The problem type of a busy or briefly unreachable D1 / Durable Object (503, retry), and what it says. */
+export const STORE_UNAVAILABLE = "store-unavailable";
+export const STORE_UNAVAILABLE_DETAIL = "The data store is busy; retry shortly";
+
 const TRANSIENT_MESSAGES = [
   /SQLITE_BUSY|database is locked/i,
   // "D1 DB is overloaded. Too many requests queued.", "Durable Object is overloaded."

@@ -12,6 +12,7 @@ import { findSku } from "../domain/catalog/sku-lookup";
 import { DomainError, type DomainErrorCode, type FieldError } from "../domain/errors";
 import { type CheckoutQuote, quoteCheckout, sameContents } from "../domain/fulfilment/pricing";
 import { discountOf, type PromotionRule } from "../domain/promotions/rules";
+import { isStoreUnavailable, STORE_UNAVAILABLE, STORE_UNAVAILABLE_DETAIL } from "../domain/store-unavailable";
 import { AlarmMirror } from "./alarm-mirror";
 import { Outbox } from "./outbox";
 import { migrateSchema } from "./sqlite-schema";
@@ -304,7 +305,12 @@ export class CartObject extends DurableObject<Env> {
       try {
         quoted = { cart: current, quote: await quoteCheckout(this.env, { cart: current, ...destination }) };
       } catch (error) {
-        // Over RPC a thrown DomainError would arrive as a plain Error, without its code and fields.
+        // Over RPC a thrown error arrives as a plain Error, without a DomainError's code and fields
+        // or the cause that says D1 was busy: both are answered as data.
+        if (isStoreUnavailable(error)) {
+          const refusal = { code: "unavailable", message: STORE_UNAVAILABLE_DETAIL, kind: STORE_UNAVAILABLE } as const;
+          return { ok: false, reason: "unquotable", refusal };
+        }
         if (!(error instanceof DomainError)) throw error;
         const { code, message, kind, fields } = error;
         return { ok: false, reason: "unquotable", refusal: { code, message, kind, fields } };

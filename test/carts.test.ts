@@ -2,8 +2,8 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { Cart } from "../contracts/cart";
-import { quoteCheckout } from "../domain/fulfilment/pricing";
-import { CART_IDLE_TTL_MS } from "../durable-objects/cart";
+import { forgetQuoteTables, quoteCheckout } from "../domain/fulfilment/pricing";
+import { CART_IDLE_TTL_MS, type CartObject } from "../durable-objects/cart";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem, tokenFor } from "./helpers";
 import { ensureTestShipping } from "./order-fixtures";
@@ -235,6 +235,34 @@ describe("carts", () => {
       orderId: "order-q1",
     });
     expect(await stub.checkoutQuoted("user-bob", "order-q1", destination)).toEqual({ ok: false, reason: "not_found" });
+  });
+
+  it("checkoutQuoted answers a busy D1 as a retryable refusal, not an error that would reach the client as a 500", async () => {
+    const { id } = await newCart();
+    await add(id, { sku: "MUG-01", quantity: 1 });
+    const stub = env.CART.getByName(id);
+    const refused = await runInDurableObject(stub, async (instance: CartObject) => {
+      // What D1 throws when its database is locked, on the quote's read (no copy of the tables yet).
+      forgetQuoteTables();
+      const busy = {
+        ...env.DB,
+        prepare: (query: string) => env.DB.prepare(query),
+        batch: () => Promise.reject(new Error("D1_ERROR: database is locked: SQLITE_BUSY")),
+      } as unknown as D1Database;
+      const real = (instance as unknown as { env: Env }).env;
+      Object.assign(instance, { env: { ...real, DB: busy } });
+      try {
+        return await instance.checkoutQuoted("user-alice", "order-busy", { country: "US", shippingOptionId: "x" });
+      } finally {
+        Object.assign(instance, { env: real });
+      }
+    });
+    expect(refused).toEqual({
+      ok: false,
+      reason: "unquotable",
+      refusal: { code: "unavailable", kind: "store-unavailable", message: "The data store is busy; retry shortly" },
+    });
+    expect((await stub.view("user-alice"))?.status).toBe("open");
   });
 
   it("writes its alarm once, not on every change (each alarm write is a durable write of its own)", async () => {

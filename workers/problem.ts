@@ -3,7 +3,12 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
 import type { Problem, ProblemFieldError } from "../contracts/problem";
 import { DomainError, type DomainErrorCode } from "../domain/errors";
-import { isStoreUnavailable, STORE_RETRY_AFTER_SECONDS } from "../domain/store-unavailable";
+import {
+  isStoreUnavailable,
+  STORE_RETRY_AFTER_SECONDS,
+  STORE_UNAVAILABLE,
+  STORE_UNAVAILABLE_DETAIL,
+} from "../domain/store-unavailable";
 
 export type { ProblemFieldError };
 
@@ -60,9 +65,6 @@ const DOMAIN_STATUS: Record<DomainErrorCode, { status: ContentfulStatusCode; slu
   unavailable: { status: 503, slug: "unavailable" },
 };
 
-/** The problem type of a busy or briefly unreachable D1 / Durable Object (503, retry). */
-export const STORE_UNAVAILABLE = "store-unavailable";
-
 /**
  * The problem an error answers with, or null for an unexpected error (a bug: logged, then 500).
  * Domain refusals become the status their code maps to; 401 carries its challenge and 503 its
@@ -73,7 +75,7 @@ export function asProblem(error: unknown): ProblemError | null {
   if (error instanceof ProblemError) return error;
   if (!(error instanceof DomainError)) {
     if (!isStoreUnavailable(error)) return null;
-    return new ProblemError(503, STORE_UNAVAILABLE, "The data store is busy; retry shortly", {
+    return new ProblemError(503, STORE_UNAVAILABLE, STORE_UNAVAILABLE_DETAIL, {
       headers: { "Retry-After": String(STORE_RETRY_AFTER_SECONDS) },
     });
   }
