@@ -6,6 +6,7 @@ import type { CartEvent } from "../contracts/cart-events";
 import { type OrderEvent, SagaEvent } from "../contracts/saga-events";
 import { derivedEnv } from "../domain/env-config";
 import { rollUpEvents } from "./analytics";
+import { sharePermits } from "./breaker-permits";
 import { groupCommitted } from "./d1-group-commit";
 import { handleDeadLetterBatch, recordDeadLetter } from "./dead-letter";
 import { handleFraudEvent } from "./fraud";
@@ -99,8 +100,10 @@ export async function dispatchBatch(
   workerEnv: Env,
   _ctx: ExecutionContext,
 ): Promise<void> {
-  // The batch's D1 writes share commits (queues/d1-group-commit.ts).
+  // The batch's D1 writes share commits (queues/d1-group-commit.ts), and its charges share the
+  // circuit breaker's answer (queues/breaker-permits.ts).
   const env = derivedEnv(workerEnv, { DB: groupCommitted(workerEnv.DB) });
+  sharePermits(env);
   if (batch.queue.includes("-dlq")) return handleDeadLetterBatch(batch, env);
   const parsed: { message: Message<unknown>; event: SagaEvent }[] = [];
   await Promise.all(

@@ -14,6 +14,7 @@ import {
 import { type BreakerPermit, circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import type { StepAck, StepOptions } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
+import { sharedPermitsOf } from "./breaker-permits";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
 
 type Reserved = z.infer<typeof OrderReserved>;
@@ -256,7 +257,9 @@ function ledgerRow(env: Env, orderId: string, kind: "authorization" | "capture")
 
 /** The breaker's permit to call the provider; an open breaker → RetryLater, without calling it. */
 async function breakerPermit(env: Env, providerName: string, attempts: number): Promise<BreakerPermit> {
-  const permit = await circuitBreakerFor(env, providerName).acquire(providerName);
+  const acquire = () => circuitBreakerFor(env, providerName).acquire(providerName);
+  // Inside a queue delivery its charges share one answer (queues/breaker-permits.ts).
+  const permit = await (sharedPermitsOf(env)?.get(providerName, acquire) ?? acquire());
   if (!permit.allowed) {
     throw new RetryLater(
       Math.max(backoffSeconds(attempts), Math.ceil(permit.retryAfterMs / 1000)),
@@ -296,8 +299,10 @@ async function guarded<T>(
     if (permit.status !== "closed" || permit.consecutiveFailures > 0) await breaker.recordSuccess(providerName);
     return result;
   } catch (error) {
-    if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError)
+    if (error instanceof TransientPaymentError || error instanceof PaymentTimeoutError) {
+      sharedPermitsOf(env)?.forget(providerName);
       await breaker.recordFailure(providerName, customer);
+    }
     throw error;
   } finally {
     clearTimeout(timer);

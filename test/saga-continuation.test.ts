@@ -1,9 +1,11 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { OrderEvent } from "../contracts/saga-events";
+import type { BreakerPermit, BreakerStatus } from "../durable-objects/circuit-breaker";
 import type { OrderObject } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
+import { SharedPermits } from "../queues/breaker-permits";
 import { insertSku, stock } from "./commerce-fixtures";
 import { deliverSagaBatch, emittedEvents, orderIdsInNewShard, placeWith, SHIPPING, viewOrder } from "./order-fixtures";
 
@@ -190,26 +192,92 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     await insertSku("INLINE-PERMIT", { amount: 1999 });
     await stock("INLINE-PERMIT", 5);
     const { orderId, placed } = await placeRecorded("INLINE-PERMIT");
-    // The breaker binding as itty-durable's stub reaches it (idFromName, get().fetch), counting calls by method.
-    const asked: string[] = [];
-    const countingBreakers = {
-      idFromName: (name: string) => env.CIRCUIT_BREAKER.idFromName(name),
-      get: (id: DurableObjectId) => {
-        const stub = env.CIRCUIT_BREAKER.get(id);
-        return {
-          fetch: (request: Request) => {
-            asked.push(new URL(request.url).pathname.split("/").pop()!);
-            return stub.fetch(request);
-          },
-        };
-      },
-    } as unknown as Env["CIRCUIT_BREAKER"];
+    const breakers = countingBreakers();
 
-    expect((await deliverSagaBatch([placed], { CIRCUIT_BREAKER: countingBreakers })).retryMessages).toEqual([]);
+    expect((await deliverSagaBatch([placed], { CIRCUIT_BREAKER: breakers.binding })).retryMessages).toEqual([]);
     expect((await viewOrder(orderId))?.status).toBe("confirmed");
     expect(await ledgerRows(orderId, "authorization")).toBe(1);
     expect(await ledgerRows(orderId, "capture")).toBe(1);
     // Authorize and capture went through on one permit; a closed breaker with no failures needs no report.
-    expect(asked).toEqual(["acquire"]);
+    expect(breakers.asked).toEqual(["acquire"]);
+  });
+
+  it("the charges of one queue batch share the breaker's answer: one acquire per delivery", async () => {
+    await insertSku("INLINE-BATCH", { amount: 1999 });
+    await stock("INLINE-BATCH", 10);
+    const orders = [];
+    for (let i = 0; i < 5; i++) orders.push(await placeRecorded("INLINE-BATCH"));
+    const breakers = countingBreakers();
+
+    const delivery = await deliverSagaBatch(
+      orders.map((o) => o.placed),
+      { CIRCUIT_BREAKER: breakers.binding },
+    );
+    expect(delivery.retryMessages).toEqual([]);
+    for (const { orderId } of orders) {
+      expect((await viewOrder(orderId))?.status).toBe("confirmed");
+      expect(await ledgerRows(orderId, "capture")).toBe(1);
+    }
+    expect(breakers.asked).toEqual(["acquire"]);
+
+    // Shared within a delivery only: the next batch asks again.
+    const next = await placeRecorded("INLINE-BATCH");
+    await deliverSagaBatch([next.placed], { CIRCUIT_BREAKER: breakers.binding });
+    expect(breakers.asked).toEqual(["acquire", "acquire"]);
   });
 });
+
+describe("SharedPermits", () => {
+  const permit = (status: BreakerStatus): BreakerPermit => ({
+    provider: "p",
+    status,
+    consecutiveFailures: 0,
+    failingCustomers: 0,
+    halfOpenSuccesses: 0,
+    openedAt: null,
+    allowed: status !== "open",
+    retryAfterMs: 0,
+  });
+
+  it("shares an answer for a second, not after a failed call, and never a failed ask", async () => {
+    const shared = new SharedPermits();
+    let asks = 0;
+    const acquire = async () => {
+      asks++;
+      return permit("closed");
+    };
+    await Promise.all([shared.get("p", acquire), shared.get("p", acquire), shared.get("q", acquire)]);
+    expect(asks).toBe(2);
+    shared.forget("p");
+    await shared.get("p", acquire);
+    expect(asks).toBe(3);
+    const now = Date.now();
+    vi.spyOn(Date, "now").mockReturnValue(now + 1500);
+    await shared.get("p", acquire);
+    expect(asks).toBe(4);
+    vi.restoreAllMocks();
+
+    const failing = new SharedPermits();
+    await expect(failing.get("p", () => Promise.reject(new Error("breaker unreachable")))).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 0));
+    expect((await failing.get("p", acquire)).allowed).toBe(true);
+  });
+});
+
+/** The breaker binding as itty-durable's stub reaches it (idFromName, get().fetch), counting calls by method. */
+function countingBreakers(): { binding: Env["CIRCUIT_BREAKER"]; asked: string[] } {
+  const asked: string[] = [];
+  const binding = {
+    idFromName: (name: string) => env.CIRCUIT_BREAKER.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = env.CIRCUIT_BREAKER.get(id);
+      return {
+        fetch: (request: Request) => {
+          asked.push(new URL(request.url).pathname.split("/").pop()!);
+          return stub.fetch(request);
+        },
+      };
+    },
+  } as unknown as Env["CIRCUIT_BREAKER"];
+  return { binding, asked };
+}
