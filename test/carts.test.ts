@@ -265,6 +265,34 @@ describe("carts", () => {
     expect((await stub.view("user-alice"))?.status).toBe("open");
   });
 
+  it("deletes a sent event's row with the cart's next event, not in a write of its own", async () => {
+    const { id } = await newCart();
+    const stub = env.CART.getByName(id);
+    const outbox = () =>
+      runInDurableObject(stub, (_instance, state) =>
+        state.storage.sql
+          .exec<{ type: string; event_id: string }>("SELECT type, event_id FROM outbox ORDER BY seq")
+          .toArray(),
+      );
+    // cart.created went to the queue; its row stays until the next event's transaction removes it.
+    const [created] = await outbox();
+    expect(created?.type).toBe("cart.created");
+    await add(id, { sku: "MUG-01", quantity: 1 });
+    expect(await outbox()).toEqual([created]);
+    expect((await stub.checkout("user-alice", `ord_${crypto.randomUUID()}`)).ok).toBe(true);
+    const [checkedOut, ...rest] = await outbox();
+    expect(checkedOut?.type).toBe("cart.checked_out");
+    expect(rest).toEqual([]);
+    // Both reached the funnel, each counted once (the rollup claims each event id).
+    const claimed = () =>
+      env.DB.prepare("SELECT type FROM analytics_events WHERE event_id IN (?, ?) ORDER BY type")
+        .bind(created!.event_id, checkedOut!.event_id)
+        .all<{ type: string }>();
+    await expect
+      .poll(async () => (await claimed()).results.map((r) => r.type))
+      .toEqual(["cart.checked_out", "cart.created"]);
+  });
+
   it("writes its alarm once, not on every change (each alarm write is a durable write of its own)", async () => {
     const { id } = await newCart();
     const stub = env.CART.getByName(id);
