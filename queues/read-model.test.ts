@@ -54,10 +54,31 @@ it("a batch of order events projects in one statement, newest revision winning w
   const [a, b] = [`ord_view_a_${crypto.randomUUID()}`, `ord_view_b_${crypto.randomUUID()}`];
   const duplicate = held(a, 3, "review");
   const bodies = [duplicate, held(a, 2, "pending"), held(b, 2, "review"), duplicate, held(a, 4, "reserved")];
-  // Counts the read-model upserts the dispatcher prepares for the batch.
+  // Counts the read-model upserts the dispatcher prepares for the batch, and keeps the rows bound.
   const upserts = countingDb(/INSERT INTO orders_view/);
-  expect((await deliver(bodies, { DB: upserts.DB })).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
+  const bound: unknown[][] = [];
+  const DB = new Proxy(upserts.DB, {
+    get(target, prop) {
+      if (prop !== "prepare") return Reflect.get(target, prop, target);
+      return (query: string) => {
+        const statement = target.prepare(query);
+        if (!query.includes("INSERT INTO orders_view")) return statement;
+        return new Proxy(statement, {
+          get(s, name) {
+            if (name !== "bind") return Reflect.get(s, name, s);
+            return (...args: unknown[]) => {
+              bound.push(JSON.parse(args[0] as string) as unknown[]);
+              return s.bind(...args);
+            };
+          },
+        });
+      };
+    },
+  });
+  expect((await deliver(bodies, { DB })).explicitAcks).toEqual(["m0", "m1", "m2", "m3", "m4"]);
   expect(upserts.count()).toBe(1);
+  // One row per order, its newest snapshot: the others would be overwritten in the same statement.
+  expect(bound.flat().map((row) => (row as unknown[])[10])).toEqual([4, 2]);
   const view = (id: string) =>
     env.DB.prepare(
       "SELECT user_id, status, reason, total_amount, currency, item_count, payment_status, refunded_amount, revision FROM orders_view WHERE id = ?",

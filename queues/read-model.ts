@@ -5,7 +5,7 @@ import { purchaseCountStatements } from "../domain/recommendations/bought-togeth
 
 /**
  * Upserts the snapshots of a list of order events (a JSON array of rows, one statement for a whole
- * queue batch), each only if its revision is newer than the stored one, in the list's order — as
+ * queue batch, the newest per order), each only if its revision is newer than the stored one — as
  * one upsert per event would, without a statement per event for D1 to prepare and run.
  */
 const UPSERT_ORDER_VIEWS = `INSERT INTO orders_view
@@ -49,7 +49,21 @@ function viewRow(event: OrderEvent): (string | number | null)[] {
  * D1 call.
  */
 export function orderProjection(events: OrderEvent[], env: Pick<Env, "DB">): D1PreparedStatement {
-  return env.DB.prepare(UPSERT_ORDER_VIEWS).bind(JSON.stringify(events.map(viewRow)));
+  return env.DB.prepare(UPSERT_ORDER_VIEWS).bind(JSON.stringify(newestPerOrder(events).map(viewRow)));
+}
+
+/**
+ * The newest event of each order in the list: the only snapshot of it the upsert would keep. A
+ * checkout's reserved, paid and confirmed events are relayed together and usually share a batch;
+ * one row each instead of three.
+ */
+function newestPerOrder(events: OrderEvent[]): OrderEvent[] {
+  const newest = new Map<string, OrderEvent>();
+  for (const event of events) {
+    const kept = newest.get(event.orderId);
+    if (!kept || event.revision > kept.revision) newest.set(event.orderId, event);
+  }
+  return [...newest.values()];
 }
 
 /**
