@@ -141,7 +141,7 @@ for (const c of before.results[0]?.latency.map((r) => r.c) ?? []) {
   const at = (r: BenchResult) => r.latency.find((x) => x.c === c);
   row(`${c} shoppers: POST→confirmed p50`, (r) => at(r)?.p50, "ms");
   row(`${c} shoppers: POST→confirmed p99`, (r) => at(r)?.p99, "ms");
-  row(`${c} shoppers: POST alone p50`, (r) => at(r)?.place50, "ms");
+  row(`${c} shoppers: placed p50 (POST → first history entry)`, (r) => at(r)?.place50, "ms");
   row(`${c} shoppers: baseline GET /health p50`, (r) => at(r)?.base50, "ms");
 }
 for (const n of before.results[0]?.throughput.map((r) => r.skus) ?? []) {
