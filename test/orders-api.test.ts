@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { Cart } from "../contracts/cart";
 import { OrderList, RefundAccepted } from "../contracts/order";
 import { Problem } from "../contracts/problem";
+import { sha256Hex } from "../domain/encoding";
+import { OrderObject } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, tokenFor } from "./helpers";
@@ -434,6 +436,33 @@ describe("POST /v1/orders with Prefer: wait", () => {
     });
     expect(tooLong.status).toBe(400);
     expect(tooLong.headers.get("Content-Type")).toContain("application/problem+json");
+  });
+});
+
+describe("POST /v1/orders with Prefer: wait, when the outcome cannot be asked", () => {
+  it("answers the 202 it would without the preference: the order is placed and carries on", async () => {
+    await insertSku("WAITPOST-3");
+    await stock("WAITPOST-3", 2);
+    const shopper = await newShopper();
+    const key = `k-${crypto.randomUUID()}`;
+    // With a key the order id is derived from it (the route's rule).
+    const orderId = `ord_${(await sha256Hex(`${shopper.userId}\n${key}`)).slice(0, 24)}`;
+    // Every shard's `watch` fails while the checkout runs (as when its object is being reset).
+    const watch = OrderObject.prototype.watch;
+    OrderObject.prototype.watch = () => Promise.reject(new Error("Durable Object reset"));
+    try {
+      const response = await placeOrder(
+        shopper,
+        await cartWith(shopper, [{ sku: "WAITPOST-3", quantity: 1 }]),
+        CARDS.ok,
+        { Prefer: "wait=20", "Idempotency-Key": key },
+      );
+      expect(response.status).toBe(202);
+      expect(await accepted(response)).toMatchObject({ id: orderId });
+    } finally {
+      OrderObject.prototype.watch = watch;
+    }
+    expect((await waitForOrder(orderId, isFinal)).status).toBe("confirmed");
   });
 });
 
