@@ -41,6 +41,19 @@ describe("revocation denylist", () => {
     expect(await fresh().isRevoked(env, auth({ familyId: undefined }))).toBe(false);
   });
 
+  it("a refresh still out never holds another request: each request that finds the list due reads for itself", async () => {
+    const list = new RevocationList(1000);
+    // A read that never settles: what another request's I/O looks like once that request has ended.
+    const stuck = {
+      prepare: () => ({ bind: () => ({ all: () => new Promise<never>(() => {}) }) }),
+    } as unknown as D1Database;
+    void list.isRevoked({ DB: stuck }, auth());
+    const caller = auth();
+    await revoke(env, [{ kind: "jti", subject: caller.jti, expiresAt: Date.now() + 60_000 }]);
+    const answer = await Promise.race([list.isRevoked(env, caller), scheduler.wait(5000).then(() => "held")]);
+    expect(answer).toBe(true);
+  });
+
   it("forgets expired rows, in memory and in D1", async () => {
     const caller = auth();
     await revoke(env, [{ kind: "jti", subject: caller.jti, expiresAt: Date.now() - 120_000 }]);

@@ -34,7 +34,6 @@ export class RevocationList {
   private readonly entries = new Map<string, number>();
   private lastSeq = 0;
   private syncStartedAt = Number.NEGATIVE_INFINITY;
-  private inFlight: Promise<void> | undefined;
 
   constructor(maxStalenessMs = 1000) {
     this.maxStalenessMs = maxStalenessMs;
@@ -61,36 +60,37 @@ export class RevocationList {
     return expiresAt !== undefined && expiresAt > now;
   }
 
-  // Single-flight: concurrent requests in one isolate share a sync instead of each querying D1.
-  private sync(env: Pick<Env, "DB">): Promise<void> {
-    this.inFlight ??= (async () => {
-      const startedAt = Date.now();
-      try {
-        const rows = (
-          await env.DB.prepare(
-            "select seq, kind, subject, expires_at as expiresAt from revocations where seq > ? order by seq",
-          )
-            .bind(this.lastSeq)
-            .all<Row>()
-        ).results;
-        for (const row of rows) {
-          this.lastSeq = Math.max(this.lastSeq, row.seq);
-          if (row.expiresAt > startedAt) this.note(row.kind, row.subject, row.expiresAt);
-        }
-        for (const [key, expiresAt] of this.entries) if (expiresAt <= startedAt) this.entries.delete(key);
-        this.syncStartedAt = startedAt;
-      } catch (error) {
-        // Fail closed: without a fresh denylist we cannot promise a logged-out token is refused.
-        console.error(JSON.stringify({ level: "error", msg: "revocation sync failed", error: String(error) }));
-        throw new DomainError("unavailable", "Token revocation state is unavailable; retry shortly", {
-          kind: "revocation-unavailable",
-          retryAfterSeconds: 1,
-        });
-      } finally {
-        this.inFlight = undefined;
+  /**
+   * Reads the rows added since the last sync. Every request that finds the list due reads for
+   * itself: sharing one request's read with the others (as this did) hangs them whenever that
+   * request ends first, since workerd then cancels its I/O and the shared promise never settles
+   * (README, Performance › Checkout, fourth session). Only the requests arriving while the first
+   * read is out repeat it, a few small reads a second at most, and none waits on another.
+   */
+  private async sync(env: Pick<Env, "DB">): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      const rows = (
+        await env.DB.prepare(
+          "select seq, kind, subject, expires_at as expiresAt from revocations where seq > ? order by seq",
+        )
+          .bind(this.lastSeq)
+          .all<Row>()
+      ).results;
+      for (const row of rows) {
+        this.lastSeq = Math.max(this.lastSeq, row.seq);
+        if (row.expiresAt > startedAt) this.note(row.kind, row.subject, row.expiresAt);
       }
-    })();
-    return this.inFlight;
+      for (const [key, expiresAt] of this.entries) if (expiresAt <= startedAt) this.entries.delete(key);
+      this.syncStartedAt = Math.max(this.syncStartedAt, startedAt);
+    } catch (error) {
+      // Fail closed: without a fresh denylist we cannot promise a logged-out token is refused.
+      console.error(JSON.stringify({ level: "error", msg: "revocation sync failed", error: String(error) }));
+      throw new DomainError("unavailable", "Token revocation state is unavailable; retry shortly", {
+        kind: "revocation-unavailable",
+        retryAfterSeconds: 1,
+      });
+    }
   }
 }
 
