@@ -4,6 +4,7 @@ import type { Cart } from "../contracts/cart";
 import { DomainError } from "../domain/errors";
 import { forgetQuoteTables, quoteCheckout } from "../domain/fulfilment/pricing";
 import { setTax, shippingSetup } from "./fulfilment-fixtures";
+import { later } from "./helpers";
 
 // A country no other test ships to (the test files share one D1).
 const COUNTRY = "TV";
@@ -18,12 +19,6 @@ beforeEach(() => forgetQuoteTables());
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Moves this isolate's clock `ms` ahead (every copy older than that is due). */
-function later(ms: number): void {
-  const now = Date.now() + ms;
-  vi.spyOn(Date, "now").mockReturnValue(now);
-}
 
 /** env.DB counting the D1 calls made through it (each statement run alone, or a batch). */
 function countingEnv() {

@@ -2,17 +2,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, expect, it, vi } from "vitest";
 import { isFeatureEnabled } from "../domain/flags";
 import { fraudRulesFor } from "../domain/fraud/rules";
-import { countingDb } from "./helpers";
+import { countingDb, later } from "./helpers";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-/** Moves this isolate's clock `ms` ahead (every cached copy older than that is due). */
-function later(ms: number): void {
-  const now = Date.now() + ms;
-  vi.spyOn(Date, "now").mockReturnValue(now);
-}
 
 it("when the flags' copy is due, one of 20 concurrent requests checks the version; the others use the copy", async () => {
   expect(await isFeatureEnabled(env, "search", null)).toBe(true); // a copy exists

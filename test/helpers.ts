@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import { expect } from "vitest";
+import { expect, vi } from "vitest";
 import { TokenPair } from "../contracts/identity";
 import { Problem } from "../contracts/problem";
 import { issueAccessToken, issueCollectorToken } from "../domain/identity/access-tokens";
@@ -112,4 +112,13 @@ export function countingDb(pattern: RegExp): { DB: D1Database; count: () => numb
     },
   });
   return { DB, count: () => count };
+}
+
+/**
+ * Moves this isolate's clock `ms` ahead (every cached copy older than that is due). Undo with
+ * `vi.restoreAllMocks()`.
+ */
+export function later(ms: number): void {
+  const now = Date.now() + ms;
+  vi.spyOn(Date, "now").mockReturnValue(now);
 }

@@ -7,6 +7,7 @@ import type { OrderObject } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { SharedPermits } from "../queues/breaker-permits";
 import { insertSku, stock } from "./commerce-fixtures";
+import { later } from "./helpers";
 import { deliverSagaBatch, emittedEvents, orderIdsInNewShard, placeWith, SHIPPING, viewOrder } from "./order-fixtures";
 
 /** A saga queue that keeps what each send carried: one entry per `send`/`sendBatch` call. */
@@ -251,8 +252,7 @@ describe("SharedPermits", () => {
     shared.forget("p");
     await shared.get("p", acquire);
     expect(asks).toBe(3);
-    const now = Date.now();
-    vi.spyOn(Date, "now").mockReturnValue(now + 1500);
+    later(1500);
     await shared.get("p", acquire);
     expect(asks).toBe(4);
     vi.restoreAllMocks();
