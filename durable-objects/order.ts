@@ -1193,18 +1193,25 @@ export class OrderObject extends DurableObject<Env> {
    * Sends the unsent outbox rows (joining a relay in flight), then makes sure the alarm comes by
    * the earliest of a failed send's retry and this order's deadline. While the saga is under way
    * its next step is a change, whose transaction writes the sent marks too (one commit fewer per
-   * event); an order that has nothing more coming marks at once.
+   * event). An order with nothing more coming leaves its marks to the next step of another saga
+   * under way here (a shard is busy exactly when that saves the most), or, if none comes first,
+   * to the alarm that saga's deadline armed; with no saga under way it marks at once.
    */
   private async relay(orderId: string): Promise<void> {
     const row = this.row(orderId);
     const underWay = row !== undefined && !FINAL.has(row.status) && row.status !== "review";
-    await this.outbox.relay(underWay ? "with-next-change" : "now");
+    await this.outbox.relay(underWay || this.anySagaUnderWay() ? "with-next-change" : "now");
     // Read after the relay: anything written meanwhile is covered (unsent rows have a retry time).
     const current = this.row(orderId);
     const deadline = current && !FINAL.has(current.status) ? current.deadline : null;
     const due = [this.outbox.nextAttemptAt(), deadline].filter((t): t is number => t !== null);
     // Only ever earlier: an alarm already due sooner stays, and finding nothing then, re-arms itself.
     if (due.length > 0) this.alarms.armBy(Math.min(...due));
+  }
+
+  /** Whether any order here still has a saga deadline (one index probe): its alarm is armed. */
+  private anySagaUnderWay(): boolean {
+    return this.sql.exec("SELECT 1 FROM orders WHERE deadline IS NOT NULL LIMIT 1").toArray().length > 0;
   }
 }
 

@@ -170,6 +170,9 @@ export class Outbox {
         .toArray();
       if (rows.length === 0) {
         this.allSent = true;
+        // Asked to mark now with nothing left to send (an owner's alarm): marks held for a change
+        // that has not come are written, so they do not wait in memory for an eviction to lose.
+        if (this.markMode === "now") this.writeHeldMarks();
         return;
       }
       const last = rows[rows.length - 1]!.seq;

@@ -180,4 +180,48 @@ describe("order shard alarm", () => {
     expect(marks.afterCancel).toEqual({ "order.placed": true, "order.reserved": true, "order.cancelled": true });
     expect(sent).toEqual(["order.placed", "order.reserved", "order.cancelled"]);
   });
+
+  it("an order that ends while another saga of its shard is under way leaves its mark to that saga's next step, or to the alarm", async () => {
+    const [ending, other, third] = orderIdsInNewShard(3) as [string, string, string];
+    const stub = orderShardOf(env, ending);
+    const { sent, queue } = recordingQueue();
+    const marked = (state: DurableObjectState, orderId: string) =>
+      state.storage.sql
+        .exec<{ sent_at: number | null }>("SELECT sent_at FROM outbox WHERE order_id = ? ORDER BY seq", orderId)
+        .toArray()
+        .map((r) => r.sent_at !== null);
+    const marks = await runInDurableObject(stub, async (instance: OrderObject, state) => {
+      await placeWith(instance, queue, ending, "HOLD-1");
+      await placeWith(instance, queue, other, "HOLD-2");
+      await instance.cancel(ending);
+      const afterEnd = { stored: marked(state, ending), log: (await instance.eventLog(ending)).map((e) => e.sentAt) };
+      await instance.reservationResult(other, { ok: true });
+      const afterOthersStep = marked(state, ending);
+      await instance.cancel(other);
+      await placeWith(instance, queue, third, "HOLD-3");
+      await instance.cancel(third);
+      return { afterEnd, afterOthersStep, thirdEnded: marked(state, third) };
+    });
+    // Sent at once (placed's mark rode on the cancel); the operator's log says so while the stored
+    // mark of the cancel waits for the shard's next change.
+    expect(marks.afterEnd.stored).toEqual([true, false]);
+    expect(marks.afterEnd.log.every((at) => at !== null)).toBe(true);
+    expect(marks.afterOthersStep).toEqual([true, true]);
+    // The last saga of the shard ends: nothing more is coming, marked at once.
+    expect(marks.thirdEnded).toEqual([true, true]);
+
+    // Held with nothing else coming: the alarm (armed by the other saga's deadline) writes it.
+    const [first, second] = orderIdsInNewShard(2) as [string, string];
+    const shard = orderShardOf(env, first);
+    const held = await runInDurableObject(shard, async (instance: OrderObject, state) => {
+      await placeWith(instance, queue, first, "HOLD-4");
+      await placeWith(instance, queue, second, "HOLD-5");
+      await instance.cancel(first);
+      return marked(state, first);
+    });
+    expect(held).toEqual([true, false]);
+    expect(await runDurableObjectAlarm(shard)).toBe(true);
+    expect(await runInDurableObject(shard, (_instance, state) => marked(state, first))).toEqual([true, true]);
+    expect(sent.filter((type) => type === "order.cancelled")).toHaveLength(4);
+  });
 });
