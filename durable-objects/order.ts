@@ -69,6 +69,12 @@ export interface PlaceOrderInput {
   keyed?: boolean;
 }
 
+/** Orders one customer may have waiting for stock or payment (`pending`/`reserved`) at once. */
+export const CHECKOUT_IN_FLIGHT_LIMIT = 3;
+
+/** `placeIfAdmitted`: the order (placed now, or before), or the customer's count that refused it. */
+export type PlaceAdmission = { order: OwnedOrder } | { refused: { inFlight: number; limit: number } };
+
 /** What booking a parcel takes (OrderObject.pendingShipment). */
 export interface PendingShipment {
   shipment: Shipment;
@@ -217,6 +223,8 @@ export const ORDER_MIGRATIONS: readonly string[] = [
    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
    CREATE INDEX refunds_order ON refunds (order_id);
    CREATE INDEX orders_deadline ON orders (deadline) WHERE deadline IS NOT NULL;`,
+  // A customer's orders all live in one shard (newOrderId), which counts those in flight.
+  "CREATE INDEX orders_in_flight ON orders (user_id) WHERE status IN ('pending', 'reserved')",
 ];
 
 /**
@@ -278,7 +286,8 @@ export const ORDER_FRESH_SCHEMA = `
   CREATE INDEX outbox_order ON outbox (order_id, seq);
   CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
   CREATE INDEX refunds_order ON refunds (order_id);
-  CREATE INDEX orders_deadline ON orders (deadline) WHERE deadline IS NOT NULL;`;
+  CREATE INDEX orders_deadline ON orders (deadline) WHERE deadline IS NOT NULL;
+  CREATE INDEX orders_in_flight ON orders (user_id) WHERE status IN ('pending', 'reserved');`;
 
 /** The order's shipment by its snapshotted option: booked (label created) with `parcel`, else pending. */
 function shipmentOf(shippingOption: string, parcel?: { trackingNumber: string }): Shipment {
@@ -380,13 +389,28 @@ export class OrderObject extends DurableObject<Env> {
 
   /** Creates the order (`pending`) and emits `order.placed`; a repeat with the same id returns it unchanged. */
   async place(input: PlaceOrderInput): Promise<OwnedOrder> {
+    const placed = await this.placeIfAdmitted(input, Number.POSITIVE_INFINITY);
+    if (!("order" in placed)) throw new Error("unreachable: no limit was set");
+    return placed.order;
+  }
+
+  /**
+   * `place`, if the customer has fewer than `limit` orders waiting for stock or payment (`pending`
+   * or `reserved`) in this shard — which holds all their orders placed with `newOrderId`. The
+   * count and the insert run with no await between them, so concurrent checkouts are decided one
+   * at a time: a burst admits exactly `limit`. From the saga's own rows, so an order that ends frees
+   * its slot with nothing to release. A repeat of a placed order is no new checkout: returned as is.
+   */
+  async placeIfAdmitted(input: PlaceOrderInput, limit: number): Promise<PlaceAdmission> {
     const id = input.orderId;
     if (!this.row(id) && input.keyed) {
       const earlier = await this.elsewhere(id)?.view(id);
-      if (earlier) return earlier;
+      if (earlier) return { order: earlier };
     }
     // Checked again: a repeat of this call may have placed it while the one above was out.
     if (!this.row(id)) {
+      const inFlight = this.inFlightOf(input.userId);
+      if (inFlight >= limit) return { refused: { inFlight, limit } };
       const now = new Date().toISOString();
       const deadline = Date.now() + this.sagaTimeoutMs();
       this.transaction(() => {
@@ -419,7 +443,18 @@ export class OrderObject extends DurableObject<Env> {
       });
       await this.relay(id);
     }
-    return (await this.view(id))!;
+    return { order: (await this.view(id))! };
+  }
+
+  /** The customer's orders here that wait for stock or payment (an index probe: orders_in_flight). */
+  private inFlightOf(userId: string): number {
+    if (!this.schema.exists) return 0;
+    return this.sql
+      .exec<{ n: number }>(
+        "SELECT count(*) AS n FROM orders WHERE user_id = ? AND status IN ('pending', 'reserved')",
+        userId,
+      )
+      .one().n;
   }
 
   /** The order with its full history, or null when there is no such order. */

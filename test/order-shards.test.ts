@@ -2,9 +2,9 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { OwnedOrder } from "../contracts/order";
-import { randomHex, sha256Hex } from "../domain/encoding";
+import { randomHex } from "../domain/encoding";
 import { ORDER_MIGRATIONS, type OrderObject } from "../durable-objects/order";
-import { orderShard, orderShardOf } from "../durable-objects/order-shard";
+import { customerOrderShard, orderShard, orderShardOf } from "../durable-objects/order-shard";
 import { migrateSchema } from "../durable-objects/sqlite-schema";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call } from "./helpers";
@@ -72,16 +72,15 @@ describe("order shards", () => {
     const SKU = "SHARD-HOT";
     await insertSku(SKU, { amount: 1200 });
     await stock(SKU, 4);
-    // Six shoppers whose Idempotency-Keys derive order ids (as POST /v1/orders does) in one shard.
-    const shoppers = await Promise.all(Array.from({ length: 6 }, () => newShopper()));
-    const idOf = async (userId: string, key: string) => `ord_${(await sha256Hex(`${userId}\n${key}`)).slice(0, 24)}`;
+    // Six shoppers of one shard (a customer's orders are placed in the customer's shard), keyed checkouts.
     const target = orderShard(orderIdsInNewShard(1)[0]!);
-    const keys: string[] = [];
-    for (const shopper of shoppers) {
-      let key = `k-${randomHex(6)}`;
-      while (orderShard(await idOf(shopper.userId, key)) !== target) key = `k-${randomHex(6)}`;
-      keys.push(key);
+    const userIds: string[] = [];
+    while (userIds.length < 6) {
+      const userId = `u-${randomHex(8)}`;
+      if (customerOrderShard(userId) === target) userIds.push(userId);
     }
+    const shoppers = await Promise.all(userIds.map((userId) => newShopper(userId)));
+    const keys = shoppers.map(() => `k-${randomHex(6)}`);
     const carts = await Promise.all(shoppers.map((s) => cartWith(s, [{ sku: SKU, quantity: 1 }])));
     const responses = await Promise.all(
       shoppers.map((s, i) => placeOrder(s, carts[i]!, undefined, { "Idempotency-Key": keys[i]! })),

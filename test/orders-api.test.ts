@@ -4,9 +4,8 @@ import { describe, expect, it } from "vitest";
 import { Cart } from "../contracts/cart";
 import { OrderList, RefundAccepted } from "../contracts/order";
 import { Problem } from "../contracts/problem";
-import { sha256Hex } from "../domain/encoding";
 import { OrderObject } from "../durable-objects/order";
-import { orderShardOf } from "../durable-objects/order-shard";
+import { newOrderId, orderShardOf } from "../durable-objects/order-shard";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, tokenFor } from "./helpers";
 import {
@@ -446,7 +445,7 @@ describe("POST /v1/orders with Prefer: wait, when the outcome cannot be asked", 
     const shopper = await newShopper();
     const key = `k-${crypto.randomUUID()}`;
     // With a key the order id is derived from it (the route's rule).
-    const orderId = `ord_${(await sha256Hex(`${shopper.userId}\n${key}`)).slice(0, 24)}`;
+    const orderId = newOrderId(shopper.userId, key);
     // Every shard's `watch` fails while the checkout runs (as when its object is being reset).
     const watch = OrderObject.prototype.watch;
     OrderObject.prototype.watch = () => Promise.reject(new Error("Durable Object reset"));

@@ -1,8 +1,8 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CHECKOUT_IN_FLIGHT_LIMIT, checkoutLimiterShard } from "../durable-objects/checkout-limiter";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
+import { CHECKOUT_IN_FLIGHT_LIMIT } from "../durable-objects/order";
+import { customerOrderShard, newOrderId, orderShard } from "../durable-objects/order-shard";
 import { insertSku, stock } from "./commerce-fixtures";
 import { call, expectProblem } from "./helpers";
 import { accepted, CARDS, cartViaRpc, isFinal, newShopper, placeOrder, waitForOrder } from "./order-fixtures";
@@ -72,10 +72,10 @@ describe("at most 3 in-flight checkouts per customer", () => {
     expect((await placeOrder(shopper, spare)).status).toBe(202);
   });
 
-  it("customers who share a limiter shard each get their own 3: concurrent bursts of 5 by two of them admit exactly 3 each", async () => {
+  it("customers who share an order shard each get their own 3: concurrent bursts of 5 by two of them admit exactly 3 each", async () => {
     const first = await newShopper();
     let secondId = `u-${crypto.randomUUID()}`;
-    while (checkoutLimiterShard(secondId) !== checkoutLimiterShard(first.userId)) secondId = `u-${crypto.randomUUID()}`;
+    while (customerOrderShard(secondId) !== customerOrderShard(first.userId)) secondId = `u-${crypto.randomUUID()}`;
     const second = await newShopper(secondId);
     const burst = async (shopper: typeof first) => {
       const carts = await Promise.all(
@@ -99,21 +99,41 @@ describe("at most 3 in-flight checkouts per customer", () => {
     expect((await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]))).status).toBe(202);
   });
 
-  it("the limiter leaves no storage once its orders are past the saga deadline", async () => {
+  it("a refusal is not an Idempotency-Key's answer: the same request is placed once a slot is free", async () => {
     const shopper = await newShopper();
-    await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]));
-    const stub = env.CHECKOUT_LIMITER.getByName(checkoutLimiterShard(shopper.userId));
-    await runInDurableObject(stub, (_instance, state) => {
-      state.storage.sql.exec("UPDATE in_flight SET admitted_at = 0");
-    });
-    expect(await runDurableObjectAlarm(stub)).toBe(true);
-    await runInDurableObject(stub, async (_instance, state) => {
-      expect(
-        state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'in_flight'").toArray(),
-      ).toEqual([]);
-      expect(await state.storage.getAlarm()).toBeNull();
-    });
-    // And it starts over cleanly.
-    expect((await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]))).status).toBe(202);
+    const ids: string[] = [];
+    for (let i = 0; i < CHECKOUT_IN_FLIGHT_LIMIT; i++) {
+      ids.push(
+        (await accepted(await placeOrder(shopper, await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }])))).id,
+      );
+    }
+    const cartId = await cartViaRpc(shopper, [{ sku: "LIMIT-1", quantity: 1 }]);
+    const key = { "Idempotency-Key": `k-${crypto.randomUUID()}` };
+    await expectProblem(await placeOrder(shopper, cartId, CARDS.ok, key), 429);
+    expect(await cartStatus(shopper.userId, cartId)).toBe("open");
+    expect((await call(`/v1/orders/${ids[0]}/cancel`, { method: "POST", token: shopper.token })).status).toBe(202);
+    await waitForOrder(ids[0]!, isFinal);
+    const retried = await placeOrder(shopper, cartId, CARDS.ok, key);
+    expect(retried.status).toBe(202);
+    expect(retried.headers.get("Idempotent-Replayed")).toBeNull();
+    const { id } = await accepted(retried);
+    expect(id).toBe(newOrderId(shopper.userId, key["Idempotency-Key"]));
+    expect(await cartStatus(shopper.userId, cartId)).toBe("checked_out");
+  });
+});
+
+describe("newOrderId", () => {
+  it("lands every order of a customer in the customer's own shard; a key always gives the same id", () => {
+    for (let i = 0; i < 20; i++) {
+      const userId = `u-${crypto.randomUUID()}`;
+      const random = newOrderId(userId);
+      expect(random).toMatch(/^ord_[0-9a-f]{24}$/);
+      expect(orderShard(random)).toBe(customerOrderShard(userId));
+      const keyed = newOrderId(userId, `key-${i}`);
+      expect(keyed).toMatch(/^ord_[0-9a-f]{24}$/);
+      expect(orderShard(keyed)).toBe(customerOrderShard(userId));
+      expect(newOrderId(userId, `key-${i}`)).toBe(keyed);
+      expect(newOrderId(`${userId}-other`, `key-${i}`)).not.toBe(keyed);
+    }
   });
 });

@@ -30,7 +30,8 @@ interface StoredResponse<T = unknown> {
  * same key + same body → the first response again; same key + another body → 422; a replay while
  * the first request is still running → 409. The claim is one atomic INSERT in D1, so concurrent
  * duplicates cannot both get through. Client errors (4xx) are stored like successes (a replay
- * gets the same answer); an unexpected failure releases the key so the client can retry.
+ * gets the same answer), except 429; an unexpected failure or a 429 releases the key so the client
+ * can retry.
  */
 export async function withIdempotency<T>(
   c: Context<AppEnv>,
@@ -89,7 +90,8 @@ export async function withIdempotency<T>(
     result = await handler();
   } catch (error) {
     const problem = asProblem(error);
-    if (problem && problem.status < 500) {
+    // A 429 says "not now": the key's answer is whatever a later try gets, so it is not stored.
+    if (problem && problem.status < 500 && problem.status !== 429) {
       await store(db, scope, key, {
         status: problem.status,
         body: { slug: problem.slug, detail: problem.message, errors: problem.extra.errors },

@@ -5,7 +5,6 @@ export { AccountGuardObject } from "../durable-objects/account-guard";
 export { AlertMonitorObject } from "../durable-objects/alert-monitor";
 export { AuditLogObject } from "../durable-objects/audit-log";
 export { CartObject } from "../durable-objects/cart";
-export { CheckoutLimiterObject } from "../durable-objects/checkout-limiter";
 export { CircuitBreakerObject } from "../durable-objects/circuit-breaker";
 export { FraudVelocityObject } from "../durable-objects/fraud-velocity";
 export { InventoryObject } from "../durable-objects/inventory";

@@ -2,15 +2,14 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ShipRequest } from "../../contracts/fulfilment";
 import { Order, OrderAccepted, OrderList, OrderSummary, type OwnedOrder, RefundAccepted } from "../../contracts/order";
 import { OrderStatus } from "../../contracts/saga-events";
-import { etagOf, randomHex, sha256Hex } from "../../domain/encoding";
+import { etagOf, sha256Hex } from "../../domain/encoding";
 import { DomainError } from "../../domain/errors";
 import { type CheckoutPricing, priceCheckout, quoteCheckout, releaseRedemption } from "../../domain/fulfilment/pricing";
 import { listCustomerOrders } from "../../domain/orders/read-model";
 import { type PaymentConfig, paymentConfigFor, paymentTimeoutMs } from "../../domain/payments";
 import { simulatedScenario, tokenizeCard } from "../../domain/payments/tokenize";
-import { checkoutLimiterFor } from "../../durable-objects/checkout-limiter";
-import type { FulfilmentResult } from "../../durable-objects/order";
-import { orderShardOf } from "../../durable-objects/order-shard";
+import { CHECKOUT_IN_FLIGHT_LIMIT, type FulfilmentResult } from "../../durable-objects/order";
+import { newOrderId, orderShardOf } from "../../durable-objects/order-shard";
 import { auditRequest } from "../audit";
 import { matchesIfNoneMatch } from "../edge-cache";
 import { fraudScreeningFor } from "../fraud-screening";
@@ -121,9 +120,17 @@ function revisionOf(ifNoneMatch: string | undefined): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** A new random order id. */
-function randomOrderId(): string {
-  return `ord_${randomHex(12)}`;
+/**
+ * 429 for a customer with `limit` orders waiting for stock or payment; retry once one has had time
+ * to finish. Not stored as an Idempotency-Key's answer (a retry may well be admitted).
+ */
+function tooManyCheckouts(limit: number, paymentTimeout: number): ProblemError {
+  return new ProblemError(
+    429,
+    "too-many-checkouts",
+    `At most ${limit} of your orders can wait for stock or payment at once; retry when one has finished`,
+    { headers: { "Retry-After": String(Math.ceil(paymentTimeout / 1000)) } },
+  );
 }
 
 /** Drops the owner id: clients know who they are. */
@@ -237,39 +244,20 @@ orders
       // (a stored 400 would be a write) and before a checkout slot is taken.
       const token = paymentToken(payments, body.payment);
       const key = idempotencyKeyOf(c);
-      // With a key, the order id is derived from it: a retry after a crash reaches the same
-      // order (and the cart, frozen for that id, accepts the same checkout again).
-      const orderId = key ? `ord_${(await sha256Hex(`${auth.userId}\n${key}`)).slice(0, 24)}` : randomOrderId();
-      // Admitted outside withIdempotency, which would store a 429 as the key's final answer.
-      const limiter = checkoutLimiterFor(c.env, auth.userId);
-      const admission = await limiter.admit(orderId, key !== undefined);
-      if (!admission.allowed) {
-        throw new ProblemError(
-          429,
-          "too-many-checkouts",
-          `At most ${admission.limit} of your orders can wait for stock or payment at once; retry when one has finished`,
-          { headers: { "Retry-After": String(Math.ceil(paymentTimeoutMs(c.env) / 1000)) } },
-        );
-      }
+      // In the customer's own shard, which admits the checkout as it places it. With a key, the
+      // id is derived from it: a retry after a crash reaches the same order (and the cart, frozen
+      // for that id, accepts the same checkout again).
+      const orderId = newOrderId(auth.userId, key);
       const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
         const cart = c.env.CART.getByName(body.cartId);
         const destination = {
           country: body.shippingAddress.country,
           ...(body.shippingOptionId ? { shippingOptionId: body.shippingOptionId } : {}),
         };
-        const checkout = await (async () => {
-          try {
-            // Shipping and tax are quoted on the cart as it is, before it is frozen (in the same
-            // call), so a missing or unknown shipping option is a 400 that changes nothing.
-            return await cart.checkoutQuoted(auth.userId, orderId, destination);
-          } catch (error) {
-            await limiter.release(orderId);
-            throw error;
-          }
-        })();
+        // Shipping and tax are quoted on the cart as it is, before it is frozen (in the same call),
+        // so a missing or unknown shipping option is a 400 that changes nothing.
+        const checkout = await cart.checkoutQuoted(auth.userId, orderId, destination);
         if (!checkout.ok) {
-          // No order for this id: its slot goes back (a cart frozen for another order counts that one).
-          await limiter.release(orderId);
           if (checkout.reason === "unquotable") {
             const { code, message, ...options } = checkout.refusal;
             throw new DomainError(code, message, options);
@@ -291,35 +279,38 @@ orders
           pricing = await priceCheckout(c.env, quote, { cart: checkout.cart, userId: auth.userId, orderId });
           const trace = c.get("trace");
           placing = true;
-          const order = await orderShardOf(c.env, orderId).place({
-            orderId,
-            keyed: key !== undefined,
-            userId: auth.userId,
-            items: checkout.cart.items,
-            total: pricing.totals.total,
-            totals: pricing.totals,
-            ...(pricing.promotionCode ? { promotionCode: pricing.promotionCode } : {}),
-            ...(pricing.shipping ? { shipping: pricing.shipping } : {}),
-            paymentToken: token,
-            ...(await fraudScreeningFor(c, body.payment, body.shippingAddress.country)),
-            shippingAddress: body.shippingAddress as Record<string, string>,
-            correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
-            ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),
-          });
+          const placed = await orderShardOf(c.env, orderId).placeIfAdmitted(
+            {
+              orderId,
+              keyed: key !== undefined,
+              userId: auth.userId,
+              items: checkout.cart.items,
+              total: pricing.totals.total,
+              totals: pricing.totals,
+              ...(pricing.promotionCode ? { promotionCode: pricing.promotionCode } : {}),
+              ...(pricing.shipping ? { shipping: pricing.shipping } : {}),
+              paymentToken: token,
+              ...(await fraudScreeningFor(c, body.payment, body.shippingAddress.country)),
+              shippingAddress: body.shippingAddress as Record<string, string>,
+              correlationId: c.req.header("x-correlation-id")?.slice(0, 255) || orderId,
+              ...(trace?.traceparent ? { traceparent: trace.traceparent } : {}),
+            },
+            CHECKOUT_IN_FLIGHT_LIMIT,
+          );
+          if ("refused" in placed) {
+            placing = false;
+            throw tooManyCheckouts(placed.refused.limit, paymentTimeoutMs(c.env));
+          }
           return {
             status: 202,
-            body: { id: order.id, status: "pending" as const },
-            headers: { Location: `/v1/orders/${order.id}` },
+            body: { id: placed.order.id, status: "pending" as const },
+            headers: { Location: `/v1/orders/${placed.order.id}` },
           };
         } catch (error) {
-          // Nothing was placed (a placed order is found again by a retry with the same key): the
-          // redemption, the cart and the checkout slot go back.
+          // Nothing was placed (a placed order is found again by a retry with the same key; one
+          // refused for the in-flight limit was not): the redemption and the cart go back.
           if (!placing || !(await orderShardOf(c.env, orderId).view(orderId))) {
-            await Promise.all([
-              releaseRedemption(c.env, pricing, orderId),
-              cart.reopen(auth.userId, orderId),
-              limiter.release(orderId),
-            ]);
+            await Promise.all([releaseRedemption(c.env, pricing, orderId), cart.reopen(auth.userId, orderId)]);
           }
           throw error;
         }
