@@ -136,4 +136,15 @@ describe("newOrderId", () => {
       expect(newOrderId(`${userId}-other`, `key-${i}`)).not.toBe(keyed);
     }
   });
+
+  it("random ids, drawn from the spares kept by shard, are never handed out twice", () => {
+    const customers = Array.from({ length: 8 }, () => `u-${crypto.randomUUID()}`);
+    const ids = Array.from({ length: 400 }, (_, i) => {
+      const userId = customers[i % customers.length]!;
+      const id = newOrderId(userId);
+      expect(orderShard(id)).toBe(customerOrderShard(userId));
+      return id;
+    });
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
