@@ -81,9 +81,9 @@ function randomOrderIdIn(shard: string): string {
         found = id;
         continue;
       }
-      let kept = spareIds.get(landed);
-      if (!kept) spareIds.set(landed, (kept = []));
-      if (kept.length < SPARE_IDS_PER_SHARD) kept.push(id);
+      const kept = spareIds.get(landed);
+      if (!kept) spareIds.set(landed, [id]);
+      else if (kept.length < SPARE_IDS_PER_SHARD) kept.push(id);
     }
     if (found) return found;
   }
