@@ -241,7 +241,7 @@ orders
       // Misconfigured payments (parsed once per isolate): 503 before anything is created.
       const payments = paymentConfigFor(c.env);
       // A card or token the provider cannot take is bad input: refused before the key is claimed
-      // (a stored 400 would be a write) and before a checkout slot is taken.
+      // (a stored 400 would be a write) and before the cart is frozen.
       const token = paymentToken(payments, body.payment);
       const key = idempotencyKeyOf(c);
       // In the customer's own shard, which admits the checkout as it places it. With a key, the
