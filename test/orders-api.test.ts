@@ -445,7 +445,7 @@ describe("POST /v1/orders with Prefer: wait, when the outcome cannot be asked", 
     const shopper = await newShopper();
     const key = `k-${crypto.randomUUID()}`;
     // With a key the order id is derived from it (the route's rule).
-    const orderId = newOrderId(shopper.userId, key);
+    const orderId = await newOrderId(shopper.userId, key);
     // Every shard's `watch` fails while the checkout runs (as when its object is being reset).
     const watch = OrderObject.prototype.watch;
     OrderObject.prototype.watch = () => Promise.reject(new Error("Durable Object reset"));

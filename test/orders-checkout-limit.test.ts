@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { sha256Hex } from "../domain/encoding";
 import { circuitBreakerFor } from "../durable-objects/circuit-breaker";
 import { CHECKOUT_IN_FLIGHT_LIMIT } from "../durable-objects/order";
 import { customerOrderShard, newOrderId, orderShard } from "../durable-objects/order-shard";
@@ -117,34 +118,43 @@ describe("at most 3 in-flight checkouts per customer", () => {
     expect(retried.status).toBe(202);
     expect(retried.headers.get("Idempotent-Replayed")).toBeNull();
     const { id } = await accepted(retried);
-    expect(id).toBe(newOrderId(shopper.userId, key["Idempotency-Key"]));
+    expect(id).toBe(await newOrderId(shopper.userId, key["Idempotency-Key"]));
     expect(await cartStatus(shopper.userId, cartId)).toBe("checked_out");
   });
 });
 
 describe("newOrderId", () => {
-  it("lands every order of a customer in the customer's own shard; a key always gives the same id", () => {
+  it("lands every order of a customer in the customer's own shard; a key always gives the same id", async () => {
     for (let i = 0; i < 20; i++) {
       const userId = `u-${crypto.randomUUID()}`;
-      const random = newOrderId(userId);
+      const random = await newOrderId(userId);
       expect(random).toMatch(/^ord_[0-9a-f]{24}$/);
       expect(orderShard(random)).toBe(customerOrderShard(userId));
-      const keyed = newOrderId(userId, `key-${i}`);
+      const keyed = await newOrderId(userId, `key-${i}`);
       expect(keyed).toMatch(/^ord_[0-9a-f]{24}$/);
       expect(orderShard(keyed)).toBe(customerOrderShard(userId));
-      expect(newOrderId(userId, `key-${i}`)).toBe(keyed);
-      expect(newOrderId(`${userId}-other`, `key-${i}`)).not.toBe(keyed);
+      expect(await newOrderId(userId, `key-${i}`)).toBe(keyed);
+      expect(await newOrderId(`${userId}-other`, `key-${i}`)).not.toBe(keyed);
     }
   });
 
-  it("random ids, drawn from the spares kept by shard, are never handed out twice", () => {
+  it("a key whose first id (the one keys derived before) lands in the customer's shard keeps it", async () => {
+    let userId = `u-${crypto.randomUUID()}`;
+    const key = "k-first";
+    const first = async (u: string) => `ord_${(await sha256Hex(`${u}\n${key}`)).slice(0, 24)}`;
+    while (orderShard(await first(userId)) !== customerOrderShard(userId)) userId = `u-${crypto.randomUUID()}`;
+    expect(await newOrderId(userId, key)).toBe(await first(userId));
+  });
+
+  it("random ids, drawn from the spares kept by shard, are never handed out twice", async () => {
     const customers = Array.from({ length: 8 }, () => `u-${crypto.randomUUID()}`);
-    const ids = Array.from({ length: 400 }, (_, i) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) {
       const userId = customers[i % customers.length]!;
-      const id = newOrderId(userId);
+      const id = await newOrderId(userId);
       expect(orderShard(id)).toBe(customerOrderShard(userId));
-      return id;
-    });
+      ids.push(id);
+    }
     expect(new Set(ids).size).toBe(ids.length);
   });
 });

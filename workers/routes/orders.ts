@@ -247,7 +247,7 @@ orders
       // In the customer's own shard, which admits the checkout as it places it. With a key, the
       // id is derived from it: a retry after a crash reaches the same order (and the cart, frozen
       // for that id, accepts the same checkout again).
-      const orderId = newOrderId(auth.userId, key);
+      const orderId = await newOrderId(auth.userId, key);
       const out = await withIdempotency(c, `orders:${auth.userId}`, key, body, async () => {
         const cart = c.env.CART.getByName(body.cartId);
         const destination = {
