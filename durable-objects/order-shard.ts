@@ -1,4 +1,4 @@
-import { bytesToHex } from "@noble/hashes/utils.js";
+import { hex, sha256, sha256Hex } from "../domain/encoding";
 import { OrderObject } from "./order";
 import { shardName, shardOfDigest } from "./shards";
 
@@ -49,7 +49,7 @@ export function customerOrderShard(userId: string): string {
 export async function newOrderId(userId: string, idempotencyKey?: string): Promise<string> {
   const shard = customerOrderShard(userId);
   if (idempotencyKey === undefined) return randomOrderIdIn(shard);
-  const digest = await sha256HexOf(`${userId}\n${idempotencyKey}`);
+  const digest = await sha256Hex(`${userId}\n${idempotencyKey}`);
   for (let first = 0; ; first += CANDIDATES_PER_DRAW) {
     const candidates = Array.from({ length: CANDIDATES_PER_DRAW }, (_, i) =>
       first + i === 0
@@ -59,15 +59,11 @@ export async function newOrderId(userId: string, idempotencyKey?: string): Promi
     // The runtime's SHA-256, a batch at a time: a third of the CPU of hashing them one by one in
     // JavaScript (measured in workerd: ~0.2 against ~0.7 ms for 64); the lowest match wins, so
     // the same key always gives the same id.
-    const shards = await Promise.all(candidates.map(async (id) => shardOfDigest(await sha256Of(id), ORDER_SHARDS)));
+    const shards = await Promise.all(candidates.map(async (id) => shardOfDigest(await sha256(id), ORDER_SHARDS)));
     const found = shards.indexOf(shard);
     if (found >= 0) return candidates[found]!;
   }
 }
-
-const utf8 = new TextEncoder();
-const sha256Of = (text: string) => crypto.subtle.digest("SHA-256", utf8.encode(text));
-const sha256HexOf = async (text: string) => bytesToHex(new Uint8Array(await sha256Of(text)));
 
 /** Random ids made but not handed out yet, by the shard they hash to (`randomOrderIdIn`). */
 const spareIds = new Map<string, string[]>();
@@ -88,7 +84,7 @@ function randomOrderIdIn(shard: string): string {
     crypto.getRandomValues(bytes);
     let found: string | undefined;
     for (let i = 0; i < CANDIDATES_PER_DRAW; i++) {
-      const id = `ord_${bytesToHex(bytes.subarray(i * 12, i * 12 + 12))}`;
+      const id = `ord_${hex(bytes.subarray(i * 12, i * 12 + 12))}`;
       const landed = orderShard(id);
       if (landed === shard && found === undefined) {
         found = id;

@@ -11,7 +11,7 @@ export function shardName(key: string, count: number): string {
 }
 
 /** `shardName` from the key's SHA-256 digest, computed elsewhere (e.g. by the runtime, in a batch). */
-export function shardOfDigest(digest: ArrayBuffer | Uint8Array, count: number): string {
-  const [a = 0, b = 0, c = 0, d = 0] = digest instanceof Uint8Array ? digest : new Uint8Array(digest);
+export function shardOfDigest(digest: Uint8Array, count: number): string {
+  const [a = 0, b = 0, c = 0, d = 0] = digest;
   return `shard-${(((a << 24) | (b << 16) | (c << 8) | d) >>> 0) % count}`;
 }
