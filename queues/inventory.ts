@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { OrderCancelled, OrderLine, OrderPaid, OrderPlaced, OrderShipped } from "../contracts/saga-events";
 import { parcelWeight } from "../domain/fulfilment/pricing";
-import type { PendingShipment, StepAck } from "../durable-objects/order";
+import type { PendingShipment, SaleOutcome, StepAck } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { bookBesideSale } from "./shipping";
 
@@ -76,12 +76,9 @@ export async function handleInventoryEvent(
 }
 
 /**
- * Sells a paid order's reservations and, for an order that ships, books the parcel in the same hop:
- * what to book is read beside the stock commit (only for an order with lines to ship, the same rule
- * that made checkout ask for a shipping option), and the parcel is booked only once every line is
- * sold (one that lost its stock books none). Run on `order.paid`, or by the delivery that charged
- * the order (queues/saga-continuation.ts), which passes what to book (`toBook`): the order named it
- * with the sale step, read in the same call, so there is no read of it here.
+ * Sells a paid order's reservations and, for an order that ships, books the parcel in the same hop,
+ * then reports the sale to the order. Run on `order.paid`, or by the delivery that charged the order
+ * (queues/saga-continuation.ts) when the charge could not sell first.
  */
 export async function sell(
   orderId: string,
@@ -90,13 +87,39 @@ export async function sell(
   attempts: number,
   toBook?: PendingShipment | null,
 ): Promise<void> {
-  const order = orderShardOf(env, orderId);
+  const sold = await sellStock(orderId, items, env, attempts, toBook);
+  await orderShardOf(env, orderId).commitResult(orderId, sold);
+}
+
+/**
+ * The sale itself, not reported: every line's reservation committed and, once all are, the parcel
+ * booked. What to book is `toBook` when the caller has it (the order named it with its step, read
+ * in the same call), else read beside the stock commit — only for an order with lines to ship, the
+ * same rule that made checkout ask for a shipping option. A line that lost its stock books nothing.
+ */
+export async function sellStock(
+  orderId: string,
+  items: OrderLine[],
+  env: Env,
+  attempts: number,
+  toBook?: PendingShipment | null,
+): Promise<SaleOutcome> {
   const skus = [...new Set(items.map((line) => line.sku))];
   const [results, pending] = await Promise.all([
     Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(orderId))),
-    toBook !== undefined ? toBook : parcelWeight(items) === null ? null : order.pendingShipment(orderId),
+    toBook !== undefined
+      ? toBook
+      : parcelWeight(items) === null
+        ? null
+        : orderShardOf(env, orderId).pendingShipment(orderId),
   ]);
   const ok = results.every((r) => r.committed);
   const parcel = ok ? await bookBesideSale(env, orderId, pending, attempts) : undefined;
-  await order.commitResult(orderId, { ok, ...(parcel ? { parcel } : {}) });
+  return { ok, ...(parcel ? { parcel } : {}) };
+}
+
+/** Puts a sale back (the order it was for had been cancelled meanwhile); a no-op for lines not sold. */
+export async function returnSale(orderId: string, items: OrderLine[], env: Env): Promise<void> {
+  const skus = [...new Set(items.map((line) => line.sku))];
+  await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).restock(orderId)));
 }

@@ -12,7 +12,7 @@ import {
   TransientPaymentError,
 } from "../domain/payments/provider";
 import { type BreakerPermit, circuitBreakerFor } from "../durable-objects/circuit-breaker";
-import type { StepAck, StepOptions } from "../durable-objects/order";
+import type { SaleOutcome, StepAck, StepOptions } from "../durable-objects/order";
 import { orderShardOf } from "../durable-objects/order-shard";
 import { sharedPermitsOf } from "./breaker-permits";
 import { backoffSeconds, MAX_DELIVERIES, RetryLater } from "./retry";
@@ -55,13 +55,29 @@ export interface ChargeInput {
 }
 
 /**
- * The charge of an order the calling delivery reserved itself (queues/saga-continuation.ts): the
- * same step as on `order.reserved`, reported `inline`, so the ack names the sale as this delivery's
- * next step when the payment went through.
+ * The sale an inline charge runs between the capture and its report (`sell`), and how to put it
+ * back if the order turns out to have been cancelled meanwhile (`undo`).
  */
-export function chargeInline(input: ChargeInput, env: Env, attempts: number): Promise<StepAck | undefined> {
+export interface SaleAfterCharge {
+  sell: () => Promise<SaleOutcome>;
+  undo: () => Promise<void>;
+}
+
+/**
+ * The charge of an order the calling delivery reserved itself (queues/saga-continuation.ts): the
+ * same step as on `order.reserved`, reported `inline`. With `sale`, a captured payment is followed
+ * by the sale before anything is reported, and the order takes both in one call (paymentResult's
+ * `sold`); a sale that throws is left out, so the ack names the sale as this delivery's next step,
+ * as it does without `sale`.
+ */
+export function chargeInline(
+  input: ChargeInput,
+  env: Env,
+  attempts: number,
+  sale?: SaleAfterCharge,
+): Promise<StepAck | undefined> {
   const provider = configuredProvider(env, input.orderId, "order.reserved", attempts);
-  return charge(input, env, provider, attempts, { inline: true });
+  return charge(input, env, provider, attempts, { inline: true }, sale);
 }
 
 /** The provider the Worker is configured for; a misconfiguration is retried (and logged), never guessed around. */
@@ -91,6 +107,7 @@ async function charge(
   provider: PaymentProvider,
   attempts: number,
   options: StepOptions = {},
+  sale?: SaleAfterCharge,
 ): Promise<StepAck | undefined> {
   const order = orderShardOf(env, event.orderId);
   const { amount, currency } = event.order.total;
@@ -144,12 +161,16 @@ async function charge(
       permit,
     );
     await recordLedger(env, { ...base, kind: "capture", providerRef: capture.captureId, idempotencyKey: captureKey });
+    const sold = sale ? await saleOrNothing(event.orderId, sale) : undefined;
     // If the order was cancelled meanwhile it refunds this capture itself (order.refund_requested).
-    return await order.paymentResult(
+    const ack = await order.paymentResult(
       event.orderId,
       { ok: true, authorizationId: authorization.authorizationId, captureId: capture.captureId, amount },
-      options,
+      sold ? { ...options, sold } : options,
     );
+    // ...and what was sold for it goes back on the shelf.
+    if (sold?.ok && !ack.accepted) await sale!.undo();
+    return ack;
   } catch (error) {
     if (error instanceof RetryLater && !lastChance) throw error;
     if (error instanceof RetryLater || error instanceof TransientPaymentError) {
@@ -177,6 +198,26 @@ async function charge(
       return undefined;
     }
     throw error;
+  }
+}
+
+/**
+ * The sale after a capture, or undefined when it threw: the capture is reported without it then
+ * (money taken is recorded first), and the order names the sale as the next step, which retries it.
+ */
+async function saleOrNothing(orderId: string, sale: SaleAfterCharge): Promise<SaleOutcome | undefined> {
+  try {
+    return await sale.sell();
+  } catch (error) {
+    console.warn(
+      JSON.stringify({
+        level: "warn",
+        msg: "sale after the charge failed; reporting the payment alone",
+        orderId,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      }),
+    );
+    return undefined;
   }
 }
 

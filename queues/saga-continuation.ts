@@ -1,14 +1,16 @@
 import type { z } from "zod";
 import type { OrderPlaced } from "../contracts/saga-events";
 import type { InlineStep } from "../durable-objects/order";
-import { sell } from "./inventory";
+import { returnSale, sell, sellStock } from "./inventory";
 import { chargeInline } from "./payment";
 
 type Placed = z.infer<typeof OrderPlaced>;
 
 /**
  * Carries an order on from its reservation in the delivery of its `order.placed`: charge it, then
- * sell its stock and book its parcel, each step reported to the order as it is taken. One queue hop
+ * sell its stock and book its parcel. The charge and the sale are reported to the order together
+ * (one call, one commit: the sale of an order cancelled meanwhile goes back); a sale that cannot be
+ * made then is left as the step the order names next, and is reported on its own. One queue hop
  * for the whole checkout instead of three (placed → reserved → paid → confirmed each waited for a
  * delivery of its own; locally every hop is a relay, a broker round and a consumer batch on the
  * one workerd thread). The steps and the order's checks between them are the ones the queue-driven
@@ -24,10 +26,15 @@ type Placed = z.infer<typeof OrderPlaced>;
 export async function continueInline(event: Placed, env: Env, attempts: number, next?: InlineStep): Promise<void> {
   let step = next;
   if (step?.step === "charge") {
+    const { toBook } = step;
     const charged = await chargeInline(
       { orderId: event.orderId, order: event.order, paymentToken: step.paymentToken },
       env,
       attempts,
+      {
+        sell: () => sellStock(event.orderId, event.order.items, env, attempts, toBook),
+        undo: () => returnSale(event.orderId, event.order.items, env),
+      },
     );
     step = charged?.next;
   }

@@ -96,6 +96,111 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     expect(await env.INVENTORY.getByName("INLINE-ONE").level()).toMatchObject({ onHand: 5, sold: 1, reserved: 0 });
   });
 
+  it("the charge and the sale are reported to the order in one call: paid and confirmed in one transaction", async () => {
+    await insertSku("INLINE-TOGETHER", { amount: 1999 });
+    await stock("INLINE-TOGETHER", 5);
+    const { orderId, placed } = await placeRecorded("INLINE-TOGETHER");
+    const shards = countingShards();
+
+    expect((await deliverSagaBatch([placed], { ORDER_SHARDS: shards.binding })).retryMessages).toEqual([]);
+    expect(shards.calls).toEqual(["reservationResult", "paymentResult"]);
+    const order = await viewOrder(orderId);
+    expect(order?.history.map((h) => h.status)).toEqual(["pending", "reserved", "paid", "confirmed"]);
+    expect(await env.INVENTORY.getByName("INLINE-TOGETHER").level()).toMatchObject({ onHand: 5, sold: 1, reserved: 0 });
+  });
+
+  it("an order that ships is booked by the sale after the charge and confirmed by the same report", async () => {
+    const [orderId] = orderIdsInNewShard(1) as [string];
+    const { queue } = sendRecordingQueue();
+    await insertSku("INLINE-SHIPS", { amount: 1999 });
+    await stock("INLINE-SHIPS", 5);
+    await runInDurableObject(orderShardOf(env, orderId), (instance: OrderObject) =>
+      placeWith(instance, queue, orderId, "INLINE-SHIPS", undefined, { shipping: PARCEL_OPTION }),
+    );
+    const [placed] = (await emittedEvents(orderId)) as [OrderEvent];
+    const shards = countingShards();
+
+    expect((await deliverSagaBatch([placed], { ORDER_SHARDS: shards.binding })).retryMessages).toEqual([]);
+    expect(shards.calls).toEqual(["reservationResult", "paymentResult"]);
+    const order = await viewOrder(orderId);
+    expect(order?.status).toBe("confirmed");
+    expect(order?.shipment).toMatchObject({ carrier: "TestPost", status: "label_created" });
+    expect(order?.shipment?.trackingNumber).toMatch(/\S/);
+  });
+
+  it("a sale made for an order cancelled while it was charged goes back, and the capture is refunded", async () => {
+    await insertSku("INLINE-CANCELLED", { amount: 1999 });
+    await stock("INLINE-CANCELLED", 5);
+    const { orderId, placed } = await placeRecorded("INLINE-CANCELLED");
+    // The customer cancels after the charge, just before the stock is sold (its release not yet run).
+    const cancelBeforeCommit = {
+      getByName(sku: string) {
+        const inventory = env.INVENTORY.getByName(sku);
+        return {
+          reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
+          release: (id: string) => inventory.release(id),
+          restock: (id: string) => inventory.restock(id),
+          commit: async (id: string) => {
+            expect((await orderShardOf(env, id).cancel(id)).ok).toBe(true);
+            return inventory.commit(id);
+          },
+        };
+      },
+    } as unknown as Env["INVENTORY"];
+
+    expect((await deliverSagaBatch([placed], { INVENTORY: cancelBeforeCommit })).retryMessages).toEqual([]);
+    expect(await env.INVENTORY.getByName("INLINE-CANCELLED").level()).toMatchObject({
+      onHand: 5,
+      sold: 0,
+      reserved: 0,
+    });
+    const order = await viewOrder(orderId);
+    expect(order?.status).toBe("cancelled");
+    expect(order?.history.map((h) => h.status)).toEqual(["pending", "reserved", "cancelled"]);
+    const events = await emittedEvents(orderId);
+    expect(events.map((e) => e.type)).toContain("order.refund_requested");
+    expect(await ledgerRows(orderId, "capture")).toBe(1);
+    // The cancellation's own compensation, delivered afterwards, finds nothing more to put back.
+    const cancelled = events.find((e) => e.type === "order.cancelled")!;
+    expect((await deliverSagaBatch([cancelled])).retryMessages).toEqual([]);
+    expect(await env.INVENTORY.getByName("INLINE-CANCELLED").level()).toMatchObject({ onHand: 5, sold: 0 });
+  });
+
+  it("a sale that finds its reservation gone is reported with the charge: paid, then refunded", async () => {
+    await insertSku("INLINE-LOST", { amount: 1999 });
+    await stock("INLINE-LOST", 5);
+    const { orderId, placed } = await placeRecorded("INLINE-LOST");
+    const reservationLost = {
+      getByName(sku: string) {
+        const inventory = env.INVENTORY.getByName(sku);
+        return {
+          reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
+          release: (id: string) => inventory.release(id),
+          restock: (id: string) => inventory.restock(id),
+          commit: async (id: string) => {
+            await inventory.release(id);
+            return inventory.commit(id);
+          },
+        };
+      },
+    } as unknown as Env["INVENTORY"];
+    const shards = countingShards();
+
+    const delivery = await deliverSagaBatch([placed], { INVENTORY: reservationLost, ORDER_SHARDS: shards.binding });
+    expect(delivery.retryMessages).toEqual([]);
+    expect(shards.calls).toEqual(["reservationResult", "paymentResult"]);
+    const order = await viewOrder(orderId);
+    expect(order?.status).toBe("paid");
+    const events = await emittedEvents(orderId);
+    expect(events.map((e) => e.type)).toEqual([
+      "order.placed",
+      "order.reserved",
+      "order.paid",
+      "order.refund_requested",
+    ]);
+    expect(await env.INVENTORY.getByName("INLINE-LOST").level()).toMatchObject({ onHand: 5, sold: 0, reserved: 0 });
+  });
+
   it("a delivery that fails partway is retried whole and resumes where the order stands: charged once, sold once", async () => {
     await insertSku("INLINE-RESUME", { amount: 1999 });
     await stock("INLINE-RESUME", 5);
@@ -157,19 +262,10 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     const [orderId] = orderIdsInNewShard(1) as [string];
     const shard = orderShardOf(env, orderId);
     const { queue } = sendRecordingQueue();
-    const shipping = {
-      id: "ship_inline_parcel",
-      carrier: "TestPost",
-      service: "Standard",
-      amount: { amount: 0, currency: "USD" },
-      estimatedDays: 3,
-      weightGrams: 1200,
-    };
     await runInDurableObject(shard, (instance: OrderObject) =>
-      placeWith(instance, queue, orderId, "INLINE-PARCEL", undefined, { shipping }),
+      placeWith(instance, queue, orderId, "INLINE-PARCEL", undefined, { shipping: PARCEL_OPTION }),
     );
     const reserved = await shard.reservationResult(orderId, { ok: true }, { inline: true });
-    expect(reserved.next).toEqual({ step: "charge", paymentToken: "tok_sim_success_4242" });
     const paid = await shard.paymentResult(
       orderId,
       { ok: true, authorizationId: "auth_1", captureId: "cap_1", amount: 1999 },
@@ -178,9 +274,12 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     const toBook = await shard.pendingShipment(orderId);
     expect(toBook).toMatchObject({ weightGrams: 1200, address: SHIPPING, shipment: { status: "pending" } });
     expect(paid.next).toEqual({ step: "sell", toBook });
+    // The charge step names it already: the sale that follows the charge books what the order would.
+    expect(reserved.next).toEqual({ step: "charge", paymentToken: "tok_sim_success_4242", toBook });
     // A digital order (nothing ships) names nothing to book.
     const { orderId: digital } = await placeRecorded("INLINE-DIGITAL");
-    await orderShardOf(env, digital).reservationResult(digital, { ok: true }, { inline: true });
+    const digitalReserved = await orderShardOf(env, digital).reservationResult(digital, { ok: true }, { inline: true });
+    expect(digitalReserved.next).toEqual({ step: "charge", paymentToken: "tok_sim_success_4242", toBook: null });
     const digitalPaid = await orderShardOf(env, digital).paymentResult(
       digital,
       { ok: true, authorizationId: "auth_2", captureId: "cap_2", amount: 1999 },
@@ -263,6 +362,35 @@ describe("SharedPermits", () => {
     expect((await failing.get("p", acquire)).allowed).toBe(true);
   });
 });
+
+/** The order shards' binding, recording each RPC method called on their stubs. */
+function countingShards(): { binding: Env["ORDER_SHARDS"]; calls: string[] } {
+  const calls: string[] = [];
+  const binding = {
+    getByName(name: string) {
+      const stub = env.ORDER_SHARDS.getByName(name);
+      return new Proxy(stub, {
+        get(target, method: string) {
+          return (...args: unknown[]) => {
+            calls.push(method);
+            return (target as unknown as Record<string, (...a: unknown[]) => unknown>)[method]!(...args);
+          };
+        },
+      });
+    },
+  } as unknown as Env["ORDER_SHARDS"];
+  return { binding, calls };
+}
+
+/** A shipping option snapshot as checkout takes it, for a 1.2 kg parcel. */
+const PARCEL_OPTION = {
+  id: "ship_inline_parcel",
+  carrier: "TestPost",
+  service: "Standard",
+  amount: { amount: 0, currency: "USD" },
+  estimatedDays: 3,
+  weightGrams: 1200,
+};
 
 /** The breaker binding as itty-durable's stub reaches it (idFromName, get().fetch), counting calls by method. */
 function countingBreakers(): { binding: Env["CIRCUIT_BREAKER"]; asked: string[] } {
