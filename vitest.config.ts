@@ -97,6 +97,15 @@ export default defineConfig(async () => {
             include: ["collector-host/**/*.test.ts"],
           },
         },
+        {
+          test: {
+            // The local platform's own Node scripts (scripts/serve.ts).
+            name: "scripts",
+            testTimeout: TEST_TIMEOUT_MS,
+            environment: "node",
+            include: ["scripts/**/*.test.ts"],
+          },
+        },
       ],
     },
   };
