@@ -28,7 +28,7 @@
 // `BENCH_RESULT {json}` for bench/compare.ts.
 
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { type ApiClient, expectOk } from "../scripts/api-client.ts";
@@ -150,49 +150,6 @@ async function baseline(concurrency: number, total: number) {
   return times;
 }
 
-/** CPU time (ms) used so far by the server: serve.ts and its workerd children (Linux /proc). */
-function serverCpuMs(): number {
-  const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux
-  const stat = (pid: number) => {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      return { ppid: Number(fields[1]), cpu: Number(fields[11]) + Number(fields[12]) };
-    } catch {
-      return null;
-    }
-  };
-  const all = readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map((d) => ({ pid: Number(d), s: stat(Number(d)) }));
-  const tree = new Set<number | undefined>([platform.serverPid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const p of all) {
-      if (p.s && tree.has(p.s.ppid) && !tree.has(p.pid)) {
-        tree.add(p.pid);
-        grew = true;
-      }
-    }
-  }
-  return all.filter((p) => tree.has(p.pid)).reduce((sum, p) => sum + (p.s?.cpu ?? 0), 0) / ticksPerMs;
-}
-
-/**
- * Waits until the server has finished the work the preparation left behind (the carts' events
- * still being consumed, for one) — under 10 % of a core for half a second, at most 10 s — so that
- * a timed run measures the checkouts, and its CPU per order counts only what they cost.
- */
-async function untilServerIdle(): Promise<void> {
-  const sampleMs = 250;
-  const deadline = Date.now() + 10_000;
-  let quiet = 0;
-  while (quiet < 2 && Date.now() < deadline) {
-    const before = serverCpuMs();
-    await new Promise((resolve) => setTimeout(resolve, sampleMs));
-    quiet = serverCpuMs() - before < sampleMs * 0.1 ? quiet + 1 : 0;
-  }
-}
-
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -227,7 +184,7 @@ try {
     const runs: Omit<(typeof latency)[number], "c" | "n">[] = [];
     for (let r = 0; r < RUNS; r++) {
       const prepared = await prepareMany(total, SKUS);
-      await untilServerIdle();
+      await platform.untilIdle();
       const base = await baseline(concurrency, total);
       const { results } = await run(prepared, concurrency);
       const bad = results.filter((x) => x.status !== "confirmed").length;
@@ -266,7 +223,7 @@ try {
     const cpuPerOrder: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       const prepared = await prepareMany(300 * SCALE, SKUS.slice(0, n));
-      await untilServerIdle();
+      await platform.untilIdle();
       const profiling =
         PROFILE_DIR && n === THROUGHPUT_SKUS[0] && r === 0
           ? await startCpuProfile(INSPECTOR_PORT, {
@@ -274,7 +231,7 @@ try {
               samplingIntervalUs: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 1000),
             })
           : undefined;
-      const cpuBefore = serverCpuMs();
+      const cpuBefore = platform.serverCpuMs();
       const { results, seconds } = await run(prepared, 50);
       const confirmed = results.filter((x) => x.status === "confirmed").length;
       // Settled work only: the consumers may still be projecting/notifying the last orders.
@@ -286,7 +243,7 @@ try {
         const bundleFile = path.join(SERVER_ROOT, ".local", "serve-dist", "index.js");
         console.log(summarise(profiles, { bundleFile, perUnit: { count: confirmed, name: "order" }, top: 40 }));
       }
-      cpuPerOrder.push((serverCpuMs() - cpuBefore) / confirmed);
+      cpuPerOrder.push((platform.serverCpuMs() - cpuBefore) / confirmed);
       rates.push(confirmed / seconds);
     }
     const rate = median(rates);

@@ -3,7 +3,7 @@
 // deliberately slow PBKDF2, which is not what those benchmarks measure).
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { importJWK, type JWK, SignJWT } from "jose";
@@ -19,6 +19,14 @@ export interface PrivatePlatform {
   root: string;
   /** The server process, for benchmarks that account its CPU time. */
   serverPid: number | undefined;
+  /** CPU time (ms) the server has used so far: serve.ts and its workerd children (Linux /proc). */
+  serverCpuMs(): number;
+  /**
+   * Waits until the server has finished the work a benchmark's preparation left behind (the carts'
+   * events still being consumed, for one): under 10 % of a core for half a second, at most 10 s.
+   * A timed run then measures what it runs, and its CPU per order counts only what that costs.
+   */
+  untilIdle(): Promise<void>;
   /** A typed client for this platform (see scripts/api-client.ts), as `token`'s bearer from address `ip`. */
   api(options?: { token?: string; ip?: string }): ApiClient;
   /** Stops the server and removes its state (also done on process exit). */
@@ -58,9 +66,50 @@ export function startPrivatePlatform(name: string, port: number, options: { root
     dir,
     root,
     serverPid: worker.pid,
+    serverCpuMs: () => processTreeCpuMs(worker.pid),
+    untilIdle: () => untilIdle(() => processTreeCpuMs(worker.pid)),
     api: (options) => createApiClient(baseUrl, options),
     stop,
   };
+}
+
+/** CPU time (ms) used so far by process `root` and its descendants (Linux /proc). */
+function processTreeCpuMs(root: number | undefined): number {
+  const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux
+  const stat = (pid: number) => {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return { ppid: Number(fields[1]), cpu: Number(fields[11]) + Number(fields[12]) };
+    } catch {
+      return null;
+    }
+  };
+  const all = readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => ({ pid: Number(d), s: stat(Number(d)) }));
+  const tree = new Set<number | undefined>([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) {
+      if (p.s && tree.has(p.s.ppid) && !tree.has(p.pid)) {
+        tree.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return all.filter((p) => tree.has(p.pid)).reduce((sum, p) => sum + (p.s?.cpu ?? 0), 0) / ticksPerMs;
+}
+
+/** Resolves once `cpuMs` grows by under 10 % of a core over two samples in a row (at most 10 s). */
+async function untilIdle(cpuMs: () => number): Promise<void> {
+  const sampleMs = 250;
+  const deadline = Date.now() + 10_000;
+  let quiet = 0;
+  while (quiet < 2 && Date.now() < deadline) {
+    const before = cpuMs();
+    await new Promise((resolve) => setTimeout(resolve, sampleMs));
+    quiet = cpuMs() - before < sampleMs * 0.1 ? quiet + 1 : 0;
+  }
 }
 
 let signer: Promise<{ kid: string; key: Awaited<ReturnType<typeof importJWK>>; issuer: string; audience: string }>;

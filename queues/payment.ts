@@ -169,7 +169,7 @@ async function charge(
       sold ? { ...options, sold } : options,
     );
     // ...and what was sold for it goes back on the shelf.
-    if (sold?.ok && !ack.accepted) await sale!.undo();
+    if (sale && sold?.ok && !ack.accepted) await sale.undo();
     return ack;
   } catch (error) {
     if (error instanceof RetryLater && !lastChance) throw error;
