@@ -53,7 +53,7 @@ export default { fetch() { return new Response(null, { status: 404 }); } };
  * Miniflare serves a Worker with static assets through two JavaScript Workers of its own on every
  * request: an RPC proxy and the asset router, which then calls the Worker, even for the paths the
  * Worker runs first (`run_worker_first`). On Cloudflare that routing is the platform's, and those
- * paths reach the Worker directly. Measured here, the two hops cost ~0.6 ms of workerd CPU per
+ * paths reach the Worker directly. Measured here, the two hops cost ~0.5 ms of workerd CPU per
  * request, about half of what a request that reaches the Worker costs in all (README "Performance
  * › Checkout"). `ROUTING=static` (the default here) puts this Worker in front: it sends the paths
  * the Worker runs first straight to it, and everything else to the asset router as before, by the

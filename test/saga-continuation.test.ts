@@ -51,19 +51,29 @@ const providerCaptures = async (orderId: string) =>
       .first<{ n: number }>()
   )?.n;
 
+type InventoryStub = ReturnType<Env["INVENTORY"]["getByName"]>;
+
+/** The inventory objects with their `commit` replaced by `commit` (reservations and the rest work as ever). */
+function inventoryWithCommit(
+  commit: (orderId: string, inventory: InventoryStub) => Promise<{ committed: boolean }>,
+): Env["INVENTORY"] {
+  return {
+    getByName(sku: string) {
+      const inventory = env.INVENTORY.getByName(sku);
+      return {
+        reserve: (input: Parameters<InventoryStub["reserve"]>[0]) => inventory.reserve(input),
+        release: (orderId: string) => inventory.release(orderId),
+        restock: (orderId: string) => inventory.restock(orderId),
+        commit: (orderId: string) => commit(orderId, inventory),
+      };
+    },
+  } as unknown as Env["INVENTORY"];
+}
+
 /** Inventory objects whose `commit` fails (an object that cannot be reached); reservations work. */
-const commitsFailing = {
-  getByName(sku: string) {
-    const inventory = env.INVENTORY.getByName(sku);
-    return {
-      reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
-      release: (orderId: string) => inventory.release(orderId),
-      commit: async () => {
-        throw new Error("inventory object unreachable");
-      },
-    };
-  },
-} as unknown as Env["INVENTORY"];
+const commitsFailing = inventoryWithCommit(async () => {
+  throw new Error("inventory object unreachable");
+});
 
 describe("the saga carried on in the delivery of order.placed (queues/saga-continuation.ts)", () => {
   it("one delivery reserves, charges and sells; the later events go out together, marked inline, and drive nothing", async () => {
@@ -133,20 +143,10 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     await stock("INLINE-CANCELLED", 5);
     const { orderId, placed } = await placeRecorded("INLINE-CANCELLED");
     // The customer cancels after the charge, just before the stock is sold (its release not yet run).
-    const cancelBeforeCommit = {
-      getByName(sku: string) {
-        const inventory = env.INVENTORY.getByName(sku);
-        return {
-          reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
-          release: (id: string) => inventory.release(id),
-          restock: (id: string) => inventory.restock(id),
-          commit: async (id: string) => {
-            expect((await orderShardOf(env, id).cancel(id)).ok).toBe(true);
-            return inventory.commit(id);
-          },
-        };
-      },
-    } as unknown as Env["INVENTORY"];
+    const cancelBeforeCommit = inventoryWithCommit(async (id, inventory) => {
+      expect((await orderShardOf(env, id).cancel(id)).ok).toBe(true);
+      return inventory.commit(id);
+    });
 
     expect((await deliverSagaBatch([placed], { INVENTORY: cancelBeforeCommit })).retryMessages).toEqual([]);
     expect(await env.INVENTORY.getByName("INLINE-CANCELLED").level()).toMatchObject({
@@ -170,20 +170,10 @@ describe("the saga carried on in the delivery of order.placed (queues/saga-conti
     await insertSku("INLINE-LOST", { amount: 1999 });
     await stock("INLINE-LOST", 5);
     const { orderId, placed } = await placeRecorded("INLINE-LOST");
-    const reservationLost = {
-      getByName(sku: string) {
-        const inventory = env.INVENTORY.getByName(sku);
-        return {
-          reserve: (input: Parameters<typeof inventory.reserve>[0]) => inventory.reserve(input),
-          release: (id: string) => inventory.release(id),
-          restock: (id: string) => inventory.restock(id),
-          commit: async (id: string) => {
-            await inventory.release(id);
-            return inventory.commit(id);
-          },
-        };
-      },
-    } as unknown as Env["INVENTORY"];
+    const reservationLost = inventoryWithCommit(async (id, inventory) => {
+      await inventory.release(id);
+      return inventory.commit(id);
+    });
     const shards = countingShards();
 
     const delivery = await deliverSagaBatch([placed], { INVENTORY: reservationLost, ORDER_SHARDS: shards.binding });
