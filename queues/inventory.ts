@@ -10,6 +10,9 @@ type Paid = z.infer<typeof OrderPaid>;
 type Cancelled = z.infer<typeof OrderCancelled>;
 type Shipped = z.infer<typeof OrderShipped>;
 
+/** The SKUs an order's lines name, each once: one inventory object per SKU. */
+const skusOf = (items: OrderLine[]) => [...new Set(items.map((line) => line.sku))];
+
 /** Reservations outlive the saga timeout by a wide margin; the alarm releases abandoned ones. */
 const RESERVATION_TTL_MS = 15 * 60 * 1000;
 
@@ -27,7 +30,7 @@ export async function handleInventoryEvent(
   attempts = 1,
 ): Promise<StepAck | undefined> {
   const order = orderShardOf(env, event.orderId);
-  const skus = [...new Set(event.order.items.map((line) => line.sku))];
+  const skus = skusOf(event.order.items);
   const releaseAll = () => Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).release(event.orderId)));
 
   switch (event.type) {
@@ -104,7 +107,7 @@ export async function sellStock(
   attempts: number,
   toBook?: PendingShipment | null,
 ): Promise<SaleOutcome> {
-  const skus = [...new Set(items.map((line) => line.sku))];
+  const skus = skusOf(items);
   const [results, pending] = await Promise.all([
     Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).commit(orderId))),
     toBook !== undefined
@@ -120,6 +123,6 @@ export async function sellStock(
 
 /** Puts a sale back (the order it was for had been cancelled meanwhile); a no-op for lines not sold. */
 export async function returnSale(orderId: string, items: OrderLine[], env: Env): Promise<void> {
-  const skus = [...new Set(items.map((line) => line.sku))];
+  const skus = skusOf(items);
   await Promise.all(skus.map((sku) => env.INVENTORY.getByName(sku).restock(orderId)));
 }

@@ -199,7 +199,8 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
   const staticRouting = (
     rest.assets as { routerConfig?: { static_routing?: { user_worker?: string[]; asset_worker?: string[] } } }
   )?.routerConfig?.static_routing;
-  const routeDirectly = routing === "static" && (staticRouting?.user_worker?.length ?? 0) > 0;
+  const workerFirst = routing === "static" ? (staticRouting?.user_worker ?? []) : [];
+  const routeDirectly = workerFirst.length > 0;
   // The main module beside the bundle, importing it by its file name.
   const modules = routeDirectly
     ? {
@@ -227,22 +228,21 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
     ratelimits: rateLimitMode === "memory" ? undefined : ratelimits,
     serviceBindings: { ...serviceBindings, ...limiterBindings },
   } as V4WorkerOptions;
-  const front: V4WorkerOptions | undefined =
-    routeDirectly && staticRouting?.user_worker
-      ? {
-          name: "edgepulse-routing",
-          modules: true,
-          script: STATIC_ROUTER,
-          compatibilityDate: "2026-11-01",
-          bindings: {
-            WORKER_FIRST: staticRouting.user_worker.map(globRegExpSource),
-            ASSET_FIRST: (staticRouting.asset_worker ?? []).map(globRegExpSource),
-          },
-          // A named entrypoint goes straight to the Worker (Miniflare sends a plain binding to a
-          // Worker with assets through its asset router).
-          serviceBindings: { WORKER: { name: "edgepulse", entrypoint: "RunWorkerFirst" }, ASSETS_ROUTER: "edgepulse" },
-        }
-      : undefined;
+  const front: V4WorkerOptions | undefined = routeDirectly
+    ? {
+        name: "edgepulse-routing",
+        modules: true,
+        script: STATIC_ROUTER,
+        compatibilityDate: "2026-11-01",
+        bindings: {
+          WORKER_FIRST: workerFirst.map(globRegExpSource),
+          ASSET_FIRST: (staticRouting?.asset_worker ?? []).map(globRegExpSource),
+        },
+        // A named entrypoint goes straight to the Worker (Miniflare sends a plain binding to a
+        // Worker with assets through its asset router).
+        serviceBindings: { WORKER: { name: "edgepulse", entrypoint: "RunWorkerFirst" }, ASSETS_ROUTER: "edgepulse" },
+      }
+    : undefined;
   const memoryLimiter: V4WorkerOptions = {
     name: "memory-rate-limits",
     modules: true,
