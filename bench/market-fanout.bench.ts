@@ -186,7 +186,9 @@ interface Sample {
  */
 function open(url: string, headers: Record<string, string>, onMessage?: (data: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    // Offering permessage-deflate, as browsers always do (BENCH_DEFLATE=0: no offer). Neither server
+    // agrees to it (wrangler.toml's no_web_socket_compression; the ws server's default).
+    const ws = new WebSocket(url, { headers, perMessageDeflate: process.env.BENCH_DEFLATE !== "0" });
     if (onMessage) ws.on("message", onMessage);
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);

@@ -79,14 +79,28 @@ export class RunWorkerFirst extends WorkerEntrypoint {
   }
 }
 `;
+/**
+ * A WebSocket upgrade answered by a Worker with `no_web_socket_compression`: on Cloudflare no
+ * compression is agreed with the client. Miniflare's entry Worker (compression on, by its own
+ * compatibility date) would agree to the client's permessage-deflate offer again on the Worker's
+ * behalf, and compress every frame on its way out. An extension name the runtime does not know,
+ * set on the 101, is taken as the agreement: none (workerd then drops the header, so the client
+ * sees no extension). The documented opt-out, an empty header, is ignored by this workerd
+ * (checked: deflate was still agreed).
+ */
+const NO_WEBSOCKET_EXTENSION = "x-edgepulse-none";
 const STATIC_ROUTER = `
 let rules;
 export default {
-  fetch(request, env) {
+  async fetch(request, env) {
     rules ??= { assetFirst: env.ASSET_FIRST.map((r) => new RegExp(r)), workerFirst: env.WORKER_FIRST.map((r) => new RegExp(r)) };
     const { pathname } = new URL(request.url);
     const direct = !rules.assetFirst.some((rule) => rule.test(pathname)) && rules.workerFirst.some((rule) => rule.test(pathname));
-    return (direct ? env.WORKER : env.ASSETS_ROUTER).fetch(request);
+    const response = await (direct ? env.WORKER : env.ASSETS_ROUTER).fetch(request);
+    if (response.webSocket === null || !env.NO_WEBSOCKET_COMPRESSION) return response;
+    const headers = new Headers(response.headers);
+    headers.set("Sec-WebSocket-Extensions", "${NO_WEBSOCKET_EXTENSION}");
+    return new Response(null, { status: 101, statusText: response.statusText, headers, webSocket: response.webSocket });
   },
 };
 `;
@@ -237,6 +251,7 @@ export async function serve(options: ServeOptions = {}): Promise<Served> {
         bindings: {
           WORKER_FIRST: workerFirst.map(globRegExpSource),
           ASSET_FIRST: (staticRouting?.asset_worker ?? []).map(globRegExpSource),
+          NO_WEBSOCKET_COMPRESSION: ((rest.compatibilityFlags ?? []) as string[]).includes("no_web_socket_compression"),
         },
         // A named entrypoint goes straight to the Worker (Miniflare sends a plain binding to a
         // Worker with assets through its asset router).

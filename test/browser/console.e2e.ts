@@ -87,6 +87,22 @@ describe("operator console (/console) in headless chromium", () => {
     await expect
       .poll(() => page.locator('article[data-exchange="kraken"] .freshness').getAttribute("data-fresh"))
       .toBe("true");
+
+    // Chromium offers permessage-deflate on every WebSocket; the edge agrees to none (wrangler.toml's
+    // no_web_socket_compression), so a relay never compresses a frame once per subscriber.
+    const agreed = await page.evaluate(
+      async (url) => {
+        const socket = new WebSocket(url);
+        await new Promise((resolve, reject) => {
+          socket.onopen = resolve;
+          socket.onerror = reject;
+        });
+        socket.close();
+        return socket.extensions;
+      },
+      `${stack.baseUrl.replace(/^http/, "ws")}/v1/market/XMR-USD/ws`,
+    );
+    expect(agreed).toBe("");
   });
 
   it("shows a checkout made through the API in the sales analytics and the saga monitor", async () => {
