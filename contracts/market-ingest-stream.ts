@@ -111,12 +111,15 @@ export function encodeIngestStream(
   if (frame.type === "invalid") return { bytes: encodeIngestFrame(frame), state };
   const w = new Writer();
   const tsDiff = state ? frame.ts - state.ts : 0;
+  // The decoder adds the difference to its previous ts: only a sum that gives back exactly this ts
+  // may travel as one (a previous ts with a fraction, near 2^53, rounds the difference).
   const delta =
     state !== null &&
     !restart &&
     frame.seq === state.seq + 1 &&
     Number.isSafeInteger(frame.ts) &&
-    Number.isSafeInteger(tsDiff);
+    Number.isSafeInteger(tsDiff) &&
+    state.ts + tsDiff === frame.ts;
   let next: IngestStreamState;
   if (delta) {
     next = { seq: frame.seq, ts: frame.ts, sides: state.sides.slice() };
