@@ -44,6 +44,11 @@ const SCENARIOS = (process.env.BENCH_SCENARIOS ?? "1000x50,5000x10").split(",").
   return { subs: subs!, rate: rate ?? 50 };
 });
 const RELAYS = process.env.MARKET_RELAYS ?? "8";
+/**
+ * Subscribers offer permessage-deflate, as browsers always do (BENCH_DEFLATE=0: no offer). Neither
+ * server agrees to it (wrangler.toml's no_web_socket_compression; the ws server's default).
+ */
+const OFFER_DEFLATE = process.env.BENCH_DEFLATE !== "0";
 const EDGE_PORT = Number(process.env.BENCH_PORT ?? 8840);
 const BASELINE_PORT = EDGE_PORT + 1;
 const BEFORE_PORT = EDGE_PORT + 2;
@@ -186,9 +191,7 @@ interface Sample {
  */
 function open(url: string, headers: Record<string, string>, onMessage?: (data: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    // Offering permessage-deflate, as browsers always do (BENCH_DEFLATE=0: no offer). Neither server
-    // agrees to it (wrangler.toml's no_web_socket_compression; the ws server's default).
-    const ws = new WebSocket(url, { headers, perMessageDeflate: process.env.BENCH_DEFLATE !== "0" });
+    const ws = new WebSocket(url, { headers, perMessageDeflate: OFFER_DEFLATE });
     if (onMessage) ws.on("message", onMessage);
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
